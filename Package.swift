@@ -1,0 +1,46 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// Layers, each depending only on the ones before it:
+//   CZstd, CXXHash (system C libraries)
+//   USMTensor   packed low-bit tensors, layouts, quantizers, size accounting
+//   USMKernels  matrix products over packed tensors (reference twins first)
+//   USMFormat   the container of ModelFormat.md (zstd, xxHash64)
+//   USMModel    Conformer RNN-T configs, tensor inventory, recipes
+//   usm-pack    command-line tool
+let package = Package(
+    name: "usm-infer",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "USMTensor", targets: ["USMTensor"]),
+        .library(name: "USMKernels", targets: ["USMKernels"]),
+        .library(name: "USMFormat", targets: ["USMFormat"]),
+        .library(name: "USMModel", targets: ["USMModel"]),
+        .executable(name: "usm-pack", targets: ["usm-pack"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CZstd", pkgConfig: "libzstd",
+            providers: [.apt(["libzstd-dev"]), .brew(["zstd"])]),
+        .systemLibrary(
+            name: "CXXHash", pkgConfig: "libxxhash",
+            providers: [.apt(["libxxhash-dev"]), .brew(["xxhash"])]),
+        .target(name: "USMTensor"),
+        .target(name: "USMKernels", dependencies: ["USMTensor"]),
+        .target(name: "USMFormat", dependencies: ["USMTensor", "CZstd", "CXXHash"]),
+        .target(name: "USMModel", dependencies: ["USMTensor", "USMFormat"]),
+        .executableTarget(
+            name: "usm-pack",
+            dependencies: [
+                "USMModel", "USMFormat", "USMTensor",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .testTarget(name: "USMTensorTests", dependencies: ["USMTensor"]),
+        .testTarget(name: "USMKernelsTests", dependencies: ["USMKernels", "USMTensor"]),
+        .testTarget(name: "USMFormatTests", dependencies: ["USMFormat", "USMTensor"]),
+        .testTarget(name: "USMModelTests", dependencies: ["USMModel", "USMFormat", "USMTensor"]),
+    ]
+)

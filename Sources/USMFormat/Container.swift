@@ -1,0 +1,197 @@
+import Foundation
+import USMTensor
+
+/// Reader limits.
+public struct ReadOptions: Sendable {
+    /// The most memory the decompressed image may take.
+    public var maxImageBytes: UInt64 = 64 << 30
+    public init(maxImageBytes: UInt64 = 64 << 30) { self.maxImageBytes = maxImageBytes }
+}
+
+/// A loaded model file: every tensor decoded into one aligned, immutable image. Loading is all or nothing.
+public struct Container: Sendable {
+    public let header: ContainerHeader
+    public let metadata: ModelMetadata
+    /// In file order.
+    public let entries: [DirectoryEntry]
+    public let image: AlignedBuffer
+    private let index: [String: Int]
+
+    public var fileSize: UInt64 { header.fileSize }
+
+    public func tensor(_ name: String) -> PackedTensor? {
+        guard let i = index[name] else { return nil }
+        return PackedTensor(layout: entries[i].layout, storage: image, offset: Int(entries[i].imageOffset))
+    }
+
+    public var tensorNames: [String] { entries.map(\.name) }
+
+    /// Reads and verifies a file.
+    public static func read(path: String, options: ReadOptions = ReadOptions()) throws(ContainerError) -> Container {
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
+        } catch {
+            throw ContainerError(.io((error as NSError).localizedDescription), file: path)
+        }
+        let result = data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> Result<Container, ContainerError> in
+            Result { () throws(ContainerError) -> Container in try read(bytes: raw, options: options) }
+        }
+        switch result {
+        case .success(let c): return c
+        case .failure(var e):
+            e.file = path
+            throw e
+        }
+    }
+
+    public static func read(bytes: [UInt8], options: ReadOptions = ReadOptions()) throws(ContainerError) -> Container {
+        try bytes.withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> Result<Container, ContainerError> in
+            Result { () throws(ContainerError) -> Container in try read(bytes: raw, options: options) }
+        }.get()
+    }
+
+    /// Parses and checks the header, metadata and directory without decoding any tensor.
+    public static func readDirectory(bytes: UnsafeRawBufferPointer, options: ReadOptions = ReadOptions())
+        throws(ContainerError) -> (ContainerHeader, ModelMetadata, [DirectoryEntry]) {
+        let header = try parseHeader(bytes)
+        let total = UInt64(bytes.count)
+        if total < header.fileSize { throw ContainerError(.truncated(needed: header.fileSize, available: total), offset: total) }
+        if total > header.fileSize { throw ContainerError(.trailingBytes(total - header.fileSize), offset: header.fileSize) }
+
+        let metaBytes = slice(bytes, header.metadataOffset, header.metadataLength)
+        guard xxh64(metaBytes) == header.metadataHash else {
+            throw ContainerError(.checksumMismatch(.metadata), offset: header.metadataOffset)
+        }
+        let dirBytes = slice(bytes, header.directoryOffset, header.directoryLength)
+        guard xxh64(dirBytes) == header.directoryHash else {
+            throw ContainerError(.checksumMismatch(.directory), offset: header.directoryOffset)
+        }
+        let metadata = try ModelMetadata.decode(metaBytes, offset: header.metadataOffset)
+
+        var r = ByteReader(dirBytes, base: header.directoryOffset)
+        var entries: [DirectoryEntry] = []
+        entries.reserveCapacity(Int(header.tensorCount))
+        var names = Set<String>()
+        var storedOffset = header.dataOffset
+        var imageEnd: UInt64 = 0
+        for _ in 0..<header.tensorCount {
+            let at = r.fileOffset
+            let e = try DirectoryEntry.decode(&r)
+            func bad(_ m: String) -> ContainerError { ContainerError(.inconsistentLayout(m), offset: at, tensor: e.name) }
+            guard names.insert(e.name).inserted else { throw bad("duplicate tensor name") }
+            guard e.storedOffset == storedOffset else { throw bad("frame at \(e.storedOffset), expected \(storedOffset)") }
+            let wantImage = UInt64(roundUp(Int(imageEnd), AlignedBuffer.alignment))
+            guard e.imageOffset == wantImage else { throw bad("image offset \(e.imageOffset), expected \(wantImage)") }
+            let (end, o) = storedOffset.addingReportingOverflow(e.storedLength)
+            guard !o, end <= header.fileSize else { throw bad("frame of \(e.storedLength) bytes runs past the end of the file") }
+            storedOffset = end
+            imageEnd = e.imageOffset + e.payloadLength
+            guard imageEnd <= options.maxImageBytes else {
+                throw ContainerError(.limitExceeded("image over \(options.maxImageBytes) bytes"), offset: at, tensor: e.name)
+            }
+            entries.append(e)
+        }
+        guard r.position == dirBytes.count else {
+            throw ContainerError(.inconsistentLayout("directory has \(dirBytes.count - r.position) bytes after its \(header.tensorCount) entries"),
+                                 offset: r.fileOffset)
+        }
+        guard storedOffset == header.fileSize else {
+            throw ContainerError(.inconsistentLayout("frames end at \(storedOffset), the data section at \(header.fileSize)"),
+                                 offset: storedOffset)
+        }
+        let wantImage = UInt64(roundUp(Int(imageEnd), AlignedBuffer.alignment))
+        guard header.imageSize == wantImage else {
+            throw ContainerError(.inconsistentLayout("image size \(header.imageSize), the tensors give \(wantImage)"), offset: 72)
+        }
+        return (header, metadata, entries)
+    }
+
+    /// Reads and verifies a whole file image.
+    public static func read(bytes: UnsafeRawBufferPointer, options: ReadOptions = ReadOptions()) throws(ContainerError) -> Container {
+        let (header, metadata, entries) = try readDirectory(bytes: bytes, options: options)
+        let image = AlignedBuffer(byteCount: Int(header.imageSize))
+        try image.withUnsafeMutableBytes { (dst: UnsafeMutableRawBufferPointer) throws(ContainerError) in
+            for e in entries { try decode(e, from: bytes, into: dst) }
+        }
+        var index: [String: Int] = [:]
+        for (i, e) in entries.enumerated() { index[e.name] = i }
+        return Container(header: header, metadata: metadata, entries: entries, image: image, index: index)
+    }
+
+    static func decode(_ e: DirectoryEntry, from bytes: UnsafeRawBufferPointer,
+                       into image: UnsafeMutableRawBufferPointer) throws(ContainerError) {
+        let frame = slice(bytes, e.storedOffset, e.storedLength)
+        guard xxh64(frame) == e.storedHash else {
+            throw ContainerError(.checksumMismatch(.tensor), offset: e.storedOffset, tensor: e.name)
+        }
+        let dst = UnsafeMutableRawBufferPointer(rebasing: image[Int(e.imageOffset)..<Int(e.imageOffset + e.payloadLength)])
+        switch e.codec {
+        case .raw: dst.copyMemory(from: frame)
+        case .zstd: try Zstd.decompress(frame, into: dst, offset: e.storedOffset, tensor: e.name)
+        }
+        guard xxh64(UnsafeRawBufferPointer(dst)) == e.payloadHash else {
+            throw ContainerError(.checksumMismatch(.tensor), offset: e.storedOffset, tensor: e.name)
+        }
+    }
+
+    static func slice(_ b: UnsafeRawBufferPointer, _ offset: UInt64, _ length: UInt64) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(rebasing: b[Int(offset)..<Int(offset + length)])
+    }
+
+    static func parseHeader(_ bytes: UnsafeRawBufferPointer) throws(ContainerError) -> ContainerHeader {
+        let total = UInt64(bytes.count)
+        let magicCount = min(bytes.count, 8)
+        guard bytes.prefix(magicCount).elementsEqual(ContainerHeader.magic.prefix(magicCount)) else {
+            throw ContainerError(.badMagic, offset: 0)
+        }
+        guard bytes.count >= ContainerHeader.size else {
+            throw ContainerError(.truncated(needed: UInt64(ContainerHeader.size), available: total), offset: total)
+        }
+        var r = ByteReader(UnsafeRawBufferPointer(rebasing: bytes[0..<ContainerHeader.size]), base: 0)
+        _ = try r.take(8)
+        var h = ContainerHeader()
+        h.versionMajor = try r.u16()
+        h.versionMinor = try r.u16()
+        guard h.versionMajor == ContainerHeader.versionMajor else {
+            throw ContainerError(.unsupportedVersion(major: Int(h.versionMajor), minor: Int(h.versionMinor)), offset: 8)
+        }
+        let storedHash = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 120, as: UInt64.self))
+        guard xxh64(UnsafeRawBufferPointer(rebasing: bytes[0..<120])) == storedHash else {
+            throw ContainerError(.checksumMismatch(.header), offset: 120)
+        }
+        let headerSize = try r.u32()
+        h.fileSize = try r.u64()
+        h.metadataOffset = try r.u64(); h.metadataLength = try r.u64()
+        h.directoryOffset = try r.u64(); h.directoryLength = try r.u64()
+        h.dataOffset = try r.u64(); h.dataLength = try r.u64()
+        h.imageSize = try r.u64()
+        h.tensorCount = try r.u32(); h.flags = try r.u32()
+        h.metadataHash = try r.u64(); h.directoryHash = try r.u64()
+        let reserved = try r.take(16)
+
+        func bad(_ m: String, _ at: UInt64) -> ContainerError { ContainerError(.inconsistentLayout(m), offset: at) }
+        guard headerSize == UInt32(ContainerHeader.size) else { throw bad("header size \(headerSize), expected 128", 12) }
+        guard h.flags == 0, reserved.allSatisfy({ $0 == 0 }) else { throw bad("reserved header fields are not zero", 84) }
+        guard h.metadataOffset == UInt64(ContainerHeader.size) else { throw bad("metadata offset \(h.metadataOffset), expected 128", 24) }
+        guard (1...ContainerHeader.maxMetadataLength).contains(h.metadataLength) else {
+            throw ContainerError(.limitExceeded("metadata length \(h.metadataLength) (1 ... 64 MiB)"), offset: 32)
+        }
+        guard h.directoryLength <= ContainerHeader.maxDirectoryLength else {
+            throw ContainerError(.limitExceeded("directory length \(h.directoryLength) (max 64 MiB)"), offset: 48)
+        }
+        guard h.tensorCount <= ContainerHeader.maxTensorCount else {
+            throw ContainerError(.limitExceeded("\(h.tensorCount) tensors (max 1,000,000)"), offset: 80)
+        }
+        guard h.directoryOffset == h.metadataOffset + h.metadataLength else {
+            throw bad("directory offset \(h.directoryOffset), expected \(h.metadataOffset + h.metadataLength)", 40)
+        }
+        guard h.dataOffset == h.directoryOffset + h.directoryLength else {
+            throw bad("data offset \(h.dataOffset), expected \(h.directoryOffset + h.directoryLength)", 56)
+        }
+        let (end, o) = h.dataOffset.addingReportingOverflow(h.dataLength)
+        guard !o, end == h.fileSize else { throw bad("data ends at \(end), file size is \(h.fileSize)", 64) }
+        guard h.imageSize % UInt64(AlignedBuffer.alignment) == 0 else { throw bad("image size \(h.imageSize) is not a multiple of 64", 72) }
+        return h
+    }
+}

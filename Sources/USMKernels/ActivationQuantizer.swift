@@ -1,0 +1,51 @@
+import USMTensor
+
+/// Activations `[n, k]` dynamically quantized to int8, symmetric: `x ≈ q * scale`, one scale per token
+/// (`blockSize` 0) or per token and block of `blockSize` columns.
+public struct QuantizedActivations: Sendable {
+    public let n: Int
+    public let k: Int
+    /// 0 = one scale per token
+    public let blockSize: Int
+    /// `[n * k]` row-major, in -127 ... 127
+    public let values: [Int8]
+    /// `[n * blocksPerRow]`
+    public let scales: [Float]
+
+    public var blockLength: Int { blockSize == 0 ? k : blockSize }
+    public var blocksPerRow: Int { (k + blockLength - 1) / blockLength }
+
+    public init(n: Int, k: Int, blockSize: Int, values: [Int8], scales: [Float]) {
+        self.n = n
+        self.k = k
+        self.blockSize = blockSize
+        self.values = values
+        self.scales = scales
+    }
+}
+
+public enum ActivationQuantizer {
+    /// Reference dynamic quantization: per group `s = max|x| / 127`, `q = round_half_even(x / s)` (0 when s = 0).
+    public static func quantize(_ x: [Float], n: Int, k: Int, blockSize: Int = 0) throws(KernelError) -> QuantizedActivations {
+        guard n >= 0, k >= 1, x.count == n * k else {
+            throw .shapeMismatch("activations have \(x.count) values, expected n*k = \(n)*\(k)")
+        }
+        guard blockSize >= 0 else { throw .shapeMismatch("negative activation block size \(blockSize)") }
+        let bl = blockSize == 0 ? k : blockSize
+        let nb = (k + bl - 1) / bl
+        var q = [Int8](repeating: 0, count: n * k)
+        var scales = [Float](repeating: 0, count: n * nb)
+        for t in 0..<n {
+            for j in 0..<nb {
+                let range = (t * k + j * bl)..<(t * k + min((j + 1) * bl, k))
+                var amax: Float = 0
+                for i in range { amax = max(amax, abs(x[i])) }
+                let s = amax / 127
+                scales[t * nb + j] = s
+                guard s > 0 else { continue }
+                for i in range { q[i] = Int8(min(max((x[i] / s).rounded(.toNearestOrEven), -127), 127)) }
+            }
+        }
+        return QuantizedActivations(n: n, k: k, blockSize: blockSize, values: q, scales: scales)
+    }
+}
