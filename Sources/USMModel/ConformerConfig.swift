@@ -1,0 +1,152 @@
+import Foundation
+import USMFormat
+
+/// The `architecture` object of the container metadata (Architecture.md section 1).
+public struct ConformerConfig: Codable, Sendable, Equatable {
+    public struct Frontend: Codable, Sendable, Equatable {
+        public var windowSize = 400
+        public var hopSize = 160
+        public var fftSize = 512
+        public var melBins = 80
+        public var fMin = 125.0
+        public var fMax = 7600.0
+        public var preemphasis = 0.97
+        public var window = "hann"
+        public var spectrum = "magnitude"
+        public var logFloor = 1e-5
+    }
+
+    public struct Subsampling: Codable, Sendable, Equatable {
+        public var channels = 32
+        public var layers = 2
+    }
+
+    public struct Encoder: Codable, Sendable, Equatable {
+        public var layers: Int
+        public var dim: Int
+        public var heads: Int
+        public var ffnDim: Int
+        public var convKernel: Int
+        public var leftContext: Int
+        public var rightContext: Int
+        public var layerNormEpsilon = 1e-5
+    }
+
+    public struct Predictor: Codable, Sendable, Equatable {
+        public var embedDim: Int
+        public var layers: Int
+        public var hidden: Int
+    }
+
+    public struct Joint: Codable, Sendable, Equatable {
+        public var dim: Int
+    }
+
+    public var type = "conformer-rnnt"
+    public var sampleRate = 16000
+    public var frontend = Frontend()
+    public var subsampling = Subsampling()
+    public var encoder: Encoder
+    public var predictor: Predictor
+    public var joint: Joint
+    public var vocabSize: Int
+    public var blankId = 0
+    public var maxSymbolsPerFrame = 4
+
+    /// Frequency bins after subsampling.
+    public var subsampledMelBins: Int {
+        var f = frontend.melBins
+        for _ in 0..<subsampling.layers { f = (f + 1) / 2 }
+        return f
+    }
+
+    public var headDim: Int { encoder.dim / encoder.heads }
+
+    // MARK: named configs
+
+    /// The paper's USM-1B shape.
+    public static let usm1b = ConformerConfig(
+        frontend: Frontend(melBins: 128),
+        subsampling: Subsampling(channels: 32, layers: 2),
+        encoder: Encoder(layers: 16, dim: 1536, heads: 12, ffnDim: 6144, convKernel: 5, leftContext: 129, rightContext: 128),
+        predictor: Predictor(embedDim: 640, layers: 3, hidden: 640),
+        joint: Joint(dim: 640), vocabSize: 16384)
+
+    /// A few-MB model for tests.
+    public static let small = ConformerConfig(
+        subsampling: Subsampling(channels: 8, layers: 2),
+        encoder: Encoder(layers: 2, dim: 64, heads: 4, ffnDim: 256, convKernel: 5, leftContext: 17, rightContext: 4),
+        predictor: Predictor(embedDim: 32, layers: 1, hidden: 64),
+        joint: Joint(dim: 64), vocabSize: 64)
+
+    /// The model trained for the bundled default (Architecture.md section 1).
+    public static let trained = ConformerConfig(
+        subsampling: Subsampling(channels: 32, layers: 2),
+        encoder: Encoder(layers: 8, dim: 144, heads: 4, ffnDim: 576, convKernel: 5, leftContext: 65, rightContext: 4),
+        predictor: Predictor(embedDim: 256, layers: 1, hidden: 320),
+        joint: Joint(dim: 320), vocabSize: 256)
+
+    public static let named: [String: ConformerConfig] = ["usm-1b": usm1b, "small": small, "trained": trained]
+
+    // MARK: validation and JSON
+
+    /// Checks what the executor relies on.
+    public func validate() throws(ModelError) {
+        func need(_ ok: Bool, _ m: String) throws(ModelError) { if !ok { throw .invalidConfig(m) } }
+        try need(type == "conformer-rnnt", "type '\(type)' is not conformer-rnnt")
+        try need(sampleRate > 0, "sample_rate must be positive")
+        let f = frontend
+        try need(f.windowSize > 0 && f.hopSize > 0 && f.fftSize >= f.windowSize, "frontend window/hop/fft sizes")
+        try need(f.melBins > 0 && f.fMin >= 0 && f.fMax > f.fMin && f.fMax <= Double(sampleRate) / 2, "frontend mel range")
+        try need(["hann"].contains(f.window), "window '\(f.window)'")
+        try need(["magnitude", "power"].contains(f.spectrum), "spectrum '\(f.spectrum)'")
+        try need(f.logFloor > 0, "log_floor must be positive")
+        try need(subsampling.channels > 0 && subsampling.layers >= 1, "subsampling")
+        let e = encoder
+        try need(e.layers >= 1 && e.dim > 0 && e.heads > 0 && e.dim % e.heads == 0, "encoder dim must be a multiple of heads")
+        try need(e.dim % 2 == 0, "encoder dim must be even (sinusoidal positions)")
+        try need(e.ffnDim > 0 && e.convKernel > 0 && e.convKernel % 2 == 1, "encoder ffn_dim / odd conv_kernel")
+        try need(e.leftContext >= 1 && e.rightContext >= 0, "attention context")
+        try need(predictor.embedDim > 0 && predictor.layers >= 1 && predictor.hidden > 0, "predictor")
+        try need(joint.dim > 0 && vocabSize > 1 && (0..<vocabSize).contains(blankId), "joint / vocabulary")
+        try need(maxSymbolsPerFrame >= 1, "max_symbols_per_frame")
+    }
+
+    public static func decode(_ json: JSONValue) throws(ModelError) -> ConformerConfig {
+        let d = JSONDecoder()
+        d.keyDecodingStrategy = .convertFromSnakeCase
+        let config: ConformerConfig
+        do {
+            config = try d.decode(ConformerConfig.self, from: JSONEncoder().encode(json))
+        } catch {
+            throw .invalidConfig("architecture metadata: \(error)")
+        }
+        try config.validate()
+        return config
+    }
+
+    public func json() -> JSONValue {
+        let e = JSONEncoder()
+        e.keyEncodingStrategy = .convertToSnakeCase
+        // A config always encodes; its fields are plain numbers and strings.
+        return try! JSONDecoder().decode(JSONValue.self, from: e.encode(self))
+    }
+}
+
+public enum ModelError: Error, Equatable, Sendable, CustomStringConvertible {
+    case invalidConfig(String)
+    case unknownConfig(String)
+    case unknownRecipe(String)
+    case missingTensor(String)
+    case tensorMismatch(String)
+
+    public var description: String {
+        switch self {
+        case .invalidConfig(let m): "invalid model config: \(m)"
+        case .unknownConfig(let n): "unknown config '\(n)' (known: \(ConformerConfig.named.keys.sorted().joined(separator: ", ")))"
+        case .unknownRecipe(let n): "unknown recipe '\(n)' (known: \(Recipe.all.map(\.name).joined(separator: ", ")))"
+        case .missingTensor(let n): "model file has no tensor '\(n)'"
+        case .tensorMismatch(let m): "tensor mismatch: \(m)"
+        }
+    }
+}

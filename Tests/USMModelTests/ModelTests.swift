@@ -1,0 +1,139 @@
+import Foundation
+import Testing
+import USMFormat
+@testable import USMModel
+import USMTensor
+
+@Suite struct Configs {
+    @Test func namedConfigsValidateAndRoundTripThroughJSON() throws {
+        for (name, c) in ConformerConfig.named {
+            try c.validate()
+            #expect(try ConformerConfig.decode(c.json()) == c, "\(name)")
+        }
+    }
+
+    @Test func snakeCaseKeysAsArchitectureMdSays() throws {
+        let j = ConformerConfig.trained.json()
+        #expect(j["encoder"]?["ffn_dim"] == .number(576))
+        #expect(j["encoder"]?["left_context"] == .number(65))
+        #expect(j["frontend"]?["log_floor"] == .number(1e-5))
+        #expect(j["max_symbols_per_frame"] == .number(4))
+        #expect(j["sample_rate"] == .number(16000))
+    }
+
+    @Test func rejectsBadConfigs() {
+        var c = ConformerConfig.small
+        c.encoder.heads = 3
+        #expect(throws: ModelError.self) { try c.validate() }
+        c = .small
+        c.encoder.convKernel = 4
+        #expect(throws: ModelError.self) { try c.validate() }
+        #expect(throws: ModelError.self) { try ConformerConfig.decode(.object(["type": .string("conformer-rnnt")])) }
+    }
+
+    /// The usm-1b inventory, counted by hand from Architecture.md section 6.
+    @Test func usm1bParameterCount() {
+        let t = ConformerConfig.usm1b.tensors
+        let d = 1536, f = 6144
+        let ffn = d + d + f * d + f + d * f + d  // one FFN module
+        let mhsa = 2 * d + 4 * (d * d + d) + d * d + 2 * d + 128
+        let conv = 2 * d + 2 * d * d + 2 * d + 5 * d + 2 * d + d * d + d
+        let layer = 2 * ffn + mhsa + conv + 2 * d
+        let sub = 2 * 128 + (32 * 9 + 32) + (32 * 32 * 9 + 32) + (d * 32 * 32 + d)
+        let dec = 16384 * 640 + 3 * (4 * 640 * 1280 + 4 * 640) + (640 * d + 640) + (640 * 640 + 640) + (16384 * 640 + 16384)
+        #expect(t.reduce(0) { $0 + $1.elements } == 16 * layer + sub + dec)
+        #expect(Set(t.map(\.name)).count == t.count)
+    }
+
+    @Test func groupsFollowTheNames() {
+        #expect(TensorGroup.of("encoder.layers.3.ffn2.linear1.weight") == .encoderFFN)
+        #expect(TensorGroup.of("encoder.layers.3.ffn2.linear1.bias") == .encoderSmall)
+        #expect(TensorGroup.of("encoder.layers.0.mhsa.pos.weight") == .encoderPosition)
+        #expect(TensorGroup.of("encoder.layers.0.mhsa.key.weight") == .encoderAttention)
+        #expect(TensorGroup.of("encoder.layers.0.conv.pointwise2.weight") == .encoderConvPointwise)
+        #expect(TensorGroup.of("encoder.layers.0.conv.depthwise.weight") == .encoderDepthwise)
+        #expect(TensorGroup.of("predictor.lstm.2.weight") == .predictorLSTM)
+        #expect(TensorGroup.of("subsampling.proj.weight") == .subsampling)
+    }
+}
+
+@Suite struct Recipes {
+    @Test func paperRecipesQuantizeEncoderMatricesOnly() throws {
+        let tensors = ConformerConfig.small.tensors
+        let exp5 = try Recipe.named("exp5")
+        for t in tensors {
+            let s = exp5.spec(for: t, scaleFormat: .int8PerTensor, blockSize: nil)
+            if t.group.isEncoderMatrix {
+                #expect(s == QuantSpec(scheme: .bin, blockSize: 64, scaleFormat: .int8PerTensor), "\(t.name)")
+            } else {
+                #expect(s == .f32, "\(t.name)")
+            }
+        }
+        let dec8 = try Recipe.named("exp5-dec8")
+        #expect(dec8.spec(for: TensorInfo(name: "predictor.embedding", shape: [64, 32]), scaleFormat: .f32, blockSize: nil).scheme == .int8)
+        #expect(dec8.spec(for: TensorInfo(name: "joint.out.bias", shape: [64]), scaleFormat: .f32, blockSize: nil).scheme == .f32)
+        // --block changes sub-channel recipes only
+        #expect(exp5.spec(for: tensors.first { $0.group == .encoderFFN }!, scaleFormat: .f32, blockSize: 128).blockSize == 128)
+        #expect(try Recipe.named("exp4").spec(for: tensors.first { $0.group == .encoderFFN }!, scaleFormat: .f32, blockSize: 128).blockSize == 0)
+        #expect(throws: ModelError.unknownRecipe("exp9")) { try Recipe.named("exp9") }
+    }
+
+    /// The usm-1b exp5 accounting with int8 scales, exact to the bit against ModelFormat.md section 7.
+    @Test func usm1bExp5Int8Accounting() throws {
+        let report = try SizeReport(config: .usm1b, recipe: try Recipe.named("exp5"), scaleFormat: .int8PerTensor, blockSize: nil)
+        let d = 1536, f = 6144
+        // per layer quantized matrices: 4 FFN, 5 attention (q, k, v, out, pos), 2 pointwise
+        let mats: [(Int, Int)] = [(f, d), (d, f), (f, d), (d, f), (d, d), (d, d), (d, d), (d, d), (d, d), (2 * d, d), (d, d)]
+        var weight = 0, meta = 0
+        for (rows, k) in mats {
+            weight += rows * k
+            meta += rows * ((k + 63) / 64) * 8 + 32
+        }
+        let t = report.total
+        #expect(t.weightBits == 16 * weight)
+        #expect(t.metaBitsStored == 16 * meta)
+        let allParams = ConformerConfig.usm1b.tensors.reduce(0) { $0 + $1.elements }
+        #expect(t.floatBits == 32 * (allParams - 16 * weight))
+        #expect(t.totalBitsStored == t.weightBits + t.metaBitsStored + t.floatBits)
+    }
+}
+
+@Suite struct Packing {
+    @Test func synthesizedModelMatchesItsConfigAccounting() throws {
+        for (recipeName, format) in [("exp5", ScaleFormat.int8PerTensor), ("exp2", .f32), ("exp1", .int8PerRow), ("int4", .f32), ("exp0", .f32)] {
+            let recipe = try Recipe.named(recipeName)
+            let w = try ModelPacker.synthesize(config: .small, configName: "small", recipe: recipe, scaleFormat: format,
+                                               blockSize: nil, seed: 3, level: 3)
+            let c = try Container.read(bytes: try w.serialize())
+            let fromFile = SizeReport(container: c)
+            let fromConfig = try SizeReport(config: .small, recipe: recipe, scaleFormat: format, blockSize: nil)
+            #expect(fromFile.total == fromConfig.total, "\(recipeName)")
+            #expect(fromFile.imageBytes == fromConfig.imageBytes)
+            #expect(try ConformerConfig.decode(c.metadata.architecture) == .small)
+            #expect(c.metadata.quantization?.recipe == recipeName)
+            #expect(c.metadata.quantization?.tensors.count == fromConfig.rows.filter { $0.scheme != "f32" }.count)
+        }
+    }
+
+    @Test func requantizeAnF32Model() throws {
+        let f32 = try Container.read(bytes: try ModelPacker.synthesize(
+            config: .small, configName: "small", recipe: try Recipe.named("exp0"), scaleFormat: .f32, blockSize: nil, seed: 5, level: 3).serialize())
+        let w = try ModelPacker.requantize(f32, sourceName: "small.usm", recipe: try Recipe.named("exp5"), scaleFormat: .int8PerTensor,
+                                           blockSize: 32, level: 3)
+        let q = try Container.read(bytes: try w.serialize())
+        let name = "encoder.layers.1.ffn1.linear1.weight"
+        let packed = try #require(q.tensor(name))
+        #expect(packed.layout.scheme == .bin && packed.layout.blockSize == 32)
+        // the same quantizer on the same values gives the same bytes
+        let direct = try Quantizer.quantize(try #require(f32.tensor(name)).floatValues, shape: packed.shape,
+                                            spec: QuantSpec(scheme: .bin, blockSize: 32, scaleFormat: .int8PerTensor))
+        packed.withPayload { a in direct.withPayload { b in #expect(Array(a) == Array(b)) } }
+        // float tensors are copied unchanged
+        let bias = "encoder.layers.0.mhsa.query.bias"
+        #expect(q.tensor(bias)?.floatValues == f32.tensor(bias)?.floatValues)
+        // a packed model cannot be quantized again
+        #expect(throws: ModelError.self) {
+            try ModelPacker.requantize(q, sourceName: "q", recipe: try Recipe.named("exp4"), scaleFormat: .f32, blockSize: nil, level: 3)
+        }
+    }
+}
