@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs the system libraries the package links (Debian/Ubuntu), only when missing.
+set -euo pipefail
+need=()
+pkg-config --exists libzstd 2>/dev/null || need+=(libzstd-dev)
+pkg-config --exists libxxhash 2>/dev/null || need+=(libxxhash-dev)
+command -v pkg-config >/dev/null || need+=(pkg-config)
+if [ ${#need[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  echo "installing ${need[*]}" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq pkg-config "${need[@]}" >/dev/null
+fi

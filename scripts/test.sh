@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Everything CI checks: the Swift test suite, then the Python reference's tests (numpy-only tests always; tests that
+# need torch are skipped, with a reason, where torch is not installed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh
+swift test
+if [ -d python/tests ]; then
+  python3 -m pip install -q numpy pytest >/dev/null 2>&1 || true
+  python3 -m pytest -q -rs python/tests
+fi
