@@ -40,7 +40,7 @@ let package = Package(
             ]),
         .testTarget(name: "USMTensorTests", dependencies: ["USMTensor"]),
         .testTarget(name: "USMKernelsTests", dependencies: ["USMKernels", "USMTensor"]),
-        .testTarget(name: "USMFormatTests", dependencies: ["USMFormat", "USMTensor"]),
+        .testTarget(name: "USMFormatTests", dependencies: ["USMFormat", "USMTensor"], exclude: ["Golden"]),
         .testTarget(name: "USMModelTests", dependencies: ["USMModel", "USMFormat", "USMTensor"]),
     ]
 )

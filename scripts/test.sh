@@ -6,6 +6,6 @@ cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 swift test
 if [ -d python/tests ]; then
-  python3 -m pip install -q numpy pytest >/dev/null 2>&1 || true
+  python3 -m pip install -q numpy pytest xxhash zstandard >/dev/null 2>&1 || true
   python3 -m pytest -q -rs python/tests
 fi

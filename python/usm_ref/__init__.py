@@ -1,0 +1,1 @@
+"""PyTorch / numpy reference of the Conformer RNN-T described in Architecture.md."""
