@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import USMTensor
 
@@ -111,9 +112,20 @@ public struct Container: Sendable {
     public static func read(bytes: UnsafeRawBufferPointer, options: ReadOptions = ReadOptions()) throws(ContainerError) -> Container {
         let (header, metadata, entries) = try readDirectory(bytes: bytes, options: options)
         let image = AlignedBuffer(byteCount: Int(header.imageSize))
-        try image.withUnsafeMutableBytes { (dst: UnsafeMutableRawBufferPointer) throws(ContainerError) in
-            for e in entries { try decode(e, from: bytes, into: dst) }
+        // Frames are independent: decode them on every core, each into its own slot of the image.
+        var failures = [ContainerError?](repeating: nil, count: entries.count)
+        image.withUnsafeMutableBytes { dst in
+            failures.withUnsafeMutableBufferPointer { failed in
+                // Sound: iteration i reads the file bytes and writes only entry i's image slot and failures[i],
+                // which are disjoint, and all of it is done before concurrentPerform returns.
+                nonisolated(unsafe) let (source, image, results) = (bytes, dst, failed)
+                DispatchQueue.concurrentPerform(iterations: entries.count) { i in
+                    do throws(ContainerError) { try decode(entries[i], from: source, into: image) } catch { results[i] = error }
+                }
+            }
         }
+        // Report the first failure in file order, so the error does not depend on scheduling.
+        if let first = failures.first(where: { $0 != nil }) { throw first! }
         var index: [String: Int] = [:]
         for (i, e) in entries.enumerated() { index[e.name] = i }
         return Container(header: header, metadata: metadata, entries: entries, image: image, index: index)
