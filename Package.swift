@@ -16,7 +16,9 @@ let package = Package(
         .library(name: "USMKernels", targets: ["USMKernels"]),
         .library(name: "USMFormat", targets: ["USMFormat"]),
         .library(name: "USMModel", targets: ["USMModel"]),
+        .library(name: "USMAudio", targets: ["USMAudio"]),
         .executable(name: "usm-pack", targets: ["usm-pack"]),
+        .executable(name: "usm-bench", targets: ["usm-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -28,19 +30,33 @@ let package = Package(
         .systemLibrary(
             name: "CXXHash", pkgConfig: "libxxhash",
             providers: [.apt(["libxxhash-dev"]), .brew(["xxhash"])]),
+        .systemLibrary(
+            name: "CSndfile", pkgConfig: "sndfile",
+            providers: [.apt(["libsndfile1-dev"]), .brew(["libsndfile"])]),
+        .systemLibrary(
+            name: "CSamplerate", pkgConfig: "samplerate",
+            providers: [.apt(["libsamplerate0-dev"]), .brew(["libsamplerate"])]),
+        .target(name: "USMAudio", dependencies: ["CSndfile", "CSamplerate"]),
         .target(name: "USMTensor"),
-        .target(name: "USMKernels", dependencies: ["USMTensor"]),
+        .target(name: "CUSMKernels"),
+        .target(name: "USMKernels", dependencies: ["USMTensor", "CUSMKernels"]),
         .target(name: "USMFormat", dependencies: ["USMTensor", "CZstd", "CXXHash"]),
-        .target(name: "USMModel", dependencies: ["USMTensor", "USMFormat"]),
+        .target(name: "USMModel", dependencies: ["USMTensor", "USMKernels", "USMFormat"]),
         .executableTarget(
             name: "usm-pack",
             dependencies: [
                 "USMModel", "USMFormat", "USMTensor",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
+        .executableTarget(
+            name: "usm-bench",
+            dependencies: [
+                "USMKernels", "USMTensor", "CUSMKernels",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
         .testTarget(name: "USMTensorTests", dependencies: ["USMTensor"]),
-        .testTarget(name: "USMKernelsTests", dependencies: ["USMKernels", "USMTensor"]),
+        .testTarget(name: "USMKernelsTests", dependencies: ["USMKernels", "USMTensor", "CUSMKernels"]),
         .testTarget(name: "USMFormatTests", dependencies: ["USMFormat", "USMTensor"], exclude: ["Golden"]),
-        .testTarget(name: "USMModelTests", dependencies: ["USMModel", "USMFormat", "USMTensor"]),
+        .testTarget(name: "USMModelTests", dependencies: ["USMModel", "USMFormat", "USMTensor", "USMKernels"], exclude: ["Golden"]),
     ]
 )

@@ -4,6 +4,8 @@ set -euo pipefail
 need=()
 pkg-config --exists libzstd 2>/dev/null || need+=(libzstd-dev)
 pkg-config --exists libxxhash 2>/dev/null || need+=(libxxhash-dev)
+pkg-config --exists sndfile 2>/dev/null || need+=(libsndfile1-dev)
+pkg-config --exists samplerate 2>/dev/null || need+=(libsamplerate0-dev)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

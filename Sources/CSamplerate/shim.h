@@ -1,0 +1,4 @@
+#ifndef USM_CSAMPLERATE_SHIM_H
+#define USM_CSAMPLERATE_SHIM_H
+#include <samplerate.h>
+#endif

@@ -1,0 +1,85 @@
+// Innermost loops of usm-infer's matrix kernels (see Sources/USMKernels/Kernels.swift for the contracts).
+// Compiled without CPU flags: ISA-specific functions carry target attributes and are chosen at run time.
+#ifndef USM_KERNELS_H
+#define USM_KERNELS_H
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Instruction-set tiers. A tier is usable when usm_isa_supported() says so.
+enum {
+    USM_ISA_PORTABLE = 0,   ///< plain C, any CPU
+    USM_ISA_AVX2 = 1,       ///< x86-64 AVX2 + FMA
+    USM_ISA_AVX512 = 2,     ///< x86-64 AVX-512 F/BW/VL/DQ + VNNI
+};
+
+/// 1 when this CPU (and OS) can run the tier. Cached after the first call.
+int usm_isa_supported(int32_t isa);
+/// CPU feature summary, e.g. "avx2 fma avx512f avx512bw avx512vl avx512vnni avx512vpopcntdq avx512vbmi".
+const char *usm_cpu_features(void);
+
+/// Weight rows are grouped in tiles of 16; a tile stores, per group of 4 contraction columns, 16 rows x 4 codes
+/// (element e = row * 4 + col) as unsigned bytes u packed to `bits` bits:
+///   bits 1: bit e of a little-endian u64                 (u = the stored bit)
+///   bits 2: byte e % 16, bits 2 * (e / 16)               (u = the stored 2-bit code)
+///   bits 4: byte e % 32, bits 4 * (e / 32)               (u = nibble ^ 8 = q + 8)
+///   bits 8: byte e                                       (u = byte ^ 0x80 = q + 128)
+/// 8 * bits bytes per group. Bytes of the repacked weight: tiles * groups * 8 * bits.
+int64_t usm_repacked_bytes(int64_t rows, int64_t k, int32_t bits);
+/// `codes`: ModelFormat.md section 5 code rows of `row_bytes` bytes each.
+void usm_repack_codes(const uint8_t *codes, int64_t rows, int64_t row_bytes, int64_t k, int32_t bits, uint8_t *out);
+
+typedef struct usm_qgemm_args {
+    const uint8_t *w;        ///< repacked codes
+    const void *scale;       ///< [tiles][nb][16] block scales: f32, or u8 codes when scale_u8 (times sfac)
+    const float *sfac;       ///< [tiles][16] per-row scale factors, or NULL (1)
+    const void *zp;          ///< [tiles][nb][16] zero points: f32, or i8 codes when zp_i8 (times zfac); NULL if none
+    const float *zfac;       ///< [tiles][16] per-row zero-point factors, or NULL (1)
+    const int8_t *x;         ///< [n][xstride] int8 activations, zero beyond k up to groups * 4
+    const float *sx;         ///< [n][nb] activation scale of weight block j
+    const float *sxs;        ///< [n][nb] activation scale times the integer activation sum of block j
+    const int32_t *bsum;     ///< [n][nb] integer activation sums of block j
+    const float *bias;       ///< [rows] or NULL
+    float *y;                ///< [n][ystride]
+    int32_t *dots;           ///< NULL, or [n][tiles * 16][nb] receives the integer block dots D (tests)
+    int64_t rows, groups, nb, block_groups, xstride, ystride;
+    int32_t bits;
+    int32_t shift;           ///< D = (P << shift) - offset * S, P = sum u * x over the stored unsigned codes u
+    int32_t offset;          ///< bin: shift 1, offset 1; int4: 0, 8; int8: 0, 128; int2 and bin_asym: 0, 0
+    int32_t scale_u8, zp_i8;
+} usm_qgemm_args;
+
+/// y[t][z] = bias[z] + sfac[z] * sum_j sx[t][j] * scale[z][j] * D[t][z][j] - zfac[z] * sum_j sxs[t][j] * zp[z][j]
+/// for row tiles [tile_begin, tile_end) and tokens [t_begin, t_end).
+void usm_qgemm(int32_t isa, const usm_qgemm_args *a, int64_t tile_begin, int64_t tile_end, int64_t t_begin, int64_t t_end);
+
+typedef struct usm_fgemm_args {
+    const float *w;          ///< [tiles][k][16]
+    const float *x;          ///< [n][xstride]
+    const float *bias;       ///< [rows] or NULL
+    float *y;                ///< [n][ystride]
+    int64_t rows, k, xstride, ystride;
+} usm_fgemm_args;
+
+void usm_repack_f32(const float *w, int64_t rows, int64_t k, float *out);
+void usm_fgemm(int32_t isa, const usm_fgemm_args *a, int64_t tile_begin, int64_t tile_end, int64_t t_begin, int64_t t_end);
+
+/// Dynamic int8 quantization of x [n][xstride] (k used), bit-exact with USMKernels.ActivationQuantizer:
+/// per group s = max|x| / 127, q = round_half_even(x / s) clamped to +-127, 0 when s = 0. Groups are tokens
+/// (ablock 0) or blocks of ablock columns (ablock must then equal wblock). Writes q [n][qstride] (zero from k on),
+/// ascale [n][groups per token], and per weight block of wblock columns (nb of them): sx, sxs = sx * sum, bsum.
+void usm_quantize_act(int32_t isa, const float *x, int64_t xstride, int64_t n, int64_t k, int64_t ablock,
+                      int64_t wblock, int64_t nb, int8_t *q, int64_t qstride, float *ascale, float *sx, float *sxs,
+                      int32_t *bsum);
+
+/// Streams `bytes` from src to dst (memcpy), for the bandwidth baseline.
+void usm_copy(void *dst, const void *src, int64_t bytes);
+/// Reads `bytes` (multiple of 64) and returns a checksum, for the read-bandwidth baseline.
+uint64_t usm_read(const void *src, int64_t bytes);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

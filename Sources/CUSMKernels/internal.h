@@ -1,0 +1,20 @@
+#ifndef USM_INTERNAL_H
+#define USM_INTERNAL_H
+#include "usm_kernels.h"
+#include <string.h>
+
+#define USM_AI __attribute__((always_inline)) inline
+
+static inline int64_t usm_min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+#if defined(__x86_64__)
+void usm_qgemm_avx512(const usm_qgemm_args *a, int64_t tb, int64_t te, int64_t t0, int64_t t1);
+void usm_qgemm_avx2(const usm_qgemm_args *a, int64_t tb, int64_t te, int64_t t0, int64_t t1);
+void usm_fgemm_avx512(const usm_fgemm_args *a, int64_t tb, int64_t te, int64_t t0, int64_t t1);
+void usm_fgemm_avx2(const usm_fgemm_args *a, int64_t tb, int64_t te, int64_t t0, int64_t t1);
+void usm_quantize_act_avx512(const float *x, int64_t xstride, int64_t n, int64_t k, int64_t ablock, int64_t wblock,
+                             int64_t nb, int8_t *q, int64_t qstride, float *ascale, float *sx, float *sxs,
+                             int32_t *bsum);
+uint64_t usm_read_avx512(const void *src, int64_t bytes);
+#endif
+#endif

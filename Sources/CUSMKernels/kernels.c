@@ -1,0 +1,290 @@
+// Portable kernels, repacking and run-time dispatch. No CPU flags: this file runs on any CPU.
+#include "internal.h"
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+
+static uint64_t usm_xgetbv0(void) {
+    uint32_t lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((uint64_t)hi << 32) | lo;
+}
+
+enum { F_AVX2 = 1, F_FMA = 2, F_512F = 4, F_512BW = 8, F_512VL = 16, F_512DQ = 32, F_VNNI = 64, F_VPOPCNT = 128,
+       F_VBMI = 256 };
+
+static int usm_features(void) {
+    static int cached = -1;
+    int f = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (f >= 0) return f;
+    f = 0;
+    unsigned a, b, c, d;
+    if (__get_cpuid(1, &a, &b, &c, &d)) {
+        int osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, fma = (c >> 12) & 1;
+        uint64_t xcr0 = osxsave ? usm_xgetbv0() : 0;
+        int ymm = avx && (xcr0 & 6) == 6;
+        int zmm = ymm && (xcr0 & 0xE0) == 0xE0;
+        if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
+            if (ymm && ((b >> 5) & 1)) f |= F_AVX2;
+            if (ymm && fma) f |= F_FMA;
+            if (zmm) {
+                if ((b >> 16) & 1) f |= F_512F;
+                if ((b >> 30) & 1) f |= F_512BW;
+                if ((b >> 31) & 1) f |= F_512VL;
+                if ((b >> 17) & 1) f |= F_512DQ;
+                if ((c >> 11) & 1) f |= F_VNNI;
+                if ((c >> 14) & 1) f |= F_VPOPCNT;
+                if ((c >> 1) & 1) f |= F_VBMI;
+            }
+        }
+    }
+    __atomic_store_n(&cached, f, __ATOMIC_RELAXED);
+    return f;
+}
+
+int usm_isa_supported(int32_t isa) {
+    int f = usm_features();
+    switch (isa) {
+    case USM_ISA_PORTABLE: return 1;
+    case USM_ISA_AVX2: return (f & (F_AVX2 | F_FMA)) == (F_AVX2 | F_FMA);
+    case USM_ISA_AVX512: {
+        int need = F_512F | F_512BW | F_512VL | F_512DQ | F_VNNI;
+        return (f & need) == need;
+    }
+    default: return 0;
+    }
+}
+
+const char *usm_cpu_features(void) {
+    static char buf[160];
+    int f = usm_features();
+    buf[0] = 0;
+    const char *names[] = {"avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512vnni",
+                           "avx512vpopcntdq", "avx512vbmi"};
+    for (int i = 0; i < 9; i++)
+        if (f & (1 << i)) { strcat(buf, buf[0] ? " " : ""); strcat(buf, names[i]); }
+    if (!buf[0]) strcpy(buf, "x86-64 baseline");
+    return buf;
+}
+#else
+int usm_isa_supported(int32_t isa) { return isa == USM_ISA_PORTABLE; }
+const char *usm_cpu_features(void) {
+#if defined(__aarch64__)
+    return "arm64 (portable C, NEON by auto-vectorisation)";
+#else
+    return "portable";
+#endif
+}
+#endif
+
+// ---------------------------------------------------------------------------------------------------------------
+// Repacking
+
+int64_t usm_repacked_bytes(int64_t rows, int64_t k, int32_t bits) {
+    int64_t tiles = (rows + 15) / 16, groups = (k + 3) / 4;
+    return tiles * groups * 8 * bits;
+}
+
+static inline uint32_t usm_field(const uint8_t *row, int64_t c, int32_t bits) {
+    int64_t bp = c * bits;
+    if (bits == 8) return row[c];
+    return (row[bp >> 3] >> (bp & 7)) & ((1u << bits) - 1);
+}
+
+void usm_repack_codes(const uint8_t *codes, int64_t rows, int64_t row_bytes, int64_t k, int32_t bits, uint8_t *out) {
+    int64_t tiles = (rows + 15) / 16, groups = (k + 3) / 4, bpg = 8 * bits;
+    memset(out, 0, (size_t)usm_repacked_bytes(rows, k, bits));
+    for (int64_t tile = 0; tile < tiles; tile++)
+        for (int64_t g = 0; g < groups; g++) {
+            uint8_t *o = out + (tile * groups + g) * bpg;
+            for (int r = 0; r < 16; r++) {
+                int64_t z = tile * 16 + r;
+                if (z >= rows) continue;
+                const uint8_t *row = codes + z * row_bytes;
+                for (int kk = 0; kk < 4; kk++) {
+                    int64_t c = g * 4 + kk;
+                    uint32_t f = c < k ? usm_field(row, c, bits) : 0;
+                    int e = r * 4 + kk;
+                    switch (bits) {
+                    case 1: o[e >> 3] |= (uint8_t)(f << (e & 7)); break;
+                    case 2: o[e & 15] |= (uint8_t)(f << (2 * (e >> 4))); break;
+                    case 4: o[e & 31] |= (uint8_t)((f ^ 8) << (4 * (e >> 5))); break;
+                    default: o[e] = (uint8_t)(f ^ 0x80); break;
+                    }
+                }
+            }
+        }
+}
+
+void usm_repack_f32(const float *w, int64_t rows, int64_t k, float *out) {
+    int64_t tiles = (rows + 15) / 16;
+    for (int64_t tile = 0; tile < tiles; tile++)
+        for (int64_t c = 0; c < k; c++)
+            for (int r = 0; r < 16; r++) {
+                int64_t z = tile * 16 + r;
+                out[(tile * k + c) * 16 + r] = z < rows ? w[z * k + c] : 0.0f;
+            }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Portable kernels
+
+static inline uint32_t usm_unpacked(const uint8_t *o, int e, int32_t bits) {
+    switch (bits) {
+    case 1: return (o[e >> 3] >> (e & 7)) & 1;
+    case 2: return (o[e & 15] >> (2 * (e >> 4))) & 3;
+    case 4: return (o[e & 31] >> (4 * (e >> 5))) & 15;
+    default: return o[e];
+    }
+}
+
+static inline float usm_scale_at(const usm_qgemm_args *a, int64_t i) {
+    return a->scale_u8 ? (float)((const uint8_t *)a->scale)[i] : ((const float *)a->scale)[i];
+}
+static inline float usm_zp_at(const usm_qgemm_args *a, int64_t i) {
+    return a->zp_i8 ? (float)((const int8_t *)a->zp)[i] : ((const float *)a->zp)[i];
+}
+
+static void usm_qgemm_portable(const usm_qgemm_args *a, int64_t tb, int64_t te, int64_t t0, int64_t t1) {
+    const int64_t bpg = 8 * a->bits, rp = (a->rows + 15) / 16 * 16;
+    for (int64_t tile = tb; tile < te; tile++) {
+        const uint8_t *w = a->w + tile * a->groups * bpg;
+        for (int64_t t = t0; t < t1; t++) {
+            const int8_t *x = a->x + t * a->xstride;
+            float f[16] = {0}, zf[16] = {0};
+            for (int64_t j = 0; j < a->nb; j++) {
+                int64_t g0 = j * a->block_groups, g1 = usm_min64(g0 + a->block_groups, a->groups);
+                int32_t p[16] = {0};
+                for (int64_t g = g0; g < g1; g++) {
+                    const uint8_t *o = w + g * bpg;
+                    for (int r = 0; r < 16; r++)
+                        for (int kk = 0; kk < 4; kk++)
+                            p[r] += (int32_t)usm_unpacked(o, r * 4 + kk, a->bits) * x[g * 4 + kk];
+                }
+                int64_t si = (tile * a->nb + j) * 16;
+                float sx = a->sx[t * a->nb + j], sxs = a->sxs[t * a->nb + j];
+                int32_t off = a->offset * a->bsum[t * a->nb + j];
+                for (int r = 0; r < 16; r++) {
+                    int32_t d = (int32_t)((uint32_t)p[r] << a->shift) - off;
+                    f[r] += (float)d * (usm_scale_at(a, si + r) * sx);
+                    if (a->zp) zf[r] += usm_zp_at(a, si + r) * sxs;
+                    if (a->dots) a->dots[(t * rp + tile * 16 + r) * a->nb + j] = d;
+                }
+            }
+            for (int r = 0; r < 16; r++) {
+                int64_t z = tile * 16 + r;
+                if (z >= a->rows) continue;
+                float v = f[r] * (a->sfac ? a->sfac[tile * 16 + r] : 1.0f);
+                if (a->zp) v -= zf[r] * (a->zfac ? a->zfac[tile * 16 + r] : 1.0f);
+                a->y[t * a->ystride + z] = v + (a->bias ? a->bias[z] : 0.0f);
+            }
+        }
+    }
+}
+
+static void usm_fgemm_portable(const usm_fgemm_args *a, int64_t tb, int64_t te, int64_t t0, int64_t t1) {
+    for (int64_t tile = tb; tile < te; tile++) {
+        const float *w = a->w + tile * a->k * 16;
+        for (int64_t t = t0; t < t1; t++) {
+            const float *x = a->x + t * a->xstride;
+            float f[16] = {0};
+            for (int64_t c = 0; c < a->k; c++)
+                for (int r = 0; r < 16; r++) f[r] += w[c * 16 + r] * x[c];
+            for (int r = 0; r < 16; r++) {
+                int64_t z = tile * 16 + r;
+                if (z < a->rows) a->y[t * a->ystride + z] = f[r] + (a->bias ? a->bias[z] : 0.0f);
+            }
+        }
+    }
+}
+
+// round half to even for |v| < 2^22 under the default rounding mode (what Float.rounded(.toNearestOrEven) gives)
+static inline float usm_rne(float v) {
+    volatile float magic = 12582912.0f;  // 1.5 * 2^23; volatile keeps the compiler from folding v + m - m
+    float m = magic;
+    return v >= 0 ? (v + m) - m : -((-v + m) - m);
+}
+
+static void usm_quantize_act_portable(const float *x, int64_t xstride, int64_t n, int64_t k, int64_t ablock,
+                                      int64_t wblock, int64_t nb, int8_t *q, int64_t qstride, float *ascale,
+                                      float *sx, float *sxs, int32_t *bsum) {
+    int64_t abl = ablock ? ablock : k, nab = (k + abl - 1) / abl;
+    for (int64_t t = 0; t < n; t++) {
+        const float *xr = x + t * xstride;
+        int8_t *qr = q + t * qstride;
+        for (int64_t ab = 0; ab < nab; ab++) {
+            int64_t a0 = ab * abl, a1 = usm_min64(a0 + abl, k);
+            float amax = 0;
+            for (int64_t i = a0; i < a1; i++) {
+                float v = xr[i] < 0 ? -xr[i] : xr[i];
+                amax = v > amax ? v : amax;
+            }
+            float s = amax / 127.0f;
+            ascale[t * nab + ab] = s;
+            for (int64_t j = a0 / wblock; j < nb && j * wblock < a1; j++) {
+                int64_t b0 = j * wblock, b1 = usm_min64(b0 + wblock, k);
+                int32_t sum = 0;
+                for (int64_t i = b0; i < b1; i++) {
+                    int32_t qi = 0;
+                    if (s > 0) {
+                        float v = usm_rne(xr[i] / s);
+                        v = v < -127.0f ? -127.0f : (v > 127.0f ? 127.0f : v);
+                        qi = (int32_t)v;
+                    }
+                    qr[i] = (int8_t)qi;
+                    sum += qi;
+                }
+                sx[t * nb + j] = s;
+                sxs[t * nb + j] = s * (float)sum;
+                bsum[t * nb + j] = sum;
+            }
+        }
+        for (int64_t i = k; i < qstride; i++) qr[i] = 0;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Dispatch
+
+void usm_qgemm(int32_t isa, const usm_qgemm_args *a, int64_t tb, int64_t te, int64_t t0, int64_t t1) {
+#if defined(__x86_64__)
+    if (isa == USM_ISA_AVX512 && usm_isa_supported(USM_ISA_AVX512)) { usm_qgemm_avx512(a, tb, te, t0, t1); return; }
+    if (isa == USM_ISA_AVX2 && usm_isa_supported(USM_ISA_AVX2)) { usm_qgemm_avx2(a, tb, te, t0, t1); return; }
+#endif
+    (void)isa;
+    usm_qgemm_portable(a, tb, te, t0, t1);
+}
+
+void usm_fgemm(int32_t isa, const usm_fgemm_args *a, int64_t tb, int64_t te, int64_t t0, int64_t t1) {
+#if defined(__x86_64__)
+    if (isa == USM_ISA_AVX512 && usm_isa_supported(USM_ISA_AVX512)) { usm_fgemm_avx512(a, tb, te, t0, t1); return; }
+    if (isa == USM_ISA_AVX2 && usm_isa_supported(USM_ISA_AVX2)) { usm_fgemm_avx2(a, tb, te, t0, t1); return; }
+#endif
+    (void)isa;
+    usm_fgemm_portable(a, tb, te, t0, t1);
+}
+
+void usm_quantize_act(int32_t isa, const float *x, int64_t xstride, int64_t n, int64_t k, int64_t ablock,
+                      int64_t wblock, int64_t nb, int8_t *q, int64_t qstride, float *ascale, float *sx, float *sxs,
+                      int32_t *bsum) {
+#if defined(__x86_64__)
+    if (isa == USM_ISA_AVX512 && usm_isa_supported(USM_ISA_AVX512)) {
+        usm_quantize_act_avx512(x, xstride, n, k, ablock, wblock, nb, q, qstride, ascale, sx, sxs, bsum);
+        return;
+    }
+#endif
+    (void)isa;
+    usm_quantize_act_portable(x, xstride, n, k, ablock, wblock, nb, q, qstride, ascale, sx, sxs, bsum);
+}
+
+void usm_copy(void *dst, const void *src, int64_t bytes) { memcpy(dst, src, (size_t)bytes); }
+
+uint64_t usm_read(const void *src, int64_t bytes) {
+#if defined(__x86_64__)
+    if (usm_isa_supported(USM_ISA_AVX512)) return usm_read_avx512(src, bytes);
+#endif
+    const uint64_t *p = (const uint64_t *)src;
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (int64_t i = 0; i + 4 <= bytes / 8; i += 4) { s0 ^= p[i]; s1 ^= p[i + 1]; s2 ^= p[i + 2]; s3 ^= p[i + 3]; }
+    return s0 ^ s1 ^ s2 ^ s3;
+}

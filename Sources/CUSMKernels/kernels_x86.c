@@ -1,0 +1,392 @@
+// x86-64 microkernels. Each function carries its own target attribute, so this file builds without CPU flags;
+// kernels.c only calls them after usm_isa_supported() said yes.
+#include "internal.h"
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
+#define T256 __attribute__((target("avx2,fma")))
+
+// ===================================== AVX-512 VNNI: int8 activations ==========================================
+
+// 16 rows x 4 columns of unsigned codes -> 64 bytes, lane z = row z's 4 columns
+static USM_AI T512 __m512i usm_expand512(const uint8_t *p, const int bits) {
+    if (bits == 1) {
+        uint64_t m;
+        memcpy(&m, p, 8);
+        return _mm512_maskz_mov_epi8(_cvtu64_mask64(m), _mm512_set1_epi8(1));
+    }
+    if (bits == 2) {
+        __m512i v = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)p));
+        v = _mm512_srlv_epi64(v, _mm512_set_epi64(6, 6, 4, 4, 2, 2, 0, 0));
+        return _mm512_and_si512(v, _mm512_set1_epi8(3));
+    }
+    if (bits == 4) {
+        __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)p));
+        v = _mm512_srlv_epi64(v, _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0));
+        return _mm512_and_si512(v, _mm512_set1_epi8(15));
+    }
+    return _mm512_loadu_si512(p);
+}
+
+static USM_AI T512 __m512i usm_bcast4(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+
+// One tile of 16 rows x NT tokens; U independent accumulator sets over the groups hide the vpdpbusd latency.
+static USM_AI T512 void usm_q512_tile(const usm_qgemm_args *a, int64_t tile, int64_t t0, const int NT, const int U,
+                                      const int bits) {
+    const int64_t bpg = 8 * bits, nb = a->nb, xs = a->xstride;
+    const uint8_t *w = a->w + tile * a->groups * bpg;
+    const int8_t *x = a->x + t0 * xs;
+    __m512 facc[8], zacc[8];
+    for (int t = 0; t < NT; t++) facc[t] = zacc[t] = _mm512_setzero_ps();
+    for (int64_t j = 0; j < nb; j++) {
+        int64_t g = j * a->block_groups, g1 = usm_min64(g + a->block_groups, a->groups);
+        __m512i acc[8];
+        for (int i = 0; i < U * NT; i++) acc[i] = _mm512_setzero_si512();
+        for (; g + U <= g1; g += U)
+            for (int u = 0; u < U; u++) {
+                __m512i wv = usm_expand512(w + (g + u) * bpg, bits);
+                for (int t = 0; t < NT; t++)
+                    acc[u * NT + t] = _mm512_dpbusd_epi32(acc[u * NT + t], wv, usm_bcast4(x + t * xs + (g + u) * 4));
+            }
+        for (; g < g1; g++) {
+            __m512i wv = usm_expand512(w + g * bpg, bits);
+            for (int t = 0; t < NT; t++) acc[t] = _mm512_dpbusd_epi32(acc[t], wv, usm_bcast4(x + t * xs + g * 4));
+        }
+        for (int u = 1; u < U; u++)
+            for (int t = 0; t < NT; t++) acc[t] = _mm512_add_epi32(acc[t], acc[u * NT + t]);
+        const int64_t si = (tile * nb + j) * 16;
+        const __m512 sv = a->scale_u8
+            ? _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)((const uint8_t *)a->scale + si))))
+            : _mm512_loadu_ps((const float *)a->scale + si);
+        __m512 zv = _mm512_setzero_ps();
+        if (a->zp)
+            zv = a->zp_i8
+                ? _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)((const int8_t *)a->zp + si))))
+                : _mm512_loadu_ps((const float *)a->zp + si);
+        const __m128i sh = _mm_cvtsi32_si128(a->shift);
+        for (int t = 0; t < NT; t++) {
+            const int64_t ti = (t0 + t) * nb + j;
+            __m512i d = _mm512_sub_epi32(_mm512_sll_epi32(acc[t], sh), _mm512_set1_epi32(a->offset * a->bsum[ti]));
+            facc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(sv, _mm512_set1_ps(a->sx[ti])), facc[t]);
+            if (a->zp) zacc[t] = _mm512_fmadd_ps(zv, _mm512_set1_ps(a->sxs[ti]), zacc[t]);
+            if (a->dots) {
+                int32_t tmp[16];
+                _mm512_storeu_si512(tmp, d);
+                int64_t rp = (a->rows + 15) / 16 * 16;
+                for (int r = 0; r < 16; r++) a->dots[((t0 + t) * rp + tile * 16 + r) * nb + j] = tmp[r];
+            }
+        }
+    }
+    int64_t z0 = tile * 16, left = a->rows - z0;
+    __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+    __m512 b = a->bias ? _mm512_maskz_loadu_ps(m, a->bias + z0) : _mm512_setzero_ps();
+    __m512 sf = a->sfac ? _mm512_loadu_ps(a->sfac + z0) : _mm512_set1_ps(1.0f);
+    __m512 zf = a->zfac ? _mm512_loadu_ps(a->zfac + z0) : _mm512_set1_ps(1.0f);
+    for (int t = 0; t < NT; t++) {
+        __m512 v = _mm512_fmadd_ps(facc[t], sf, b);
+        if (a->zp) v = _mm512_fnmadd_ps(zacc[t], zf, v);
+        _mm512_mask_storeu_ps(a->y + (t0 + t) * a->ystride + z0, m, v);
+    }
+}
+
+static USM_AI T512 void usm_q512_bits(const usm_qgemm_args *a, int64_t tb, int64_t te, int64_t t0, int64_t t1,
+                                      const int bits) {
+    for (int64_t tile = tb; tile < te; tile++) {
+        int64_t t = t0;
+        for (; t + 8 <= t1; t += 8) usm_q512_tile(a, tile, t, 8, 1, bits);
+        if (t + 4 <= t1) { usm_q512_tile(a, tile, t, 4, 2, bits); t += 4; }
+        if (t + 2 <= t1) { usm_q512_tile(a, tile, t, 2, 4, bits); t += 2; }
+        if (t < t1) usm_q512_tile(a, tile, t, 1, 8, bits);
+    }
+}
+
+T512 void usm_qgemm_avx512(const usm_qgemm_args *a, int64_t tb, int64_t te, int64_t t0, int64_t t1) {
+    switch (a->bits) {
+    case 1: usm_q512_bits(a, tb, te, t0, t1, 1); break;
+    case 2: usm_q512_bits(a, tb, te, t0, t1, 2); break;
+    case 4: usm_q512_bits(a, tb, te, t0, t1, 4); break;
+    default: usm_q512_bits(a, tb, te, t0, t1, 8); break;
+    }
+}
+
+// ===================================== AVX2: int8 activations ===================================================
+
+// rows 0-7 in lo, rows 8-15 in hi. For bits 8 the result is q (signed), not u.
+static USM_AI T256 void usm_expand256(const uint8_t *p, const int bits, __m256i *lo, __m256i *hi) {
+    if (bits == 1) {
+        const __m256i sel = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                             2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+        const __m256i bitm = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+        const __m256i one = _mm256_set1_epi8(1);
+        uint32_t m0, m1;
+        memcpy(&m0, p, 4);
+        memcpy(&m1, p + 4, 4);
+        __m256i v0 = _mm256_shuffle_epi8(_mm256_set1_epi32((int)m0), sel);
+        __m256i v1 = _mm256_shuffle_epi8(_mm256_set1_epi32((int)m1), sel);
+        *lo = _mm256_min_epu8(_mm256_and_si256(v0, bitm), one);
+        *hi = _mm256_min_epu8(_mm256_and_si256(v1, bitm), one);
+    } else if (bits == 2) {
+        __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)p));
+        const __m256i m3 = _mm256_set1_epi8(3);
+        *lo = _mm256_and_si256(_mm256_srlv_epi64(v, _mm256_setr_epi64x(0, 0, 2, 2)), m3);
+        *hi = _mm256_and_si256(_mm256_srlv_epi64(v, _mm256_setr_epi64x(4, 4, 6, 6)), m3);
+    } else if (bits == 4) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)p);
+        const __m256i m15 = _mm256_set1_epi8(15);
+        *lo = _mm256_and_si256(v, m15);
+        *hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m15);
+    } else {
+        const __m256i flip = _mm256_set1_epi8((char)0x80);
+        *lo = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)p), flip);
+        *hi = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(p + 32)), flip);
+    }
+}
+
+// 8 lanes of sum over 4 bytes of w * x (w unsigned <= 15, or signed q for bits 8)
+static USM_AI T256 __m256i usm_dot256(__m256i w, __m256i x, const int bits) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    if (bits == 8) return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w)), ones);
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), ones);
+}
+
+static USM_AI T256 void usm_q256_tile(const usm_qgemm_args *a, int64_t tile, int64_t t0, const int NT, const int bits) {
+    const int64_t bpg = 8 * bits, nb = a->nb, xs = a->xstride;
+    const uint8_t *w = a->w + tile * a->groups * bpg;
+    const int8_t *x = a->x + t0 * xs;
+    __m256 facc[2][2], zacc[2][2];
+    for (int t = 0; t < NT; t++) facc[t][0] = facc[t][1] = zacc[t][0] = zacc[t][1] = _mm256_setzero_ps();
+    for (int64_t j = 0; j < nb; j++) {
+        int64_t g0 = j * a->block_groups, g1 = usm_min64(g0 + a->block_groups, a->groups);
+        __m256i acc[2][2];
+        for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = _mm256_setzero_si256();
+        for (int64_t g = g0; g < g1; g++) {
+            __m256i lo, hi;
+            usm_expand256(w + g * bpg, bits, &lo, &hi);
+            for (int t = 0; t < NT; t++) {
+                int32_t xv;
+                memcpy(&xv, x + t * xs + g * 4, 4);
+                __m256i xb = _mm256_set1_epi32(xv);
+                acc[t][0] = _mm256_add_epi32(acc[t][0], usm_dot256(lo, xb, bits));
+                acc[t][1] = _mm256_add_epi32(acc[t][1], usm_dot256(hi, xb, bits));
+            }
+        }
+        if (bits == 8)  // sum q * x -> sum u * x = sum q * x + 128 * sum x
+            for (int t = 0; t < NT; t++) {
+                __m256i c = _mm256_set1_epi32(a->bsum[(t0 + t) * nb + j] * 128);
+                acc[t][0] = _mm256_add_epi32(acc[t][0], c);
+                acc[t][1] = _mm256_add_epi32(acc[t][1], c);
+            }
+        const int64_t si = (tile * nb + j) * 16;
+        __m256 sv[2], zv[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+        for (int h = 0; h < 2; h++) {
+            sv[h] = a->scale_u8
+                ? _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)((const uint8_t *)a->scale + si + 8 * h))))
+                : _mm256_loadu_ps((const float *)a->scale + si + 8 * h);
+            if (a->zp)
+                zv[h] = a->zp_i8
+                    ? _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)((const int8_t *)a->zp + si + 8 * h))))
+                    : _mm256_loadu_ps((const float *)a->zp + si + 8 * h);
+        }
+        const __m128i sh = _mm_cvtsi32_si128(a->shift);
+        for (int t = 0; t < NT; t++) {
+            const int64_t ti = (t0 + t) * nb + j;
+            __m256 sx = _mm256_set1_ps(a->sx[ti]), sxs = _mm256_set1_ps(a->sxs[ti]);
+            __m256i off = _mm256_set1_epi32(a->offset * a->bsum[ti]);
+            int32_t tmp[16];
+            for (int h = 0; h < 2; h++) {
+                __m256i d = _mm256_sub_epi32(_mm256_sll_epi32(acc[t][h], sh), off);
+                facc[t][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), _mm256_mul_ps(sv[h], sx), facc[t][h]);
+                if (a->zp) zacc[t][h] = _mm256_fmadd_ps(zv[h], sxs, zacc[t][h]);
+                _mm256_storeu_si256((__m256i *)(tmp + 8 * h), d);
+            }
+            if (a->dots) {
+                int64_t rp = (a->rows + 15) / 16 * 16;
+                for (int r = 0; r < 16; r++) a->dots[((t0 + t) * rp + tile * 16 + r) * nb + j] = tmp[r];
+            }
+        }
+    }
+    int64_t z0 = tile * 16;
+    for (int t = 0; t < NT; t++) {
+        float f[16], zf[16];
+        _mm256_storeu_ps(f, facc[t][0]);
+        _mm256_storeu_ps(f + 8, facc[t][1]);
+        _mm256_storeu_ps(zf, zacc[t][0]);
+        _mm256_storeu_ps(zf + 8, zacc[t][1]);
+        float *yr = a->y + (t0 + t) * a->ystride;
+        for (int r = 0; r < 16 && z0 + r < a->rows; r++) {
+            float v = f[r] * (a->sfac ? a->sfac[z0 + r] : 1.0f);
+            if (a->zp) v -= zf[r] * (a->zfac ? a->zfac[z0 + r] : 1.0f);
+            yr[z0 + r] = v + (a->bias ? a->bias[z0 + r] : 0.0f);
+        }
+    }
+}
+
+static USM_AI T256 void usm_q256_bits(const usm_qgemm_args *a, int64_t tb, int64_t te, int64_t t0, int64_t t1,
+                                      const int bits) {
+    for (int64_t tile = tb; tile < te; tile++) {
+        int64_t t = t0;
+        for (; t + 2 <= t1; t += 2) usm_q256_tile(a, tile, t, 2, bits);
+        if (t < t1) usm_q256_tile(a, tile, t, 1, bits);
+    }
+}
+
+T256 void usm_qgemm_avx2(const usm_qgemm_args *a, int64_t tb, int64_t te, int64_t t0, int64_t t1) {
+    switch (a->bits) {
+    case 1: usm_q256_bits(a, tb, te, t0, t1, 1); break;
+    case 2: usm_q256_bits(a, tb, te, t0, t1, 2); break;
+    case 4: usm_q256_bits(a, tb, te, t0, t1, 4); break;
+    default: usm_q256_bits(a, tb, te, t0, t1, 8); break;
+    }
+}
+
+// ===================================== f32 ======================================================================
+
+static USM_AI T512 void usm_f512_tile(const usm_fgemm_args *a, int64_t tile, int64_t t0, const int NT, const int U) {
+    const float *w = a->w + tile * a->k * 16;
+    const float *x = a->x + t0 * a->xstride;
+    const int64_t xs = a->xstride, k = a->k;
+    __m512 acc[8];
+    for (int i = 0; i < U * NT; i++) acc[i] = _mm512_setzero_ps();
+    int64_t c = 0;
+    for (; c + U <= k; c += U)
+        for (int u = 0; u < U; u++) {
+            __m512 wv = _mm512_loadu_ps(w + (c + u) * 16);
+            for (int t = 0; t < NT; t++)
+                acc[u * NT + t] = _mm512_fmadd_ps(wv, _mm512_set1_ps(x[t * xs + c + u]), acc[u * NT + t]);
+        }
+    for (; c < k; c++) {
+        __m512 wv = _mm512_loadu_ps(w + c * 16);
+        for (int t = 0; t < NT; t++) acc[t] = _mm512_fmadd_ps(wv, _mm512_set1_ps(x[t * xs + c]), acc[t]);
+    }
+    for (int u = 1; u < U; u++)
+        for (int t = 0; t < NT; t++) acc[t] = _mm512_add_ps(acc[t], acc[u * NT + t]);
+    int64_t z0 = tile * 16, left = a->rows - z0;
+    __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+    __m512 b = a->bias ? _mm512_maskz_loadu_ps(m, a->bias + z0) : _mm512_setzero_ps();
+    for (int t = 0; t < NT; t++) _mm512_mask_storeu_ps(a->y + (t0 + t) * a->ystride + z0, m, _mm512_add_ps(acc[t], b));
+}
+
+T512 void usm_fgemm_avx512(const usm_fgemm_args *a, int64_t tb, int64_t te, int64_t t0, int64_t t1) {
+    for (int64_t tile = tb; tile < te; tile++) {
+        int64_t t = t0;
+        for (; t + 8 <= t1; t += 8) usm_f512_tile(a, tile, t, 8, 1);
+        if (t + 4 <= t1) { usm_f512_tile(a, tile, t, 4, 2); t += 4; }
+        if (t + 2 <= t1) { usm_f512_tile(a, tile, t, 2, 4); t += 2; }
+        if (t < t1) usm_f512_tile(a, tile, t, 1, 8);
+    }
+}
+
+static USM_AI T256 void usm_f256_tile(const usm_fgemm_args *a, int64_t tile, int64_t t0, const int NT) {
+    const float *w = a->w + tile * a->k * 16;
+    const float *x = a->x + t0 * a->xstride;
+    const int64_t xs = a->xstride, k = a->k;
+    __m256 acc[2][2][2];  // [u][t][half]
+    for (int u = 0; u < 2; u++)
+        for (int t = 0; t < NT; t++) acc[u][t][0] = acc[u][t][1] = _mm256_setzero_ps();
+    int64_t c = 0;
+    for (; c + 2 <= k; c += 2)
+        for (int u = 0; u < 2; u++) {
+            __m256 w0 = _mm256_loadu_ps(w + (c + u) * 16), w1 = _mm256_loadu_ps(w + (c + u) * 16 + 8);
+            for (int t = 0; t < NT; t++) {
+                __m256 xv = _mm256_set1_ps(x[t * xs + c + u]);
+                acc[u][t][0] = _mm256_fmadd_ps(w0, xv, acc[u][t][0]);
+                acc[u][t][1] = _mm256_fmadd_ps(w1, xv, acc[u][t][1]);
+            }
+        }
+    for (; c < k; c++) {
+        __m256 w0 = _mm256_loadu_ps(w + c * 16), w1 = _mm256_loadu_ps(w + c * 16 + 8);
+        for (int t = 0; t < NT; t++) {
+            __m256 xv = _mm256_set1_ps(x[t * xs + c]);
+            acc[0][t][0] = _mm256_fmadd_ps(w0, xv, acc[0][t][0]);
+            acc[0][t][1] = _mm256_fmadd_ps(w1, xv, acc[0][t][1]);
+        }
+    }
+    int64_t z0 = tile * 16;
+    for (int t = 0; t < NT; t++) {
+        float tmp[16];
+        _mm256_storeu_ps(tmp, _mm256_add_ps(acc[0][t][0], acc[1][t][0]));
+        _mm256_storeu_ps(tmp + 8, _mm256_add_ps(acc[0][t][1], acc[1][t][1]));
+        float *yr = a->y + (t0 + t) * a->ystride;
+        for (int r = 0; r < 16 && z0 + r < a->rows; r++) yr[z0 + r] = tmp[r] + (a->bias ? a->bias[z0 + r] : 0.0f);
+    }
+}
+
+T256 void usm_fgemm_avx2(const usm_fgemm_args *a, int64_t tb, int64_t te, int64_t t0, int64_t t1) {
+    for (int64_t tile = tb; tile < te; tile++) {
+        int64_t t = t0;
+        for (; t + 2 <= t1; t += 2) usm_f256_tile(a, tile, t, 2);
+        if (t < t1) usm_f256_tile(a, tile, t, 1);
+    }
+}
+
+// ===================================== activation quantization ==================================================
+
+static USM_AI T512 __mmask16 usm_tail16(int64_t left) {
+    return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+}
+
+T512 void usm_quantize_act_avx512(const float *x, int64_t xstride, int64_t n, int64_t k, int64_t ablock,
+                                  int64_t wblock, int64_t nb, int8_t *q, int64_t qstride, float *ascale, float *sx,
+                                  float *sxs, int32_t *bsum) {
+    int64_t abl = ablock ? ablock : k, nab = (k + abl - 1) / abl;
+    const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127);
+    for (int64_t t = 0; t < n; t++) {
+        const float *xr = x + t * xstride;
+        int8_t *qr = q + t * qstride;
+        for (int64_t ab = 0; ab < nab; ab++) {
+            int64_t a0 = ab * abl, a1 = usm_min64(a0 + abl, k);
+            __m512 m0 = _mm512_setzero_ps(), m1 = _mm512_setzero_ps();
+            int64_t i = a0;
+            for (; i + 32 <= a1; i += 32) {
+                m0 = _mm512_max_ps(m0, _mm512_abs_ps(_mm512_loadu_ps(xr + i)));
+                m1 = _mm512_max_ps(m1, _mm512_abs_ps(_mm512_loadu_ps(xr + i + 16)));
+            }
+            for (; i < a1; i += 16) m0 = _mm512_max_ps(m0, _mm512_abs_ps(_mm512_maskz_loadu_ps(usm_tail16(a1 - i), xr + i)));
+            float amax = _mm512_reduce_max_ps(_mm512_max_ps(m0, m1));
+            float s = amax / 127.0f;
+            ascale[t * nab + ab] = s;
+            const __m512 sv = _mm512_set1_ps(s);
+            for (int64_t j = a0 / wblock; j < nb && j * wblock < a1; j++) {
+                int64_t b0 = j * wblock, b1 = usm_min64(b0 + wblock, k);
+                int32_t sum = 0;
+                if (s > 0) {
+                    __m512i sacc = _mm512_setzero_si512();
+                    for (int64_t c = b0; c < b1; c += 16) {
+                        __mmask16 m = usm_tail16(b1 - c);
+                        __m512i qi = _mm512_cvtps_epi32(_mm512_div_ps(_mm512_maskz_loadu_ps(m, xr + c), sv));
+                        qi = _mm512_min_epi32(_mm512_max_epi32(qi, lo), hi);
+                        _mm512_mask_cvtepi32_storeu_epi8(qr + c, m, qi);
+                        sacc = _mm512_add_epi32(sacc, qi);
+                    }
+                    sum = _mm512_reduce_add_epi32(sacc);
+                } else {
+                    memset(qr + b0, 0, (size_t)(b1 - b0));
+                }
+                sx[t * nb + j] = s;
+                sxs[t * nb + j] = s * (float)sum;
+                bsum[t * nb + j] = sum;
+            }
+        }
+        if (qstride > k) memset(qr + k, 0, (size_t)(qstride - k));
+    }
+}
+
+T512 uint64_t usm_read_avx512(const void *src, int64_t bytes) {
+    const char *p = (const char *)src;
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t i = 0;
+    for (; i + 256 <= bytes; i += 256) {
+        a0 = _mm512_xor_si512(a0, _mm512_loadu_si512(p + i));
+        a1 = _mm512_xor_si512(a1, _mm512_loadu_si512(p + i + 64));
+        a2 = _mm512_xor_si512(a2, _mm512_loadu_si512(p + i + 128));
+        a3 = _mm512_xor_si512(a3, _mm512_loadu_si512(p + i + 192));
+    }
+    __m512i r = _mm512_xor_si512(_mm512_xor_si512(a0, a1), _mm512_xor_si512(a2, a3));
+    return (uint64_t)_mm512_reduce_add_epi64(r);
+}
+#endif

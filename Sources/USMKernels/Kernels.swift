@@ -1,0 +1,133 @@
+@_implementationOnly import CUSMKernels
+import USMTensor
+
+/// Instruction-set tiers of the fast kernels, chosen at run time (the build itself uses no CPU flags).
+public enum KernelISA: Int32, Sendable, CaseIterable, CustomStringConvertible {
+    /// plain C, any CPU (on arm64 the compiler vectorises it with NEON)
+    case portable = 0
+    /// x86-64 AVX2 + FMA
+    case avx2 = 1
+    /// x86-64 AVX-512 F/BW/VL/DQ + VNNI
+    case avx512 = 2
+
+    public var isSupported: Bool { usm_isa_supported(rawValue) != 0 }
+    public var description: String {
+        switch self {
+        case .portable: "portable"
+        case .avx2: "avx2"
+        case .avx512: "avx512vnni"
+        }
+    }
+    /// The best tier this CPU runs.
+    public static var best: KernelISA { allCases.last(where: \.isSupported) ?? .portable }
+    public static var supported: [KernelISA] { allCases.filter(\.isSupported) }
+    /// What the CPU reports, e.g. "avx2 fma avx512f ... avx512vnni avx512vpopcntdq avx512vbmi".
+    public static var cpuFeatures: String { String(cString: usm_cpu_features()) }
+}
+
+/// A microkernel, named by its contract: `w<weight bits>a<activation bits>-<method>-<rows>x<tokens>-<isa>`.
+public struct KernelDescriptor: Sendable, Hashable, CustomStringConvertible {
+    public let name: String
+    public let isa: KernelISA
+    /// Bits per weight code it reads (32 = f32 values).
+    public let weightBits: Int
+    /// 8 = dynamically quantized int8 activations, 32 = f32 activations.
+    public let activationBits: Int
+    /// Which schemes it serves.
+    public let schemes: [QuantScheme]
+    public let summary: String
+    public var isSupported: Bool { isa.isSupported }
+    public var description: String { name }
+}
+
+/// The one list that drives dispatch, tests and benchmarks. Within a contract the first supported entry wins.
+public enum KernelRegistry {
+    static let oneBit: [QuantScheme] = [.bin, .binNorm, .binAsym]
+
+    public static let all: [KernelDescriptor] = {
+        var list: [KernelDescriptor] = []
+        for (bits, schemes) in [(1, oneBit), (2, [QuantScheme.int2]), (4, [.int4]), (8, [.int8])] {
+            list.append(KernelDescriptor(
+                name: "w\(bits)a8-dpbusd-16x8-avx512vnni", isa: .avx512, weightBits: bits, activationBits: 8,
+                schemes: schemes,
+                summary: "\(bits)-bit codes of 16 rows x 4 columns expanded to bytes (\(bits == 1 ? "k-mask vmovdqu8" : bits == 8 ? "load" : "vpsrlvq+vpand")), vpdpbusd with broadcast int8 activations, 8 tokens per tile (8 accumulators at N=1), int32 per block, scales on the output"))
+            list.append(KernelDescriptor(
+                name: "w\(bits)a8-maddubs-16x2-avx2", isa: .avx2, weightBits: bits, activationBits: 8, schemes: schemes,
+                summary: "same layout, vpmaddubsw+vpmaddwd\(bits == 8 ? " with the sign trick" : ""), 2 tokens per tile"))
+            list.append(KernelDescriptor(
+                name: "w\(bits)a8-scalar-16x1-portable", isa: .portable, weightBits: bits, activationBits: 8,
+                schemes: schemes, summary: "same layout, scalar C"))
+        }
+        let all = QuantScheme.allCases
+        list.append(KernelDescriptor(name: "wf32af32-fma-16x8-avx512f", isa: .avx512, weightBits: 32, activationBits: 32,
+                                     schemes: all, summary: "f32 weights (dequantized at load) x f32 activations, vfmadd231ps, 16 rows x 8 tokens"))
+        list.append(KernelDescriptor(name: "wf32af32-fma-16x2-avx2", isa: .avx2, weightBits: 32, activationBits: 32,
+                                     schemes: all, summary: "f32, 2 x 8 rows x 2 tokens, vfmadd231ps ymm"))
+        list.append(KernelDescriptor(name: "wf32af32-scalar-16x1-portable", isa: .portable, weightBits: 32,
+                                     activationBits: 32, schemes: all, summary: "f32, scalar C"))
+        return list
+    }()
+
+    /// Activation quantizers (per token or per token and block, bit-exact with `ActivationQuantizer`).
+    public static let activationQuantizers: [KernelDescriptor] = [
+        KernelDescriptor(name: "a8-quant-avx512", isa: .avx512, weightBits: 0, activationBits: 8,
+                         schemes: QuantScheme.allCases, summary: "max|x|, vdivps, vcvtps2dq (round half even), clamp, vpmovdb, block sums"),
+        KernelDescriptor(name: "a8-quant-portable", isa: .portable, weightBits: 0, activationBits: 8,
+                         schemes: QuantScheme.allCases, summary: "scalar C"),
+    ]
+
+    public static var supported: [KernelDescriptor] { all.filter(\.isSupported) }
+
+    /// Kernels that can run `scheme` with int8 (`floatActivations` false) or f32 activations, fastest first.
+    public static func candidates(for scheme: QuantScheme, floatActivations: Bool) -> [KernelDescriptor] {
+        all.filter {
+            $0.schemes.contains(scheme) && (floatActivations || scheme == .f32 ? $0.activationBits == 32 : $0.activationBits == 8)
+        }
+    }
+
+    /// The kernel dispatch picks: the first supported candidate at or below `maxISA`.
+    public static func select(for scheme: QuantScheme, floatActivations: Bool, maxISA: KernelISA = .best) -> KernelDescriptor {
+        let c = candidates(for: scheme, floatActivations: floatActivations)
+        return c.first { $0.isSupported && $0.isa.rawValue <= maxISA.rawValue } ?? c.last!
+    }
+
+    public static func activationQuantizer(maxISA: KernelISA = .best) -> KernelDescriptor {
+        activationQuantizers.first { $0.isSupported && $0.isa.rawValue <= maxISA.rawValue } ?? activationQuantizers.last!
+    }
+}
+
+extension ActivationQuantizer {
+    /// The fast quantizer (C, AVX-512 where available). Bit-exact with `quantize(_:n:k:blockSize:)`.
+    public static func quantize(_ x: [Float], n: Int, k: Int, blockSize: Int = 0, isa: KernelISA) throws(KernelError) -> QuantizedActivations {
+        guard n >= 0, k >= 1, x.count == n * k else {
+            throw .shapeMismatch("activations have \(x.count) values, expected n*k = \(n)*\(k)")
+        }
+        guard blockSize >= 0 else { throw .shapeMismatch("negative activation block size \(blockSize)") }
+        let bl = blockSize == 0 ? k : blockSize
+        let nab = (k + bl - 1) / bl
+        let qstride = roundUp(k, 64)
+        var q = [Int8](repeating: 0, count: n * qstride)
+        var ascale = [Float](repeating: 0, count: n * nab)
+        var sx = [Float](repeating: 0, count: n * nab), sxs = sx
+        var bsum = [Int32](repeating: 0, count: n * nab)
+        x.withUnsafeBufferPointer { xp in
+            q.withUnsafeMutableBufferPointer { qp in
+                ascale.withUnsafeMutableBufferPointer { ap in
+                    sx.withUnsafeMutableBufferPointer { sp in
+                        sxs.withUnsafeMutableBufferPointer { ssp in
+                            bsum.withUnsafeMutableBufferPointer { bp in
+                                usm_quantize_act(isa.rawValue, xp.baseAddress, Int64(k), Int64(n), Int64(k),
+                                                 Int64(blockSize), Int64(bl), Int64(nab), qp.baseAddress,
+                                                 Int64(qstride), ap.baseAddress, sp.baseAddress, ssp.baseAddress,
+                                                 bp.baseAddress)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        var values = [Int8](repeating: 0, count: n * k)
+        for t in 0..<n { for c in 0..<k { values[t * k + c] = q[t * qstride + c] } }
+        return QuantizedActivations(n: n, k: k, blockSize: blockSize, values: values, scales: ascale)
+    }
+}

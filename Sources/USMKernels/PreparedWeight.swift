@@ -1,0 +1,325 @@
+@_implementationOnly import CUSMKernels
+import Dispatch
+import USMTensor
+
+/// How a prepared weight treats its activations.
+public enum ActivationMode: String, Sendable, CaseIterable {
+    /// float activations: numerically closest to the reference model (parity tests)
+    case float
+    /// activations dynamically quantized to int8, one scale per token
+    case int8PerToken = "int8-token"
+    /// activations dynamically quantized to int8, one scale per token and weight block
+    case int8PerBlock = "int8-block"
+}
+
+/// Per-stream scratch memory for the kernels (quantized activations, their scales and block sums) and the number
+/// of threads a product may use. Reused across calls so a product allocates nothing once the workspace has grown
+/// to the largest shape. Not shared between concurrently running products.
+public final class Workspace {
+    package var floats: [Float] = []
+    package var bytes: [Int8] = []
+    package var meta: [Float] = []
+    package var sums: [Int32] = []
+    /// Threads one product splits its rows (or, for few rows and many tokens, its tokens) over.
+    public let threads: Int
+
+    public init(threads: Int = 1) { self.threads = max(1, threads) }
+
+    package func floatScratch(_ n: Int) -> UnsafeMutableBufferPointer<Float> {
+        if floats.count < n { floats = [Float](repeating: 0, count: n) }
+        return floats.withUnsafeMutableBufferPointer { $0 }
+    }
+
+    func reserve(bytes nb: Int, meta nm: Int, sums ns: Int) {
+        if bytes.count < nb { bytes = [Int8](repeating: 0, count: nb) }
+        if meta.count < nm { meta = [Float](repeating: 0, count: nm) }
+        if sums.count < ns { sums = [Int32](repeating: 0, count: ns) }
+    }
+}
+
+/// Hands a non-Sendable closure to Dispatch. Sound here because `parallelFor` returns only after every call ended
+/// and the callers give each part disjoint output memory.
+private struct UncheckedSendable<T>: @unchecked Sendable {
+    let value: T
+}
+
+/// Runs `parts` calls of `body` on up to `parts` threads (the calling thread takes part) and returns when all ended.
+@inline(__always)
+func parallelFor(_ parts: Int, _ body: (Int) -> Void) {
+    if parts <= 1 { body(0); return }
+    withoutActuallyEscaping(body) { b in
+        let box = UncheckedSendable(value: b)
+        DispatchQueue.concurrentPerform(iterations: parts) { box.value($0) }
+    }
+}
+
+/// A weight `[rows, k]` (plus optional bias) prepared once at load for repeated products
+/// `y[t, z] = sum_c x[t, c] * W[z, c] + bias[z]`. Immutable and shareable between streams.
+///
+/// Integer activation modes keep the packed codes (repacked once into tiles of 16 rows x 4 columns, the same number
+/// of bits per weight) and run the fastest `KernelRegistry` kernel for the scheme and CPU: int8 activations are
+/// quantized per call (bit-exact with `ActivationQuantizer`), integer dots per block (bit-exact with
+/// `ReferenceKernels.integerBlockDot`), scales and zero points applied on the output in f32. `.float` (and every f32
+/// weight) runs an f32 FMA kernel on weights dequantized at load (32 bits per weight).
+public struct PreparedWeight: Sendable {
+    public let rows: Int
+    public let k: Int
+    public let scheme: QuantScheme
+    /// The activation mode that runs (f32 weights always use `.float`).
+    public let activations: ActivationMode
+    /// The kernel that runs the product, named by its contract.
+    public let kernelName: String
+    public let kernel: KernelDescriptor
+    /// What preparation did to the stored layout, for the loader's report.
+    public let layoutDescription: String
+    /// Bytes the prepared weight occupies (codes or values, scales, bias).
+    public let preparedBytes: Int
+
+    let bias: [Float]?
+    let tiles: Int
+    let weights: AlignedBuffer
+    // integer path
+    let bits: Int
+    let nb: Int
+    let blockLength: Int
+    let blockGroups: Int
+    let groups: Int
+    let activationBlock: Int
+    /// `[tiles][nb][16]` block scales: f32 bytes, or u8 codes (`scaleU8`) times `scaleFactors`
+    let scaleBytes: [UInt8]
+    let scaleFactors: [Float]?
+    /// `[tiles][nb][16]` zero points: f32 bytes, or i8 codes (`zpI8`) times `zpFactors`
+    let zpBytes: [UInt8]?
+    let zpFactors: [Float]?
+    let scaleU8: Bool
+    let zpI8: Bool
+    let shift: Int32
+    let offset: Int32
+
+    public init(_ w: PackedTensor, bias: [Float]? = nil, activations: ActivationMode = .float,
+                isa: KernelISA = .best) throws(KernelError) {
+        let l = w.layout
+        if let bias, bias.count != l.rows {
+            throw .shapeMismatch("bias has \(bias.count) values for a weight of \(l.rows) rows")
+        }
+        rows = l.rows
+        k = l.k
+        scheme = l.scheme
+        self.bias = bias
+        tiles = (l.rows + 15) / 16
+        let floatPath = activations == .float || l.scheme == .f32
+        self.activations = floatPath ? .float : activations
+        kernel = KernelRegistry.select(for: l.scheme, floatActivations: floatPath, maxISA: isa)
+        kernelName = kernel.name
+        nb = l.blocksPerRow
+        blockLength = l.blockLength
+        groups = (l.k + 3) / 4
+        blockGroups = (l.blockLength + 3) / 4
+        activationBlock = activations == .int8PerBlock && l.blockSize != 0 ? l.blockLength : 0
+        let (tiles, rows, k, nb) = (tiles, l.rows, l.k, nb)
+        if floatPath {
+            bits = 32
+            let dense = l.scheme == .f32 ? w.floatValues : w.dequantized()
+            weights = AlignedBuffer(byteCount: tiles * k * 16 * 4)
+            weights.withUnsafeMutableBytes { out in
+                dense.withUnsafeBufferPointer { d in
+                    usm_repack_f32(d.baseAddress, Int64(rows), Int64(k), out.bindMemory(to: Float.self).baseAddress)
+                }
+            }
+            scaleBytes = []
+            scaleFactors = nil
+            zpBytes = nil
+            zpFactors = nil
+            (scaleU8, zpI8, shift, offset) = (false, false, 0, 0)
+            layoutDescription = "\(l.scheme) \(l.shape) -> f32 \(l.scheme == .f32 ? "" : "dequantized, ")tiles of 16 rows interleaved per column (\(weights.count) bytes)"
+        } else {
+            let b = l.scheme.bits
+            bits = b
+            weights = AlignedBuffer(byteCount: Int(usm_repacked_bytes(Int64(rows), Int64(k), Int32(b))))
+            weights.withUnsafeMutableBytes { out in
+                w.withPart(.codes) { codes in
+                    usm_repack_codes(codes.bindMemory(to: UInt8.self).baseAddress, Int64(rows), Int64(l.rowBytes),
+                                     Int64(k), Int32(b), out.bindMemory(to: UInt8.self).baseAddress)
+                }
+            }
+            // D = (P << shift) - offset * S with P = sum u * x over the stored unsigned codes u
+            (shift, offset) = switch l.scheme {
+            case .bin, .binNorm: (1, 1)  // code = 2u - 1
+            case .int4: (0, 8)  // u = q + 8
+            case .int8: (0, 128)  // u = q + 128
+            default: (0, 0)  // int2, bin_asym: u = q, zero point subtracted on the output
+            }
+            let int8Meta = l.scaleFormat.isInt8
+            scaleU8 = int8Meta
+            zpI8 = int8Meta
+            func tiled(_ part: TensorPart) -> [UInt8] {
+                let es = int8Meta ? 1 : 4
+                var out = [UInt8](repeating: 0, count: tiles * nb * 16 * es)
+                w.withPart(part) { src in
+                    for z in 0..<rows {
+                        for j in 0..<nb {
+                            let d = (((z / 16) * nb + j) * 16 + z % 16) * es, sidx = (z * nb + j) * es
+                            for e in 0..<es { out[d + e] = src[sidx + e] }
+                        }
+                    }
+                }
+                return out
+            }
+            func factors(_ part: TensorPart) -> [Float]? {
+                guard int8Meta else { return nil }
+                let f: [Float] = w.withPart(part) { Array($0.bindMemory(to: Float.self)) }
+                return (0..<(tiles * 16)).map { z in z >= rows ? 0 : f[l.scaleFormat == .int8PerRow ? z : 0] }
+            }
+            scaleBytes = tiled(.scales)
+            scaleFactors = factors(.scaleFactors)
+            zpBytes = l.scheme.hasZeroPoint ? tiled(.zeroPoints) : nil
+            zpFactors = l.scheme.hasZeroPoint ? factors(.zeroPointFactors) : nil
+            let blockText = l.blockSize == 0 ? "per channel" : "blocks of \(l.blockLength)"
+            layoutDescription = "\(l.scheme) \(l.shape) \(blockText) -> \(b)-bit codes repacked to tiles of 16 rows x 4 columns (\(weights.count) bytes, \(b == 4 ? "nibbles biased by 8" : b == 8 ? "bytes biased by 128" : "codes as stored")), \(l.scaleFormat) scales\(l.scheme.hasZeroPoint ? " and zero points" : "") regrouped per tile and block (\(scaleBytes.count + (zpBytes?.count ?? 0)) bytes); activations \(activationBlock == 0 ? "per token" : "per token and block")"
+        }
+        preparedBytes = weights.count + scaleBytes.count + (zpBytes?.count ?? 0)
+            + ((scaleFactors?.count ?? 0) + (zpFactors?.count ?? 0) + (bias?.count ?? 0)) * 4
+    }
+
+    /// `x` is `[n, k]` row-major, `y` receives `[n, rows]`.
+    public func apply(_ x: UnsafeBufferPointer<Float>, n: Int, into y: UnsafeMutableBufferPointer<Float>,
+                      workspace: Workspace) {
+        precondition(x.count >= n * k && y.count >= n * rows, "PreparedWeight.apply: buffers too small")
+        guard n > 0 else { return }
+        if bits == 32 {
+            applyFloat(x.baseAddress!, n: n, y: y.baseAddress!, threads: workspace.threads)
+        } else {
+            applyQuantized(x.baseAddress!, n: n, y: y.baseAddress!, workspace: workspace, dots: nil)
+        }
+    }
+
+    /// Convenience for tests and one-off products.
+    public func apply(_ x: [Float], n: Int) -> [Float] {
+        var y = [Float](repeating: 0, count: n * rows)
+        let ws = Workspace()
+        x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in apply(xp, n: n, into: yp, workspace: ws) } }
+        return y
+    }
+
+    /// For tests: the exact integer dot per token, row and weight block `[n][rows][nb]` (the value
+    /// `ReferenceKernels.integerBlockDot` gives for the codes) and the integer activation sums `[n][nb]`, computed by
+    /// this weight's kernel. Empty for the float path.
+    public func integerBlockDots(_ x: [Float], n: Int, workspace: Workspace = Workspace()) -> (dots: [Int32], sums: [Int32]) {
+        guard bits != 32, n > 0 else { return ([], []) }
+        let rp = tiles * 16
+        var p = [Int32](repeating: 0, count: n * rp * nb)
+        var y = [Float](repeating: 0, count: n * rows)
+        x.withUnsafeBufferPointer { xp in
+            y.withUnsafeMutableBufferPointer { yp in
+                p.withUnsafeMutableBufferPointer { pp in
+                    applyQuantized(xp.baseAddress!, n: n, y: yp.baseAddress!, workspace: workspace, dots: pp.baseAddress!)
+                }
+            }
+        }
+        let sums = Array(workspace.sums.prefix(n * nb))
+        var dots = [Int32](repeating: 0, count: n * rows * nb)
+        for t in 0..<n {
+            for z in 0..<rows {
+                for j in 0..<nb { dots[(t * rows + z) * nb + j] = p[(t * rp + z) * nb + j] }
+            }
+        }
+        return (dots, sums)
+    }
+
+    // MARK: - kernels
+
+    /// Splits the product into `parts` pieces: contiguous row tiles, or token ranges when there are few tiles.
+    private func partition(_ part: Int, of parts: Int, n: Int) -> (tb: Int, te: Int, t0: Int, t1: Int) {
+        if parts == 1 { return (0, tiles, 0, n) }
+        if tiles >= 2 * parts || n < 16 {
+            return (tiles * part / parts, tiles * (part + 1) / parts, 0, n)
+        }
+        let chunks = (n + 7) / 8
+        return (0, tiles, min(n, chunks * part / parts * 8), min(n, chunks * (part + 1) / parts * 8))
+    }
+
+    private func parts(threads: Int, n: Int) -> Int {
+        let work = tiles * 16 * k * n
+        // below ~1M multiply-adds a second thread costs more than it saves
+        return work < (1 << 20) ? 1 : min(threads, max(tiles, (n + 7) / 8))
+    }
+
+    private func applyFloat(_ x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>, threads: Int) {
+        let isa = kernel.isa.rawValue
+        let parts = parts(threads: threads, n: n)
+        weights.withUnsafeBytes { wraw in
+            withBias { bp in
+                let args = usm_fgemm_args(w: wraw.bindMemory(to: Float.self).baseAddress, x: x, bias: bp, y: y,
+                                          rows: Int64(rows), k: Int64(k), xstride: Int64(k), ystride: Int64(rows))
+                withUnsafePointer(to: args) { ap in
+                    parallelFor(parts) { i in
+                        let r = partition(i, of: parts, n: n)
+                        usm_fgemm(isa, ap, Int64(r.tb), Int64(r.te), Int64(r.t0), Int64(r.t1))
+                    }
+                }
+            }
+        }
+    }
+
+    private func withOptional<T, R>(_ a: [T]?, _ body: (UnsafePointer<T>?) -> R) -> R {
+        if let a { return a.withUnsafeBufferPointer { body($0.baseAddress) } }
+        return body(nil)
+    }
+
+    private func withBias<R>(_ body: (UnsafePointer<Float>?) -> R) -> R {
+        if let bias { return bias.withUnsafeBufferPointer { body($0.baseAddress) } }
+        return body(nil)
+    }
+
+    private func applyQuantized(_ x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>, workspace ws: Workspace,
+                                dots: UnsafeMutablePointer<Int32>?) {
+        let qstride = roundUp(k, 64)
+        let nab = activationBlock == 0 ? 1 : nb
+        ws.reserve(bytes: n * qstride, meta: n * (nab + 2 * nb), sums: n * nb)
+        let isa = kernel.isa.rawValue
+        let qisa = KernelRegistry.activationQuantizer(maxISA: kernel.isa).isa.rawValue
+        let (k, nb, rows) = (k, nb, rows)
+        let qparts = n >= 32 ? min(ws.threads, n / 16) : 1
+        let parts = parts(threads: ws.threads, n: n)
+        ws.bytes.withUnsafeMutableBufferPointer { qb in
+            ws.meta.withUnsafeMutableBufferPointer { mb in
+                ws.sums.withUnsafeMutableBufferPointer { sb in
+                    let q = qb.baseAddress!, ascale = mb.baseAddress!, sx = ascale + n * nab, sxs = sx + n * nb
+                    let bsum = sb.baseAddress!
+                    parallelFor(qparts) { i in
+                        let t0 = n * i / qparts, t1 = n * (i + 1) / qparts
+                        usm_quantize_act(qisa, x + t0 * k, Int64(k), Int64(t1 - t0), Int64(k), Int64(activationBlock),
+                                         Int64(blockLength), Int64(nb), q + t0 * qstride, Int64(qstride),
+                                         ascale + t0 * nab, sx + t0 * nb, sxs + t0 * nb, bsum + t0 * nb)
+                    }
+                    weights.withUnsafeBytes { wraw in
+                        scaleBytes.withUnsafeBytes { sp in
+                            withOptional(scaleFactors) { sfp in
+                                withOptional(zpBytes) { zp in
+                                    withOptional(zpFactors) { zfp in
+                                        withBias { bp in
+                                            let args = usm_qgemm_args(
+                                                w: wraw.bindMemory(to: UInt8.self).baseAddress,
+                                                scale: sp.baseAddress, sfac: sfp, zp: zp.map(UnsafeRawPointer.init),
+                                                zfac: zfp, x: q, sx: sx, sxs: sxs, bsum: bsum, bias: bp, y: y,
+                                                dots: dots, rows: Int64(rows), groups: Int64(groups), nb: Int64(nb),
+                                                block_groups: Int64(blockGroups), xstride: Int64(qstride),
+                                                ystride: Int64(rows), bits: Int32(bits), shift: shift, offset: offset,
+                                                scale_u8: scaleU8 ? 1 : 0, zp_i8: zpI8 ? 1 : 0)
+                                            withUnsafePointer(to: args) { ap in
+                                                parallelFor(parts) { i in
+                                                    let r = partition(i, of: parts, n: n)
+                                                    usm_qgemm(isa, ap, Int64(r.tb), Int64(r.te), Int64(r.t0), Int64(r.t1))
+                                                }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,281 @@
+import Foundation
+import USMKernels
+
+/// Rows of `width` floats with absolute frame indices; old rows are dropped once no stage needs them.
+struct FrameBuffer: Sendable {
+    let width: Int
+    private(set) var data: [Float] = []
+    /// absolute index of the first stored row
+    private(set) var base = 0
+    /// absolute index one past the last row
+    var end: Int { base + data.count / width }
+
+    init(width: Int) { self.width = width }
+
+    mutating func append(_ rows: [Float]) {
+        precondition(rows.count % width == 0)
+        data += rows
+    }
+
+    /// Offset of absolute row `t` in `data`.
+    @inline(__always) func offset(_ t: Int) -> Int {
+        precondition(t >= base && t < end, "frame \(t) not buffered (\(base)..<\(end))")
+        return (t - base) * width
+    }
+
+    func rows(_ range: Range<Int>) -> [Float] {
+        range.isEmpty ? [] : Array(data[offset(range.lowerBound)..<(offset(range.upperBound - 1) + width)])
+    }
+
+    mutating func drop(before t: Int) {
+        let n = min(max(t - base, 0), data.count / width)
+        guard n > 0 else { return }
+        data.removeFirst(n * width)
+        base += n
+    }
+}
+
+/// Per-stream state of one Conformer layer.
+struct LayerState: Sendable {
+    var x1: FrameBuffer, q: FrameBuffer, k: FrameBuffer, v: FrameBuffer
+    var x2: FrameBuffer, g: FrameBuffer
+    var attended = 0
+    var convolved = 0
+
+    init(dim: Int) {
+        x1 = FrameBuffer(width: dim); q = FrameBuffer(width: dim); k = FrameBuffer(width: dim); v = FrameBuffer(width: dim)
+        x2 = FrameBuffer(width: dim); g = FrameBuffer(width: dim)
+    }
+}
+
+/// Per-stream encoder state: everything from samples to encoder frames.
+public struct EncoderState: Sendable {
+    var frontend = FrontendState()
+    /// inputs of each subsampling conv (normalised features first)
+    var convInputs: [FrameBuffer]
+    var convDone: [Int]
+    var layers: [LayerState]
+    /// encoder frames emitted so far
+    public internal(set) var framesOut = 0
+    /// feature frames seen so far
+    public internal(set) var featureFrames = 0
+    public internal(set) var finished = false
+
+    init(model: ConformerModel) {
+        let c = model.config
+        convInputs = [FrameBuffer(width: c.frontend.melBins)] + model.convs.dropLast().map { FrameBuffer(width: $0.cout * $0.fout) }
+        convDone = [Int](repeating: 0, count: model.convs.count)
+        layers = (0..<c.encoder.layers).map { _ in LayerState(dim: c.encoder.dim) }
+    }
+}
+
+extension ConformerModel {
+    public func makeEncoderState() -> EncoderState { EncoderState(model: self) }
+
+    /// Feeds samples (and, with `final`, ends the stream); returns the encoder frames that became computable,
+    /// `[n, dim]` row-major. The frames are the same whatever the chunking.
+    public func encode(_ samples: [Float], state: inout EncoderState, final: Bool, workspace: Workspace) -> [Float] {
+        precondition(!state.finished, "encode after the final chunk")
+        var feats: [Float] = []
+        let n = frontend.process(samples, state: &state.frontend, into: &feats)
+        state.featureFrames += n
+        state.convInputs[0].append(feats)
+        var x = subsample(state: &state, final: final, workspace: workspace)
+        for l in layers.indices {
+            x = runLayer(l, input: x, state: &state.layers[l], final: final, workspace: workspace)
+        }
+        state.framesOut += x.count / config.encoder.dim
+        if final { state.finished = true }
+        return x
+    }
+
+    /// Features to subsampled, projected frames.
+    func subsample(state: inout EncoderState, final: Bool, workspace: Workspace) -> [Float] {
+        var produced: [Float] = []
+        var count = 0
+        for (i, conv) in convs.enumerated() {
+            let input = state.convInputs[i]
+            let end = input.end
+            let limit = final ? (end + 1) / 2 : max(state.convDone[i], (end - 1) / 2)  // needs row 2t+1 < end
+            let start = state.convDone[i]
+            var out = [Float](repeating: 0, count: max(limit - start, 0) * conv.cout * conv.fout)
+            if limit > start {
+                out.withUnsafeMutableBufferPointer { o in
+                    for t in start..<limit {
+                        conv2d(conv, input: input, time: t, into: o.baseAddress! + (t - start) * conv.cout * conv.fout)
+                    }
+                }
+                state.convDone[i] = limit
+            }
+            state.convInputs[i].drop(before: 2 * limit - 1)
+            if i + 1 < convs.count {
+                state.convInputs[i + 1].append(out)
+            } else {
+                produced = out
+                count = max(limit - start, 0)
+            }
+        }
+        guard count > 0 else { return [] }
+        var y = [Float](repeating: 0, count: count * config.encoder.dim)
+        apply(projection, produced, count, &y, workspace)
+        return y
+    }
+
+    /// One output time step of a 3x3 stride-2 conv with padding 1, then ReLU; output `[cout, fout]`.
+    func conv2d(_ c: ConvLayerWeights, input: FrameBuffer, time t: Int, into out: UnsafeMutablePointer<Float>) {
+        let fin = c.fin
+        input.data.withUnsafeBufferPointer { inp in
+            c.weight.withUnsafeBufferPointer { w in
+                for co in 0..<c.cout {
+                    for f in 0..<c.fout {
+                        var acc = c.bias[co]
+                        for kt in 0..<3 {
+                            let ti = 2 * t + kt - 1
+                            guard ti >= 0, ti < input.end else { continue }
+                            let row = input.offset(ti)
+                            for ci in 0..<c.cin {
+                                for kf in 0..<3 {
+                                    let fi = 2 * f + kf - 1
+                                    guard fi >= 0, fi < fin else { continue }
+                                    acc += w[((co * c.cin + ci) * 3 + kt) * 3 + kf] * inp[row + ci * fin + fi]
+                                }
+                            }
+                        }
+                        out[co * c.fout + f] = max(acc, 0)
+                    }
+                }
+            }
+        }
+    }
+
+    func apply(_ w: PreparedWeight, _ x: [Float], _ n: Int, _ y: inout [Float], _ ws: Workspace) {
+        x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in w.apply(xp, n: n, into: yp, workspace: ws) } }
+    }
+
+    func linear(_ w: PreparedWeight, _ x: [Float], _ n: Int, _ ws: Workspace) -> [Float] {
+        var y = [Float](repeating: 0, count: n * w.rows)
+        apply(w, x, n, &y, ws)
+        return y
+    }
+
+    func layerNorm(_ x: [Float], _ n: Int, _ scale: [Float], _ bias: [Float]) -> [Float] {
+        var y = [Float](repeating: 0, count: x.count)
+        x.withUnsafeBufferPointer { xp in
+            y.withUnsafeMutableBufferPointer { yp in
+                NN.layerNorm(xp.baseAddress!, yp.baseAddress!, rows: n, dim: config.encoder.dim, scale: scale, bias: bias,
+                             eps: config.encoder.layerNormEpsilon)
+            }
+        }
+        return y
+    }
+
+    /// x + 0.5 * FFN(x)
+    func ffn(_ w: FFNWeights, _ x: [Float], _ n: Int, _ ws: Workspace) -> [Float] {
+        var h = linear(w.linear1, layerNorm(x, n, w.normScale, w.normBias), n, ws)
+        for i in h.indices { h[i] = NN.swish(h[i]) }
+        let o = linear(w.linear2, h, n, ws)
+        var y = x
+        for i in y.indices { y[i] += 0.5 * o[i] }
+        return y
+    }
+
+    /// One Conformer block on the new input rows; returns the output rows that became computable.
+    func runLayer(_ l: Int, input x: [Float], state s: inout LayerState, final: Bool, workspace ws: Workspace) -> [Float] {
+        let w = layers[l]
+        let e = config.encoder
+        let d = e.dim, dh = config.headDim, heads = e.heads
+        let halfK = (e.convKernel - 1) / 2
+        let n = x.count / d
+
+        // Per-frame stage: FFN1 and the attention projections.
+        if n > 0 {
+            let x1 = ffn(w.ffn1, x, n, ws)
+            let h = layerNorm(x1, n, w.attention.normScale, w.attention.normBias)
+            var q = linear(w.attention.query, h, n, ws)
+            for i in q.indices { q[i] *= w.attention.queryScale[i % dh] }
+            s.x1.append(x1)
+            s.q.append(q)
+            s.k.append(linear(w.attention.key, h, n, ws))
+            s.v.append(linear(w.attention.value, h, n, ws))
+        }
+        let end = s.x1.end
+
+        // Attention for the frames whose right context is available.
+        let attEnd = final ? end : max(s.attended, end - e.rightContext)
+        if attEnd > s.attended {
+            let m = attEnd - s.attended
+            var att = [Float](repeating: 0, count: m * d)
+            var logits = [Float](repeating: 0, count: e.leftContext + e.rightContext)
+            let a = w.attention
+            for r in 0..<m {
+                let i = s.attended + r
+                let j0 = max(0, i - (e.leftContext - 1)), j1 = min(end - 1, i + e.rightContext)
+                let qo = s.q.offset(i)
+                for h in 0..<heads {
+                    let hb = h * dh
+                    var best = -Float.infinity
+                    for j in j0...j1 {
+                        let ko = s.k.offset(j) + hb
+                        let po = (i - j + e.rightContext) * d + hb
+                        var acc: Float = 0
+                        for c in 0..<dh {
+                            let qc = s.q.data[qo + hb + c]
+                            acc += (qc + a.u[hb + c]) * s.k.data[ko + c] + (qc + a.v[hb + c]) * a.positions[po + c]
+                        }
+                        logits[j - j0] = acc
+                        best = max(best, acc)
+                    }
+                    var total: Float = 0
+                    for j in j0...j1 { let p = exp(logits[j - j0] - best); logits[j - j0] = p; total += p }
+                    let outBase = r * d + hb
+                    for j in j0...j1 {
+                        let p = logits[j - j0] / total
+                        let vo = s.v.offset(j) + hb
+                        for c in 0..<dh { att[outBase + c] += p * s.v.data[vo + c] }
+                    }
+                }
+            }
+            let o = linear(a.out, att, m, ws)
+            var x2 = s.x1.rows(s.attended..<attEnd)
+            for i in x2.indices { x2[i] += o[i] }
+            let gg = linear(w.conv.pointwise1, layerNorm(x2, m, w.conv.normScale, w.conv.normBias), m, ws)
+            var g = [Float](repeating: 0, count: m * d)
+            for r in 0..<m {
+                for c in 0..<d { g[r * d + c] = gg[r * 2 * d + c] * NN.sigmoid(gg[r * 2 * d + d + c]) }
+            }
+            s.x2.append(x2)
+            s.g.append(g)
+            s.attended = attEnd
+        }
+        s.x1.drop(before: s.attended)
+        s.q.drop(before: s.attended)
+        s.k.drop(before: s.attended - (e.leftContext - 1))
+        s.v.drop(before: s.attended - (e.leftContext - 1))
+
+        // Conv module, FFN2 and the final norm for frames whose conv context is available.
+        let convEnd = final ? s.attended : max(s.convolved, s.attended - halfK)
+        guard convEnd > s.convolved else { return [] }
+        let m = convEnd - s.convolved
+        var y = [Float](repeating: 0, count: m * d)
+        let cw = w.conv
+        for r in 0..<m {
+            let i = s.convolved + r
+            for c in 0..<d {
+                var acc: Float = 0
+                for t in 0..<e.convKernel {
+                    let j = i + t - halfK
+                    guard j >= 0, j < s.attended else { continue }
+                    acc += cw.depthwise[c * e.convKernel + t] * s.g.data[s.g.offset(j) + c]
+                }
+                y[r * d + c] = NN.swish(acc * cw.bnScale[c] + cw.bnBias[c])
+            }
+        }
+        let o = linear(cw.pointwise2, y, m, ws)
+        var x3 = s.x2.rows(s.convolved..<convEnd)
+        for i in x3.indices { x3[i] += o[i] }
+        s.convolved = convEnd
+        s.x2.drop(before: s.convolved)
+        s.g.drop(before: s.convolved - halfK)
+        return layerNorm(ffn(w.ffn2, x3, m, ws), m, w.finalScale, w.finalBias)
+    }
+}

@@ -1,0 +1,157 @@
+import Foundation
+import USMFormat
+import USMKernels
+import USMTensor
+
+struct FFNWeights: Sendable {
+    var normScale: [Float], normBias: [Float]
+    var linear1: PreparedWeight, linear2: PreparedWeight
+}
+
+struct AttentionWeights: Sendable {
+    var normScale: [Float], normBias: [Float]
+    var query: PreparedWeight, key: PreparedWeight, value: PreparedWeight, out: PreparedWeight
+    /// `pos(PE(r))` for r = -right ... left-1, row `r + right`, `[R, dim]`
+    var positions: [Float]
+    /// u and v biases, `[heads * dh]`
+    var u: [Float], v: [Float]
+    /// softplus(per_dim_scale) * log2(e) / sqrt(dh), `[dh]`
+    var queryScale: [Float]
+}
+
+struct ConvWeights: Sendable {
+    var normScale: [Float], normBias: [Float]
+    var pointwise1: PreparedWeight
+    /// `[dim, kernel]`
+    var depthwise: [Float]
+    var bnScale: [Float], bnBias: [Float]
+    var pointwise2: PreparedWeight
+}
+
+struct LayerWeights: Sendable {
+    var ffn1: FFNWeights, attention: AttentionWeights, conv: ConvWeights, ffn2: FFNWeights
+    var finalScale: [Float], finalBias: [Float]
+}
+
+struct ConvLayerWeights: Sendable {
+    /// `[cout, cin, 3, 3]`
+    var weight: [Float]
+    var bias: [Float]
+    var cin: Int, cout: Int
+    /// frequency bins in and out
+    var fin: Int, fout: Int
+}
+
+/// The immutable weights of a Conformer RNN-T, loaded from a container and shared by every stream.
+public struct ConformerModel: Sendable {
+    public let config: ConformerConfig
+    public let tokenizer: Tokenizer
+    public let frontend: LogMelFrontend
+    public let activations: ActivationMode
+    let convs: [ConvLayerWeights]
+    let projection: PreparedWeight
+    let layers: [LayerWeights]
+    let embedding: [Float]
+    let lstm: [PreparedWeight]
+    let encProj: PreparedWeight, predProj: PreparedWeight, jointOut: PreparedWeight
+    /// kernel name -> number of matrices using it
+    public let kernels: [String: Int]
+
+    /// Seconds of audio per encoder frame.
+    public var secondsPerFrame: Double {
+        Double(config.frontend.hopSize << config.subsampling.layers) / Double(config.sampleRate)
+    }
+
+    public init(container: Container, activations: ActivationMode = .float) throws(ModelError) {
+        let config = try ConformerConfig.decode(container.metadata.architecture)
+        self.config = config
+        self.activations = activations
+        tokenizer = try Tokenizer(json: container.metadata.tokenizer, vocabSize: config.vocabSize)
+        let expected = Dictionary(uniqueKeysWithValues: config.tensors.map { ($0.name, $0.shape) })
+        var kernels: [String: Int] = [:]
+
+        func tensor(_ name: String) throws(ModelError) -> PackedTensor {
+            guard let t = container.tensor(name) else { throw .missingTensor(name) }
+            if let shape = expected[name], shape != t.shape {
+                throw .tensorMismatch("'\(name)' has shape \(t.shape), the config needs \(shape)")
+            }
+            return t
+        }
+        func floats(_ name: String) throws(ModelError) -> [Float] { try tensor(name).dequantized() }
+        func linear(_ prefix: String, bias: Bool = true) throws(ModelError) -> PreparedWeight {
+            let w = try tensor(prefix + ".weight")
+            do {
+                let p = try PreparedWeight(w, bias: bias ? try floats(prefix + ".bias") : nil,
+                                           activations: w.scheme == .f32 ? .float : activations)
+                kernels[p.kernelName, default: 0] += 1
+                return p
+            } catch let e as ModelError {
+                throw e
+            } catch {
+                throw .tensorMismatch("'\(prefix).weight': \(error)")
+            }
+        }
+
+        frontend = try LogMelFrontend(config: config.frontend, sampleRate: config.sampleRate,
+                                      mean: try floats("frontend.mean"), std: try floats("frontend.std"))
+        var convs: [ConvLayerWeights] = []
+        var f = config.frontend.melBins
+        for i in 0..<config.subsampling.layers {
+            let c = config.subsampling.channels
+            convs.append(ConvLayerWeights(weight: try floats("subsampling.conv\(i).weight"),
+                                          bias: try floats("subsampling.conv\(i).bias"),
+                                          cin: i == 0 ? 1 : c, cout: c, fin: f, fout: (f + 1) / 2))
+            f = (f + 1) / 2
+        }
+        self.convs = convs
+        projection = try linear("subsampling.proj")
+
+        let e = config.encoder
+        let dh = config.headDim
+        var layers: [LayerWeights] = []
+        for i in 0..<e.layers {
+            let p = "encoder.layers.\(i)."
+            func ffn(_ name: String) throws(ModelError) -> FFNWeights {
+                FFNWeights(normScale: try floats(p + name + ".norm.scale"), normBias: try floats(p + name + ".norm.bias"),
+                           linear1: try linear(p + name + ".linear1"), linear2: try linear(p + name + ".linear2"))
+            }
+            let pos = try linear(p + "mhsa.pos", bias: false)
+            let pe = Self.sinusoids(from: -e.rightContext, to: e.leftContext - 1, dim: e.dim)
+            let positions = pos.apply(pe, n: e.leftContext + e.rightContext)
+            let scale = Float(1.442695041 / Double(dh).squareRoot())
+            let attention = AttentionWeights(
+                normScale: try floats(p + "mhsa.norm.scale"), normBias: try floats(p + "mhsa.norm.bias"),
+                query: try linear(p + "mhsa.query"), key: try linear(p + "mhsa.key"),
+                value: try linear(p + "mhsa.value"), out: try linear(p + "mhsa.out"),
+                positions: positions, u: try floats(p + "mhsa.u"), v: try floats(p + "mhsa.v"),
+                queryScale: try floats(p + "mhsa.per_dim_scale").map { NN.softplus($0) * scale })
+            let conv = ConvWeights(
+                normScale: try floats(p + "conv.norm.scale"), normBias: try floats(p + "conv.norm.bias"),
+                pointwise1: try linear(p + "conv.pointwise1"), depthwise: try floats(p + "conv.depthwise.weight"),
+                bnScale: try floats(p + "conv.bn.scale"), bnBias: try floats(p + "conv.bn.bias"),
+                pointwise2: try linear(p + "conv.pointwise2"))
+            layers.append(LayerWeights(ffn1: try ffn("ffn1"), attention: attention, conv: conv, ffn2: try ffn("ffn2"),
+                                       finalScale: try floats(p + "final_norm.scale"), finalBias: try floats(p + "final_norm.bias")))
+        }
+        self.layers = layers
+        embedding = try floats("predictor.embedding")
+        var lstm: [PreparedWeight] = []
+        for l in 0..<config.predictor.layers { lstm.append(try linear("predictor.lstm.\(l)")) }
+        self.lstm = lstm
+        encProj = try linear("joint.enc_proj")
+        predProj = try linear("joint.pred_proj")
+        jointOut = try linear("joint.out")
+        self.kernels = kernels
+    }
+
+    /// `PE(r)` rows for r in `from ... to`: `[sin(r f_m), cos(r f_m)]`, `f_m = 10000^(-2m/dim)`, in Double.
+    static func sinusoids(from: Int, to: Int, dim: Int) -> [Float] {
+        var out: [Float] = []
+        out.reserveCapacity((to - from + 1) * dim)
+        for r in from...to {
+            let angles = (0..<(dim / 2)).map { Double(r) * pow(10000.0, -2.0 * Double($0) / Double(dim)) }
+            out += angles.map { Float(sin($0)) } + angles.map { Float(cos($0)) }
+        }
+        return out
+    }
+}

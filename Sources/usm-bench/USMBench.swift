@@ -1,0 +1,7 @@
+import ArgumentParser
+
+@main
+struct USMBench: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "usm-bench", abstract: "usm-infer benchmarks",
+                                                    subcommands: [])
+}

@@ -1,0 +1,177 @@
+import Testing
+import USMKernels
+import USMTensor
+
+/// Every fast kernel against its reference twin, on the portable path and every ISA tier this CPU runs.
+@Suite struct FastKernels {
+    static let isas = KernelISA.supported
+    static let schemes: [(QuantScheme, Int)] = [
+        (.bin, 64), (.bin, 0), (.binNorm, 64), (.binAsym, 0), (.binAsym, 8), (.int2, 64), (.int2, 0),
+        (.int4, 64), (.int4, 32), (.int4, 0), (.int8, 0), (.int8, 128), (.bin, 128), (.int2, 16),
+    ]
+    /// (rows, k, n): odd sizes, rows not a multiple of 16, k not a multiple of 4 / 64 / the block, K = 1,
+    /// N not a multiple of the token tile.
+    static let shapes: [(Int, Int, Int)] = [
+        (16, 64, 1), (17, 100, 3), (5, 1, 2), (33, 130, 9), (40, 203, 13), (3, 320, 1), (48, 72, 4), (1, 9, 16),
+    ]
+
+    @Test(arguments: isas)
+    func activationQuantizerIsBitExact(isa: KernelISA) throws {
+        var ties: [Float] = [127, 0.5, 1.5, 2.5, -2.5, -0.5, 126.5, -127, 3.4999998, 0, -0, 64.5]
+        ties += [Float](repeating: 0, count: 20)  // an all-zero block: scale 0
+        let cases: [([Float], Int, Int, Int)] = [
+            (ties, 1, ties.count, 0), (ties, 1, ties.count, 8), (ties, 2, ties.count / 2, 8),
+            (pseudoRandom(3 * 100, seed: 1), 3, 100, 0), (pseudoRandom(2 * 130, seed: 2), 2, 130, 64),
+            (pseudoRandom(4 * 1536, seed: 3), 4, 1536, 64), (pseudoRandom(2 * 77, seed: 4), 2, 77, 8),
+            (pseudoRandom(5, seed: 5), 5, 1, 0), (pseudoRandom(3 * 200, seed: 6).map { $0 * 1e-3 }, 3, 200, 32),
+        ]
+        for (x, n, k, block) in cases {
+            let ref = try ActivationQuantizer.quantize(x, n: n, k: k, blockSize: block)
+            let fast = try ActivationQuantizer.quantize(x, n: n, k: k, blockSize: block, isa: isa)
+            #expect(fast.values == ref.values, "\(isa) n=\(n) k=\(k) block=\(block)")
+            #expect(fast.scales == ref.scales, "\(isa) n=\(n) k=\(k) block=\(block)")
+        }
+    }
+
+    @Test(arguments: isas)
+    func integerBlockDotsAreBitExact(isa: KernelISA) throws {
+        for (si, (scheme, block)) in Self.schemes.enumerated() {
+            for (rows, k, n) in Self.shapes {
+                for mode in [ActivationMode.int8PerToken, .int8PerBlock] {
+                    let w = try Quantizer.quantize(pseudoRandom(rows * k, seed: UInt64(si * 7 + k)), shape: [rows, k],
+                                                   spec: QuantSpec(scheme: scheme, blockSize: block, scaleFormat: ScaleFormat.allCases[(si + k) % 3]))
+                    let p = try PreparedWeight(w, activations: mode, isa: isa)
+                    #expect(p.kernel.isa == isa && p.kernel.weightBits == scheme.bits, "\(p.kernelName)")
+                    let x = pseudoRandom(n * k, seed: UInt64(rows + n))
+                    let l = w.layout
+                    let xq = try ActivationQuantizer.quantize(x, n: n, k: k, blockSize: mode == .int8PerBlock ? block : 0)
+                    let (dots, sums) = p.integerBlockDots(x, n: n)
+                    let codes = w.codes
+                    var ok = true
+                    for t in 0..<n {
+                        for j in 0..<l.blocksPerRow {
+                            for z in 0..<rows {
+                                let r = ReferenceKernels.integerBlockDot(codes, z, xq.values, t, l, j)
+                                if dots[(t * rows + z) * l.blocksPerRow + j] != r.dot { ok = false }
+                                if z == 0 && sums[t * l.blocksPerRow + j] != r.sum { ok = false }
+                            }
+                        }
+                    }
+                    #expect(ok, "\(p.kernelName) \(scheme) block \(block) \(rows)x\(k) n=\(n) \(mode)")
+                }
+            }
+        }
+    }
+
+    /// |y - reference| <= 1e-5 * sum_j sx_j * (s_j * sum_c (|q_c| + offset) |xq_c| + |zp_j| * sum_c |xq_c|): f32
+    /// rounding of the per-block scale products, relative to the magnitude of the terms summed.
+    @Test(arguments: isas)
+    func int8ActivationProductsMatchReference(isa: KernelISA) throws {
+        for (si, (scheme, block)) in Self.schemes.enumerated() {
+            for (rows, k, n) in Self.shapes {
+                for mode in [ActivationMode.int8PerToken, .int8PerBlock] {
+                    let w = try Quantizer.quantize(pseudoRandom(rows * k, seed: UInt64(si * 5 + rows)), shape: [rows, k],
+                                                   spec: QuantSpec(scheme: scheme, blockSize: block,
+                                                                   scaleFormat: ScaleFormat.allCases[(si + rows) % 3]))
+                    let bias = pseudoRandom(rows, seed: 11)
+                    let p = try PreparedWeight(w, bias: bias, activations: mode, isa: isa)
+                    let x = pseudoRandom(n * k, seed: UInt64(k * 3 + n))
+                    let xq = try ActivationQuantizer.quantize(x, n: n, k: k, blockSize: mode == .int8PerBlock ? block : 0)
+                    let ref = try ReferenceKernels.matmul(w, xq)
+                    let y = p.apply(x, n: n)
+                    let l = w.layout, codes = w.codes, s = w.scales, zp = w.zeroPoints
+                    let off: Int32 = scheme == .int4 ? 8 : scheme == .int8 ? 128 : 0
+                    var worst: Float = 0
+                    for t in 0..<n {
+                        for z in 0..<rows {
+                            var mag = 0.0
+                            for j in 0..<l.blocksPerRow {
+                                var a = 0.0, b = 0.0
+                                for c in l.blockRange(j) {
+                                    let xv = Double(abs(Int32(xq.values[t * k + c])))
+                                    a += Double(abs(codes[z * k + c]) + off) * xv
+                                    b += xv
+                                }
+                                let sx = Double(xq.scales[t * xq.blocksPerRow + (xq.blocksPerRow == 1 ? 0 : j)])
+                                mag += sx * (Double(s[z * l.blocksPerRow + j]) * a + (zp.isEmpty ? 0 : Double(abs(zp[z * l.blocksPerRow + j]))) * b)
+                            }
+                            let err = abs(Double(y[t * rows + z]) - Double(ref[t * rows + z] + bias[z]))
+                            let tol = 1e-5 * mag + 1e-6 * Double(abs(bias[z])) + 1e-30
+                            worst = max(worst, Float(err / tol))
+                        }
+                    }
+                    #expect(worst <= 1, "\(p.kernelName) \(scheme) block \(block) \(rows)x\(k) n=\(n) \(mode): error/bound \(worst)")
+                }
+            }
+        }
+    }
+
+    /// |y - reference| <= 1e-5 * sum_c |x_c * w_c| + 1e-6 |bias|.
+    @Test(arguments: isas)
+    func floatProductsMatchReference(isa: KernelISA) throws {
+        for (scheme, block) in [(QuantScheme.f32, 0), (.int4, 64), (.bin, 64), (.int2, 0)] {
+            for (rows, k, n) in Self.shapes {
+                let w = try Quantizer.quantize(pseudoRandom(rows * k, seed: UInt64(k)), shape: [rows, k],
+                                               spec: QuantSpec(scheme: scheme, blockSize: block))
+                let bias = pseudoRandom(rows, seed: 12)
+                let p = try PreparedWeight(w, bias: bias, activations: .float, isa: isa)
+                #expect(p.kernel.isa == isa && p.kernel.activationBits == 32)
+                let x = pseudoRandom(n * k, seed: UInt64(n))
+                let ref = try ReferenceKernels.matmul(w, x, n: n)
+                let y = p.apply(x, n: n)
+                let d = w.dequantized()
+                var ok = true
+                for t in 0..<n {
+                    for z in 0..<rows {
+                        var mag: Float = 0
+                        for c in 0..<k { mag += abs(x[t * k + c] * d[z * k + c]) }
+                        if abs(y[t * rows + z] - (ref[t * rows + z] + bias[z])) > 1e-5 * mag + 1e-6 * abs(bias[z]) { ok = false }
+                    }
+                }
+                #expect(ok, "\(p.kernelName) \(scheme) \(rows)x\(k) n=\(n)")
+            }
+        }
+    }
+
+    @Test func dispatchPicksTheFastestSupportedKernel() throws {
+        let best = KernelISA.best
+        for scheme in QuantScheme.allCases where scheme != .f32 {
+            let w = try Quantizer.quantize(pseudoRandom(16 * 64, seed: 1), shape: [16, 64], spec: QuantSpec(scheme: scheme, blockSize: 64))
+            let p = try PreparedWeight(w, activations: .int8PerBlock)
+            #expect(p.kernel.isa == best && p.kernel.weightBits == scheme.bits)
+            #expect(p.kernelName == KernelRegistry.select(for: scheme, floatActivations: false).name)
+            #expect(!p.layoutDescription.isEmpty)
+        }
+        let f = try PackedTensor(f32: pseudoRandom(32, seed: 2), shape: [4, 8])
+        let pf = try PreparedWeight(f, activations: .int8PerToken)
+        #expect(pf.activations == .float && pf.kernel.activationBits == 32)
+        // every registered kernel is reachable through dispatch
+        for d in KernelRegistry.all {
+            for s in d.schemes {
+                #expect(KernelRegistry.select(for: s, floatActivations: d.activationBits == 32, maxISA: d.isa) == d || s == .f32)
+            }
+        }
+    }
+
+    @Test func threadsGiveIdenticalResultsAndWarmWorkspacesDoNotGrow() throws {
+        for (scheme, mode) in [(QuantScheme.bin, ActivationMode.int8PerBlock), (.int4, .int8PerToken), (.f32, .float)] {
+            let (rows, k) = (200, 192)
+            let w = try Quantizer.quantize(pseudoRandom(rows * k, seed: 9), shape: [rows, k],
+                                           spec: QuantSpec(scheme: scheme, blockSize: scheme == .f32 ? 0 : 64))
+            let p = try PreparedWeight(w, bias: pseudoRandom(rows, seed: 3), activations: mode)
+            for n in [1, 7, 40] {
+                let x = pseudoRandom(n * k, seed: UInt64(n))
+                var y1 = [Float](repeating: 0, count: n * rows), y3 = y1
+                let ws1 = Workspace(), ws3 = Workspace(threads: 3)
+                x.withUnsafeBufferPointer { xp in
+                    y1.withUnsafeMutableBufferPointer { p.apply(xp, n: n, into: $0, workspace: ws1) }
+                    y3.withUnsafeMutableBufferPointer { p.apply(xp, n: n, into: $0, workspace: ws3) }
+                }
+                #expect(y1 == y3, "\(scheme) n=\(n)")
+                let sizes = (ws3.bytes.count, ws3.meta.count, ws3.sums.count)
+                x.withUnsafeBufferPointer { xp in y3.withUnsafeMutableBufferPointer { p.apply(xp, n: n, into: $0, workspace: ws3) } }
+                #expect(sizes == (ws3.bytes.count, ws3.meta.count, ws3.sums.count))
+            }
+        }
+    }
+}

@@ -1,0 +1,114 @@
+import Foundation
+import Testing
+import USMFormat
+import USMKernels
+@testable import USMModel
+
+/// Layer-by-layer parity with the PyTorch reference (`python/scripts/make_golden_model.py`): a seeded random model
+/// at the `small` config, at f32 and packed with three recipes, run on a fixed waveform.
+@Suite struct Parity {
+    static let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden")
+
+    static func load(_ recipe: String) throws -> (ConformerModel, Container) {
+        let model = try ConformerModel(container: try Container.read(path: dir.appendingPathComponent("small-\(recipe).usm").path))
+        let golden = try Container.read(path: dir.appendingPathComponent("golden-\(recipe).usm").path)
+        return (model, golden)
+    }
+
+    /// max |a - b| relative to max |b|
+    static func error(_ a: [Float], _ b: [Float]) -> Float {
+        precondition(a.count == b.count, "\(a.count) vs \(b.count) values")
+        let scale = max(b.map(abs).max() ?? 1, 1e-6)
+        return zip(a, b).map { abs($0 - $1) }.max()! / scale
+    }
+
+    @Test(arguments: ["f32", "exp5", "int4", "exp1"])
+    func layerByLayer(recipe: String) throws {
+        let (model, golden) = try Self.load(recipe)
+        func g(_ name: String) throws -> [Float] { try #require(golden.tensor(name)).floatValues }
+        let audio = try g("audio")
+        let ws = Workspace()
+
+        // frontend
+        var fs = FrontendState()
+        var feats: [Float] = []
+        let frames = model.frontend.process(audio, state: &fs, into: &feats)
+        #expect(frames == 135)
+        #expect(Self.error(feats, try g("features")) < 1e-4, "features")
+
+        // subsampling, block 0, encoder (offline: one chunk)
+        var st = model.makeEncoderState()
+        st.convInputs[0].append(feats)
+        let sub = model.subsample(state: &st, final: true, workspace: ws)
+        #expect(Self.error(sub, try g("subsampling")) < 1e-4, "subsampling")
+        var x = model.runLayer(0, input: sub, state: &st.layers[0], final: true, workspace: ws)
+        #expect(Self.error(x, try g("block0")) < 1e-3, "block 0")
+        for l in 1..<model.layers.count { x = model.runLayer(l, input: x, state: &st.layers[l], final: true, workspace: ws) }
+        #expect(Self.error(x, try g("encoder")) < 2e-3, "encoder")
+
+        // the same through the public entry point
+        var st2 = model.makeEncoderState()
+        #expect(model.encode(audio, state: &st2, final: true, workspace: ws) == x)
+
+        // first joint logits and greedy tokens
+        var dec = model.makeDecoderState(workspace: ws)
+        let e0 = model.linear(model.encProj, Array(x.prefix(model.config.encoder.dim)), 1, ws)
+        let logits = model.jointLogits(e0[...], dec.hypotheses[0].predictor, ws)
+        #expect(Self.error(logits, try g("joint0")) < 1e-3, "joint logits")
+        model.decode(x, state: &dec, workspace: ws)
+        #expect(dec.tokens.map(\.id) == (try g("tokens")).map { Int($0) }, "greedy tokens")
+    }
+
+    /// Streaming gives the offline frames, whatever the chunk size: the same frames are computed from the same
+    /// inputs; only the kernels' accumulation order may differ with the number of frames in a call.
+    @Test(arguments: [160, 1000, 2357, 6400])
+    func streamingEqualsOffline(chunk: Int) throws {
+        let (model, golden) = try Self.load("exp5")
+        let audio = try #require(golden.tensor("audio")).floatValues
+        let ws = Workspace()
+        var offline = model.makeEncoderState()
+        let whole = model.encode(audio, state: &offline, final: true, workspace: ws)
+        var streaming = model.makeEncoderState()
+        var pieces: [Float] = []
+        var start = 0
+        while start < audio.count {
+            let end = min(start + chunk, audio.count)
+            pieces += model.encode(Array(audio[start..<end]), state: &streaming, final: false, workspace: ws)
+            start = end
+        }
+        pieces += model.encode([], state: &streaming, final: true, workspace: ws)
+        #expect(pieces.count == whole.count)
+        #expect(Self.error(pieces, whole) < 1e-5, "chunk \(chunk)")
+        var d1 = model.makeDecoderState(workspace: ws), d2 = model.makeDecoderState(workspace: ws)
+        model.decode(whole, state: &d1, workspace: ws)
+        model.decode(pieces, state: &d2, workspace: ws)
+        #expect(d1.tokens == d2.tokens)
+    }
+
+    @Test func beamSearchWidthOneIsGreedyOnFirstSymbols() throws {
+        let (model, golden) = try Self.load("exp5")
+        let audio = try #require(golden.tensor("audio")).floatValues
+        let ws = Workspace()
+        var st = model.makeEncoderState()
+        let enc = model.encode(audio, state: &st, final: true, workspace: ws)
+        var beam = model.makeDecoderState(method: .beam(width: 4), workspace: ws)
+        model.decode(enc, state: &beam, workspace: ws)
+        // modified beam search emits at most one symbol per frame
+        #expect(beam.tokens.count <= st.framesOut)
+        #expect(Set(beam.tokens.map(\.frame)).count == beam.tokens.count)
+    }
+
+    @Test func missingOrMisshapenTensorsAreTypedErrors() throws {
+        let c = try Container.read(path: Self.dir.appendingPathComponent("small-f32.usm").path)
+        var w = ContainerWriter(metadata: c.metadata)
+        for name in c.tensorNames where name != "joint.out.bias" { try w.add(name, c.tensor(name)!) }
+        #expect(throws: ModelError.missingTensor("joint.out.bias")) {
+            try ConformerModel(container: try Container.read(bytes: try w.serialize()))
+        }
+        var meta = c.metadata
+        meta.architecture = .object(["type": .string("whisper")])
+        #expect(throws: ModelError.self) {
+            try ConformerModel(container: try Container.read(bytes: try ContainerWriter(metadata: meta).serialize()))
+        }
+    }
+}

@@ -1,0 +1,44 @@
+"""Export a training checkpoint to plain files for the container packer:
+
+  <out>/tensors.npz      Architecture.md section 6 names -> float32 arrays (BatchNorm folded, LSTM concatenated)
+  <out>/architecture.json  the config (section 1)
+  <out>/tokenizer.json   {"type": "sentencepiece", "pieces": [...], "blank_id": 0, "unk_id": 1} (section 8)
+
+python -m usm_ref.export CKPT OUT_DIR [--tokenizer spm.model]
+"""
+import argparse
+import os
+
+import numpy as np
+import torch
+
+from .config import ModelConfig
+from .model import ConformerRNNT, expected_export_shapes
+from .tokenizer import Tokenizer
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("ckpt")
+    ap.add_argument("out")
+    ap.add_argument("--tokenizer", default="/root/usm-data/tokenizer/spm256.model")
+    args = ap.parse_args()
+    ck = torch.load(args.ckpt, map_location="cpu", weights_only=False)
+    cfg = ModelConfig.from_dict(ck["config"])
+    m = ConformerRNNT(cfg)
+    m.load_state_dict(ck["model"])
+    m.eval()
+    W = m.state_dict_for_export()
+    want = expected_export_shapes(cfg)
+    assert list(W) == list(want) and all(W[k].shape == want[k] for k in want)
+    os.makedirs(args.out, exist_ok=True)
+    np.savez(os.path.join(args.out, "tensors.npz"), **W)
+    cfg.save(os.path.join(args.out, "architecture.json"))
+    tok = Tokenizer(args.tokenizer)
+    assert len(tok) == cfg.vocab_size
+    tok.save_metadata(os.path.join(args.out, "tokenizer.json"))
+    print(f"exported {len(W)} tensors, {sum(v.size for v in W.values())} values, step {ck.get('step')}")
+
+
+if __name__ == "__main__":
+    main()
