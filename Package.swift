@@ -17,7 +17,9 @@ let package = Package(
         .library(name: "USMFormat", targets: ["USMFormat"]),
         .library(name: "USMModel", targets: ["USMModel"]),
         .library(name: "USMAudio", targets: ["USMAudio"]),
+        .library(name: "USMRecognizer", targets: ["USMRecognizer"]),
         .executable(name: "usm-pack", targets: ["usm-pack"]),
+        .executable(name: "usm-infer", targets: ["usm-infer"]),
         .executable(name: "usm-bench", targets: ["usm-bench"]),
     ],
     dependencies: [
@@ -42,6 +44,13 @@ let package = Package(
         .target(name: "USMKernels", dependencies: ["USMTensor", "CUSMKernels"]),
         .target(name: "USMFormat", dependencies: ["USMTensor", "CZstd", "CXXHash"]),
         .target(name: "USMModel", dependencies: ["USMTensor", "USMKernels", "USMFormat"]),
+        .target(name: "USMRecognizer", dependencies: ["USMModel", "USMAudio", "USMFormat", "USMKernels", "USMTensor"]),
+        .executableTarget(
+            name: "usm-infer",
+            dependencies: [
+                "USMRecognizer", "USMModel", "USMAudio", "USMKernels",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
         .executableTarget(
             name: "usm-pack",
             dependencies: [
@@ -55,6 +64,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "USMTensorTests", dependencies: ["USMTensor"]),
+        .testTarget(name: "USMRecognizerTests", dependencies: ["USMRecognizer", "USMAudio", "USMFormat", "usm-infer"]),
         .testTarget(name: "USMKernelsTests", dependencies: ["USMKernels", "USMTensor", "CUSMKernels"]),
         .testTarget(name: "USMFormatTests", dependencies: ["USMFormat", "USMTensor"], exclude: ["Golden"]),
         .testTarget(name: "USMModelTests", dependencies: ["USMModel", "USMFormat", "USMTensor", "USMKernels"], exclude: ["Golden"]),

@@ -2,6 +2,7 @@ import ArgumentParser
 
 @main
 struct USMBench: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "usm-bench", abstract: "usm-infer benchmarks",
-                                                    subcommands: [])
+    static let configuration = CommandConfiguration(
+        commandName: "usm-bench", abstract: "usm-infer benchmarks (never asserted in unit tests)",
+        subcommands: [KernelsCommand.self])
 }

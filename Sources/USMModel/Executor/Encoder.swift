@@ -60,6 +60,9 @@ public struct EncoderState: Sendable {
     /// feature frames seen so far
     public internal(set) var featureFrames = 0
     public internal(set) var finished = false
+    /// time spent in the frontend and in the rest of the encoder (seconds)
+    public internal(set) var featureSeconds = 0.0
+    public internal(set) var encoderSeconds = 0.0
 
     init(model: ConformerModel) {
         let c = model.config
@@ -76,15 +79,20 @@ extension ConformerModel {
     /// `[n, dim]` row-major. The frames are the same whatever the chunking.
     public func encode(_ samples: [Float], state: inout EncoderState, final: Bool, workspace: Workspace) -> [Float] {
         precondition(!state.finished, "encode after the final chunk")
+        let clock = ContinuousClock()
+        let t0 = clock.now
         var feats: [Float] = []
         let n = frontend.process(samples, state: &state.frontend, into: &feats)
         state.featureFrames += n
         state.convInputs[0].append(feats)
+        let t1 = clock.now
         var x = subsample(state: &state, final: final, workspace: workspace)
         for l in layers.indices {
             x = runLayer(l, input: x, state: &state.layers[l], final: final, workspace: workspace)
         }
         state.framesOut += x.count / config.encoder.dim
+        state.featureSeconds += (t1 - t0).seconds
+        state.encoderSeconds += (clock.now - t1).seconds
         if final { state.finished = true }
         return x
     }
@@ -277,5 +285,13 @@ extension ConformerModel {
         s.x2.drop(before: s.convolved)
         s.g.drop(before: s.convolved - halfK)
         return layerNorm(ffn(w.ffn2, x3, m, ws), m, w.finalScale, w.finalBias)
+    }
+}
+
+extension Duration {
+    /// The duration in seconds.
+    public var seconds: Double {
+        let (s, a) = components
+        return Double(s) + Double(a) * 1e-18
     }
 }

@@ -1,0 +1,315 @@
+import Foundation
+import USMAudio
+import USMFormat
+import USMKernels
+import USMModel
+import USMTensor
+
+/// Why recognition failed.
+public enum RecognizerError: Error, Sendable, CustomStringConvertible {
+    /// The model file is missing, corrupt or not a usm-infer model.
+    case modelFile(ContainerError)
+    /// The model's metadata and tensors do not describe a runnable model.
+    case modelMismatch(ModelError)
+    /// The audio could not be read or converted.
+    case audio(AudioError)
+    /// Samples are not usable (empty, not finite, bad sample rate).
+    case badSamples(String)
+
+    public var description: String {
+        switch self {
+        case .modelFile(let e): "model file: \(e)"
+        case .modelMismatch(let e): "model: \(e)"
+        case .audio(let e): "audio: \(e)"
+        case .badSamples(let m): "samples: \(m)"
+        }
+    }
+}
+
+/// How a recognizer runs.
+public struct RecognizerOptions: Sendable {
+    /// Activations of packed layers: `.int8PerBlock` (fastest) or `.float` (closest to the reference model).
+    public var activations: ActivationMode
+    /// Threads the kernels may use.
+    public var threads: Int
+    public var search: SearchMethod
+
+    public init(activations: ActivationMode = .float, threads: Int = 1, search: SearchMethod = .greedy) {
+        self.activations = activations
+        self.threads = threads
+        self.search = search
+    }
+}
+
+/// What loading cost and what the model weighs.
+public struct LoadReport: Sendable, Codable {
+    public var seconds: Double
+    public var fileBytes: Int
+    public var memoryBytes: Int
+    public var parameters: Int
+    /// bits as stored (ModelFormat.md section 7)
+    public var totalBits: Int
+    public var f32EquivalentBits: Int
+    public var reduction: Double
+    public var recipe: String
+    /// kernel name -> matrices using it
+    public var kernels: [String: Int]
+}
+
+/// Per-stage time of one result, in seconds.
+public struct StageTimings: Sendable, Codable, Equatable {
+    public var features = 0.0
+    public var encoder = 0.0
+    public var decoder = 0.0
+    public var total = 0.0
+    public var audioSeconds = 0.0
+    /// total / audio duration
+    public var realTimeFactor: Double { audioSeconds > 0 ? total / audioSeconds : 0 }
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey { case features, encoder, decoder, total, audioSeconds = "audio_seconds", realTimeFactor = "rtf" }
+
+    public func encode(to e: Encoder) throws {
+        var c = e.container(keyedBy: CodingKeys.self)
+        try c.encode(features, forKey: .features); try c.encode(encoder, forKey: .encoder)
+        try c.encode(decoder, forKey: .decoder); try c.encode(total, forKey: .total)
+        try c.encode(audioSeconds, forKey: .audioSeconds); try c.encode(realTimeFactor, forKey: .realTimeFactor)
+    }
+
+    public init(from d: Decoder) throws {
+        let c = try d.container(keyedBy: CodingKeys.self)
+        features = try c.decode(Double.self, forKey: .features); encoder = try c.decode(Double.self, forKey: .encoder)
+        decoder = try c.decode(Double.self, forKey: .decoder); total = try c.decode(Double.self, forKey: .total)
+        audioSeconds = try c.decode(Double.self, forKey: .audioSeconds)
+    }
+}
+
+public struct TokenTiming: Sendable, Codable, Equatable {
+    public var id: Int
+    public var piece: String
+    /// start of the encoder frame the token was emitted at
+    public var start: Double
+}
+
+public struct WordTiming: Sendable, Codable, Equatable {
+    public var word: String
+    public var start: Double
+    public var end: Double
+}
+
+/// A recognition result.
+public struct Transcript: Sendable, Codable, Equatable {
+    public var text: String
+    public var tokens: [TokenTiming]
+    public var words: [WordTiming]
+    public var timings: StageTimings
+    /// true once the stream is finished (final result), false for a partial one
+    public var isFinal: Bool
+
+    enum CodingKeys: String, CodingKey { case text, tokens, words, timings, isFinal = "final" }
+}
+
+/// A loaded model, immutable and shared: make one, then run any number of requests and streams on it, from any
+/// number of threads.
+public final class Recognizer: Sendable {
+    public let model: ConformerModel
+    public let options: RecognizerOptions
+    public let loadReport: LoadReport
+
+    public convenience init(path: String, options: RecognizerOptions = RecognizerOptions()) throws(RecognizerError) {
+        let clock = ContinuousClock()
+        let start = clock.now
+        let container: Container
+        do { container = try Container.read(path: path) } catch { throw .modelFile(error) }
+        try self.init(container: container, options: options, started: start)
+    }
+
+    public convenience init(bytes: [UInt8], options: RecognizerOptions = RecognizerOptions()) throws(RecognizerError) {
+        let clock = ContinuousClock()
+        let start = clock.now
+        let container: Container
+        do { container = try Container.read(bytes: bytes) } catch { throw .modelFile(error) }
+        try self.init(container: container, options: options, started: start)
+    }
+
+    init(container: Container, options: RecognizerOptions, started: ContinuousClock.Instant) throws(RecognizerError) {
+        do { model = try ConformerModel(container: container, activations: options.activations) } catch {
+            throw .modelMismatch(error)
+        }
+        self.options = options
+        let size = SizeReport(container: container).total
+        loadReport = LoadReport(
+            seconds: (ContinuousClock().now - started).seconds, fileBytes: Int(container.header.fileSize),
+            memoryBytes: Int(container.header.imageSize), parameters: size.elements, totalBits: size.totalBitsStored,
+            f32EquivalentBits: size.f32EquivalentBits,
+            reduction: Double(size.f32EquivalentBits) / Double(max(size.totalBitsStored, 1)),
+            recipe: container.metadata.quantization?.recipe ?? "unknown", kernels: model.kernels)
+    }
+
+    public var sampleRate: Int { model.config.sampleRate }
+
+    /// A new streaming request.
+    public func makeStream(search: SearchMethod? = nil, endpoint: EndpointRules = EndpointRules(),
+                           inputSampleRate: Int? = nil) throws(RecognizerError) -> RecognitionStream {
+        try RecognitionStream(recognizer: self, search: search ?? options.search, endpoint: endpoint,
+                              inputSampleRate: inputSampleRate ?? sampleRate)
+    }
+
+    /// Offline recognition of mono samples in [-1, 1] at `sampleRate` (resampled to the model's rate).
+    public func transcribe(samples: [Float], sampleRate: Int, search: SearchMethod? = nil) throws(RecognizerError) -> Transcript {
+        let stream = try makeStream(search: search, endpoint: EndpointRules(trailingSilence: nil, maxUtterance: nil),
+                                    inputSampleRate: sampleRate)
+        try stream.accept(samples: samples)
+        return stream.finish()
+    }
+
+    /// Offline recognition of an audio file (WAV, FLAC, MP3 and what libsndfile reads), read in blocks.
+    public func transcribe(file path: String, channels: ChannelSelection = .mix, search: SearchMethod? = nil,
+                           progress: ((Double) -> Void)? = nil) throws(RecognizerError) -> Transcript {
+        let reader: AudioFileReader
+        do { reader = try AudioFileReader(path: path, channels: channels) } catch { throw .audio(error) }
+        let stream = try makeStream(search: search, endpoint: EndpointRules(trailingSilence: nil, maxUtterance: nil),
+                                    inputSampleRate: reader.sampleRate)
+        var done = 0
+        while true {
+            let block: [Float]
+            do { block = try reader.read(maxFrames: reader.sampleRate * 10) } catch { throw .audio(error) }
+            if block.isEmpty { break }
+            try stream.accept(samples: block)
+            done += block.count
+            if reader.frames > 0 { progress?(Double(done) / Double(reader.frames)) }
+        }
+        guard done > 0 else { throw .audio(AudioError(.empty, path: path, "no audio samples")) }
+        return stream.finish()
+    }
+}
+
+/// When a stream declares the end of an utterance.
+public struct EndpointRules: Sendable, Equatable {
+    /// seconds without a new token after at least one token (nil: never)
+    public var trailingSilence: Double?
+    /// seconds of audio in one utterance (nil: unlimited)
+    public var maxUtterance: Double?
+
+    public init(trailingSilence: Double? = 1.2, maxUtterance: Double? = 30) {
+        self.trailingSilence = trailingSilence
+        self.maxUtterance = maxUtterance
+    }
+}
+
+/// One streaming request: feed audio with `accept`, read `partial`, end with `finish`. Holds all per-request state;
+/// use it from one thread at a time.
+public final class RecognitionStream {
+    public let recognizer: Recognizer
+    public let search: SearchMethod
+    public let endpoint: EndpointRules
+    public let inputSampleRate: Int
+    private var resampler: Resampler?
+    private var encoder: EncoderState
+    private var decoder: DecoderState
+    private let workspace: Workspace
+    private var timings = StageTimings()
+    private var samplesIn = 0
+    private var finished: Transcript?
+
+    init(recognizer: Recognizer, search: SearchMethod, endpoint: EndpointRules, inputSampleRate: Int) throws(RecognizerError) {
+        guard inputSampleRate > 0 else { throw .badSamples("sample rate \(inputSampleRate)") }
+        self.recognizer = recognizer
+        self.search = search
+        self.endpoint = endpoint
+        self.inputSampleRate = inputSampleRate
+        workspace = Workspace(threads: recognizer.options.threads)
+        let model = recognizer.model
+        encoder = model.makeEncoderState()
+        decoder = model.makeDecoderState(method: search, workspace: workspace)
+        if inputSampleRate != model.config.sampleRate {
+            do { resampler = try Resampler(from: inputSampleRate, to: model.config.sampleRate) } catch { throw .audio(error) }
+        }
+    }
+
+    /// Feeds samples (mono, [-1, 1], at the stream's input rate).
+    public func accept(samples: [Float]) throws(RecognizerError) {
+        precondition(finished == nil, "accept after finish; call reset() first")
+        if let bad = samples.firstIndex(where: { !$0.isFinite }) { throw .badSamples("sample \(bad) is not finite") }
+        samplesIn += samples.count
+        let clock = ContinuousClock()
+        let start = clock.now
+        var input = samples
+        if let resampler {
+            do { input = try resampler.process(samples) } catch { throw .audio(error) }
+        }
+        run(input, final: false)
+        timings.total += (clock.now - start).seconds
+    }
+
+    private func run(_ samples: [Float], final: Bool) {
+        let model = recognizer.model
+        let frames = model.encode(samples, state: &encoder, final: final, workspace: workspace)
+        let clock = ContinuousClock()
+        let t = clock.now
+        model.decode(frames, state: &decoder, workspace: workspace)
+        timings.decoder += (clock.now - t).seconds
+        timings.features = encoder.featureSeconds
+        timings.encoder = encoder.encoderSeconds
+    }
+
+    /// The best hypothesis so far.
+    public var partial: Transcript { result(final: false) }
+
+    /// Seconds of input accepted.
+    public var audioSeconds: Double { Double(samplesIn) / Double(inputSampleRate) }
+
+    /// Whether the endpoint rules say the utterance has ended.
+    public var isEndpoint: Bool {
+        let secondsPerFrame = recognizer.model.secondsPerFrame
+        let decoded = Double(decoder.frames) * secondsPerFrame
+        if let max = endpoint.maxUtterance, audioSeconds >= max { return true }
+        if let silence = endpoint.trailingSilence, let last = decoder.tokens.last {
+            return decoded - Double(last.frame + 1) * secondsPerFrame >= silence
+        }
+        return false
+    }
+
+    /// Ends the stream: flushes the encoder's look-ahead and returns the final result.
+    @discardableResult
+    public func finish() -> Transcript {
+        if let finished { return finished }
+        let clock = ContinuousClock()
+        let start = clock.now
+        var tail: [Float] = []
+        if let resampler { tail = (try? resampler.process([], last: true)) ?? [] }
+        run(tail, final: true)
+        timings.total += (clock.now - start).seconds
+        let r = result(final: true)
+        finished = r
+        return r
+    }
+
+    /// Starts a new utterance on the same stream (e.g. after an endpoint).
+    public func reset() {
+        let model = recognizer.model
+        encoder = model.makeEncoderState()
+        decoder = model.makeDecoderState(method: search, workspace: workspace)
+        if resampler != nil { resampler = try? Resampler(from: inputSampleRate, to: model.config.sampleRate) }
+        timings = StageTimings()
+        samplesIn = 0
+        finished = nil
+    }
+
+    private func result(final: Bool) -> Transcript {
+        let model = recognizer.model
+        let tok = model.tokenizer
+        let spf = model.secondsPerFrame
+        let emitted = decoder.tokens
+        let ids = emitted.map(\.id)
+        let tokens = emitted.map { TokenTiming(id: $0.id, piece: tok.pieces[$0.id], start: Double($0.frame) * spf) }
+        let words = tok.wordSpans(ids).map { span in
+            WordTiming(word: span.word, start: tokens[span.tokens.lowerBound].start,
+                       end: tokens[span.tokens.upperBound - 1].start + spf)
+        }
+        var t = timings
+        t.audioSeconds = audioSeconds
+        return Transcript(text: tok.text(ids), tokens: tokens, words: words, timings: t, isFinal: final)
+    }
+}

@@ -1,0 +1,188 @@
+import ArgumentParser
+import Foundation
+import USMAudio
+import USMKernels
+import USMModel
+import USMRecognizer
+
+@main
+struct USMInfer: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "usm-infer",
+        abstract: "Transcribe speech with a low-bit Conformer RNN-T model.",
+        discussion: """
+            Reads WAV, FLAC, OGG, MP3 and the other formats libsndfile supports, at any sample rate and channel count. \
+            Text goes to stdout, diagnostics to stderr. Exit codes: 0 success, 64 bad arguments, 65 invalid model or \
+            audio data, 66 input file missing or unreadable, 70 internal error.
+            """,
+        version: "0.1.0")
+
+    @Option(help: "Model file (default: the bundled model).") var model: String?
+    @Option(help: "Output format: text, json, srt or vtt.") var format: OutputFormat = .text
+    @Option(help: "Beam width (1 = greedy search).") var beam = 1
+    @Option(help: "Threads for the kernels.") var threads = 1
+    @Option(help: "Activations of packed layers: float, int8-token or int8-block.") var activations = "float"
+    @Option(help: "Use this channel (0-based) instead of mixing all channels.") var channel: Int?
+    @Flag(help: "Print load and per-stage timings to stderr.") var timings = false
+    @Argument(help: "Audio files.") var files: [String]
+
+    enum OutputFormat: String, ExpressibleByArgument, CaseIterable { case text, json, srt, vtt }
+
+    func validate() throws {
+        guard beam >= 1 else { throw ValidationError("--beam must be at least 1") }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        guard ActivationMode(rawValue: activations) != nil else {
+            throw ValidationError("--activations must be float, int8-token or int8-block")
+        }
+        guard !files.isEmpty else { throw ValidationError("no audio files given") }
+    }
+
+    func run() throws {
+        let path = try model ?? DefaultModel.locate()
+        let options = RecognizerOptions(activations: ActivationMode(rawValue: activations)!, threads: threads,
+                                        search: beam == 1 ? .greedy : .beam(width: beam))
+        let recognizer: Recognizer
+        do { recognizer = try Recognizer(path: path, options: options) } catch {
+            fail(error.description, code: missing(path) ? 66 : 65)
+        }
+        let r = recognizer.loadReport
+        if timings {
+            log(String(format: "model %@: %d bytes on disk, %d in memory, %d parameters, %.2f Gbit (%.1fx smaller than f32), recipe %@, loaded in %.3f s",
+                       path, r.fileBytes, r.memoryBytes, r.parameters, Double(r.totalBits) / 1e9, r.reduction, r.recipe, r.seconds))
+        }
+        var results: [(String, Transcript)] = []
+        var firstError: (String, Int32)?
+        for file in files {
+            let progress = Progress(file: file)
+            do {
+                let t = try recognizer.transcribe(file: file, channels: channel.map { .channel($0) } ?? .mix, progress: progress.update)
+                progress.done()
+                results.append((file, t))
+                if format == .text { print(files.count > 1 ? "\(file): \(t.text)" : t.text) }
+                if timings {
+                    let s = t.timings
+                    log(String(format: "%@: %.2f s of audio; features %.3f s, encoder %.3f s, decoder %.3f s, total %.3f s, RTF %.4f",
+                               file, s.audioSeconds, s.features, s.encoder, s.decoder, s.total, s.realTimeFactor))
+                }
+            } catch {
+                progress.done()
+                let code: Int32 = missing(file) || error.isUnreadable ? 66 : 65
+                log("error: \(file): \(error)")
+                if firstError == nil { firstError = (file, code) }
+            }
+        }
+        switch format {
+        case .text: break
+        case .json: printJSON(results, report: r)
+        case .srt, .vtt: printSubtitles(results)
+        }
+        if let (_, code) = firstError { throw ExitCode(code) }
+    }
+
+    func printJSON(_ results: [(String, Transcript)], report: LoadReport) {
+        struct Item: Encodable { var file: String; var transcript: Transcript }
+        struct Out: Encodable { var model: LoadReport; var results: [Item] }
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let out = Out(model: report, results: results.map { Item(file: $0.0, transcript: $0.1) })
+        print(String(decoding: (try? e.encode(out)) ?? Data(), as: UTF8.self))
+    }
+
+    func printSubtitles(_ results: [(String, Transcript)]) {
+        if format == .vtt { print("WEBVTT\n") }
+        var index = 1
+        for (file, t) in results {
+            if results.count > 1 { print(format == .vtt ? "NOTE \(file)\n" : "") }
+            for cue in Subtitles.cues(t.words) {
+                if format == .srt { print(index) }
+                print("\(Subtitles.time(cue.start, vtt: format == .vtt)) --> \(Subtitles.time(cue.end, vtt: format == .vtt))")
+                print(cue.text + "\n")
+                index += 1
+            }
+        }
+    }
+}
+
+func missing(_ path: String) -> Bool { !FileManager.default.isReadableFile(atPath: path) }
+
+extension RecognizerError {
+    var isUnreadable: Bool {
+        if case .audio(let e) = self, e.kind == .cannotOpen { return true }
+        return false
+    }
+}
+
+func log(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
+
+func fail(_ message: String, code: Int32) -> Never {
+    log("error: \(message)")
+    Foundation.exit(code)
+}
+
+/// Where the bundled default model lives.
+enum DefaultModel {
+    static let fileName = "usm-infer-default.usm"
+
+    static func locate() throws -> String {
+        var candidates: [String] = []
+        if let env = ProcessInfo.processInfo.environment["USM_INFER_MODEL"] { candidates.append(env) }
+        let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        candidates.append(exe.appendingPathComponent(fileName).path)
+        // a source checkout: Models/ at the package root
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        candidates.append(root.appendingPathComponent("Models").appendingPathComponent(fileName).path)
+        if let found = candidates.first(where: { FileManager.default.isReadableFile(atPath: $0) }) { return found }
+        fail("""
+            no bundled default model found (looked for \(candidates.joined(separator: ", "))). \
+            The trained default model has not landed yet; pass --model FILE (for example one written by \
+            `usm-pack synth --config trained --recipe exp5 model.usm`, which has random weights).
+            """, code: 66)
+    }
+}
+
+/// A progress line on a terminal (stderr); nothing when stderr is not a terminal.
+final class Progress {
+    let file: String
+    let enabled = isatty(STDERR_FILENO) == 1
+    var last = -1
+
+    init(file: String) { self.file = file }
+
+    func update(_ fraction: Double) {
+        guard enabled else { return }
+        let pct = Int(fraction * 100)
+        guard pct != last else { return }
+        last = pct
+        FileHandle.standardError.write(Data("\r\(file): \(pct)%".utf8))
+    }
+
+    func done() {
+        if enabled && last >= 0 { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+    }
+}
+
+/// Cues for SRT/VTT: words grouped into lines of at most 7 seconds or 12 words.
+enum Subtitles {
+    struct Cue { var start: Double; var end: Double; var text: String }
+
+    static func cues(_ words: [WordTiming]) -> [Cue] {
+        var cues: [Cue] = []
+        var current: [WordTiming] = []
+        func flush() {
+            guard let f = current.first, let l = current.last else { return }
+            cues.append(Cue(start: f.start, end: l.end, text: current.map(\.word).joined(separator: " ")))
+            current = []
+        }
+        for w in words {
+            if let f = current.first, w.end - f.start > 7 || current.count >= 12 { flush() }
+            current.append(w)
+        }
+        flush()
+        return cues
+    }
+
+    static func time(_ t: Double, vtt: Bool) -> String {
+        let ms = Int((t * 1000).rounded())
+        return String(format: "%02d:%02d:%02d%@%03d", ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, vtt ? "." : ",", ms % 1000)
+    }
+}

@@ -1,0 +1,184 @@
+import Foundation
+import Testing
+import USMAudio
+import USMFormat
+import USMRecognizer
+
+enum Fixtures {
+    static let golden = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("USMModelTests/Golden")
+    static var modelPath: String { golden.appendingPathComponent("small-exp5.usm").path }
+
+    static func audio() throws -> [Float] {
+        try #require(try Container.read(path: golden.appendingPathComponent("golden-exp5.usm").path).tensor("audio")).floatValues
+    }
+
+    static func goldenTokens() throws -> [Int] {
+        try #require(try Container.read(path: golden.appendingPathComponent("golden-exp5.usm").path).tensor("tokens"))
+            .floatValues.map { Int($0) }
+    }
+
+    /// A 16-bit PCM WAV file (written by hand: the bytes are the test's own).
+    static func writeWAV(_ samples: [Float], rate: Int, channels: Int = 1, to path: String) throws {
+        var d = Data()
+        func u32(_ v: Int) { withUnsafeBytes(of: UInt32(v).littleEndian) { d.append(contentsOf: $0) } }
+        func u16(_ v: Int) { withUnsafeBytes(of: UInt16(v).littleEndian) { d.append(contentsOf: $0) } }
+        let bytes = samples.count * 2 * channels
+        d.append(contentsOf: Array("RIFF".utf8)); u32(36 + bytes); d.append(contentsOf: Array("WAVEfmt ".utf8))
+        u32(16); u16(1); u16(channels); u32(rate); u32(rate * 2 * channels); u16(2 * channels); u16(16)
+        d.append(contentsOf: Array("data".utf8)); u32(bytes)
+        for s in samples {
+            let v = Int16(max(-1, min(1, s)) * 32767)
+            for _ in 0..<channels { withUnsafeBytes(of: v.littleEndian) { d.append(contentsOf: $0) } }
+        }
+        try d.write(to: URL(fileURLWithPath: path))
+    }
+
+    static func tempPath(_ name: String) -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("usm-\(getpid())-\(name)").path
+    }
+}
+
+@Suite struct RecognizerAPI {
+    @Test func offlineTranscriptMatchesTheReferenceTokens() throws {
+        let r = try Recognizer(path: Fixtures.modelPath)
+        let t = try r.transcribe(samples: try Fixtures.audio(), sampleRate: 16000)
+        #expect(t.tokens.map(\.id) == (try Fixtures.goldenTokens()))
+        #expect(t.isFinal)
+        #expect(t.timings.audioSeconds > 1.36 && t.timings.audioSeconds < 1.38)
+        #expect(t.timings.total > 0 && t.timings.encoder > 0)
+        // timestamps: 40 ms encoder frames, non-decreasing, words span their tokens
+        #expect(zip(t.tokens, t.tokens.dropFirst()).allSatisfy { $0.start <= $1.start })
+        #expect(t.words.allSatisfy { $0.end > $0.start })
+        #expect(r.loadReport.fileBytes > 0 && r.loadReport.recipe == "unknown" && r.loadReport.parameters > 0)
+    }
+
+    @Test func streamingGivesTheOfflineTranscript() throws {
+        let r = try Recognizer(path: Fixtures.modelPath)
+        let audio = try Fixtures.audio()
+        let offline = try r.transcribe(samples: audio, sampleRate: 16000)
+        let stream = try r.makeStream()
+        var partials: [Int] = []
+        for start in stride(from: 0, to: audio.count, by: 1600) {
+            try stream.accept(samples: Array(audio[start..<min(start + 1600, audio.count)]))
+            partials.append(stream.partial.tokens.count)
+        }
+        let final = stream.finish()
+        #expect(final.tokens == offline.tokens)
+        #expect(final.text == offline.text)
+        #expect(partials == partials.sorted(), "partial results only grow")
+        #expect(stream.finish() == final, "finish is idempotent")
+        stream.reset()
+        try stream.accept(samples: audio)
+        #expect(stream.finish().tokens == offline.tokens, "reset starts a fresh utterance")
+    }
+
+    @Test func resamplesOtherRates() throws {
+        let r = try Recognizer(path: Fixtures.modelPath)
+        let audio = try Fixtures.audio()
+        let at8k = try Resampler.resample(audio, from: 16000, to: 8000)
+        let t = try r.transcribe(samples: at8k, sampleRate: 8000)
+        #expect(abs(t.timings.audioSeconds - 1.37) < 0.01)
+        #expect(!t.tokens.isEmpty)
+    }
+
+    @Test func endpointRules() throws {
+        let r = try Recognizer(path: Fixtures.modelPath)
+        let stream = try r.makeStream(endpoint: EndpointRules(trailingSilence: nil, maxUtterance: 0.5))
+        #expect(!stream.isEndpoint)
+        try stream.accept(samples: Array(try Fixtures.audio().prefix(9000)))
+        #expect(stream.isEndpoint, "0.56 s of audio passes a 0.5 s utterance limit")
+    }
+
+    @Test func badInputsAreTypedErrors() throws {
+        #expect(throws: RecognizerError.self) { try Recognizer(path: "/nonexistent/model.usm") }
+        #expect(throws: RecognizerError.self) { try Recognizer(bytes: Array("not a model".utf8)) }
+        let r = try Recognizer(path: Fixtures.modelPath)
+        #expect(throws: RecognizerError.self) { try r.transcribe(samples: [0, .nan], sampleRate: 16000) }
+        #expect(throws: RecognizerError.self) { try r.transcribe(samples: [0], sampleRate: 0) }
+        let notAudio = Fixtures.tempPath("bad.wav")
+        try Data("RIFF nonsense".utf8).write(to: URL(fileURLWithPath: notAudio))
+        defer { try? FileManager.default.removeItem(atPath: notAudio) }
+        #expect(throws: RecognizerError.self) { try r.transcribe(file: notAudio) }
+        // a model whose tensors do not fit its config
+        let c = try Container.read(path: Fixtures.modelPath)
+        var meta = c.metadata
+        if case .object(var arch) = meta.architecture { arch["vocab_size"] = .number(65); meta.architecture = .object(arch) }
+        var w = ContainerWriter(metadata: meta)
+        for n in c.tensorNames { try w.add(n, c.tensor(n)!) }
+        #expect(throws: RecognizerError.self) { try Recognizer(bytes: try w.serialize()) }
+    }
+
+    @Test func filesInAnyRateAndChannelCount() throws {
+        let r = try Recognizer(path: Fixtures.modelPath)
+        let audio = try Fixtures.audio()
+        let path = Fixtures.tempPath("stereo.wav")
+        try Fixtures.writeWAV(try Resampler.resample(audio, from: 16000, to: 22050), rate: 22050, channels: 2, to: path)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var fractions: [Double] = []
+        let t = try r.transcribe(file: path, progress: { fractions.append($0) })
+        #expect(abs(t.timings.audioSeconds - 1.37) < 0.01)
+        #expect(fractions.last == 1)
+        let left = try r.transcribe(file: path, channels: .channel(0))
+        #expect(abs(left.timings.audioSeconds - t.timings.audioSeconds) < 1e-9)
+        #expect(throws: RecognizerError.self) { try r.transcribe(file: path, channels: .channel(2)) }
+    }
+}
+
+@Suite struct CommandLine_ {
+    /// The built `usm-infer` next to the test bundle.
+    static var binary: URL {
+        let dir = Bundle.main.bundleURL
+        for candidate in [dir.appendingPathComponent("usm-infer"), dir.deletingLastPathComponent().appendingPathComponent("usm-infer")]
+        where FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+        return dir.appendingPathComponent("usm-infer")
+    }
+
+    static func run(_ args: [String]) throws -> (code: Int32, out: String, err: String) {
+        let p = Process()
+        p.executableURL = binary
+        p.arguments = args
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    }
+
+    @Test func transcribesAndReportsErrorsWithExitCodes() throws {
+        let wav = Fixtures.tempPath("cli.wav")
+        try Fixtures.writeWAV(try Fixtures.audio(), rate: 16000, to: wav)
+        defer { try? FileManager.default.removeItem(atPath: wav) }
+        let model = Fixtures.modelPath
+        let ok = try Self.run(["--model", model, wav])
+        #expect(ok.code == 0, "\(ok.err)")
+        #expect(ok.err.isEmpty, "no progress or diagnostics when stderr is not a terminal")
+        let api = try Recognizer(path: model).transcribe(file: wav)
+        #expect(ok.out == api.text + "\n")
+
+        let json = try Self.run(["--model", model, "--format", "json", "--timings", wav])
+        #expect(json.code == 0)
+        let obj = try JSONSerialization.jsonObject(with: Data(json.out.utf8)) as? [String: Any]
+        let results = obj?["results"] as? [[String: Any]]
+        #expect((results?.first?["transcript"] as? [String: Any])?["text"] as? String == api.text)
+        #expect(json.err.contains("RTF"))
+
+        let srt = try Self.run(["--model", model, "--format", "srt", wav])
+        #expect(srt.code == 0 && (api.words.isEmpty || srt.out.hasPrefix("1\n00:00:")))
+        let vtt = try Self.run(["--model", model, "--format", "vtt", "--beam", "3", wav])
+        #expect(vtt.code == 0 && vtt.out.hasPrefix("WEBVTT"))
+
+        #expect(try Self.run(["--model", model, "/nonexistent.wav"]).code == 66)
+        #expect(try Self.run(["--model", "/nonexistent.usm", wav]).code == 66)
+        let corrupt = Fixtures.tempPath("corrupt.usm")
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: model))
+        bytes[200] ^= 0xFF
+        try bytes.write(to: URL(fileURLWithPath: corrupt))
+        defer { try? FileManager.default.removeItem(atPath: corrupt) }
+        let bad = try Self.run(["--model", corrupt, wav])
+        #expect(bad.code == 65 && bad.err.contains("checksum mismatch"))
+        #expect(try Self.run(["--model", model, "--beam", "0", wav]).code == 64)
+    }
+}
