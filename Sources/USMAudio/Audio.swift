@@ -126,7 +126,8 @@ public final class AudioFileReader {
     }
 }
 
-/// Sample-rate conversion with libsamplerate (sinc, best quality), streaming: feed blocks, then finish.
+/// Sample-rate conversion with libsamplerate (sinc, medium quality: 97 dB SNR, 90% bandwidth), streaming: feed
+/// blocks, then finish.
 public final class Resampler {
     public let inputRate: Int
     public let outputRate: Int
@@ -141,7 +142,7 @@ public final class Resampler {
             throw AudioError(.resampleFailed, "cannot resample \(inputRate) Hz to \(outputRate) Hz")
         }
         var err: Int32 = 0
-        state = src_new(Int32(SRC_SINC_BEST_QUALITY), 1, &err)
+        state = src_new(Int32(SRC_SINC_MEDIUM_QUALITY), 1, &err)
         if state == nil { throw AudioError(.resampleFailed, String(cString: src_strerror(err))) }
     }
 

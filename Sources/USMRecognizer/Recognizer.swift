@@ -58,6 +58,8 @@ public struct LoadReport: Sendable, Codable {
 
 /// Per-stage time of one result, in seconds.
 public struct StageTimings: Sendable, Codable, Equatable {
+    /// sample-rate conversion (0 when the input is at the model's rate)
+    public var resample = 0.0
     public var features = 0.0
     public var encoder = 0.0
     public var decoder = 0.0
@@ -68,10 +70,11 @@ public struct StageTimings: Sendable, Codable, Equatable {
 
     public init() {}
 
-    enum CodingKeys: String, CodingKey { case features, encoder, decoder, total, audioSeconds = "audio_seconds", realTimeFactor = "rtf" }
+    enum CodingKeys: String, CodingKey { case resample, features, encoder, decoder, total, audioSeconds = "audio_seconds", realTimeFactor = "rtf" }
 
     public func encode(to e: Encoder) throws {
         var c = e.container(keyedBy: CodingKeys.self)
+        try c.encode(resample, forKey: .resample)
         try c.encode(features, forKey: .features); try c.encode(encoder, forKey: .encoder)
         try c.encode(decoder, forKey: .decoder); try c.encode(total, forKey: .total)
         try c.encode(audioSeconds, forKey: .audioSeconds); try c.encode(realTimeFactor, forKey: .realTimeFactor)
@@ -79,6 +82,7 @@ public struct StageTimings: Sendable, Codable, Equatable {
 
     public init(from d: Decoder) throws {
         let c = try d.container(keyedBy: CodingKeys.self)
+        resample = try c.decode(Double.self, forKey: .resample)
         features = try c.decode(Double.self, forKey: .features); encoder = try c.decode(Double.self, forKey: .encoder)
         decoder = try c.decode(Double.self, forKey: .decoder); total = try c.decode(Double.self, forKey: .total)
         audioSeconds = try c.decode(Double.self, forKey: .audioSeconds)
@@ -238,6 +242,7 @@ public final class RecognitionStream {
         var input = samples
         if let resampler {
             do { input = try resampler.process(samples) } catch { throw .audio(error) }
+            timings.resample += (clock.now - start).seconds
         }
         run(input, final: false)
         timings.total += (clock.now - start).seconds

@@ -61,8 +61,8 @@ struct USMInfer: ParsableCommand {
                 if format == .text { print(files.count > 1 ? "\(file): \(t.text)" : t.text) }
                 if timings {
                     let s = t.timings
-                    log(String(format: "%@: %.2f s of audio; features %.3f s, encoder %.3f s, decoder %.3f s, total %.3f s, RTF %.4f",
-                               file, s.audioSeconds, s.features, s.encoder, s.decoder, s.total, s.realTimeFactor))
+                    log(String(format: "%@: %.2f s of audio; resample %.3f s, features %.3f s, encoder %.3f s, decoder %.3f s, total %.3f s, RTF %.4f",
+                               file, s.audioSeconds, s.resample, s.features, s.encoder, s.decoder, s.total, s.realTimeFactor))
                 }
             } catch {
                 progress.done()
