@@ -33,10 +33,10 @@ void usm_repack_codes(const uint8_t *codes, int64_t rows, int64_t row_bytes, int
 
 typedef struct usm_qgemm_args {
     const uint8_t *w;        ///< repacked codes
-    const void *scale;       ///< [tiles][nb][16] block scales: f32, or u8 codes when scale_u8 (times sfac)
-    const float *sfac;       ///< [tiles][16] per-row scale factors, or NULL (1)
-    const void *zp;          ///< [tiles][nb][16] zero points: f32, or i8 codes when zp_i8 (times zfac); NULL if none
-    const float *zfac;       ///< [tiles][16] per-row zero-point factors, or NULL (1)
+    const void *scale;       ///< [tiles][nb][16] block scales s: f32, or u8 codes when scale_u8
+    const void *corr;        ///< [tiles][nb][16] correction weights c (the scales again, or zero points): f32 or i8
+    const float *fa;         ///< [tiles][16] per-row factor of the dot term
+    const float *fb;         ///< [tiles][16] per-row factor of the correction term
     const int8_t *x;         ///< [n][xstride] int8 activations, zero beyond k up to groups * 4
     const float *sx;         ///< [n][nb] activation scale of weight block j
     const float *sxs;        ///< [n][nb] activation scale times the integer activation sum of block j
@@ -46,12 +46,14 @@ typedef struct usm_qgemm_args {
     int32_t *dots;           ///< NULL, or [n][tiles * 16][nb] receives the integer block dots D (tests)
     int64_t rows, groups, nb, block_groups, xstride, ystride;
     int32_t bits;
-    int32_t shift;           ///< D = (P << shift) - offset * S, P = sum u * x over the stored unsigned codes u
-    int32_t offset;          ///< bin: shift 1, offset 1; int4: 0, 8; int8: 0, 128; int2 and bin_asym: 0, 0
-    int32_t scale_u8, zp_i8;
+    int32_t shift, offset;   ///< D = (P << shift) - offset * S, P = sum u * x over the stored unsigned codes u
+    int32_t scale_u8, corr_i8, corr_is_scale;
 } usm_qgemm_args;
 
-/// y[t][z] = bias[z] + sfac[z] * sum_j sx[t][j] * scale[z][j] * D[t][z][j] - zfac[z] * sum_j sxs[t][j] * zp[z][j]
+/// With P the integer dot of the stored unsigned codes u and S the integer activation sum of a block:
+/// y[t][z] = bias[z] + fa[z] * sum_j sx[t][j] * s[z][j] * P[t][z][j] - fb[z] * sum_j sxs[t][j] * c[z][j]
+/// (bin: fa = 2F, fb = F, c = s; int4: fa = F, fb = 8F, c = s; int8: fb = 128F; int2 and bin_asym: c = zero-point
+/// codes, fb = their factor), for row tiles [tile_begin, tile_end) and tokens [t_begin, t_end).
 /// for row tiles [tile_begin, tile_end) and tokens [t_begin, t_end).
 void usm_qgemm(int32_t isa, const usm_qgemm_args *a, int64_t tile_begin, int64_t tile_end, int64_t t_begin, int64_t t_end);
 
