@@ -138,11 +138,9 @@ static inline uint32_t usm_unpacked(const uint8_t *o, int e, int32_t bits) {
     }
 }
 
-static inline float usm_scale_at(const usm_qgemm_args *a, int64_t i) {
-    return a->scale_u8 ? (float)((const uint8_t *)a->scale)[i] : ((const float *)a->scale)[i];
-}
-static inline float usm_zp_at(const usm_qgemm_args *a, int64_t i) {
-    return a->zp_i8 ? (float)((const int8_t *)a->zp)[i] : ((const float *)a->zp)[i];
+static inline float usm_meta_at(const void *p, int64_t i, int is8, int sign) {
+    if (!is8) return ((const float *)p)[i];
+    return sign ? (float)((const int8_t *)p)[i] : (float)((const uint8_t *)p)[i];
 }
 
 static void usm_qgemm_portable(const usm_qgemm_args *a, int64_t tb, int64_t te, int64_t t0, int64_t t1) {
@@ -151,7 +149,7 @@ static void usm_qgemm_portable(const usm_qgemm_args *a, int64_t tb, int64_t te, 
         const uint8_t *w = a->w + tile * a->groups * bpg;
         for (int64_t t = t0; t < t1; t++) {
             const int8_t *x = a->x + t * a->xstride;
-            float f[16] = {0}, zf[16] = {0};
+            float fA[16] = {0}, fB[16] = {0};
             for (int64_t j = 0; j < a->nb; j++) {
                 int64_t g0 = j * a->block_groups, g1 = usm_min64(g0 + a->block_groups, a->groups);
                 int32_t p[16] = {0};
@@ -163,20 +161,20 @@ static void usm_qgemm_portable(const usm_qgemm_args *a, int64_t tb, int64_t te, 
                 }
                 int64_t si = (tile * a->nb + j) * 16;
                 float sx = a->sx[t * a->nb + j], sxs = a->sxs[t * a->nb + j];
-                int32_t off = a->offset * a->bsum[t * a->nb + j];
                 for (int r = 0; r < 16; r++) {
-                    int32_t d = (int32_t)((uint32_t)p[r] << a->shift) - off;
-                    f[r] += (float)d * (usm_scale_at(a, si + r) * sx);
-                    if (a->zp) zf[r] += usm_zp_at(a, si + r) * sxs;
-                    if (a->dots) a->dots[(t * rp + tile * 16 + r) * a->nb + j] = d;
+                    float sv = usm_meta_at(a->scale, si + r, a->scale_u8, 0);
+                    float cv = a->corr_is_scale ? sv : usm_meta_at(a->corr, si + r, a->corr_i8, 1);
+                    fA[r] += (float)p[r] * (sv * sx);
+                    fB[r] += cv * sxs;
+                    if (a->dots)
+                        a->dots[(t * rp + tile * 16 + r) * a->nb + j] =
+                            (int32_t)((uint32_t)p[r] << a->shift) - a->offset * a->bsum[t * a->nb + j];
                 }
             }
             for (int r = 0; r < 16; r++) {
                 int64_t z = tile * 16 + r;
                 if (z >= a->rows) continue;
-                float v = f[r] * (a->sfac ? a->sfac[tile * 16 + r] : 1.0f);
-                if (a->zp) v -= zf[r] * (a->zfac ? a->zfac[tile * 16 + r] : 1.0f);
-                a->y[t * a->ystride + z] = v + (a->bias ? a->bias[z] : 0.0f);
+                a->y[t * a->ystride + z] = fA[r] * a->fa[z] - fB[r] * a->fb[z] + (a->bias ? a->bias[z] : 0.0f);
             }
         }
     }

@@ -35,82 +35,113 @@ static USM_AI T512 __m512i usm_bcast4(const int8_t *p) {
     return _mm512_set1_epi32(v);
 }
 
-// One tile of 16 rows x NT tokens; U independent accumulator sets over the groups hide the vpdpbusd latency.
-static USM_AI T512 void usm_q512_tile(const usm_qgemm_args *a, int64_t tile, int64_t t0, const int NT, const int U,
-                                      const int bits) {
-    const int64_t bpg = 8 * bits, nb = a->nb, xs = a->xstride;
-    const uint8_t *w = a->w + tile * a->groups * bpg;
+static USM_AI T512 __m512 usm_meta512(const void *p, int64_t i, int is8, int sign) {
+    if (!is8) return _mm512_loadu_ps((const float *)p + i);
+    __m128i v = _mm_loadu_si128((const __m128i *)((const uint8_t *)p + i));
+    return _mm512_cvtepi32_ps(sign ? _mm512_cvtepi8_epi32(v) : _mm512_cvtepu8_epi32(v));
+}
+
+// TT row tiles (1 or 2) x NT tokens; U independent accumulator sets over the groups hide the vpdpbusd latency.
+// DOTS (tests) also writes the integer block dots.
+static USM_AI T512 void usm_q512_tile(const usm_qgemm_args *a, int64_t tile, int64_t t0, const int TT, const int NT,
+                                      const int U, const int bits, const int DOTS) {
+    const int64_t bpg = 8 * bits, nb = a->nb, xs = a->xstride, tstride = a->groups * bpg;
+    const uint8_t *w = a->w + tile * tstride;
     const int8_t *x = a->x + t0 * xs;
-    __m512 facc[8], zacc[8];
-    for (int t = 0; t < NT; t++) facc[t] = zacc[t] = _mm512_setzero_ps();
+    const int su8 = a->scale_u8, ci8 = a->corr_i8, cis = a->corr_is_scale;
+    __m512 fA[2][8], fB[2][8];
+    for (int tt = 0; tt < TT; tt++)
+        for (int t = 0; t < NT; t++) fA[tt][t] = fB[tt][t] = _mm512_setzero_ps();
     for (int64_t j = 0; j < nb; j++) {
         int64_t g = j * a->block_groups, g1 = usm_min64(g + a->block_groups, a->groups);
-        __m512i acc[8];
-        for (int i = 0; i < U * NT; i++) acc[i] = _mm512_setzero_si512();
+        __m512i acc[2][4][8];
+        for (int tt = 0; tt < TT; tt++)
+            for (int u = 0; u < U; u++)
+                for (int t = 0; t < NT; t++) acc[tt][u][t] = _mm512_setzero_si512();
         for (; g + U <= g1; g += U)
-            for (int u = 0; u < U; u++) {
-                __m512i wv = usm_expand512(w + (g + u) * bpg, bits);
+            for (int u = 0; u < U; u++)
+                for (int tt = 0; tt < TT; tt++) {
+                    __m512i wv = usm_expand512(w + tt * tstride + (g + u) * bpg, bits);
+                    for (int t = 0; t < NT; t++)
+                        acc[tt][u][t] = _mm512_dpbusd_epi32(acc[tt][u][t], wv, usm_bcast4(x + t * xs + (g + u) * 4));
+                }
+        for (; g < g1; g++)
+            for (int tt = 0; tt < TT; tt++) {
+                __m512i wv = usm_expand512(w + tt * tstride + g * bpg, bits);
                 for (int t = 0; t < NT; t++)
-                    acc[u * NT + t] = _mm512_dpbusd_epi32(acc[u * NT + t], wv, usm_bcast4(x + t * xs + (g + u) * 4));
+                    acc[tt][0][t] = _mm512_dpbusd_epi32(acc[tt][0][t], wv, usm_bcast4(x + t * xs + g * 4));
             }
-        for (; g < g1; g++) {
-            __m512i wv = usm_expand512(w + g * bpg, bits);
-            for (int t = 0; t < NT; t++) acc[t] = _mm512_dpbusd_epi32(acc[t], wv, usm_bcast4(x + t * xs + g * 4));
-        }
-        for (int u = 1; u < U; u++)
-            for (int t = 0; t < NT; t++) acc[t] = _mm512_add_epi32(acc[t], acc[u * NT + t]);
-        const int64_t si = (tile * nb + j) * 16;
-        const __m512 sv = a->scale_u8
-            ? _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)((const uint8_t *)a->scale + si))))
-            : _mm512_loadu_ps((const float *)a->scale + si);
-        __m512 zv = _mm512_setzero_ps();
-        if (a->zp)
-            zv = a->zp_i8
-                ? _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)((const int8_t *)a->zp + si))))
-                : _mm512_loadu_ps((const float *)a->zp + si);
-        const __m128i sh = _mm_cvtsi32_si128(a->shift);
-        for (int t = 0; t < NT; t++) {
-            const int64_t ti = (t0 + t) * nb + j;
-            __m512i d = _mm512_sub_epi32(_mm512_sll_epi32(acc[t], sh), _mm512_set1_epi32(a->offset * a->bsum[ti]));
-            facc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(sv, _mm512_set1_ps(a->sx[ti])), facc[t]);
-            if (a->zp) zacc[t] = _mm512_fmadd_ps(zv, _mm512_set1_ps(a->sxs[ti]), zacc[t]);
-            if (a->dots) {
-                int32_t tmp[16];
-                _mm512_storeu_si512(tmp, d);
+        for (int tt = 0; tt < TT; tt++) {
+            for (int u = 1; u < U; u++)
+                for (int t = 0; t < NT; t++) acc[tt][0][t] = _mm512_add_epi32(acc[tt][0][t], acc[tt][u][t]);
+            const int64_t si = ((tile + tt) * nb + j) * 16;
+            const __m512 sv = usm_meta512(a->scale, si, su8, 0);
+            const __m512 cv = cis ? sv : usm_meta512(a->corr, si, ci8, 1);
+            for (int t = 0; t < NT; t++) {
+                const int64_t ti = (t0 + t) * nb + j;
+                fA[tt][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[tt][0][t]), _mm512_mul_ps(sv, _mm512_set1_ps(a->sx[ti])), fA[tt][t]);
+                fB[tt][t] = _mm512_fmadd_ps(cv, _mm512_set1_ps(a->sxs[ti]), fB[tt][t]);
+            }
+            if (DOTS) {
                 int64_t rp = (a->rows + 15) / 16 * 16;
-                for (int r = 0; r < 16; r++) a->dots[((t0 + t) * rp + tile * 16 + r) * nb + j] = tmp[r];
+                for (int t = 0; t < NT; t++) {
+                    int32_t tmp[16];
+                    __m512i d = _mm512_sub_epi32(_mm512_sll_epi32(acc[tt][0][t], _mm_cvtsi32_si128(a->shift)),
+                                                 _mm512_set1_epi32(a->offset * a->bsum[(t0 + t) * nb + j]));
+                    _mm512_storeu_si512(tmp, d);
+                    for (int r = 0; r < 16; r++) a->dots[((t0 + t) * rp + (tile + tt) * 16 + r) * nb + j] = tmp[r];
+                }
             }
         }
     }
-    int64_t z0 = tile * 16, left = a->rows - z0;
-    __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
-    __m512 b = a->bias ? _mm512_maskz_loadu_ps(m, a->bias + z0) : _mm512_setzero_ps();
-    __m512 sf = a->sfac ? _mm512_loadu_ps(a->sfac + z0) : _mm512_set1_ps(1.0f);
-    __m512 zf = a->zfac ? _mm512_loadu_ps(a->zfac + z0) : _mm512_set1_ps(1.0f);
-    for (int t = 0; t < NT; t++) {
-        __m512 v = _mm512_fmadd_ps(facc[t], sf, b);
-        if (a->zp) v = _mm512_fnmadd_ps(zacc[t], zf, v);
-        _mm512_mask_storeu_ps(a->y + (t0 + t) * a->ystride + z0, m, v);
+    for (int tt = 0; tt < TT; tt++) {
+        int64_t z0 = (tile + tt) * 16, left = a->rows - z0;
+        __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        __m512 b = a->bias ? _mm512_maskz_loadu_ps(m, a->bias + z0) : _mm512_setzero_ps();
+        __m512 fa = _mm512_loadu_ps(a->fa + z0), fb = _mm512_loadu_ps(a->fb + z0);
+        for (int t = 0; t < NT; t++)
+            _mm512_mask_storeu_ps(a->y + (t0 + t) * a->ystride + z0, m,
+                                  _mm512_fnmadd_ps(fB[tt][t], fb, _mm512_fmadd_ps(fA[tt][t], fa, b)));
     }
 }
 
 static USM_AI T512 void usm_q512_bits(const usm_qgemm_args *a, int64_t tb, int64_t te, int64_t t0, int64_t t1,
-                                      const int bits) {
-    for (int64_t tile = tb; tile < te; tile++) {
+                                      const int bits, const int DOTS) {
+    int64_t tile = tb;
+    for (; tile + 2 <= te; tile += 2) {
         int64_t t = t0;
-        for (; t + 8 <= t1; t += 8) usm_q512_tile(a, tile, t, 8, 1, bits);
-        if (t + 4 <= t1) { usm_q512_tile(a, tile, t, 4, 2, bits); t += 4; }
-        if (t + 2 <= t1) { usm_q512_tile(a, tile, t, 2, 4, bits); t += 2; }
-        if (t < t1) usm_q512_tile(a, tile, t, 1, 8, bits);
+        for (; t + 8 <= t1; t += 8) {
+            usm_q512_tile(a, tile, t, 1, 8, 1, bits, DOTS);
+            usm_q512_tile(a, tile + 1, t, 1, 8, 1, bits, DOTS);
+        }
+        if (t + 4 <= t1) { usm_q512_tile(a, tile, t, 2, 4, 1, bits, DOTS); t += 4; }
+        if (t + 2 <= t1) { usm_q512_tile(a, tile, t, 2, 2, 2, bits, DOTS); t += 2; }
+        if (t < t1) usm_q512_tile(a, tile, t, 2, 1, 4, bits, DOTS);
+    }
+    if (tile < te) {
+        int64_t t = t0;
+        for (; t + 8 <= t1; t += 8) usm_q512_tile(a, tile, t, 1, 8, 1, bits, DOTS);
+        if (t + 4 <= t1) { usm_q512_tile(a, tile, t, 1, 4, 2, bits, DOTS); t += 4; }
+        if (t + 2 <= t1) { usm_q512_tile(a, tile, t, 1, 2, 4, bits, DOTS); t += 2; }
+        if (t < t1) usm_q512_tile(a, tile, t, 1, 1, 4, bits, DOTS);
     }
 }
 
 T512 void usm_qgemm_avx512(const usm_qgemm_args *a, int64_t tb, int64_t te, int64_t t0, int64_t t1) {
+    if (a->dots) {
+        switch (a->bits) {
+        case 1: usm_q512_bits(a, tb, te, t0, t1, 1, 1); break;
+        case 2: usm_q512_bits(a, tb, te, t0, t1, 2, 1); break;
+        case 4: usm_q512_bits(a, tb, te, t0, t1, 4, 1); break;
+        default: usm_q512_bits(a, tb, te, t0, t1, 8, 1); break;
+        }
+        return;
+    }
     switch (a->bits) {
-    case 1: usm_q512_bits(a, tb, te, t0, t1, 1); break;
-    case 2: usm_q512_bits(a, tb, te, t0, t1, 2); break;
-    case 4: usm_q512_bits(a, tb, te, t0, t1, 4); break;
-    default: usm_q512_bits(a, tb, te, t0, t1, 8); break;
+    case 1: usm_q512_bits(a, tb, te, t0, t1, 1, 0); break;
+    case 2: usm_q512_bits(a, tb, te, t0, t1, 2, 0); break;
+    case 4: usm_q512_bits(a, tb, te, t0, t1, 4, 0); break;
+    default: usm_q512_bits(a, tb, te, t0, t1, 8, 0); break;
     }
 }
 
@@ -182,29 +213,28 @@ static USM_AI T256 void usm_q256_tile(const usm_qgemm_args *a, int64_t tile, int
                 acc[t][1] = _mm256_add_epi32(acc[t][1], c);
             }
         const int64_t si = (tile * nb + j) * 16;
-        __m256 sv[2], zv[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+        __m256 sv[2], cv[2];
         for (int h = 0; h < 2; h++) {
             sv[h] = a->scale_u8
                 ? _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)((const uint8_t *)a->scale + si + 8 * h))))
                 : _mm256_loadu_ps((const float *)a->scale + si + 8 * h);
-            if (a->zp)
-                zv[h] = a->zp_i8
-                    ? _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)((const int8_t *)a->zp + si + 8 * h))))
-                    : _mm256_loadu_ps((const float *)a->zp + si + 8 * h);
+            cv[h] = a->corr_is_scale ? sv[h]
+                : a->corr_i8 ? _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)((const int8_t *)a->corr + si + 8 * h))))
+                : _mm256_loadu_ps((const float *)a->corr + si + 8 * h);
         }
-        const __m128i sh = _mm_cvtsi32_si128(a->shift);
         for (int t = 0; t < NT; t++) {
             const int64_t ti = (t0 + t) * nb + j;
             __m256 sx = _mm256_set1_ps(a->sx[ti]), sxs = _mm256_set1_ps(a->sxs[ti]);
-            __m256i off = _mm256_set1_epi32(a->offset * a->bsum[ti]);
-            int32_t tmp[16];
             for (int h = 0; h < 2; h++) {
-                __m256i d = _mm256_sub_epi32(_mm256_sll_epi32(acc[t][h], sh), off);
-                facc[t][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), _mm256_mul_ps(sv[h], sx), facc[t][h]);
-                if (a->zp) zacc[t][h] = _mm256_fmadd_ps(zv[h], sxs, zacc[t][h]);
-                _mm256_storeu_si256((__m256i *)(tmp + 8 * h), d);
+                facc[t][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[t][h]), _mm256_mul_ps(sv[h], sx), facc[t][h]);
+                zacc[t][h] = _mm256_fmadd_ps(cv[h], sxs, zacc[t][h]);
             }
             if (a->dots) {
+                int32_t tmp[16];
+                __m256i off = _mm256_set1_epi32(a->offset * a->bsum[ti]);
+                const __m128i sh = _mm_cvtsi32_si128(a->shift);
+                for (int h = 0; h < 2; h++)
+                    _mm256_storeu_si256((__m256i *)(tmp + 8 * h), _mm256_sub_epi32(_mm256_sll_epi32(acc[t][h], sh), off));
                 int64_t rp = (a->rows + 15) / 16 * 16;
                 for (int r = 0; r < 16; r++) a->dots[((t0 + t) * rp + tile * 16 + r) * nb + j] = tmp[r];
             }
@@ -218,11 +248,8 @@ static USM_AI T256 void usm_q256_tile(const usm_qgemm_args *a, int64_t tile, int
         _mm256_storeu_ps(zf, zacc[t][0]);
         _mm256_storeu_ps(zf + 8, zacc[t][1]);
         float *yr = a->y + (t0 + t) * a->ystride;
-        for (int r = 0; r < 16 && z0 + r < a->rows; r++) {
-            float v = f[r] * (a->sfac ? a->sfac[z0 + r] : 1.0f);
-            if (a->zp) v -= zf[r] * (a->zfac ? a->zfac[z0 + r] : 1.0f);
-            yr[z0 + r] = v + (a->bias ? a->bias[z0 + r] : 0.0f);
-        }
+        for (int r = 0; r < 16 && z0 + r < a->rows; r++)
+            yr[z0 + r] = f[r] * a->fa[z0 + r] - zf[r] * a->fb[z0 + r] + (a->bias ? a->bias[z0 + r] : 0.0f);
     }
 }
 

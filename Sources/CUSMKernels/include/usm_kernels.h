@@ -54,7 +54,6 @@ typedef struct usm_qgemm_args {
 /// y[t][z] = bias[z] + fa[z] * sum_j sx[t][j] * s[z][j] * P[t][z][j] - fb[z] * sum_j sxs[t][j] * c[z][j]
 /// (bin: fa = 2F, fb = F, c = s; int4: fa = F, fb = 8F, c = s; int8: fb = 128F; int2 and bin_asym: c = zero-point
 /// codes, fb = their factor), for row tiles [tile_begin, tile_end) and tokens [t_begin, t_end).
-/// for row tiles [tile_begin, tile_end) and tokens [t_begin, t_end).
 void usm_qgemm(int32_t isa, const usm_qgemm_args *a, int64_t tile_begin, int64_t tile_end, int64_t t_begin, int64_t t_end);
 
 typedef struct usm_fgemm_args {

@@ -1,0 +1,74 @@
+"""Export a training checkpoint to a usm-infer container (ModelFormat.md), f32 or packed with a recipe.
+
+    python3 python/scripts/export_usm.py CKPT OUT.usm [--tokenizer tokenizer.json] [--recipe exp5 --scale-format int8]
+
+The tensors are those of Architecture.md section 6 (BatchNorm folded, LSTM weights concatenated). A recipe packs the
+encoder matrices (section 7) with usm_ref.quant, the same math as `usm-pack quantize`; for a QAT checkpoint this
+reproduces the weights the training forward pass used.
+"""
+import argparse
+import datetime
+import json
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from usm_ref import container, quant  # noqa: E402
+from usm_ref.config import ModelConfig  # noqa: E402
+from usm_ref.model import ConformerRNNT, expected_export_shapes  # noqa: E402
+
+ENCODER_MATRICES = (".linear1.weight", ".linear2.weight", ".query.weight", ".key.weight", ".value.weight",
+                    ".out.weight", ".pos.weight", ".pointwise1.weight", ".pointwise2.weight")
+RECIPES = {  # scheme, block, clip
+    "exp0": None, "int8": ("int8", 0, "none"), "int4": ("int4", 0, "none"), "int4-b64": ("int4", 64, "none"),
+    "exp1": ("int2", 0, "none"), "exp2": ("int2", 64, "search"), "exp3": ("bin_asym", 0, "none"),
+    "exp4": ("bin", 0, "none"), "exp5": ("bin", 64, "none"),
+}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("ckpt")
+    ap.add_argument("out")
+    ap.add_argument("--tokenizer", default="/root/usm-data/tokenizer/tokenizer.json")
+    ap.add_argument("--recipe", default="exp0", choices=sorted(RECIPES))
+    ap.add_argument("--scale-format", default="f32", choices=["f32", "int8", "int8-row"])
+    ap.add_argument("--level", type=int, default=19)
+    args = ap.parse_args()
+    ck = torch.load(args.ckpt, map_location="cpu", weights_only=False)
+    cfg = ModelConfig.from_dict(ck["config"])
+    m = ConformerRNNT(cfg)
+    m.load_state_dict(ck["model"])
+    m.eval()
+    weights = m.state_dict_for_export()
+    want = expected_export_shapes(cfg)
+    assert list(weights) == list(want) and all(weights[k].shape == want[k] for k in want)
+    with open(args.tokenizer) as f:
+        tokenizer = json.load(f)
+    assert len(tokenizer["pieces"]) == cfg.vocab_size
+    spec = RECIPES[args.recipe]
+    tensors, record = {}, {}
+    for name, w in weights.items():
+        if spec and name.startswith("encoder.") and name.endswith(ENCODER_MATRICES):
+            scheme, block, clip = spec
+            tensors[name] = quant.quantize(w, scheme, block, args.scale_format, clip)
+            record[name] = {"scheme": scheme, "block_size": block, "scale_format": args.scale_format, "clip": clip}
+        else:
+            tensors[name] = quant.quantize(w, "f32")
+    meta = {
+        "architecture": cfg.to_dict(),
+        "tokenizer": tokenizer,
+        "quantization": {"recipe": args.recipe, "scale_format": args.scale_format,
+                         "block_size": spec[1] if spec else 0, "tensors": record},
+        "provenance": {"tool": "python/scripts/export_usm.py",
+                       "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                       "source": f"{os.path.basename(args.ckpt)} step {ck.get('step')}"},
+    }
+    n = container.write(args.out, tensors, meta, level=args.level)
+    print(f"wrote {args.out}: {n} bytes, {len(tensors)} tensors, recipe {args.recipe}, step {ck.get('step')}")
+
+
+if __name__ == "__main__":
+    main()
