@@ -22,7 +22,7 @@ import USMKernels
         return zip(a, b).map { abs($0 - $1) }.max()! / scale
     }
 
-    @Test(arguments: ["f32", "exp5", "int4", "exp1"])
+    @Test(arguments: ["f32", "exp5", "int4", "exp1", "exp2", "exp3", "exp4", "int8"])
     func layerByLayer(recipe: String) throws {
         let (model, golden) = try Self.load(recipe)
         func g(_ name: String) throws -> [Float] { try #require(golden.tensor(name)).floatValues }
