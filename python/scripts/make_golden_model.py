@@ -22,7 +22,9 @@ from usm_ref.model import ConformerRNNT, length_mask  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "..", "Tests", "USMModelTests", "Golden")
 # recipe -> (scheme, block, scale format) for the encoder matrices (Architecture.md section 7)
-RECIPES = {"f32": None, "exp5": ("bin", 64, "int8"), "int4": ("int4", 0, "f32"), "exp1": ("int2", 0, "f32")}
+RECIPES = {"f32": None, "exp5": ("bin", 64, "int8"), "int4": ("int4", 0, "f32"), "exp1": ("int2", 0, "f32"),
+           "exp2": ("int2", 64, "int8", "search"), "exp3": ("bin_asym", 0, "f32"), "exp4": ("bin", 0, "f32"),
+           "int8": ("int8", 0, "int8-row")}
 ENCODER_MATRICES = (".linear1.weight", ".linear2.weight", ".query.weight", ".key.weight", ".value.weight",
                     ".out.weight", ".pos.weight", ".pointwise1.weight", ".pointwise2.weight")
 
@@ -84,7 +86,7 @@ def run(m, cfg, samples):
             "encoder": out[0].numpy(), "joint0": logits0.numpy(), "tokens": np.array(tokens, np.float32)}
 
 
-def main():
+def main(out=OUT):
     cfg = named_config("small")
     samples = waveform()
     base = build_model(cfg)
@@ -94,7 +96,7 @@ def main():
         packed = {}
         for name, w in weights.items():
             if spec and name.startswith("encoder.") and name.endswith(ENCODER_MATRICES):
-                packed[name] = quant.quantize(w, spec[0], spec[1], spec[2])
+                packed[name] = quant.quantize(w, spec[0], spec[1], spec[2], spec[3] if len(spec) > 3 else "none")
                 deq = torch.from_numpy(packed[name].dequantize())
                 module = m
                 for part in name.split(".")[:-1]:
@@ -107,13 +109,13 @@ def main():
         meta = {"architecture": cfg.to_dict(), "tokenizer": tokenizer(cfg.vocab_size),
                 "provenance": {"tool": "python/scripts/make_golden_model.py", "created": "fixed",
                                "source": f"random small model, seed 1234, recipe {recipe}"}}
-        container.write(os.path.join(OUT, f"small-{recipe}.usm"), packed, meta, level=19)
+        container.write(os.path.join(out, f"small-{recipe}.usm"), packed, meta, level=19)
         g = {"audio": quant.quantize(samples, "f32")}
         g.update({k: quant.quantize(np.ascontiguousarray(v.reshape(-1) if v.ndim == 0 else v), "f32")
                   for k, v in golden.items() if v.size})
-        container.write(os.path.join(OUT, f"golden-{recipe}.usm"), g, {"architecture": {}}, level=19)
+        container.write(os.path.join(out, f"golden-{recipe}.usm"), g, {"architecture": {}}, level=19)
         print(recipe, {k: v.shape for k, v in golden.items()}, "tokens", golden["tokens"][:12].astype(int).tolist())
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1] if len(sys.argv) > 1 else OUT)
