@@ -8,19 +8,19 @@ let package = Package(
     platforms: [.macOS(.v14)],
     dependencies: [
         .package(name: "usm-infer", path: ".."),
-        .package(url: "https://github.com/ordo-one/package-benchmark", from: "1.38.0", traits: ["MallocInterposer"]),
+        .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.0", traits: ["MallocInterposer"]),
     ],
     targets: [
         .executableTarget(
             name: "FoundationBenchmarks",
             dependencies: [
-                .product(name: "Benchmark", package: "package-benchmark"),
+                .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "USMTensor", package: "usm-infer"),
                 .product(name: "USMKernels", package: "usm-infer"),
                 .product(name: "USMFormat", package: "usm-infer"),
                 .product(name: "USMModel", package: "usm-infer"),
             ],
             path: "Benchmarks/FoundationBenchmarks",
-            plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]),
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]),
     ]
 )

@@ -51,6 +51,10 @@ int usm_isa_supported(int32_t isa) {
         int need = F_512F | F_512BW | F_512VL | F_512DQ | F_VNNI;
         return (f & need) == need;
     }
+    case USM_ISA_AVX512VBMI: {
+        int need = F_512F | F_512BW | F_512VL | F_512DQ | F_VNNI | F_VBMI;
+        return (f & need) == need;
+    }
     default: return 0;
     }
 }
@@ -115,6 +119,31 @@ void usm_repack_codes(const uint8_t *codes, int64_t rows, int64_t row_bytes, int
             }
         }
 }
+
+int64_t usm_lut1_bytes(int64_t rows, int64_t k) { return (rows + 15) / 16 * ((k + 31) / 32) * 64; }
+int64_t usm_lut1_table_bytes(int64_t k) { return (k + 31) / 32 * 256; }
+
+void usm_repack_lut1(const uint8_t *codes, int64_t rows, int64_t row_bytes, int64_t k, uint8_t *out) {
+    int64_t tiles = (rows + 15) / 16, chunks = (k + 31) / 32;
+    memset(out, 0, (size_t)usm_lut1_bytes(rows, k));
+    for (int64_t z = 0; z < rows; z++)
+        for (int64_t c = 0; c < k; c++) {
+            if (!((codes[z * row_bytes + (c >> 3)] >> (c & 7)) & 1)) continue;
+            int64_t tile = z / 16, r = z % 16, ch = c / 32, within = c % 32;
+            int64_t bit = (r & 1) * 32 + within;
+            out[(tile * chunks + ch) * 64 + (r / 2) * 8 + bit / 8] |= (uint8_t)(1u << (bit % 8));
+        }
+    (void)tiles;
+}
+
+#if !defined(__x86_64__)
+void usm_lut1_gemm(const usm_qgemm_args *a, const uint8_t *tables, int64_t tb, int64_t te, int64_t t0, int64_t t1) {
+    (void)a; (void)tables; (void)tb; (void)te; (void)t0; (void)t1;  // x86-64 AVX-512 VBMI only; never dispatched here
+}
+void usm_lut1_tables(const int8_t *x, int64_t xstride, int64_t n, int64_t k, uint8_t *tables) {
+    (void)x; (void)xstride; (void)n; (void)k; (void)tables;
+}
+#endif
 
 void usm_repack_f32(const float *w, int64_t rows, int64_t k, float *out) {
     int64_t tiles = (rows + 15) / 16;
@@ -246,8 +275,8 @@ static void usm_quantize_act_portable(const float *x, int64_t xstride, int64_t n
 
 void usm_qgemm(int32_t isa, const usm_qgemm_args *a, int64_t tb, int64_t te, int64_t t0, int64_t t1) {
 #if defined(__x86_64__)
-    if (isa == USM_ISA_AVX512 && usm_isa_supported(USM_ISA_AVX512)) { usm_qgemm_avx512(a, tb, te, t0, t1); return; }
-    if (isa == USM_ISA_AVX2 && usm_isa_supported(USM_ISA_AVX2)) { usm_qgemm_avx2(a, tb, te, t0, t1); return; }
+    if (isa >= USM_ISA_AVX512 && usm_isa_supported(USM_ISA_AVX512)) { usm_qgemm_avx512(a, tb, te, t0, t1); return; }
+    if (isa >= USM_ISA_AVX2 && usm_isa_supported(USM_ISA_AVX2)) { usm_qgemm_avx2(a, tb, te, t0, t1); return; }
 #endif
     (void)isa;
     usm_qgemm_portable(a, tb, te, t0, t1);
@@ -255,8 +284,8 @@ void usm_qgemm(int32_t isa, const usm_qgemm_args *a, int64_t tb, int64_t te, int
 
 void usm_fgemm(int32_t isa, const usm_fgemm_args *a, int64_t tb, int64_t te, int64_t t0, int64_t t1) {
 #if defined(__x86_64__)
-    if (isa == USM_ISA_AVX512 && usm_isa_supported(USM_ISA_AVX512)) { usm_fgemm_avx512(a, tb, te, t0, t1); return; }
-    if (isa == USM_ISA_AVX2 && usm_isa_supported(USM_ISA_AVX2)) { usm_fgemm_avx2(a, tb, te, t0, t1); return; }
+    if (isa >= USM_ISA_AVX512 && usm_isa_supported(USM_ISA_AVX512)) { usm_fgemm_avx512(a, tb, te, t0, t1); return; }
+    if (isa >= USM_ISA_AVX2 && usm_isa_supported(USM_ISA_AVX2)) { usm_fgemm_avx2(a, tb, te, t0, t1); return; }
 #endif
     (void)isa;
     usm_fgemm_portable(a, tb, te, t0, t1);
@@ -266,7 +295,7 @@ void usm_quantize_act(int32_t isa, const float *x, int64_t xstride, int64_t n, i
                       int64_t wblock, int64_t nb, int8_t *q, int64_t qstride, float *ascale, float *sx, float *sxs,
                       int32_t *bsum) {
 #if defined(__x86_64__)
-    if (isa == USM_ISA_AVX512 && usm_isa_supported(USM_ISA_AVX512)) {
+    if (isa >= USM_ISA_AVX512 && usm_isa_supported(USM_ISA_AVX512)) {
         usm_quantize_act_avx512(x, xstride, n, k, ablock, wblock, nb, q, qstride, ascale, sx, sxs, bsum);
         return;
     }

@@ -1,5 +1,22 @@
-@_implementationOnly import CUSMKernels
+internal import CUSMKernels
 import USMTensor
+
+// Fast kernels: design in brief.
+//
+// - Tiling, threading, dispatch and scales live in Swift (`PreparedWeight`); only innermost loops are C
+//   (Sources/CUSMKernels), compiled without CPU flags: ISA functions carry `target(...)` attributes and run only after
+//   a cached CPUID/XGETBV check (`KernelISA.isSupported`). x86 code is behind `__x86_64__`; on arm64 (and any other
+//   CPU) the portable C kernels run.
+// - Integer kernels (`w<b>a8-*`): activations are quantized per call to int8 (bit-exact with `ActivationQuantizer`,
+//   per token or per token and block) together with the integer activation sum S of every weight block. Per block
+//   the kernel forms the exact int32 P = sum u * x over the stored unsigned codes u (bin: the bit, int2/bin_asym: the
+//   code, int4: q + 8, int8: q + 128), so D = (P << shift) - offset * S is `ReferenceKernels.integerBlockDot`'s dot;
+//   scales (f32, or the stored u8 codes with their per-row/tensor factor) and the correction term (offset * S, or the
+//   zero point times S) are applied in f32 on the output of each block.
+// - Layouts are repacked once at load (`PreparedWeight.layoutDescription`): tiles of 16 rows x 4 columns for the
+//   vpdpbusd / vpmaddubsw kernels, tiles of 16 rows x 32 columns for the 1-bit table-lookup kernel; the same number of
+//   bits per weight as on disk.
+// - `.float` activations (and f32 weights) use an f32 FMA kernel on weights dequantized at load.
 
 /// Instruction-set tiers of the fast kernels, chosen at run time (the build itself uses no CPU flags).
 public enum KernelISA: Int32, Sendable, CaseIterable, CustomStringConvertible {
@@ -9,6 +26,8 @@ public enum KernelISA: Int32, Sendable, CaseIterable, CustomStringConvertible {
     case avx2 = 1
     /// x86-64 AVX-512 F/BW/VL/DQ + VNNI
     case avx512 = 2
+    /// the above + VBMI (vpermb, vpmultishiftqb)
+    case avx512vbmi = 3
 
     public var isSupported: Bool { usm_isa_supported(rawValue) != 0 }
     public var description: String {
@@ -16,6 +35,7 @@ public enum KernelISA: Int32, Sendable, CaseIterable, CustomStringConvertible {
         case .portable: "portable"
         case .avx2: "avx2"
         case .avx512: "avx512vnni"
+        case .avx512vbmi: "avx512vbmi"
         }
     }
     /// The best tier this CPU runs.
@@ -36,6 +56,8 @@ public struct KernelDescriptor: Sendable, Hashable, CustomStringConvertible {
     /// Which schemes it serves.
     public let schemes: [QuantScheme]
     public let summary: String
+    /// Table-lookup layout: needs blocks that are a multiple of 32 columns (or one block per row).
+    public var needsBlocksOf32: Bool { name.contains("-lut-") }
     public var isSupported: Bool { isa.isSupported }
     public var description: String { name }
 }
@@ -45,7 +67,12 @@ public enum KernelRegistry {
     static let oneBit: [QuantScheme] = [.bin, .binNorm, .binAsym]
 
     public static let all: [KernelDescriptor] = {
-        var list: [KernelDescriptor] = []
+        var list: [KernelDescriptor] = [
+            KernelDescriptor(
+                name: "w1a8-lut-vpermb-16x4-avx512vbmi", isa: .avx512vbmi, weightBits: 1, activationBits: 8,
+                schemes: oneBit,
+                summary: "T-MAC style: per token and 4 columns the 16 subset sums of the activations' low nibbles and high parts as byte tables; 4 weight bits of 16 rows index them with vpermb (vpmultishiftqb unpacks 32 columns x 16 rows from one 64-byte load), byte sums over 64 columns, vpdpbusd with ones, exact int32 per block; 4 tokens per tile"),
+        ]
         for (bits, schemes) in [(1, oneBit), (2, [QuantScheme.int2]), (4, [.int4]), (8, [.int8])] {
             list.append(KernelDescriptor(
                 name: "w\(bits)a8-dpbusd-16x8-avx512vnni", isa: .avx512, weightBits: bits, activationBits: 8,
@@ -86,12 +113,17 @@ public enum KernelRegistry {
     }
 
     /// The kernel dispatch picks: the first supported candidate at or below `maxISA`.
-    public static func select(for scheme: QuantScheme, floatActivations: Bool, maxISA: KernelISA = .best) -> KernelDescriptor {
+    /// `blockSize`: the weight's block size (0 = per channel).
+    public static func select(for scheme: QuantScheme, floatActivations: Bool, maxISA: KernelISA = .best,
+                              blockSize: Int = 0) -> KernelDescriptor {
         let c = candidates(for: scheme, floatActivations: floatActivations)
-        return c.first { $0.isSupported && $0.isa.rawValue <= maxISA.rawValue } ?? c.last!
+        return c.first {
+            $0.isSupported && $0.isa.rawValue <= maxISA.rawValue && (!$0.needsBlocksOf32 || blockSize % 32 == 0)
+        } ?? c.last!
     }
 
     public static func activationQuantizer(maxISA: KernelISA = .best) -> KernelDescriptor {
+        // the quantizer needs no VBMI
         activationQuantizers.first { $0.isSupported && $0.isa.rawValue <= maxISA.rawValue } ?? activationQuantizers.last!
     }
 }

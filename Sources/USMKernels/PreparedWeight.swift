@@ -1,5 +1,4 @@
-@_implementationOnly import CUSMKernels
-import Dispatch
+internal import CUSMKernels
 import USMTensor
 
 /// How a prepared weight treats its activations.
@@ -20,6 +19,7 @@ public final class Workspace {
     package var bytes: [Int8] = []
     package var meta: [Float] = []
     package var sums: [Int32] = []
+    package var tables: [UInt8] = []
     /// Threads one product splits its rows (or, for few rows and many tokens, its tokens) over.
     public let threads: Int
 
@@ -37,19 +37,17 @@ public final class Workspace {
     }
 }
 
-/// Hands a non-Sendable closure to Dispatch. Sound here because `parallelFor` returns only after every call ended
-/// and the callers give each part disjoint output memory.
-private struct UncheckedSendable<T>: @unchecked Sendable {
-    let value: T
-}
-
-/// Runs `parts` calls of `body` on up to `parts` threads (the calling thread takes part) and returns when all ended.
-@inline(__always)
+/// Runs `parts` calls of `body` on the calling thread and pooled worker threads (CUSMKernels' pool: no allocation
+/// per call) and returns when all ended. Callers give each part disjoint output memory.
 func parallelFor(_ parts: Int, _ body: (Int) -> Void) {
     if parts <= 1 { body(0); return }
     withoutActuallyEscaping(body) { b in
-        let box = UncheckedSendable(value: b)
-        DispatchQueue.concurrentPerform(iterations: parts) { box.value($0) }
+        var fn = b
+        withUnsafeMutablePointer(to: &fn) { p in
+            usm_parallel_for(Int32(parts), { ctx, i in
+                ctx!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(Int(i))
+            }, UnsafeMutableRawPointer(p))
+        }
     }
 }
 
@@ -85,16 +83,19 @@ public struct PreparedWeight: Sendable {
     let blockGroups: Int
     let groups: Int
     let activationBlock: Int
-    /// `[tiles][nb][16]` block scales: f32 bytes, or u8 codes (`scaleU8`) times `scaleFactors`
+    /// `[tiles][nb][16]` block scales: f32 bytes, or u8 codes (`scaleU8`)
     let scaleBytes: [UInt8]
-    let scaleFactors: [Float]?
-    /// `[tiles][nb][16]` zero points: f32 bytes, or i8 codes (`zpI8`) times `zpFactors`
+    /// `[tiles][nb][16]` zero points (f32 bytes or i8 codes); nil when the correction term uses the scales
     let zpBytes: [UInt8]?
-    let zpFactors: [Float]?
+    /// `[tiles * 16]` per-row factors of the dot and correction terms (usm_kernels.h)
+    let fa: [Float]
+    let fb: [Float]
     let scaleU8: Bool
-    let zpI8: Bool
     let shift: Int32
     let offset: Int32
+    /// cached per-call choices (no string or registry look-ups on the hot path)
+    let isLUT: Bool
+    let quantizerISA: Int32
 
     public init(_ w: PackedTensor, bias: [Float]? = nil, activations: ActivationMode = .float,
                 isa: KernelISA = .best) throws(KernelError) {
@@ -109,8 +110,10 @@ public struct PreparedWeight: Sendable {
         tiles = (l.rows + 15) / 16
         let floatPath = activations == .float || l.scheme == .f32
         self.activations = floatPath ? .float : activations
-        kernel = KernelRegistry.select(for: l.scheme, floatActivations: floatPath, maxISA: isa)
+        kernel = KernelRegistry.select(for: l.scheme, floatActivations: floatPath, maxISA: isa, blockSize: l.blockSize)
         kernelName = kernel.name
+        isLUT = kernel.needsBlocksOf32
+        quantizerISA = KernelRegistry.activationQuantizer(maxISA: kernel.isa).isa.rawValue
         nb = l.blocksPerRow
         blockLength = l.blockLength
         groups = (l.k + 3) / 4
@@ -127,19 +130,25 @@ public struct PreparedWeight: Sendable {
                 }
             }
             scaleBytes = []
-            scaleFactors = nil
             zpBytes = nil
-            zpFactors = nil
-            (scaleU8, zpI8, shift, offset) = (false, false, 0, 0)
+            (fa, fb) = ([], [])
+            (scaleU8, shift, offset) = (false, 0, 0)
             layoutDescription = "\(l.scheme) \(l.shape) -> f32 \(l.scheme == .f32 ? "" : "dequantized, ")tiles of 16 rows interleaved per column (\(weights.count) bytes)"
         } else {
             let b = l.scheme.bits
             bits = b
-            weights = AlignedBuffer(byteCount: Int(usm_repacked_bytes(Int64(rows), Int64(k), Int32(b))))
+            let lut = kernel.needsBlocksOf32
+            weights = AlignedBuffer(byteCount: Int(lut ? usm_lut1_bytes(Int64(rows), Int64(k))
+                                                   : usm_repacked_bytes(Int64(rows), Int64(k), Int32(b))))
             weights.withUnsafeMutableBytes { out in
                 w.withPart(.codes) { codes in
-                    usm_repack_codes(codes.bindMemory(to: UInt8.self).baseAddress, Int64(rows), Int64(l.rowBytes),
-                                     Int64(k), Int32(b), out.bindMemory(to: UInt8.self).baseAddress)
+                    if lut {
+                        usm_repack_lut1(codes.bindMemory(to: UInt8.self).baseAddress, Int64(rows), Int64(l.rowBytes),
+                                        Int64(k), out.bindMemory(to: UInt8.self).baseAddress)
+                    } else {
+                        usm_repack_codes(codes.bindMemory(to: UInt8.self).baseAddress, Int64(rows), Int64(l.rowBytes),
+                                         Int64(k), Int32(b), out.bindMemory(to: UInt8.self).baseAddress)
+                    }
                 }
             }
             // D = (P << shift) - offset * S with P = sum u * x over the stored unsigned codes u
@@ -151,7 +160,6 @@ public struct PreparedWeight: Sendable {
             }
             let int8Meta = l.scaleFormat.isInt8
             scaleU8 = int8Meta
-            zpI8 = int8Meta
             func tiled(_ part: TensorPart) -> [UInt8] {
                 let es = int8Meta ? 1 : 4
                 var out = [UInt8](repeating: 0, count: tiles * nb * 16 * es)
@@ -165,20 +173,26 @@ public struct PreparedWeight: Sendable {
                 }
                 return out
             }
-            func factors(_ part: TensorPart) -> [Float]? {
-                guard int8Meta else { return nil }
+            func factors(_ part: TensorPart) -> [Float] {
+                guard int8Meta else { return (0..<(tiles * 16)).map { $0 < rows ? 1 : 0 } }
                 let f: [Float] = w.withPart(part) { Array($0.bindMemory(to: Float.self)) }
                 return (0..<(tiles * 16)).map { z in z >= rows ? 0 : f[l.scaleFormat == .int8PerRow ? z : 0] }
             }
             scaleBytes = tiled(.scales)
-            scaleFactors = factors(.scaleFactors)
-            zpBytes = l.scheme.hasZeroPoint ? tiled(.zeroPoints) : nil
-            zpFactors = l.scheme.hasZeroPoint ? factors(.zeroPointFactors) : nil
+            let sf = factors(.scaleFactors)
+            let (sh, off) = (shift, offset)
+            fa = sf.map { Float(1 << sh) * $0 }
+            if l.scheme.hasZeroPoint {
+                zpBytes = tiled(.zeroPoints)
+                fb = factors(.zeroPointFactors)
+            } else {
+                zpBytes = nil
+                fb = sf.map { Float(off) * $0 }
+            }
             let blockText = l.blockSize == 0 ? "per channel" : "blocks of \(l.blockLength)"
-            layoutDescription = "\(l.scheme) \(l.shape) \(blockText) -> \(b)-bit codes repacked to tiles of 16 rows x 4 columns (\(weights.count) bytes, \(b == 4 ? "nibbles biased by 8" : b == 8 ? "bytes biased by 128" : "codes as stored")), \(l.scaleFormat) scales\(l.scheme.hasZeroPoint ? " and zero points" : "") regrouped per tile and block (\(scaleBytes.count + (zpBytes?.count ?? 0)) bytes); activations \(activationBlock == 0 ? "per token" : "per token and block")"
+            layoutDescription = "\(l.scheme) \(l.shape) \(blockText) -> \(b)-bit codes repacked to tiles of 16 rows x \(kernel.needsBlocksOf32 ? "32 columns for table lookup" : "4 columns") (\(weights.count) bytes, \(b == 4 ? "nibbles biased by 8" : b == 8 ? "bytes biased by 128" : "codes as stored")), \(l.scaleFormat) scales\(l.scheme.hasZeroPoint ? " and zero points" : "") regrouped per tile and block (\(scaleBytes.count + (zpBytes?.count ?? 0)) bytes); activations \(activationBlock == 0 ? "per token" : "per token and block")"
         }
-        preparedBytes = weights.count + scaleBytes.count + (zpBytes?.count ?? 0)
-            + ((scaleFactors?.count ?? 0) + (zpFactors?.count ?? 0) + (bias?.count ?? 0)) * 4
+        preparedBytes = weights.count + scaleBytes.count + (zpBytes?.count ?? 0) + (fa.count + fb.count + (bias?.count ?? 0)) * 4
     }
 
     /// `x` is `[n, k]` row-major, `y` receives `[n, rows]`.
@@ -276,11 +290,15 @@ public struct PreparedWeight: Sendable {
         let qstride = roundUp(k, 64)
         let nab = activationBlock == 0 ? 1 : nb
         ws.reserve(bytes: n * qstride, meta: n * (nab + 2 * nb), sums: n * nb)
+        let lut = isLUT
+        let tableBytes = lut ? Int(usm_lut1_table_bytes(Int64(k))) : 0
+        if ws.tables.count < n * tableBytes { ws.tables = [UInt8](repeating: 0, count: n * tableBytes) }
         let isa = kernel.isa.rawValue
-        let qisa = KernelRegistry.activationQuantizer(maxISA: kernel.isa).isa.rawValue
+        let qisa = quantizerISA
         let (k, nb, rows) = (k, nb, rows)
         let qparts = n >= 32 ? min(ws.threads, n / 16) : 1
         let parts = parts(threads: ws.threads, n: n)
+        ws.tables.withUnsafeMutableBufferPointer { tabb in
         ws.bytes.withUnsafeMutableBufferPointer { qb in
             ws.meta.withUnsafeMutableBufferPointer { mb in
                 ws.sums.withUnsafeMutableBufferPointer { sb in
@@ -291,25 +309,35 @@ public struct PreparedWeight: Sendable {
                         usm_quantize_act(qisa, x + t0 * k, Int64(k), Int64(t1 - t0), Int64(k), Int64(activationBlock),
                                          Int64(blockLength), Int64(nb), q + t0 * qstride, Int64(qstride),
                                          ascale + t0 * nab, sx + t0 * nb, sxs + t0 * nb, bsum + t0 * nb)
+                        if lut {
+                            usm_lut1_tables(q + t0 * qstride, Int64(qstride), Int64(t1 - t0), Int64(k),
+                                            tabb.baseAddress! + t0 * tableBytes)
+                        }
                     }
                     weights.withUnsafeBytes { wraw in
                         scaleBytes.withUnsafeBytes { sp in
-                            withOptional(scaleFactors) { sfp in
-                                withOptional(zpBytes) { zp in
-                                    withOptional(zpFactors) { zfp in
+                            fa.withUnsafeBufferPointer { fap in
+                                fb.withUnsafeBufferPointer { fbp in
+                                    withOptional(zpBytes) { zp in
                                         withBias { bp in
                                             let args = usm_qgemm_args(
                                                 w: wraw.bindMemory(to: UInt8.self).baseAddress,
-                                                scale: sp.baseAddress, sfac: sfp, zp: zp.map(UnsafeRawPointer.init),
-                                                zfac: zfp, x: q, sx: sx, sxs: sxs, bsum: bsum, bias: bp, y: y,
-                                                dots: dots, rows: Int64(rows), groups: Int64(groups), nb: Int64(nb),
-                                                block_groups: Int64(blockGroups), xstride: Int64(qstride),
-                                                ystride: Int64(rows), bits: Int32(bits), shift: shift, offset: offset,
-                                                scale_u8: scaleU8 ? 1 : 0, zp_i8: zpI8 ? 1 : 0)
+                                                scale: sp.baseAddress, corr: zp.map(UnsafeRawPointer.init) ?? sp.baseAddress,
+                                                fa: fap.baseAddress, fb: fbp.baseAddress, x: q, sx: sx, sxs: sxs,
+                                                bsum: bsum, bias: bp, y: y, dots: dots, rows: Int64(rows),
+                                                groups: Int64(groups), nb: Int64(nb), block_groups: Int64(blockGroups),
+                                                xstride: Int64(qstride), ystride: Int64(rows), bits: Int32(bits),
+                                                shift: shift, offset: offset, scale_u8: scaleU8 ? 1 : 0,
+                                                corr_i8: scaleU8 ? 1 : 0, corr_is_scale: zp == nil ? 1 : 0)
                                             withUnsafePointer(to: args) { ap in
                                                 parallelFor(parts) { i in
                                                     let r = partition(i, of: parts, n: n)
-                                                    usm_qgemm(isa, ap, Int64(r.tb), Int64(r.te), Int64(r.t0), Int64(r.t1))
+                                                    if lut {
+                                                        usm_lut1_gemm(ap, tabb.baseAddress, Int64(r.tb), Int64(r.te),
+                                                                      Int64(r.t0), Int64(r.t1))
+                                                    } else {
+                                                        usm_qgemm(isa, ap, Int64(r.tb), Int64(r.te), Int64(r.t0), Int64(r.t1))
+                                                    }
                                                 }
                                             }
                                         }
@@ -320,6 +348,7 @@ public struct PreparedWeight: Sendable {
                     }
                 }
             }
+        }
         }
     }
 }

@@ -40,6 +40,8 @@ struct KernelsCommand: ParsableCommand {
     @Option(help: "Batches per configuration (the median is reported).") var repeats = 3
     @Option(help: "Python interpreter for the ONNX Runtime peer.") var python = "python3"
     @Option(help: "ONNX Runtime peer block sizes (empty: skip the peer).") var peerBlocks = "64,32"
+    @Option(help: "ISA tiers to run, comma separated (best = what dispatch picks; portable, avx2, avx512vnni, avx512vbmi).")
+    var isa = "best"
 
     func run() throws {
         let threadList = threads.split(separator: ",").compactMap { Int($0) }
@@ -51,6 +53,11 @@ struct KernelsCommand: ParsableCommand {
         }
         guard let fmt = ScaleFormat(name: scaleFormat) else { throw ValidationError("bad scale format \(scaleFormat)") }
         let mode: ActivationMode = act == "block" ? .int8PerBlock : .int8PerToken
+        let isaList = try isa.split(separator: ",").map { name -> KernelISA in
+            if name == "best" { return KernelISA.best }
+            guard let t = KernelISA.allCases.first(where: { $0.description == name }) else { throw ValidationError("bad isa \(name)") }
+            return t
+        }
         let log: (String) -> Void = { s in if !json { print(s) } else { FileHandle.standardError.write((s + "\n").data(using: .utf8)!) } }
 
         log("usm-bench kernels: cpu \(KernelISA.cpuFeatures); best tier \(KernelISA.best); threads \(threadList)")
@@ -63,10 +70,13 @@ struct KernelsCommand: ParsableCommand {
             let shape = "\(rows)x\(k)"
             let values = randomValues(rows * k, seed: UInt64(rows * 31 + k))
             for cfg in schemes.split(separator: ",").map(String.init) {
-                let (scheme, block) = try parseScheme(cfg)
-                let spec = scheme == .f32 ? QuantSpec.f32 : QuantSpec(scheme: scheme, blockSize: block, scaleFormat: fmt)
-                let w = try Quantizer.quantize(values, shape: [rows, k], spec: spec)
-                let p = try PreparedWeight(w, activations: scheme == .f32 ? .float : mode)
+              let (scheme, block) = try parseScheme(cfg)
+              let spec = scheme == .f32 ? QuantSpec.f32 : QuantSpec(scheme: scheme, blockSize: block, scaleFormat: fmt)
+              let w = try Quantizer.quantize(values, shape: [rows, k], spec: spec)
+              var seen = Set<String>()
+              for tier in isaList {
+                let p = try PreparedWeight(w, activations: scheme == .f32 ? .float : mode, isa: tier)
+                guard seen.insert(p.kernelName).inserted else { continue }
                 let bpw = Double(p.preparedBytes * 8) / Double(rows * k)
                 let copies = max(2, (coldMb << 20) / max(p.preparedBytes, 1) + 1)
                 var cold: [PreparedWeight] = []
@@ -77,7 +87,7 @@ struct KernelsCommand: ParsableCommand {
                         var y = [Float](repeating: 0, count: n * rows)
                         var modes = [("hot", [p])]
                         if n == 1 {
-                            if cold.isEmpty { cold = try (0..<copies).map { _ in try PreparedWeight(w, activations: p.activations) } }
+                            if cold.isEmpty { cold = try (0..<copies).map { _ in try PreparedWeight(w, activations: p.activations, isa: tier) } }
                             modes.append(("cold", cold))
                         }
                         for (m, set) in modes {
@@ -97,6 +107,7 @@ struct KernelsCommand: ParsableCommand {
                     }
                 }
                 cold = []
+              }
             }
         }
         // ---- peer

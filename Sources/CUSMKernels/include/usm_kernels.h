@@ -13,6 +13,7 @@ enum {
     USM_ISA_PORTABLE = 0,   ///< plain C, any CPU
     USM_ISA_AVX2 = 1,       ///< x86-64 AVX2 + FMA
     USM_ISA_AVX512 = 2,     ///< x86-64 AVX-512 F/BW/VL/DQ + VNNI
+    USM_ISA_AVX512VBMI = 3, ///< the above + VBMI (vpermb, vpmultishiftqb)
 };
 
 /// 1 when this CPU (and OS) can run the tier. Cached after the first call.
@@ -56,6 +57,19 @@ typedef struct usm_qgemm_args {
 /// codes, fb = their factor), for row tiles [tile_begin, tile_end) and tokens [t_begin, t_end).
 void usm_qgemm(int32_t isa, const usm_qgemm_args *a, int64_t tile_begin, int64_t tile_end, int64_t t_begin, int64_t t_end);
 
+/// 1-bit table-lookup layout (usm_lut1_gemm): per tile of 16 rows and chunk of 32 columns, 64 bytes; row r's bit for
+/// column 32c + 4g + b (g < 8, b < 4) is bit (r & 1) * 32 + 4g + b of little-endian u64 number r / 2.
+int64_t usm_lut1_bytes(int64_t rows, int64_t k);
+void usm_repack_lut1(const uint8_t *codes, int64_t rows, int64_t row_bytes, int64_t k, uint8_t *out);
+/// Per token and group of 4 columns, the 16 subset sums of the low nibbles (x & 15) and of the high parts (x >> 4) of
+/// the int8 activations, as bytes: usm_lut1_table_bytes(k) bytes per token, token t at tables + t * that.
+int64_t usm_lut1_table_bytes(int64_t k);
+void usm_lut1_tables(const int8_t *x, int64_t xstride, int64_t n, int64_t k, uint8_t *tables);
+/// Same contract as usm_qgemm for bits 1, with a->w in the table-lookup layout and a->block_groups * 4 a multiple
+/// of 32 (or a single block): vpermb lookups of 4 weight bits, byte sums, vpdpbusd with ones. AVX-512 VBMI only.
+void usm_lut1_gemm(const usm_qgemm_args *a, const uint8_t *tables, int64_t tile_begin, int64_t tile_end,
+                   int64_t t_begin, int64_t t_end);
+
 typedef struct usm_fgemm_args {
     const float *w;          ///< [tiles][k][16]
     const float *x;          ///< [n][xstride]
@@ -74,6 +88,12 @@ void usm_fgemm(int32_t isa, const usm_fgemm_args *a, int64_t tile_begin, int64_t
 void usm_quantize_act(int32_t isa, const float *x, int64_t xstride, int64_t n, int64_t k, int64_t ablock,
                       int64_t wblock, int64_t nb, int8_t *q, int64_t qstride, float *ascale, float *sx, float *sxs,
                       int32_t *bsum);
+
+/// Runs fn(ctx, 0 ..< parts) on the calling thread and up to parts - 1 pooled worker threads; returns when all ran.
+/// One job at a time: a call made while another thread's job runs executes its parts inline.
+void usm_parallel_for(int32_t parts, void (*fn)(void *ctx, int32_t part), void *ctx);
+/// Online CPUs.
+int32_t usm_hardware_threads(void);
 
 /// Streams `bytes` from src to dst (memcpy), for the bandwidth baseline.
 void usm_copy(void *dst, const void *src, int64_t bytes);

@@ -1,0 +1,97 @@
+// A small persistent thread pool for the kernels: no allocation per call, workers spin briefly before sleeping so
+// that back-to-back products (a streaming encoder step) do not pay a wake-up each time. (libdispatch's
+// concurrentPerform on Linux withholds threads while other processes keep the CPUs busy, so it does not scale here.)
+#include "usm_kernels.h"
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+#define USM_MAX_WORKERS 63
+
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;   // one job at a time
+static pthread_mutex_t wake_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake_cond = PTHREAD_COND_INITIALIZER;
+static int workers = 0;
+
+static void (*job_fn)(void *, int32_t);
+static void *job_ctx;
+// generation (bits 40-63) | parts (bits 20-39) | next part (bits 0-19): one atomic, so a claim always names the
+// job it belongs to and how many parts that job has
+static _Atomic uint64_t job_state;
+static _Atomic int32_t job_done;
+
+static inline void usm_pause(void) {
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
+// Claims and runs parts until the job (whichever generation is current) has none left; returns its generation.
+static uint64_t run_parts(void) {
+    for (;;) {
+        uint64_t s = atomic_fetch_add_explicit(&job_state, 1, memory_order_acq_rel);
+        uint32_t idx = (uint32_t)(s & 0xFFFFF), parts = (uint32_t)((s >> 20) & 0xFFFFF);
+        if (idx >= parts) return s >> 40;
+        job_fn(job_ctx, (int32_t)idx);
+        atomic_fetch_add_explicit(&job_done, 1, memory_order_release);
+    }
+}
+
+static void *worker(void *arg) {
+    (void)arg;
+    uint64_t seen = atomic_load(&job_state) >> 40;
+    for (;;) {
+        int spins = 0;
+        while ((atomic_load_explicit(&job_state, memory_order_acquire) >> 40) == seen) {
+            // spin briefly (back-to-back products), then yield (an oversubscribed CPU goes to whoever has work),
+            // then sleep
+            if (++spins < 2000) { usm_pause(); continue; }
+            if (spins < 4000) { sched_yield(); continue; }
+            pthread_mutex_lock(&wake_lock);
+            while ((atomic_load(&job_state) >> 40) == seen) pthread_cond_wait(&wake_cond, &wake_lock);
+            pthread_mutex_unlock(&wake_lock);
+            break;
+        }
+        seen = run_parts();
+    }
+    return NULL;
+}
+
+int32_t usm_hardware_threads(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : (int32_t)n;
+}
+
+void usm_parallel_for(int32_t parts, void (*fn)(void *, int32_t), void *ctx) {
+    if (parts <= 1 || parts >= (1 << 19) || pthread_mutex_trylock(&pool_lock) != 0) {  // busy with another stream's job: run inline
+        for (int32_t i = 0; i < parts; i++) fn(ctx, i);
+        return;
+    }
+    int want = parts - 1 < USM_MAX_WORKERS ? parts - 1 : USM_MAX_WORKERS;
+    while (workers < want) {
+        pthread_t t;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&t, &attr, worker, NULL) != 0) { pthread_attr_destroy(&attr); break; }
+        pthread_attr_destroy(&attr);
+        workers++;
+    }
+    job_fn = fn;
+    job_ctx = ctx;
+    atomic_store(&job_done, 0);
+    uint64_t gen = ((atomic_load(&job_state) >> 40) + 1) & 0xFFFFFF;
+    pthread_mutex_lock(&wake_lock);
+    atomic_store_explicit(&job_state, (gen << 40) | ((uint64_t)parts << 20), memory_order_release);
+    pthread_cond_broadcast(&wake_cond);
+    pthread_mutex_unlock(&wake_lock);
+    run_parts();
+    for (int spins = 0; atomic_load_explicit(&job_done, memory_order_acquire) < parts; spins++) {
+        if (spins < 2000) usm_pause();
+        else sched_yield();  // a worker may be waiting for this CPU
+    }
+    pthread_mutex_unlock(&pool_lock);
+}
