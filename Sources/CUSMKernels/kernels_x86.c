@@ -401,7 +401,7 @@ static USM_AI T512 void usm_f512_tile(const usm_fgemm_args *a, int64_t tile, int
     const float *w = a->w + tile * a->k * 16;
     const float *x = a->x + t0 * a->xstride;
     const int64_t xs = a->xstride, k = a->k;
-    __m512 acc[8];
+    __m512 acc[16];
     for (int i = 0; i < U * NT; i++) acc[i] = _mm512_setzero_ps();
     int64_t c = 0;
     for (; c + U <= k; c += U)
@@ -422,13 +422,15 @@ static USM_AI T512 void usm_f512_tile(const usm_fgemm_args *a, int64_t tile, int
     for (int t = 0; t < NT; t++) _mm512_mask_storeu_ps(a->y + (t0 + t) * a->ystride + z0, m, _mm512_add_ps(acc[t], b));
 }
 
+// Batch invariant: every token tile splits the k loop over the same U = 2 accumulators, so y[t, z] is summed in the
+// same order whatever the number of tokens in the call (streaming and offline frames are bit-identical).
 T512 void usm_fgemm_avx512(const usm_fgemm_args *a, int64_t tb, int64_t te, int64_t t0, int64_t t1) {
     for (int64_t tile = tb; tile < te; tile++) {
         int64_t t = t0;
-        for (; t + 8 <= t1; t += 8) usm_f512_tile(a, tile, t, 8, 1);
+        for (; t + 8 <= t1; t += 8) usm_f512_tile(a, tile, t, 8, 2);
         if (t + 4 <= t1) { usm_f512_tile(a, tile, t, 4, 2); t += 4; }
-        if (t + 2 <= t1) { usm_f512_tile(a, tile, t, 2, 4); t += 2; }
-        if (t < t1) usm_f512_tile(a, tile, t, 1, 8);
+        if (t + 2 <= t1) { usm_f512_tile(a, tile, t, 2, 2); t += 2; }
+        if (t < t1) usm_f512_tile(a, tile, t, 1, 2);
     }
 }
 

@@ -28,13 +28,14 @@ public enum RecognizerError: Error, Sendable, CustomStringConvertible {
 
 /// How a recognizer runs.
 public struct RecognizerOptions: Sendable {
-    /// Activations of packed layers: `.int8PerBlock` (fastest) or `.float` (closest to the reference model).
+    /// Activations of packed layers: `.int8PerBlock` (the default: packed weights stay packed in memory and run on
+    /// the integer kernels) or `.float` (closest to the reference model; packed weights are expanded to f32 at load).
     public var activations: ActivationMode
     /// Threads the kernels may use.
     public var threads: Int
     public var search: SearchMethod
 
-    public init(activations: ActivationMode = .float, threads: Int = 1, search: SearchMethod = .greedy) {
+    public init(activations: ActivationMode = .int8PerBlock, threads: Int = 1, search: SearchMethod = .greedy) {
         self.activations = activations
         self.threads = threads
         self.search = search

@@ -21,7 +21,8 @@ struct USMInfer: ParsableCommand {
     @Option(help: "Output format: text, json, srt or vtt.") var format: OutputFormat = .text
     @Option(help: "Beam width (1 = greedy search).") var beam = 1
     @Option(help: "Threads for the kernels.") var threads = 1
-    @Option(help: "Activations of packed layers: float, int8-token or int8-block.") var activations = "float"
+    @Option(help: "Activations of packed layers: int8-block (fast, weights stay packed), int8-token or float (closest to the reference).")
+    var activations = "int8-block"
     @Option(help: "Use this channel (0-based) instead of mixing all channels.") var channel: Int?
     @Flag(help: "Print load and per-stage timings to stderr.") var timings = false
     @Argument(help: "Audio files.") var files: [String]

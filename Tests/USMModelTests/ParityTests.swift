@@ -59,11 +59,13 @@ import USMKernels
         #expect(dec.tokens.map(\.id) == (try g("tokens")).map { Int($0) }, "greedy tokens")
     }
 
-    /// Streaming gives the offline frames, whatever the chunk size: the same frames are computed from the same
-    /// inputs; only the kernels' accumulation order may differ with the number of frames in a call.
-    @Test(arguments: [160, 1000, 2357, 6400])
-    func streamingEqualsOffline(chunk: Int) throws {
-        let (model, golden) = try Self.load("exp5")
+    /// Streaming gives exactly the offline frames, whatever the chunk size: every frame is computed from the same
+    /// inputs, and the kernels are batch invariant (a product's rows do not depend on how many frames a call has).
+    @Test(arguments: [160, 1000, 2357, 6400], [ActivationMode.float, .int8PerBlock])
+    func streamingEqualsOffline(chunk: Int, activations: ActivationMode) throws {
+        let (_, golden) = try Self.load("exp5")
+        let model = try ConformerModel(container: try Container.read(path: Self.dir.appendingPathComponent("small-exp5.usm").path),
+                                       activations: activations)
         let audio = try #require(golden.tensor("audio")).floatValues
         let ws = Workspace()
         var offline = model.makeEncoderState()
@@ -77,12 +79,25 @@ import USMKernels
             start = end
         }
         pieces += model.encode([], state: &streaming, final: true, workspace: ws)
-        #expect(pieces.count == whole.count)
-        #expect(Self.error(pieces, whole) < 1e-5, "chunk \(chunk)")
+        #expect(pieces == whole, "chunk \(chunk), \(activations): bit-identical")
         var d1 = model.makeDecoderState(workspace: ws), d2 = model.makeDecoderState(workspace: ws)
         model.decode(whole, state: &d1, workspace: ws)
         model.decode(pieces, state: &d2, workspace: ws)
         #expect(d1.tokens == d2.tokens)
+    }
+
+    /// With int8 activations (the deployment default) the encoder stays close to the float reference.
+    @Test(arguments: ["exp5", "int4", "exp1", "exp2", "exp4", "int8"])
+    func int8ActivationsStayCloseToTheReference(recipe: String) throws {
+        let container = try Container.read(path: Self.dir.appendingPathComponent("small-\(recipe).usm").path)
+        let golden = try Container.read(path: Self.dir.appendingPathComponent("golden-\(recipe).usm").path)
+        for mode in [ActivationMode.int8PerBlock, .int8PerToken] {
+            let model = try ConformerModel(container: container, activations: mode)
+            var st = model.makeEncoderState()
+            let enc = model.encode(try #require(golden.tensor("audio")).floatValues, state: &st, final: true, workspace: Workspace())
+            let err = Self.error(enc, try #require(golden.tensor("encoder")).floatValues)
+            #expect(err < 0.1, "\(recipe) \(mode): \(err)")
+        }
     }
 
     @Test func beamSearchWidthOneIsGreedyOnFirstSymbols() throws {

@@ -41,7 +41,7 @@ enum Fixtures {
 
 @Suite struct RecognizerAPI {
     @Test func offlineTranscriptMatchesTheReferenceTokens() throws {
-        let r = try Recognizer(path: Fixtures.modelPath)
+        let r = try Recognizer(path: Fixtures.modelPath, options: RecognizerOptions(activations: .float))
         let t = try r.transcribe(samples: try Fixtures.audio(), sampleRate: 16000)
         #expect(t.tokens.map(\.id) == (try Fixtures.goldenTokens()))
         #expect(t.isFinal)
