@@ -60,7 +60,7 @@ let package = Package(
         .executableTarget(
             name: "usm-bench",
             dependencies: [
-                "USMKernels", "USMTensor", "CUSMKernels",
+                "USMKernels", "USMTensor", "CUSMKernels", "USMModel", "USMRecognizer", "USMFormat", "USMAudio",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "USMTensorTests", dependencies: ["USMTensor"]),

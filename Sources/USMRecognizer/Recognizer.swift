@@ -66,12 +66,15 @@ public struct StageTimings: Sendable, Codable, Equatable {
     public var decoder = 0.0
     public var total = 0.0
     public var audioSeconds = 0.0
+    /// encoder time split by layer type
+    public var layerTypes = LayerTypeSeconds()
     /// total / audio duration
     public var realTimeFactor: Double { audioSeconds > 0 ? total / audioSeconds : 0 }
 
     public init() {}
 
-    enum CodingKeys: String, CodingKey { case resample, features, encoder, decoder, total, audioSeconds = "audio_seconds", realTimeFactor = "rtf" }
+    enum CodingKeys: String, CodingKey { case resample, features, encoder, decoder, total, audioSeconds = "audio_seconds", realTimeFactor = "rtf"
+        case layerTypes = "layer_types" }
 
     public func encode(to e: Encoder) throws {
         var c = e.container(keyedBy: CodingKeys.self)
@@ -79,6 +82,7 @@ public struct StageTimings: Sendable, Codable, Equatable {
         try c.encode(features, forKey: .features); try c.encode(encoder, forKey: .encoder)
         try c.encode(decoder, forKey: .decoder); try c.encode(total, forKey: .total)
         try c.encode(audioSeconds, forKey: .audioSeconds); try c.encode(realTimeFactor, forKey: .realTimeFactor)
+        try c.encode(layerTypes, forKey: .layerTypes)
     }
 
     public init(from d: Decoder) throws {
@@ -87,6 +91,7 @@ public struct StageTimings: Sendable, Codable, Equatable {
         features = try c.decode(Double.self, forKey: .features); encoder = try c.decode(Double.self, forKey: .encoder)
         decoder = try c.decode(Double.self, forKey: .decoder); total = try c.decode(Double.self, forKey: .total)
         audioSeconds = try c.decode(Double.self, forKey: .audioSeconds)
+        layerTypes = try c.decode(LayerTypeSeconds.self, forKey: .layerTypes)
     }
 }
 
@@ -258,6 +263,7 @@ public final class RecognitionStream {
         timings.decoder += (clock.now - t).seconds
         timings.features = encoder.featureSeconds
         timings.encoder = encoder.encoderSeconds
+        timings.layerTypes = encoder.layerTypeSeconds
     }
 
     /// The best hypothesis so far.

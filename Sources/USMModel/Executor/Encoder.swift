@@ -35,6 +35,18 @@ struct FrameBuffer: Sendable {
     }
 }
 
+/// Encoder time split by layer type.
+public struct LayerTypeSeconds: Sendable, Codable, Equatable {
+    public var subsampling = 0.0
+    /// both macaron FFNs with their norms, and the final norm
+    public var ffn = 0.0
+    /// Q/K/V projections, local relative attention and the output projection
+    public var attention = 0.0
+    /// the conv module: pointwise, GLU, depthwise, BatchNorm, swish
+    public var conv = 0.0
+    public init() {}
+}
+
 /// Per-stream state of one Conformer layer.
 struct LayerState: Sendable {
     var x1: FrameBuffer, q: FrameBuffer, k: FrameBuffer, v: FrameBuffer
@@ -63,6 +75,8 @@ public struct EncoderState: Sendable {
     /// time spent in the frontend and in the rest of the encoder (seconds)
     public internal(set) var featureSeconds = 0.0
     public internal(set) var encoderSeconds = 0.0
+    /// encoder time by layer type (seconds): subsampling, ffn, attention, conv
+    public internal(set) var layerTypeSeconds = LayerTypeSeconds()
 
     init(model: ConformerModel) {
         let c = model.config
@@ -87,8 +101,10 @@ extension ConformerModel {
         state.convInputs[0].append(feats)
         let t1 = clock.now
         var x = subsample(state: &state, final: final, workspace: workspace)
+        state.layerTypeSeconds.subsampling += (clock.now - t1).seconds
         for l in layers.indices {
-            x = runLayer(l, input: x, state: &state.layers[l], final: final, workspace: workspace)
+            x = runLayer(l, input: x, state: &state.layers[l], final: final, workspace: workspace,
+                         timing: &state.layerTypeSeconds)
         }
         state.framesOut += x.count / config.encoder.dim
         state.featureSeconds += (t1 - t0).seconds
@@ -189,6 +205,19 @@ extension ConformerModel {
 
     /// One Conformer block on the new input rows; returns the output rows that became computable.
     func runLayer(_ l: Int, input x: [Float], state s: inout LayerState, final: Bool, workspace ws: Workspace) -> [Float] {
+        var ignored = LayerTypeSeconds()
+        return runLayer(l, input: x, state: &s, final: final, workspace: ws, timing: &ignored)
+    }
+
+    func runLayer(_ l: Int, input x: [Float], state s: inout LayerState, final: Bool, workspace ws: Workspace,
+                  timing: inout LayerTypeSeconds) -> [Float] {
+        let clock = ContinuousClock()
+        var mark = clock.now
+        func lap(_ keyPath: WritableKeyPath<LayerTypeSeconds, Double>) {
+            let now = clock.now
+            timing[keyPath: keyPath] += (now - mark).seconds
+            mark = now
+        }
         let w = layers[l]
         let e = config.encoder
         let d = e.dim, dh = config.headDim, heads = e.heads
@@ -198,6 +227,7 @@ extension ConformerModel {
         // Per-frame stage: FFN1 and the attention projections.
         if n > 0 {
             let x1 = ffn(w.ffn1, x, n, ws)
+            lap(\.ffn)
             let h = layerNorm(x1, n, w.attention.normScale, w.attention.normBias)
             var q = linear(w.attention.query, h, n, ws)
             for i in q.indices { q[i] *= w.attention.queryScale[i % dh] }
@@ -246,6 +276,7 @@ extension ConformerModel {
             let o = linear(a.out, att, m, ws)
             var x2 = s.x1.rows(s.attended..<attEnd)
             for i in x2.indices { x2[i] += o[i] }
+            lap(\.attention)
             let gg = linear(w.conv.pointwise1, layerNorm(x2, m, w.conv.normScale, w.conv.normBias), m, ws)
             var g = [Float](repeating: 0, count: m * d)
             for r in 0..<m {
@@ -254,11 +285,13 @@ extension ConformerModel {
             s.x2.append(x2)
             s.g.append(g)
             s.attended = attEnd
+            lap(\.conv)
         }
         s.x1.drop(before: s.attended)
         s.q.drop(before: s.attended)
         s.k.drop(before: s.attended - (e.leftContext - 1))
         s.v.drop(before: s.attended - (e.leftContext - 1))
+        lap(\.attention)
 
         // Conv module, FFN2 and the final norm for frames whose conv context is available.
         let convEnd = final ? s.attended : max(s.convolved, s.attended - halfK)
@@ -284,7 +317,10 @@ extension ConformerModel {
         s.convolved = convEnd
         s.x2.drop(before: s.convolved)
         s.g.drop(before: s.convolved - halfK)
-        return layerNorm(ffn(w.ffn2, x3, m, ws), m, w.finalScale, w.finalBias)
+        lap(\.conv)
+        let out = layerNorm(ffn(w.ffn2, x3, m, ws), m, w.finalScale, w.finalBias)
+        lap(\.ffn)
+        return out
     }
 }
 

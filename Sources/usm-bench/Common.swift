@@ -1,0 +1,67 @@
+import Foundation
+
+/// Peak resident set size of this process so far, in bytes.
+func peakRSS() -> Int {
+    var u = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &u)
+    return Int(u.ru_maxrss) * 1024
+}
+
+/// Current resident set size, in bytes (Linux /proc; 0 elsewhere).
+func currentRSS() -> Int {
+    guard let s = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+    let f = s.split(separator: " ")
+    guard f.count > 1, let pages = Int(f[1]) else { return 0 }
+    return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+}
+
+func stderrLine(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
+
+/// A progress line on stderr when it is a terminal.
+struct ProgressLine {
+    let enabled = isatty(STDERR_FILENO) == 1
+    func show(_ s: String) { if enabled { FileHandle.standardError.write(Data("\r\u{1B}[K\(s)".utf8)) } }
+    func clear() { if enabled { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) } }
+}
+
+func percentile(_ xs: [Double], _ p: Double) -> Double {
+    guard !xs.isEmpty else { return 0 }
+    let s = xs.sorted()
+    return s[min(s.count - 1, Int((Double(s.count - 1) * p).rounded()))]
+}
+
+func median(_ xs: [Double]) -> Double { percentile(xs, 0.5) }
+
+func f(_ v: Double, _ digits: Int = 3) -> String { String(format: "%.\(digits)f", v) }
+
+func printJSON<T: Encodable>(_ value: T) {
+    let e = JSONEncoder()
+    e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    print(String(decoding: (try? e.encode(value)) ?? Data(), as: UTF8.self))
+}
+
+/// Deterministic speech-like test audio: a glottal pulse train through moving formant-like resonances, with noise
+/// bursts and pauses. Enough to exercise every stage; not meant to be recognised.
+func syntheticSpeech(seconds: Double, rate: Int = 16000) -> [Float] {
+    let n = Int(seconds * Double(rate))
+    var out = [Float](repeating: 0, count: n)
+    var state: UInt64 = 0x1234_5678
+    func noise() -> Float {
+        state = state &* 6364136223846793005 &+ 1442695040888963407
+        return Float(Int32(truncatingIfNeeded: state >> 32)) / Float(Int32.max)
+    }
+    var phase = 0.0
+    for i in 0..<n {
+        let t = Double(i) / Double(rate)
+        let syllable = sin(2 * .pi * 3.1 * t)
+        let voiced = syllable > -0.2
+        let f0 = 110 + 25 * sin(2 * .pi * 0.7 * t)
+        phase += f0 / Double(rate)
+        let pulse = voiced ? (phase.truncatingRemainder(dividingBy: 1) < 0.08 ? 1.0 : 0.0) : 0
+        let f1 = 500 + 300 * sin(2 * .pi * 1.3 * t), f2 = 1500 + 700 * sin(2 * .pi * 0.9 * t + 1)
+        let formants = sin(2 * .pi * f1 * t) * 0.6 + sin(2 * .pi * f2 * t) * 0.3
+        let s = voiced ? 0.3 * pulse * formants + 0.05 * formants : Double(noise()) * 0.05
+        out[i] = Float(s) + 0.003 * noise()
+    }
+    return out
+}

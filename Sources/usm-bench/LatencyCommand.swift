@@ -1,0 +1,240 @@
+import ArgumentParser
+import Foundation
+import USMAudio
+import USMFormat
+import USMKernels
+import USMModel
+import USMRecognizer
+import USMTensor
+
+/// Writes a random-weight model; run as a child process so the parent's peak RSS reflects loading and running only.
+struct SynthCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "_synth", shouldDisplay: false)
+    @Option var config: String
+    @Option var recipe: String
+    @Option var scaleFormat = "int8"
+    @Argument var output: String
+
+    func run() throws {
+        guard let arch = ConformerConfig.named[config] else { throw ValidationError("\(ModelError.unknownConfig(config))") }
+        guard let format = ScaleFormat(name: scaleFormat) else { throw ValidationError("bad scale format") }
+        try ModelPacker.synthesize(config: arch, configName: config, recipe: try Recipe.named(recipe), scaleFormat: format,
+                                   blockSize: nil, seed: 1, level: 3).write(to: output)
+    }
+}
+
+struct LatencyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "latency",
+        abstract: "Load time, offline RTF, streaming chunk latency, per-stage and per-layer-type time, peak RSS.")
+
+    @Option(help: "Model file.") var model: String?
+    @Option(help: "Or a named architecture with random weights: \(ConformerConfig.named.keys.sorted().joined(separator: ", ")).")
+    var config: String?
+    @Option(help: "Recipe for --config.") var recipe = "exp5"
+    @Option(help: "Scale format for --config: f32, int8, int8-row.") var scaleFormat = "int8"
+    @Option(help: "Seconds of synthetic audio.") var seconds = 10.0
+    @Option(help: "Or an audio file.") var audio: String?
+    @Option(help: "Kernel threads.") var threads = 1
+    @Option(help: "Activations: int8-block, int8-token or float.") var activations = "int8-block"
+    @Flag(help: "Also run streaming and report per-chunk latency.") var streaming = false
+    @Option(help: "Streaming chunk length in milliseconds.") var chunkMs = 320
+    @Option(help: "Compare with the same architecture at f32 in the same run (only 'f32').") var vs: String?
+    @Option(help: "Offline runs (the median is reported).") var runs = 3
+    @Flag(help: "JSON instead of markdown.") var json = false
+
+    struct Measurement: Codable {
+        var label: String
+        var fileBytes: Int
+        var memoryBytes: Int
+        var loadSeconds: Double
+        var loadMBps: Double
+        var audioSeconds: Double
+        var offlineSeconds: Double
+        var rtf: Double
+        var stages: StageTimings
+        var chunkMs: Int?
+        var chunkP50: Double?
+        var chunkP95: Double?
+        var chunkMax: Double?
+        var firstPartialSeconds: Double?
+        var peakRSS: Int
+        var kernels: [String: Int]
+    }
+
+    func validate() throws {
+        guard (model == nil) != (config == nil) else { throw ValidationError("give --model FILE or --config NAME") }
+        guard vs == nil || vs == "f32" else { throw ValidationError("--vs takes f32") }
+        guard ActivationMode(rawValue: activations) != nil else { throw ValidationError("bad --activations") }
+        guard runs >= 1, threads >= 1, chunkMs >= 10 else { throw ValidationError("--runs, --threads >= 1, --chunk-ms >= 10") }
+    }
+
+    func run() throws {
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("usm-bench-\(getpid())")
+        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        var path = model ?? ""
+        var f32Path: String?
+        if let config {
+            path = tmp.appendingPathComponent("\(config)-\(recipe).usm").path
+            try synthInChild(config: config, recipe: recipe, format: scaleFormat, to: path)
+            if vs == "f32" {
+                f32Path = tmp.appendingPathComponent("\(config)-exp0.usm").path
+                try synthInChild(config: config, recipe: "exp0", format: "f32", to: f32Path!)
+            }
+        } else if vs == "f32" {
+            // the same model with every tensor expanded to f32
+            let c = try Container.read(path: path)
+            var w = ContainerWriter(metadata: c.metadata, level: nil)
+            for n in c.tensorNames { try w.add(n, try PackedTensor(f32: c.tensor(n)!.dequantized(), shape: c.tensor(n)!.shape)) }
+            f32Path = tmp.appendingPathComponent("f32.usm").path
+            try w.write(to: f32Path!)
+        }
+        let options = RecognizerOptions(activations: ActivationMode(rawValue: activations)!, threads: threads)
+        let samples: [Float]
+        if let audio {
+            samples = try Audio.load(path: audio, sampleRate: 16000).samples
+        } else {
+            samples = syntheticSpeech(seconds: seconds)
+        }
+        var results = [try measure(path: path, label: model.map { ($0 as NSString).lastPathComponent } ?? "\(config!) \(recipe)",
+                                   options: options, samples: samples)]
+        if let f32Path { results.append(try measure(path: f32Path, label: "f32", options: options, samples: samples)) }
+        if json { printJSON(results); return }
+        report(results)
+    }
+
+    func synthInChild(config: String, recipe: String, format: String, to path: String) throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        p.arguments = ["_synth", "--config", config, "--recipe", recipe, "--scale-format", format, path]
+        try p.run()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { throw ValidationError("synthesizing \(config) \(recipe) failed") }
+    }
+
+    func measure(path: String, label: String, options: RecognizerOptions, samples: [Float]) throws -> Measurement {
+        let progress = ProgressLine()
+        progress.show("\(label): loading")
+        let clock = ContinuousClock()
+        let t0 = clock.now
+        let r = try Recognizer(path: path, options: options)
+        let load = (clock.now - t0).seconds
+        var offline: [Transcript] = []
+        for i in 0..<runs {
+            progress.show("\(label): offline run \(i + 1)/\(runs)")
+            offline.append(try r.transcribe(samples: samples, sampleRate: 16000))
+        }
+        let best = offline.sorted { $0.timings.total < $1.timings.total }[offline.count / 2]
+        var m = Measurement(
+            label: label, fileBytes: r.loadReport.fileBytes, memoryBytes: r.loadReport.memoryBytes, loadSeconds: load,
+            loadMBps: Double(r.loadReport.fileBytes) / 1e6 / load, audioSeconds: best.timings.audioSeconds,
+            offlineSeconds: best.timings.total, rtf: best.timings.realTimeFactor, stages: best.timings,
+            peakRSS: 0, kernels: r.loadReport.kernels)
+        if streaming {
+            progress.show("\(label): streaming")
+            let stream = try r.makeStream()
+            let chunk = 16 * chunkMs
+            var latencies: [Double] = []
+            var firstPartial: Double?
+            let start = clock.now
+            for s in stride(from: 0, to: samples.count, by: chunk) {
+                let c0 = clock.now
+                try stream.accept(samples: Array(samples[s..<min(s + chunk, samples.count)]))
+                latencies.append((clock.now - c0).seconds)
+                if firstPartial == nil, !stream.partial.tokens.isEmpty { firstPartial = (clock.now - start).seconds }
+            }
+            let c0 = clock.now
+            stream.finish()
+            latencies.append((clock.now - c0).seconds)
+            m.chunkMs = chunkMs
+            m.chunkP50 = percentile(latencies, 0.5)
+            m.chunkP95 = percentile(latencies, 0.95)
+            m.chunkMax = latencies.max()
+            m.firstPartialSeconds = firstPartial
+        }
+        progress.clear()
+        m.peakRSS = peakRSS()
+        return m
+    }
+
+    func report(_ ms: [Measurement]) {
+        let ms0 = ms[0]
+        print("## Latency (\(threads) thread\(threads == 1 ? "" : "s"), activations \(activations), \(f(ms0.audioSeconds, 2)) s of \(audio ?? "synthetic speech-like audio"))\n")
+        print("| model | file MB | memory MB | load s | load MB/s | offline s | RTF | chunk p50 / p95 / max ms | peak RSS MB | RSS / memory |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for m in ms {
+            let chunk = m.chunkP50.map { "\(f($0 * 1000, 1)) / \(f(m.chunkP95! * 1000, 1)) / \(f(m.chunkMax! * 1000, 1)) (\(m.chunkMs!) ms chunks)" } ?? "-"
+            print("| \(m.label) | \(f(Double(m.fileBytes) / 1e6, 1)) | \(f(Double(m.memoryBytes) / 1e6, 1)) | \(f(m.loadSeconds)) | \(f(m.loadMBps, 0)) | \(f(m.offlineSeconds)) | \(f(m.rtf, 4)) | \(chunk) | \(f(Double(m.peakRSS) / 1e6, 0)) | \(f(Double(m.peakRSS) / Double(max(m.memoryBytes, 1)), 2)) |")
+        }
+        print("\nPer stage (offline, seconds; the encoder split by layer type):\n")
+        print("| model | resample | features | encoder | subsampling | ffn | attention | conv | decoder | total |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for m in ms {
+            let s = m.stages, l = s.layerTypes
+            print("| \(m.label) | \(f(s.resample)) | \(f(s.features)) | \(f(s.encoder)) | \(f(l.subsampling)) | \(f(l.ffn)) | \(f(l.attention)) | \(f(l.conv)) | \(f(s.decoder)) | \(f(s.total)) |")
+        }
+        if ms.count == 2 {
+            let (a, b) = (ms[0], ms[1])
+            print("\n\(a.label) vs \(b.label): \(f(b.offlineSeconds / a.offlineSeconds, 2))x faster offline, \(f(Double(b.memoryBytes) / Double(a.memoryBytes), 2))x smaller in memory, \(f(Double(b.fileBytes) / Double(a.fileBytes), 2))x smaller on disk, load \(f(b.loadSeconds / a.loadSeconds, 2))x faster")
+            print("(peak RSS is the process maximum so far: the f32 row includes the packed model's run)")
+        }
+        if let fp = ms0.firstPartialSeconds { print("\nfirst partial result after \(f(fp)) s of streaming compute") }
+        print("\nkernels: " + ms0.kernels.sorted { $0.key < $1.key }.map { "\($0.key) x\($0.value)" }.joined(separator: ", "))
+    }
+}
+
+struct WERCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "wer",
+        abstract: "Word error rate and RTF over a folder with audio files and transcripts.tsv (id, seconds, transcript).")
+
+    @Option(help: "Model file.") var model: String
+    @Argument(help: "Folder with transcripts.tsv and <id>.flac/.wav files.") var directory: String
+    @Option(help: "Beam width (1 = greedy).") var beam = 1
+    @Option(help: "Kernel threads.") var threads = 1
+    @Option(help: "Activations: int8-block, int8-token or float.") var activations = "int8-block"
+    @Option(help: "Only the first N utterances.") var limit: Int?
+    @Flag(help: "Per-utterance errors.") var verbose = false
+    @Flag(help: "JSON instead of markdown.") var json = false
+
+    struct Utterance: Codable { var id: String; var reference: String; var hypothesis: String; var errors: WordErrors; var seconds: Double }
+    struct Out: Codable {
+        var model: String; var directory: String; var utterances: Int; var audioSeconds: Double; var computeSeconds: Double
+        var rtf: Double; var wer: Double; var errors: WordErrors; var details: [Utterance]?
+    }
+
+    func run() throws {
+        guard let mode = ActivationMode(rawValue: activations) else { throw ValidationError("bad --activations") }
+        let r = try Recognizer(path: model, options: RecognizerOptions(activations: mode, threads: threads,
+                                                                        search: beam == 1 ? .greedy : .beam(width: beam)))
+        var items = try EvaluationSet(directory: directory).items
+        if let limit { items = Array(items.prefix(limit)) }
+        let progress = ProgressLine()
+        var total = WordErrors()
+        var audio = 0.0, compute = 0.0
+        var details: [Utterance] = []
+        for (i, item) in items.enumerated() {
+            progress.show("\(i + 1)/\(items.count) \(item.id)  WER so far \(f(total.rate * 100, 1))%")
+            let t = try r.transcribe(file: item.audioPath)
+            let ref = TextNormalizer.words(item.transcript), hyp = TextNormalizer.words(t.text)
+            let e = WordErrors.align(reference: ref, hypothesis: hyp)
+            total = total + e
+            audio += t.timings.audioSeconds
+            compute += t.timings.total
+            details.append(Utterance(id: item.id, reference: ref.joined(separator: " "), hypothesis: hyp.joined(separator: " "),
+                                     errors: e, seconds: t.timings.audioSeconds))
+        }
+        progress.clear()
+        let out = Out(model: model, directory: directory, utterances: items.count, audioSeconds: audio, computeSeconds: compute,
+                      rtf: compute / max(audio, 1e-9), wer: total.rate, errors: total, details: verbose ? details : nil)
+        if json { printJSON(out); return }
+        print("| model | utterances | audio s | WER % | substitutions | insertions | deletions | reference words | RTF |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print("| \((model as NSString).lastPathComponent) | \(items.count) | \(f(audio, 1)) | \(f(total.rate * 100, 2)) | \(total.substitutions) | \(total.insertions) | \(total.deletions) | \(total.referenceWords) | \(f(out.rtf, 4)) |")
+        if verbose {
+            print("\n| id | errors | reference | hypothesis |\n|---|---:|---|---|")
+            for d in details where d.errors.errors > 0 { print("| \(d.id) | \(d.errors.errors) | \(d.reference) | \(d.hypothesis) |") }
+        }
+    }
+}
