@@ -64,7 +64,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "USMTensorTests", dependencies: ["USMTensor"]),
-        .testTarget(name: "USMRecognizerTests", dependencies: ["USMRecognizer", "USMAudio", "USMFormat", "usm-infer"]),
+        .testTarget(name: "USMRecognizerTests", dependencies: ["USMRecognizer", "USMAudio", "USMFormat", "usm-infer", "usm-bench"]),
         .testTarget(name: "USMKernelsTests", dependencies: ["USMKernels", "USMTensor", "CUSMKernels"]),
         .testTarget(name: "USMFormatTests", dependencies: ["USMFormat", "USMTensor"], exclude: ["Golden"]),
         .testTarget(name: "USMModelTests", dependencies: ["USMModel", "USMFormat", "USMTensor", "USMKernels"], exclude: ["Golden"]),

@@ -17,4 +17,10 @@ void usm_quantize_act_avx512(const float *x, int64_t xstride, int64_t n, int64_t
                              int32_t *bsum);
 uint64_t usm_read_avx512(const void *src, int64_t bytes);
 #endif
+#if defined(__x86_64__)
+void usm_local_attention_avx512(const float *q, int64_t qs, const float *k, const float *v, int64_t kvs, int64_t kbase,
+                                const float *pos, int64_t ps, const float *u, const float *vb, int64_t dh, int64_t i0,
+                                int64_t i1, int64_t end, int64_t left, int64_t right, float *out, int64_t os,
+                                float *scratch);
+#endif
 #endif

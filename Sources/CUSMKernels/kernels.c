@@ -1,3 +1,4 @@
+#include <math.h>
 // Portable kernels, repacking and run-time dispatch. No CPU flags: this file runs on any CPU.
 #include "internal.h"
 
@@ -124,16 +125,22 @@ int64_t usm_lut1_bytes(int64_t rows, int64_t k) { return (rows + 15) / 16 * ((k 
 int64_t usm_lut1_table_bytes(int64_t k) { return (k + 31) / 32 * 256; }
 
 void usm_repack_lut1(const uint8_t *codes, int64_t rows, int64_t row_bytes, int64_t k, uint8_t *out) {
-    int64_t tiles = (rows + 15) / 16, chunks = (k + 31) / 32;
+    // Block (tile, chunk) holds 16 rows x 32 columns in 64 bytes: 8-byte group r / 2 carries row r's 32 bits in its
+    // low (even r) or high (odd r) 4 bytes. A row's bits for one chunk are the little-endian u32 at byte 4 * chunk of
+    // the packed row (rows are padded to 64 columns, so the load stays inside the row); bits past k are cleared.
+    int64_t chunks = (k + 31) / 32;
+    uint32_t last = (k % 32) ? ((1u << (k % 32)) - 1u) : 0xFFFFFFFFu;
     memset(out, 0, (size_t)usm_lut1_bytes(rows, k));
-    for (int64_t z = 0; z < rows; z++)
-        for (int64_t c = 0; c < k; c++) {
-            if (!((codes[z * row_bytes + (c >> 3)] >> (c & 7)) & 1)) continue;
-            int64_t tile = z / 16, r = z % 16, ch = c / 32, within = c % 32;
-            int64_t bit = (r & 1) * 32 + within;
-            out[(tile * chunks + ch) * 64 + (r / 2) * 8 + bit / 8] |= (uint8_t)(1u << (bit % 8));
+    for (int64_t z = 0; z < rows; z++) {
+        const uint8_t *row = codes + z * row_bytes;
+        int64_t tile = z / 16, r = z % 16;
+        for (int64_t ch = 0; ch < chunks; ch++) {
+            uint32_t v;
+            memcpy(&v, row + ch * 4, 4);
+            if (ch == chunks - 1) v &= last;
+            memcpy(out + (tile * chunks + ch) * 64 + (r / 2) * 8 + (r & 1) * 4, &v, 4);
         }
-    (void)tiles;
+    }
 }
 
 #if !defined(__x86_64__)
@@ -314,4 +321,48 @@ uint64_t usm_read(const void *src, int64_t bytes) {
     uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
     for (int64_t i = 0; i + 4 <= bytes / 8; i += 4) { s0 ^= p[i]; s1 ^= p[i + 1]; s2 ^= p[i + 2]; s3 ^= p[i + 3]; }
     return s0 ^ s1 ^ s2 ^ s3;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Local relative self-attention
+
+static void usm_local_attention_portable(const float *q, int64_t qs, const float *k, const float *v, int64_t kvs,
+                                         int64_t kbase, const float *pos, int64_t ps, const float *u, const float *vb,
+                                         int64_t dh, int64_t i0, int64_t i1, int64_t end, int64_t left, int64_t right,
+                                         float *out, int64_t os, float *scratch) {
+    for (int64_t i = i0; i < i1; i++) {
+        const float *qi = q + (i - i0) * qs;
+        int64_t j0 = i - (left - 1) > 0 ? i - (left - 1) : 0, j1 = i + right < end - 1 ? i + right : end - 1;
+        float best = -INFINITY;
+        for (int64_t j = j0; j <= j1; j++) {
+            const float *kj = k + (j - kbase) * kvs, *pj = pos + (i - j + right) * ps;
+            float acc = 0;
+            for (int64_t c = 0; c < dh; c++) acc += (qi[c] + u[c]) * kj[c] + (qi[c] + vb[c]) * pj[c];
+            scratch[j - j0] = acc;
+            if (acc > best) best = acc;
+        }
+        float total = 0;
+        for (int64_t j = j0; j <= j1; j++) { float e = expf(scratch[j - j0] - best); scratch[j - j0] = e; total += e; }
+        float *oi = out + (i - i0) * os;
+        for (int64_t c = 0; c < dh; c++) oi[c] = 0;
+        for (int64_t j = j0; j <= j1; j++) {
+            float p = scratch[j - j0] / total;
+            const float *vj = v + (j - kbase) * kvs;
+            for (int64_t c = 0; c < dh; c++) oi[c] += p * vj[c];
+        }
+    }
+}
+
+void usm_local_attention(int32_t isa, const float *q, int64_t qs, const float *k, const float *v, int64_t kvs,
+                         int64_t kbase, const float *pos, int64_t ps, const float *u, const float *vb, int64_t dh,
+                         int64_t i0, int64_t i1, int64_t end, int64_t left, int64_t right, float *out, int64_t os,
+                         float *scratch) {
+#if defined(__x86_64__)
+    if (isa >= USM_ISA_AVX512 && usm_isa_supported(USM_ISA_AVX512)) {
+        usm_local_attention_avx512(q, qs, k, v, kvs, kbase, pos, ps, u, vb, dh, i0, i1, end, left, right, out, os, scratch);
+        return;
+    }
+#endif
+    (void)isa;
+    usm_local_attention_portable(q, qs, k, v, kvs, kbase, pos, ps, u, vb, dh, i0, i1, end, left, right, out, os, scratch);
 }

@@ -1,6 +1,7 @@
 // x86-64 microkernels. Each function carries its own target attribute, so this file builds without CPU flags;
 // kernels.c only calls them after usm_isa_supported() said yes.
 #include "internal.h"
+#include <math.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
 
@@ -541,5 +542,42 @@ T512 uint64_t usm_read_avx512(const void *src, int64_t bytes) {
     }
     __m512i r = _mm512_xor_si512(_mm512_xor_si512(a0, a1), _mm512_xor_si512(a2, a3));
     return (uint64_t)_mm512_reduce_add_epi64(r);
+}
+
+// ===================================== local relative attention =================================================
+
+T512 void usm_local_attention_avx512(const float *q, int64_t qs, const float *k, const float *v, int64_t kvs, int64_t kbase,
+                                     const float *pos, int64_t ps, const float *u, const float *vb, int64_t dh, int64_t i0,
+                                     int64_t i1, int64_t end, int64_t left, int64_t right, float *out, int64_t os,
+                                     float *scratch) {
+    float *qu = scratch + left + right, *qv = qu + dh;
+    for (int64_t i = i0; i < i1; i++) {
+        const float *qi = q + (i - i0) * qs;
+        for (int64_t c = 0; c < dh; c++) { qu[c] = qi[c] + u[c]; qv[c] = qi[c] + vb[c]; }
+        int64_t j0 = i - (left - 1) > 0 ? i - (left - 1) : 0, j1 = i + right < end - 1 ? i + right : end - 1;
+        float best = -INFINITY;
+        for (int64_t j = j0; j <= j1; j++) {
+            const float *kj = k + (j - kbase) * kvs, *pj = pos + (i - j + right) * ps;
+            __m512 acc = _mm512_setzero_ps();
+            for (int64_t c = 0; c < dh; c += 16) {
+                __mmask16 m = dh - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (dh - c)) - 1);
+                acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, qu + c), _mm512_maskz_loadu_ps(m, kj + c), acc);
+                acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, qv + c), _mm512_maskz_loadu_ps(m, pj + c), acc);
+            }
+            float l = _mm512_reduce_add_ps(acc);
+            scratch[j - j0] = l;
+            if (l > best) best = l;
+        }
+        float total = 0;
+        for (int64_t j = j0; j <= j1; j++) { float e = expf(scratch[j - j0] - best); scratch[j - j0] = e; total += e; }
+        float *oi = out + (i - i0) * os;
+        for (int64_t c = 0; c < dh; c += 16) {
+            __mmask16 m = dh - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (dh - c)) - 1);
+            __m512 acc = _mm512_setzero_ps();
+            for (int64_t j = j0; j <= j1; j++)
+                acc = _mm512_fmadd_ps(_mm512_set1_ps(scratch[j - j0] / total), _mm512_maskz_loadu_ps(m, v + (j - kbase) * kvs + c), acc);
+            _mm512_mask_storeu_ps(oi + c, m, acc);
+        }
+    }
 }
 #endif

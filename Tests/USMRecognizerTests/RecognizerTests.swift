@@ -182,3 +182,55 @@ enum Fixtures {
         #expect(try Self.run(["--model", model, "--beam", "0", wav]).code == 64)
     }
 }
+
+@Suite struct BenchHarness {
+    static var binary: URL { CommandLine_.binary.deletingLastPathComponent().appendingPathComponent("usm-bench") }
+
+    static func run(_ args: [String]) throws -> (code: Int32, out: String) {
+        let p = Process()
+        p.executableURL = binary
+        p.arguments = args
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: o, as: UTF8.self))
+    }
+
+    @Test func sizeReportsEveryRecipe() throws {
+        let r = try Self.run(["size", "--config", "small", "--json"])
+        #expect(r.code == 0)
+        let obj = try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any]
+        let rows = try #require(obj?["rows"] as? [[String: Any]])
+        #expect(Set(rows.compactMap { $0["recipe"] as? String }).count == 11)
+        for row in rows {
+            let total = row["totalBits"] as? Int, parts = [row["weightBits"], row["metaBits"], row["floatBits"]].compactMap { $0 as? Int }
+            #expect(total == parts.reduce(0, +))
+        }
+    }
+
+    /// A two-utterance set whose references are what the model says for one and something else for the other.
+    @Test func werOverAFolder() throws {
+        let dir = Fixtures.tempPath("werset")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let audio = try Fixtures.audio()
+        try Fixtures.writeWAV(audio, rate: 16000, to: dir + "/a.wav")
+        try Fixtures.writeWAV(audio, rate: 16000, to: dir + "/b.wav")
+        let said = try Recognizer(path: Fixtures.modelPath).transcribe(file: dir + "/a.wav").text
+        let words = TextNormalizer.words(said)
+        try #require(words.count >= 2)
+        let tsv = "id\tseconds\ttranscript\na\t1.37\t\(said)\nb\t1.37\tnothing like it\n"
+        try tsv.write(toFile: dir + "/transcripts.tsv", atomically: true, encoding: .utf8)
+        let r = try Self.run(["wer", "--model", Fixtures.modelPath, dir, "--json", "--verbose"])
+        #expect(r.code == 0)
+        let obj = try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any]
+        let errors = try #require(obj?["errors"] as? [String: Any])
+        #expect(errors["referenceWords"] as? Int == words.count + 3)
+        let expected = WordErrors.align(reference: ["nothing", "like", "it"], hypothesis: words).errors
+        #expect((errors["substitutions"] as! Int) + (errors["insertions"] as! Int) + (errors["deletions"] as! Int) == expected)
+        #expect(obj?["utterances"] as? Int == 2)
+    }
+}

@@ -243,36 +243,10 @@ extension ConformerModel {
         if attEnd > s.attended {
             let m = attEnd - s.attended
             var att = [Float](repeating: 0, count: m * d)
-            var logits = [Float](repeating: 0, count: e.leftContext + e.rightContext)
             let a = w.attention
-            for r in 0..<m {
-                let i = s.attended + r
-                let j0 = max(0, i - (e.leftContext - 1)), j1 = min(end - 1, i + e.rightContext)
-                let qo = s.q.offset(i)
-                for h in 0..<heads {
-                    let hb = h * dh
-                    var best = -Float.infinity
-                    for j in j0...j1 {
-                        let ko = s.k.offset(j) + hb
-                        let po = (i - j + e.rightContext) * d + hb
-                        var acc: Float = 0
-                        for c in 0..<dh {
-                            let qc = s.q.data[qo + hb + c]
-                            acc += (qc + a.u[hb + c]) * s.k.data[ko + c] + (qc + a.v[hb + c]) * a.positions[po + c]
-                        }
-                        logits[j - j0] = acc
-                        best = max(best, acc)
-                    }
-                    var total: Float = 0
-                    for j in j0...j1 { let p = exp(logits[j - j0] - best); logits[j - j0] = p; total += p }
-                    let outBase = r * d + hb
-                    for j in j0...j1 {
-                        let p = logits[j - j0] / total
-                        let vo = s.v.offset(j) + hb
-                        for c in 0..<dh { att[outBase + c] += p * s.v.data[vo + c] }
-                    }
-                }
-            }
+            LocalAttention.apply(queries: s.q.data, queryOffset: s.q.offset(s.attended), keys: s.k.data, values: s.v.data,
+                                 keyBase: s.k.base, positions: a.positions, u: a.u, v: a.v, heads: heads, headDim: dh,
+                                 range: s.attended..<attEnd, end: end, left: e.leftContext, right: e.rightContext, into: &att)
             let o = linear(a.out, att, m, ws)
             var x2 = s.x1.rows(s.attended..<attEnd)
             for i in x2.indices { x2[i] += o[i] }

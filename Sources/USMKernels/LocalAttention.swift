@@ -1,0 +1,47 @@
+internal import CUSMKernels
+
+/// Local relative self-attention over all heads (Architecture.md section 4), for queries `i0 ..< i1`:
+/// `logit(i, j) = (q_i + u) . k_j + (q_i + v) . pos(i - j)` for `j` in `[i - (left - 1), i + right]` within
+/// `[0, end)`, a softmax over `j` and `out_i = sum_j a_ij v_j`, each head on its `headDim` slice of the rows.
+public enum LocalAttention {
+    /// - Parameters:
+    ///   - queries: rows of `heads * headDim` floats; query `i0` starts at `queryOffset`
+    ///   - keys, values: rows of the same width; absolute frame `keyBase` starts at index 0
+    ///   - positions: `[left + right, heads * headDim]`, row `r + right` for relative position `r`
+    ///   - u, v: `[heads * headDim]` biases
+    ///   - out: receives `[i1 - i0, heads * headDim]`
+    public static func apply(queries: [Float], queryOffset: Int, keys: [Float], values: [Float], keyBase: Int,
+                             positions: [Float], u: [Float], v: [Float], heads: Int, headDim: Int,
+                             range: Range<Int>, end: Int, left: Int, right: Int, into out: inout [Float],
+                             isa: KernelISA = .best) {
+        let d = heads * headDim
+        precondition(out.count >= range.count * d && positions.count >= (left + right) * d, "LocalAttention: buffers too small")
+        precondition(range.isEmpty || (range.lowerBound - (left - 1) >= keyBase || keyBase == 0), "keys dropped too early")
+        var scratch = [Float](repeating: 0, count: left + right + 2 * headDim)
+        queries.withUnsafeBufferPointer { q in
+            keys.withUnsafeBufferPointer { k in
+                values.withUnsafeBufferPointer { vv in
+                    positions.withUnsafeBufferPointer { p in
+                        u.withUnsafeBufferPointer { ub in
+                            v.withUnsafeBufferPointer { vb in
+                                out.withUnsafeMutableBufferPointer { o in
+                                    scratch.withUnsafeMutableBufferPointer { s in
+                                        for h in 0..<heads {
+                                            let hb = h * headDim
+                                            usm_local_attention(
+                                                isa.rawValue, q.baseAddress! + queryOffset + hb, Int64(d),
+                                                k.baseAddress! + hb, vv.baseAddress! + hb, Int64(d), Int64(keyBase),
+                                                p.baseAddress! + hb, Int64(d), ub.baseAddress! + hb, vb.baseAddress! + hb,
+                                                Int64(headDim), Int64(range.lowerBound), Int64(range.upperBound), Int64(end),
+                                                Int64(left), Int64(right), o.baseAddress! + hb, Int64(d), s.baseAddress!)
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

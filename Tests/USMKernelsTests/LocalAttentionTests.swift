@@ -1,0 +1,49 @@
+import Foundation
+import Testing
+import USMKernels
+
+/// The attention microkernel on every tier against a direct transcription of Architecture.md section 4.
+@Suite struct LocalAttentionKernel {
+    static func reference(q: [Float], k: [Float], v: [Float], pos: [Float], u: [Float], vb: [Float], heads: Int, dh: Int,
+                          range: Range<Int>, end: Int, left: Int, right: Int) -> [Float] {
+        let d = heads * dh
+        var out = [Float](repeating: 0, count: range.count * d)
+        for i in range {
+            for h in 0..<heads {
+                let js = Array(max(0, i - (left - 1))...min(end - 1, i + right))
+                let logits = js.map { j -> Double in
+                    (0..<dh).reduce(0.0) { acc, c in
+                        let x = h * dh + c
+                        return acc + Double(q[i * d + x] + u[x]) * Double(k[j * d + x])
+                            + Double(q[i * d + x] + vb[x]) * Double(pos[(i - j + right) * d + x])
+                    }
+                }
+                let m = logits.max()!
+                let e = logits.map { exp($0 - m) }
+                let total = e.reduce(0, +)
+                for (n, j) in js.enumerated() {
+                    for c in 0..<dh { out[(i - range.lowerBound) * d + h * dh + c] += Float(e[n] / total) * v[j * d + h * dh + c] }
+                }
+            }
+        }
+        return out
+    }
+
+    @Test(arguments: KernelISA.allCases.filter(\.isSupported))
+    func matchesTheDefinition(isa: KernelISA) {
+        for (heads, dh, left, right, end) in [(2, 36, 5, 2, 11), (3, 16, 17, 4, 40), (1, 7, 3, 0, 6), (2, 128, 9, 8, 12)] {
+            let d = heads * dh
+            let q = pseudoRandom(end * d, seed: 1), k = pseudoRandom(end * d, seed: 2), v = pseudoRandom(end * d, seed: 3)
+            let pos = pseudoRandom((left + right) * d, seed: 4), u = pseudoRandom(d, seed: 5), vb = pseudoRandom(d, seed: 6)
+            for range in [0..<end, 3..<min(end, 9)] {
+                var out = [Float](repeating: 0, count: range.count * d)
+                LocalAttention.apply(queries: q, queryOffset: range.lowerBound * d, keys: k, values: v, keyBase: 0,
+                                     positions: pos, u: u, v: vb, heads: heads, headDim: dh, range: range, end: end,
+                                     left: left, right: right, into: &out, isa: isa)
+                let ref = Self.reference(q: q, k: k, v: v, pos: pos, u: u, vb: vb, heads: heads, dh: dh, range: range,
+                                         end: end, left: left, right: right)
+                #expect(close(out, ref, rel: 1e-5), "\(isa) heads \(heads) dh \(dh) \(range)")
+            }
+        }
+    }
+}
