@@ -55,10 +55,19 @@ public struct Container: Sendable {
     /// Parses and checks the header, metadata and directory without decoding any tensor.
     public static func readDirectory(bytes: UnsafeRawBufferPointer, options: ReadOptions = ReadOptions())
         throws(ContainerError) -> (ContainerHeader, ModelMetadata, [DirectoryEntry]) {
+        try parseDirectory(prefix: bytes, fileSize: UInt64(bytes.count), options: options)
+    }
+
+    /// The same from the file's first `data_offset` bytes (or more) and its total size.
+    static func parseDirectory(prefix bytes: UnsafeRawBufferPointer, fileSize: UInt64, options: ReadOptions)
+        throws(ContainerError) -> (ContainerHeader, ModelMetadata, [DirectoryEntry]) {
         let header = try parseHeader(bytes)
-        let total = UInt64(bytes.count)
+        let total = fileSize
         if total < header.fileSize { throw ContainerError(.truncated(needed: header.fileSize, available: total), offset: total) }
         if total > header.fileSize { throw ContainerError(.trailingBytes(total - header.fileSize), offset: header.fileSize) }
+        guard UInt64(bytes.count) >= header.dataOffset else {
+            throw ContainerError(.truncated(needed: header.dataOffset, available: UInt64(bytes.count)), offset: UInt64(bytes.count))
+        }
 
         let metaBytes = slice(bytes, header.metadataOffset, header.metadataLength)
         guard xxh64(metaBytes) == header.metadataHash else {

@@ -139,6 +139,7 @@ public enum ModelError: Error, Equatable, Sendable, CustomStringConvertible {
     case unknownRecipe(String)
     case missingTensor(String)
     case tensorMismatch(String)
+    case file(ContainerError)
 
     public var description: String {
         switch self {
@@ -147,6 +148,7 @@ public enum ModelError: Error, Equatable, Sendable, CustomStringConvertible {
         case .unknownRecipe(let n): "unknown recipe '\(n)' (known: \(Recipe.all.map(\.name).joined(separator: ", ")))"
         case .missingTensor(let n): "model file has no tensor '\(n)'"
         case .tensorMismatch(let m): "tensor mismatch: \(m)"
+        case .file(let e): "\(e)"
         }
     }
 }

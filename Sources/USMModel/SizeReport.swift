@@ -52,7 +52,10 @@ public struct SizeReport: Sendable, Codable {
     }
 
     /// The accounting of a loaded container.
-    public init(container c: Container) {
+    public init(container c: Container) { self.init(source: c) }
+
+    /// The accounting of any container's directory.
+    public init(source c: some TensorSource) {
         rows = c.entries.map { Self.row($0.name, $0.layout, stored: Int($0.storedLength)) }
         imageBytes = Int(c.header.imageSize)
         fileBytes = Int(c.header.fileSize)

@@ -130,9 +130,9 @@ public final class Recognizer: Sendable {
     public convenience init(path: String, options: RecognizerOptions = RecognizerOptions()) throws(RecognizerError) {
         let clock = ContinuousClock()
         let start = clock.now
-        let container: Container
-        do { container = try Container.read(path: path) } catch { throw .modelFile(error) }
-        try self.init(container: container, options: options, started: start)
+        let file: ContainerFile
+        do { file = try ContainerFile(path: path) } catch { throw .modelFile(error) }
+        try self.init(source: file, options: options, started: start)
     }
 
     public convenience init(bytes: [UInt8], options: RecognizerOptions = RecognizerOptions()) throws(RecognizerError) {
@@ -140,15 +140,16 @@ public final class Recognizer: Sendable {
         let start = clock.now
         let container: Container
         do { container = try Container.read(bytes: bytes) } catch { throw .modelFile(error) }
-        try self.init(container: container, options: options, started: start)
+        try self.init(source: container, options: options, started: start)
     }
 
-    init(container: Container, options: RecognizerOptions, started: ContinuousClock.Instant) throws(RecognizerError) {
-        do { model = try ConformerModel(container: container, activations: options.activations) } catch {
+    init(source container: some TensorSource, options: RecognizerOptions, started: ContinuousClock.Instant) throws(RecognizerError) {
+        do { model = try ConformerModel(source: container, activations: options.activations) } catch {
+            if case .file(let e) = error { throw .modelFile(e) }
             throw .modelMismatch(error)
         }
         self.options = options
-        let size = SizeReport(container: container).total
+        let size = SizeReport(source: container).total
         loadReport = LoadReport(
             seconds: (ContinuousClock().now - started).seconds, fileBytes: Int(container.header.fileSize),
             memoryBytes: Int(container.header.imageSize), parameters: size.elements, totalBits: size.totalBitsStored,

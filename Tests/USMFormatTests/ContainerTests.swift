@@ -257,3 +257,39 @@ func kind(_ body: () throws(ContainerError) -> Void) -> ContainerError.Kind? {
         }
     }
 }
+
+@Suite struct LazyFile {
+    @Test func lazyReadsEqualEagerReads() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("usm-lazy-\(getpid()).usm").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try sampleWriter().write(to: path)
+        let eager = try Container.read(path: path)
+        let lazy = try ContainerFile(path: path)
+        #expect(lazy.entries == eager.entries && lazy.metadata == eager.metadata && lazy.header == eager.header)
+        for name in eager.tensorNames {
+            let a = try #require(try lazy.tensor(named: name)), b = try #require(eager.tensor(name))
+            a.withPayload { pa in b.withPayload { pb in #expect(Array(pa) == Array(pb), "\(name)") } }
+        }
+        #expect(try lazy.tensor(named: "nope") == nil)
+    }
+
+    @Test func lazyErrorsNameFileOffsetAndTensor() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("usm-lazy-bad-\(getpid()).usm").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var b = try sampleWriter().serialize()
+        let e = try #require(try Container.read(bytes: b).entries.first { $0.name == "w.int4" })
+        b[Int(e.storedOffset) + 1] ^= 0x10
+        try Data(b).write(to: URL(fileURLWithPath: path))
+        let lazy = try ContainerFile(path: path)  // header, metadata and directory are intact
+        do {
+            _ = try lazy.tensor(named: "w.int4")
+            Issue.record("corrupt frame accepted")
+        } catch {
+            #expect(error.kind == .checksumMismatch(.tensor) && error.tensor == "w.int4" && error.offset == e.storedOffset)
+            #expect(error.file == path)
+        }
+        try Data(b.prefix(300)).write(to: URL(fileURLWithPath: path))
+        #expect(throws: ContainerError.self) { try ContainerFile(path: path) }
+        #expect(throws: ContainerError.self) { try ContainerFile(path: path + ".missing") }
+    }
+}

@@ -63,6 +63,12 @@ public struct ConformerModel: Sendable {
     }
 
     public init(container: Container, activations: ActivationMode = .float) throws(ModelError) {
+        try self.init(source: container, activations: activations)
+    }
+
+    /// Loads from any tensor source; with a `ContainerFile`, each tensor is decoded, prepared for its kernel and
+    /// released before the next, so loading never holds the whole decompressed image.
+    public init(source container: some TensorSource, activations: ActivationMode = .float) throws(ModelError) {
         let config = try ConformerConfig.decode(container.metadata.architecture)
         self.config = config
         self.activations = activations
@@ -71,7 +77,9 @@ public struct ConformerModel: Sendable {
         var kernels: [String: Int] = [:]
 
         func tensor(_ name: String) throws(ModelError) -> PackedTensor {
-            guard let t = container.tensor(name) else { throw .missingTensor(name) }
+            let found: PackedTensor?
+            do { found = try container.tensor(named: name) } catch { throw .file(error) }
+            guard let t = found else { throw .missingTensor(name) }
             if let shape = expected[name], shape != t.shape {
                 throw .tensorMismatch("'\(name)' has shape \(t.shape), the config needs \(shape)")
             }

@@ -1,0 +1,104 @@
+import Foundation
+import USMTensor
+
+/// Something that hands out a model's tensors by name: a loaded `Container`, or a `ContainerFile` that decodes
+/// each tensor when it is asked for.
+public protocol TensorSource {
+    var metadata: ModelMetadata { get }
+    var header: ContainerHeader { get }
+    var entries: [DirectoryEntry] { get }
+    /// The tensor, decoded and verified, or nil when the file has none of that name.
+    func tensor(named name: String) throws(ContainerError) -> PackedTensor?
+}
+
+extension Container: TensorSource {
+    public func tensor(named name: String) throws(ContainerError) -> PackedTensor? { tensor(name) }
+}
+
+/// A model file opened for lazy reading: the header, metadata and directory are read and verified at once; each
+/// tensor's frame is read (`pread`), checked and decoded into its own buffer only when asked for. A loader that
+/// turns tensors into kernel layouts one at a time never holds the whole decompressed image, nor the file mapped.
+public final class ContainerFile: TensorSource {
+    public let path: String
+    public let header: ContainerHeader
+    public let metadata: ModelMetadata
+    public let entries: [DirectoryEntry]
+    private let index: [String: Int]
+    private let fd: Int32
+
+    public init(path: String, options: ReadOptions = ReadOptions()) throws(ContainerError) {
+        self.path = path
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw ContainerError(.io(String(cString: strerror(errno))), file: path) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else {
+            close(fd)
+            throw ContainerError(.io(String(cString: strerror(errno))), file: path)
+        }
+        let size = UInt64(st.st_size)
+        do throws(ContainerError) {
+            let head = try Self.pread(fd, offset: 0, count: Int(min(size, UInt64(ContainerHeader.size))))
+            let h = try withBytes(head) { (b) throws(ContainerError) in try Container.parseHeader(b) }
+            guard h.dataOffset <= size else {
+                throw ContainerError(.truncated(needed: h.fileSize, available: size), offset: size)
+            }
+            let prefix = try Self.pread(fd, offset: 0, count: Int(h.dataOffset))
+            let (header, metadata, entries) = try withBytes(prefix) { (b) throws(ContainerError) in
+                try Container.parseDirectory(prefix: b, fileSize: size, options: options)
+            }
+            self.header = header
+            self.metadata = metadata
+            self.entries = entries
+        } catch var e {
+            close(fd)
+            e.file = path
+            throw e
+        }
+        self.fd = fd
+        var index: [String: Int] = [:]
+        for (i, e) in entries.enumerated() { index[e.name] = i }
+        self.index = index
+    }
+
+    deinit { close(fd) }
+
+    public func tensor(named name: String) throws(ContainerError) -> PackedTensor? {
+        guard let i = index[name] else { return nil }
+        let e = entries[i]
+        do throws(ContainerError) {
+            let frame = try Self.pread(fd, offset: e.storedOffset, count: Int(e.storedLength))
+            let buffer = AlignedBuffer(byteCount: Int(e.payloadLength))
+            try withBytes(frame) { (f) throws(ContainerError) in
+                try buffer.withUnsafeMutableBytes { (dst: UnsafeMutableRawBufferPointer) throws(ContainerError) in
+                    // decode() addresses the frame by its file offset and the slot by its image offset: rebase both
+                    var local = e
+                    local.storedOffset = 0
+                    local.imageOffset = 0
+                    try Container.decode(local, from: f, into: dst)
+                }
+            }
+            return PackedTensor(layout: e.layout, storage: buffer, offset: 0)
+        } catch var err {
+            if err.offset == 0 { err.offset = e.storedOffset }
+            err.file = path
+            throw err
+        }
+    }
+
+    static func pread(_ fd: Int32, offset: UInt64, count: Int) throws(ContainerError) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
+        var done = 0
+        while done < count {
+            let n = out.withUnsafeMutableBytes { Foundation.pread(fd, $0.baseAddress! + done, count - done, off_t(offset) + off_t(done)) }
+            if n < 0 { throw ContainerError(.io(String(cString: strerror(errno))), offset: offset + UInt64(done)) }
+            if n == 0 { throw ContainerError(.truncated(needed: offset + UInt64(count), available: offset + UInt64(done)), offset: offset + UInt64(done)) }
+            done += n
+        }
+        return out
+    }
+}
+
+/// `Array.withUnsafeBytes` with a typed error.
+func withBytes<R>(_ a: [UInt8], _ body: (UnsafeRawBufferPointer) throws(ContainerError) -> R) throws(ContainerError) -> R {
+    try a.withUnsafeBytes { b in Result { () throws(ContainerError) -> R in try body(b) } }.get()
+}
