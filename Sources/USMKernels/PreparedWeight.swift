@@ -122,11 +122,15 @@ public struct PreparedWeight: Sendable {
         let (tiles, rows, k, nb) = (tiles, l.rows, l.k, nb)
         if floatPath {
             bits = 32
-            let dense = l.scheme == .f32 ? w.floatValues : w.dequantized()
             weights = AlignedBuffer(byteCount: tiles * k * 16 * 4)
             weights.withUnsafeMutableBytes { out in
-                dense.withUnsafeBufferPointer { d in
-                    usm_repack_f32(d.baseAddress, Int64(rows), Int64(k), out.bindMemory(to: Float.self).baseAddress)
+                let dst = out.bindMemory(to: Float.self).baseAddress
+                if l.scheme == .f32 {
+                    // straight from the tensor's storage: no intermediate copy of a possibly large matrix
+                    w.withPart(.codes) { src in usm_repack_f32(src.bindMemory(to: Float.self).baseAddress, Int64(rows), Int64(k), dst) }
+                } else {
+                    let dense = w.dequantized()
+                    dense.withUnsafeBufferPointer { d in usm_repack_f32(d.baseAddress, Int64(rows), Int64(k), dst) }
                 }
             }
             scaleBytes = []

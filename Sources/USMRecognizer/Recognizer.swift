@@ -46,7 +46,10 @@ public struct RecognizerOptions: Sendable {
 public struct LoadReport: Sendable, Codable {
     public var seconds: Double
     public var fileBytes: Int
+    /// the decompressed image (what the file holds, unpacked)
     public var memoryBytes: Int
+    /// what the loaded model holds: kernel layouts, float vectors, position tables
+    public var preparedBytes: Int
     public var parameters: Int
     /// bits as stored (ModelFormat.md section 7)
     public var totalBits: Int
@@ -152,7 +155,7 @@ public final class Recognizer: Sendable {
         let size = SizeReport(source: container).total
         loadReport = LoadReport(
             seconds: (ContinuousClock().now - started).seconds, fileBytes: Int(container.header.fileSize),
-            memoryBytes: Int(container.header.imageSize), parameters: size.elements, totalBits: size.totalBitsStored,
+            memoryBytes: Int(container.header.imageSize), preparedBytes: model.preparedBytes, parameters: size.elements, totalBits: size.totalBitsStored,
             f32EquivalentBits: size.f32EquivalentBits,
             reduction: Double(size.f32EquivalentBits) / Double(max(size.totalBitsStored, 1)),
             recipe: container.metadata.quantization?.recipe ?? "unknown", kernels: model.kernels)

@@ -93,6 +93,33 @@ public struct PackedTensor: Sendable {
         return out
     }
 
+    /// One row of the tensor's values (for lookups such as embeddings, without expanding the whole tensor).
+    public func dequantizedRow(_ r: Int) -> [Float] {
+        let l = layout
+        precondition(r >= 0 && r < l.rows, "row \(r) outside 0..<\(l.rows)")
+        if scheme == .f32 {
+            return withPart(.codes) { raw in Array(raw.bindMemory(to: Float.self)[(r * l.k)..<((r + 1) * l.k)]) }
+        }
+        let s = decodeMetaRow(.scales, .scaleFactors, r, signed: false)
+        let zp = scheme.hasZeroPoint ? decodeMetaRow(.zeroPoints, .zeroPointFactors, r, signed: true) : []
+        return withPart(.codes) { raw in
+            let row = UnsafeRawBufferPointer(rebasing: raw[(r * l.rowBytes)..<((r + 1) * l.rowBytes)])
+            return (0..<l.k).map { c in
+                let j = c / l.blockLength
+                let v = Float(BitPacking.code(row, c, l.scheme)) * s[j]
+                return scheme.hasZeroPoint ? v - zp[j] : v
+            }
+        }
+    }
+
+    private func decodeMetaRow(_ part: TensorPart, _ factorPart: TensorPart, _ r: Int, signed: Bool) -> [Float] {
+        let l = layout
+        let range = (r * l.blocksPerRow)..<((r + 1) * l.blocksPerRow)
+        if l.scaleFormat == .f32 { return withPart(part) { Array($0.bindMemory(to: Float.self)[range]) } }
+        let f: Float = withPart(factorPart) { $0.bindMemory(to: Float.self)[l.scaleFormat == .int8PerRow ? r : 0] }
+        return withPart(part) { raw in range.map { i in (signed ? Float(Int8(bitPattern: raw[i])) : Float(raw[i])) * f } }
+    }
+
     /// The tensor's values as the kernels see them, `[rows * k]` row-major.
     public func dequantized() -> [Float] {
         if scheme == .f32 { return floatValues }

@@ -63,7 +63,7 @@ struct KernelsCommand: ParsableCommand {
         log("usm-bench kernels: cpu \(KernelISA.cpuFeatures); best tier \(KernelISA.best); threads \(threadList)")
         // ---- baselines: memory bandwidth
         let bw = bandwidth(bytes: coldMb << 20)
-        log(String(format: "memory (%d MB, 1 thread): copy %.1f GB/s (read+write bytes), read %.1f GB/s", coldMb, bw.copy, bw.read))
+        log(String(format: "memory (%ld MB, 1 thread): copy %.1f GB/s (read+write bytes), read %.1f GB/s", coldMb, bw.copy, bw.read))
 
         var results: [KernelResult] = []
         for (rows, k) in shapeList {
@@ -132,7 +132,7 @@ struct KernelsCommand: ParsableCommand {
     }
 
     func row(_ r: KernelResult, _ copy: Double) -> String {
-        String(format: "%-34@ %-9@ %-10@ N=%-4d %dT %-4@ %10.1f us %8.1f GOP/s %6.1f GB/s (%3.0f%% of copy) %5.2f bit/w",
+        String(format: "%-34@ %-9@ %-10@ N=%-4ld %ldT %-4@ %10.1f us %8.1f GOP/s %6.1f GB/s (%3.0f%% of copy) %5.2f bit/w",
                r.kernel as NSString, r.scheme as NSString, r.shape as NSString, r.n, r.threads, r.mode as NSString,
                r.timeUs, r.gops, r.weightGBs, 100 * r.weightGBs / copy, r.bitsPerWeight)
     }
@@ -143,7 +143,7 @@ struct KernelsCommand: ParsableCommand {
             let ort = all.first { $0.impl == "ort" && $0.kernel.contains("-b64-") && $0.shape == r.shape && $0.n == r.n && $0.threads == r.threads && $0.mode == r.mode }
             let f32 = all.first { $0.impl == "usm" && $0.scheme == "f32" && $0.shape == r.shape && $0.n == r.n && $0.threads == r.threads && $0.mode == r.mode }
             let one = all.first { $0.impl == "usm" && $0.scheme == r.scheme && $0.shape == r.shape && $0.n == r.n && $0.threads == 1 && $0.mode == r.mode }
-            log(String(format: "%-9@ %-10@ N=%-4d %dT %-4@ %10.1f us  x%5.2f vs ORT4  x%5.2f vs f32  x%4.2f vs 1T",
+            log(String(format: "%-9@ %-10@ N=%-4ld %ldT %-4@ %10.1f us  x%5.2f vs ORT4  x%5.2f vs f32  x%4.2f vs 1T",
                        r.scheme as NSString, r.shape as NSString, r.n, r.threads, r.mode as NSString, r.timeUs,
                        (ort?.timeUs ?? .nan) / r.timeUs, (f32?.timeUs ?? .nan) / r.timeUs, (one?.timeUs ?? .nan) / r.timeUs))
         }

@@ -48,8 +48,8 @@ struct USMInfer: ParsableCommand {
         }
         let r = recognizer.loadReport
         if timings {
-            log(String(format: "model %@: %d bytes on disk, %d in memory, %d parameters, %.2f Gbit (%.1fx smaller than f32), recipe %@, loaded in %.3f s",
-                       path, r.fileBytes, r.memoryBytes, r.parameters, Double(r.totalBits) / 1e9, r.reduction, r.recipe, r.seconds))
+            log(String(format: "model %@: %ld bytes on disk, %ld decompressed, %ld prepared for the kernels, %ld parameters, %.2f Gbit (%.1fx smaller than f32), recipe %@, loaded in %.3f s",
+                       path, r.fileBytes, r.memoryBytes, r.preparedBytes, r.parameters, Double(r.totalBits) / 1e9, r.reduction, r.recipe, r.seconds))
         }
         var results: [(String, Transcript)] = []
         var firstError: (String, Int32)?

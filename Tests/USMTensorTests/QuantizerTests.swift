@@ -253,3 +253,17 @@ func randomValues(_ n: Int, _ rng: inout SplitMix64, scale: Float = 1) -> [Float
         #expect(f.floatBits == 224 && f.totalBitsStored == 224)
     }
 }
+
+@Suite struct RowLookup {
+    @Test(arguments: [QuantScheme.f32, .int8, .int4, .int2, .bin, .binAsym])
+    func dequantizedRowEqualsTheWholeTensorsRow(scheme: QuantScheme) throws {
+        var rng = SplitMix64(seed: 42)
+        let (rows, k) = (7, 100)
+        for format in scheme == .f32 ? [ScaleFormat.f32] : ScaleFormat.allCases {
+            let t = try Quantizer.quantize(randomValues(rows * k, &rng), shape: [rows, k],
+                                           spec: QuantSpec(scheme: scheme, blockSize: scheme == .f32 ? 0 : 64, scaleFormat: format))
+            let all = t.dequantized()
+            for r in 0..<rows { #expect(t.dequantizedRow(r) == Array(all[(r * k)..<((r + 1) * k)]), "\(scheme) \(format) row \(r)") }
+        }
+    }
+}

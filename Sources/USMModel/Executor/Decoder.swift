@@ -49,7 +49,7 @@ extension ConformerModel {
     func predictorStep(token: Int, from state: PredictorState?, workspace ws: Workspace) -> PredictorState {
         let p = config.predictor
         let hidden = p.hidden
-        var x = Array(embedding[(token * p.embedDim)..<((token + 1) * p.embedDim)])
+        var x = embedding.dequantizedRow(token)
         var hs: [[Float]] = [], cs: [[Float]] = []
         for l in 0..<p.layers {
             let hPrev = state?.h[l] ?? [Float](repeating: 0, count: hidden)

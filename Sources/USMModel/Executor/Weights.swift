@@ -51,11 +51,14 @@ public struct ConformerModel: Sendable {
     let convs: [ConvLayerWeights]
     let projection: PreparedWeight
     let layers: [LayerWeights]
-    let embedding: [Float]
+    /// kept packed (or f32) as stored; rows are decoded on lookup
+    let embedding: PackedTensor
     let lstm: [PreparedWeight]
     let encProj: PreparedWeight, predProj: PreparedWeight, jointOut: PreparedWeight
     /// kernel name -> number of matrices using it
     public let kernels: [String: Int]
+    /// Bytes the prepared model holds: kernel layouts of every matrix plus the float vectors and tables.
+    public let preparedBytes: Int
 
     /// Seconds of audio per encoder frame.
     public var secondsPerFrame: Double {
@@ -75,6 +78,7 @@ public struct ConformerModel: Sendable {
         tokenizer = try Tokenizer(json: container.metadata.tokenizer, vocabSize: config.vocabSize)
         let expected = Dictionary(uniqueKeysWithValues: config.tensors.map { ($0.name, $0.shape) })
         var kernels: [String: Int] = [:]
+        var prepared = 0
 
         func tensor(_ name: String) throws(ModelError) -> PackedTensor {
             let found: PackedTensor?
@@ -85,13 +89,18 @@ public struct ConformerModel: Sendable {
             }
             return t
         }
-        func floats(_ name: String) throws(ModelError) -> [Float] { try tensor(name).dequantized() }
+        func floats(_ name: String) throws(ModelError) -> [Float] {
+            let v = try tensor(name).dequantized()
+            prepared += v.count * 4
+            return v
+        }
         func linear(_ prefix: String, bias: Bool = true) throws(ModelError) -> PreparedWeight {
             let w = try tensor(prefix + ".weight")
             do {
                 let p = try PreparedWeight(w, bias: bias ? try floats(prefix + ".bias") : nil,
                                            activations: w.scheme == .f32 ? .float : activations)
                 kernels[p.kernelName, default: 0] += 1
+                prepared += p.preparedBytes
                 return p
             } catch let e as ModelError {
                 throw e
@@ -126,6 +135,7 @@ public struct ConformerModel: Sendable {
             let pos = try linear(p + "mhsa.pos", bias: false)
             let pe = Self.sinusoids(from: -e.rightContext, to: e.leftContext - 1, dim: e.dim)
             let positions = pos.apply(pe, n: e.leftContext + e.rightContext)
+            prepared += positions.count * 4 - pos.preparedBytes  // the table stays, the projection does not
             let scale = Float(1.442695041 / Double(dh).squareRoot())
             let attention = AttentionWeights(
                 normScale: try floats(p + "mhsa.norm.scale"), normBias: try floats(p + "mhsa.norm.bias"),
@@ -142,7 +152,8 @@ public struct ConformerModel: Sendable {
                                        finalScale: try floats(p + "final_norm.scale"), finalBias: try floats(p + "final_norm.bias")))
         }
         self.layers = layers
-        embedding = try floats("predictor.embedding")
+        embedding = try tensor("predictor.embedding")
+        prepared += embedding.layout.payloadLength
         var lstm: [PreparedWeight] = []
         for l in 0..<config.predictor.layers { lstm.append(try linear("predictor.lstm.\(l)")) }
         self.lstm = lstm
@@ -150,6 +161,7 @@ public struct ConformerModel: Sendable {
         predProj = try linear("joint.pred_proj")
         jointOut = try linear("joint.out")
         self.kernels = kernels
+        preparedBytes = prepared
     }
 
     /// `PE(r)` rows for r in `from ... to`: `[sin(r f_m), cos(r f_m)]`, `f_m = 10000^(-2m/dim)`, in Double.
