@@ -15,6 +15,8 @@ public enum RecognizerError: Error, Sendable, CustomStringConvertible {
     case audio(AudioError)
     /// Samples are not usable (empty, not finite, bad sample rate).
     case badSamples(String)
+    /// The stream cannot take this call now (audio after `finish()` without `reset()`).
+    case invalidState(String)
 
     public var description: String {
         switch self {
@@ -22,6 +24,7 @@ public enum RecognizerError: Error, Sendable, CustomStringConvertible {
         case .modelMismatch(let e): "model: \(e)"
         case .audio(let e): "audio: \(e)"
         case .badSamples(let m): "samples: \(m)"
+        case .invalidState(let m): "stream: \(m)"
         }
     }
 }
@@ -244,7 +247,7 @@ public final class RecognitionStream {
 
     /// Feeds samples (mono, [-1, 1], at the stream's input rate).
     public func accept(samples: [Float]) throws(RecognizerError) {
-        precondition(finished == nil, "accept after finish; call reset() first")
+        guard finished == nil else { throw .invalidState("audio after finish(); call reset() to start a new utterance") }
         if let bad = samples.firstIndex(where: { !$0.isFinite }) { throw .badSamples("sample \(bad) is not finite") }
         samplesIn += samples.count
         let clock = ContinuousClock()

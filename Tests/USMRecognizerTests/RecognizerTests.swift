@@ -68,6 +68,7 @@ enum Fixtures {
         #expect(final.text == offline.text)
         #expect(partials == partials.sorted(), "partial results only grow")
         #expect(stream.finish() == final, "finish is idempotent")
+        #expect(throws: RecognizerError.self) { try stream.accept(samples: [0]) }
         stream.reset()
         try stream.accept(samples: audio)
         #expect(stream.finish().tokens == offline.tokens, "reset starts a fresh utterance")
