@@ -110,6 +110,15 @@ public struct ConformerConfig: Codable, Sendable, Equatable {
         try need(predictor.embedDim > 0 && predictor.layers >= 1 && predictor.hidden > 0, "predictor")
         try need(joint.dim > 0 && vocabSize > 1 && (0..<vocabSize).contains(blankId), "joint / vocabulary")
         try need(maxSymbolsPerFrame >= 1, "max_symbols_per_frame")
+        // Bounds far above any real model, so a hostile config cannot make the loader enumerate or allocate
+        // absurd structures before the file's own tensors are checked.
+        try need(sampleRate <= 384_000 && f.windowSize <= 65536 && f.fftSize <= 65536 && f.hopSize <= 65536 && f.melBins <= 1024,
+                 "frontend sizes out of range")
+        try need(subsampling.layers <= 8 && subsampling.channels <= 4096, "subsampling sizes out of range")
+        try need(e.layers <= 1024 && e.dim <= 65536 && e.heads <= 1024 && e.ffnDim <= 262_144 && e.convKernel <= 1025
+                 && e.leftContext <= 100_000 && e.rightContext <= 100_000, "encoder sizes out of range")
+        try need(predictor.layers <= 64 && predictor.embedDim <= 65536 && predictor.hidden <= 65536 && joint.dim <= 65536
+                 && vocabSize <= 1_000_000 && maxSymbolsPerFrame <= 1000, "decoder sizes out of range")
     }
 
     public static func decode(_ json: JSONValue) throws(ModelError) -> ConformerConfig {

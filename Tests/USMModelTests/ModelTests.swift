@@ -29,6 +29,12 @@ import USMTensor
         c.encoder.convKernel = 4
         #expect(throws: ModelError.self) { try c.validate() }
         #expect(throws: ModelError.self) { try ConformerConfig.decode(.object(["type": .string("conformer-rnnt")])) }
+        c = .small
+        c.encoder.layers = 1_000_000_000
+        #expect(throws: ModelError.self) { try c.validate() }
+        c = .small
+        c.vocabSize = Int.max
+        #expect(throws: ModelError.self) { try c.validate() }
     }
 
     /// The usm-1b inventory, counted by hand from Architecture.md section 6.
