@@ -116,7 +116,7 @@ public final class AudioFileReader {
     /// The whole file as mono samples.
     public func readAll() throws(AudioError) -> [Float] {
         var out: [Float] = []
-        out.reserveCapacity(max(frames, 0))
+        out.reserveCapacity(min(max(frames, 0), 1 << 24))  // a header may lie about its length
         while true {
             let block = try read(maxFrames: 65536)
             if block.isEmpty { break }
