@@ -124,6 +124,16 @@ enum Fixtures {
         #expect(abs(left.timings.audioSeconds - t.timings.audioSeconds) < 1e-9)
         #expect(throws: RecognizerError.self) { try r.transcribe(file: path, channels: .channel(2)) }
     }
+
+    /// MP3 through libsndfile (made from the golden audio with sox, 64 kbit/s).
+    @Test func mp3() throws {
+        let mp3 = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/golden.mp3").path
+        let reader = try AudioFileReader(path: mp3)
+        #expect(reader.sampleRate == 16000 && reader.formatName.contains("MPEG"))
+        let t = try Recognizer(path: Fixtures.modelPath).transcribe(file: mp3)
+        // MP3 adds encoder delay and pads to whole 1152-sample frames
+        #expect(t.timings.audioSeconds >= 1.37 && t.timings.audioSeconds < 1.37 + 0.2)
+    }
 }
 
 @Suite struct CommandLine_ {
