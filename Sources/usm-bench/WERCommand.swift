@@ -1,0 +1,214 @@
+import ArgumentParser
+import Foundation
+import USMFormat
+import USMKernels
+import USMRecognizer
+import USMTensor
+
+struct WERCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "wer",
+        abstract: "Word error rate and RTF over a folder with audio files and transcripts.tsv (id, seconds, transcript).",
+        discussion: """
+            With --peer-onnx, the same f32 (exp0) model is also exported to ONNX (encoder, predictor step, joiner) and run \
+            with ONNX Runtime at f32 and with its dynamic int8 quantization (python/bench/onnx_peer.py) on the same \
+            utterances; both are scored with the same text normaliser and aligner and shown side by side.
+            """)
+
+    @Option(help: "Model file.") var model: String
+    @Argument(help: "Folder with transcripts.tsv and <id>.flac/.wav files.") var directory: String
+    @Option(help: "Beam width (1 = greedy).") var beam = 1
+    @Option(help: "Kernel threads (also the ONNX Runtime peer's intra-op threads).") var threads = 1
+    @Option(help: "Activations: int8-block, int8-token or float.") var activations = "int8-block"
+    @Option(help: "Only the first N utterances.") var limit: Int?
+    @Flag(help: "Also run the ONNX Runtime peer (f32 and dynamic int8) on the same model and audio.") var peerOnnx = false
+    @Option(help: "Python interpreter for the ONNX Runtime peer.") var python = "python3"
+    @Flag(help: "Per-utterance errors.") var verbose = false
+    @Flag(help: "JSON instead of markdown.") var json = false
+
+    struct Utterance: Codable { var id: String; var reference: String; var hypothesis: String; var errors: WordErrors; var seconds: Double }
+    /// One scored system of the side-by-side comparison.
+    struct SystemRow: Codable {
+        var system: String; var utterances: Int; var audioSeconds: Double; var computeSeconds: Double; var rtf: Double
+        var wer: Double; var errors: WordErrors; var details: [Utterance]?
+    }
+    struct Peer: Codable {
+        var skipped: String?
+        var onnxruntime: String?
+        var note: String?
+        var rows: [SystemRow]
+    }
+    struct Out: Codable {
+        var model: String; var directory: String; var utterances: Int; var audioSeconds: Double; var computeSeconds: Double
+        var rtf: Double; var wer: Double; var errors: WordErrors; var details: [Utterance]?
+        var peer: Peer?
+    }
+
+    func validate() throws {
+        guard ActivationMode(rawValue: activations) != nil else { throw ValidationError("bad --activations") }
+        guard threads >= 1, beam >= 1 else { throw ValidationError("--threads and --beam must be >= 1") }
+        if let limit, limit < 1 { throw ValidationError("--limit must be >= 1") }
+    }
+
+    func run() throws {
+        let mode = ActivationMode(rawValue: activations)!
+        let r = try Recognizer(path: model, options: RecognizerOptions(activations: mode, threads: threads,
+                                                                        search: beam == 1 ? .greedy : .beam(width: beam)))
+        var items = try EvaluationSet(directory: directory).items
+        if let limit { items = Array(items.prefix(limit)) }
+        let progress = ProgressLine()
+        var total = WordErrors()
+        var audio = 0.0, compute = 0.0
+        var details: [Utterance] = []
+        for (i, item) in items.enumerated() {
+            progress.show("\(i + 1)/\(items.count) \(item.id)  WER so far \(f(total.rate * 100, 1))%")
+            let t = try r.transcribe(file: item.audioPath)
+            let ref = TextNormalizer.words(item.transcript), hyp = TextNormalizer.words(t.text)
+            let e = WordErrors.align(reference: ref, hypothesis: hyp)
+            total = total + e
+            audio += t.timings.audioSeconds
+            compute += t.timings.total
+            details.append(Utterance(id: item.id, reference: ref.joined(separator: " "), hypothesis: hyp.joined(separator: " "),
+                                     errors: e, seconds: t.timings.audioSeconds))
+        }
+        progress.clear()
+        var peer: Peer?
+        if peerOnnx {
+            progress.show("ONNX Runtime peer: export, quantization and \(items.count) utterances x 2 variants")
+            peer = runPeer(items: items, seconds: details.map(\.seconds))
+            progress.clear()
+        }
+        let out = Out(model: model, directory: directory, utterances: items.count, audioSeconds: audio, computeSeconds: compute,
+                      rtf: compute / max(audio, 1e-9), wer: total.rate, errors: total, details: verbose ? details : nil, peer: peer)
+        if json {
+            if let skip = peer?.skipped { stderrLine("ONNX Runtime peer skipped: \(skip)") }
+            printJSON(out)
+            return
+        }
+        print("| model | utterances | audio s | WER % | substitutions | insertions | deletions | reference words | RTF |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print("| \((model as NSString).lastPathComponent) | \(items.count) | \(f(audio, 1)) | \(f(total.rate * 100, 2)) | \(total.substitutions) | \(total.insertions) | \(total.deletions) | \(total.referenceWords) | \(f(out.rtf, 4)) |")
+        if let peer { report(peer: peer, own: out) }
+        if verbose {
+            print("\n| id | errors | reference | hypothesis |\n|---|---:|---|---|")
+            for d in details where d.errors.errors > 0 { print("| \(d.id) | \(d.errors.errors) | \(d.reference) | \(d.hypothesis) |") }
+            for row in peer?.rows ?? [] {
+                print("\n\(row.system):\n\n| id | errors | reference | hypothesis |\n|---|---:|---|---|")
+                for d in row.details ?? [] where d.errors.errors > 0 { print("| \(d.id) | \(d.errors.errors) | \(d.reference) | \(d.hypothesis) |") }
+            }
+        }
+    }
+
+    var ownLabel: String { "usm-infer (\(activations), \(beam == 1 ? "greedy" : "beam \(beam)"))" }
+
+    func report(peer: Peer, own: Out) {
+        if let skip = peer.skipped {
+            print("\nONNX Runtime peer skipped: \(skip)")
+            return
+        }
+        print("\n## usm-infer vs ONNX Runtime (same model, same \(own.utterances) utterances, \(f(own.audioSeconds, 1)) s of audio, \(threads) thread\(threads == 1 ? "" : "s"))\n")
+        print("| system | WER % | S | I | D | RTF |")
+        print("|---|---:|---:|---:|---:|---:|")
+        print("| \(ownLabel) | \(f(own.wer * 100, 2)) | \(own.errors.substitutions) | \(own.errors.insertions) | \(own.errors.deletions) | \(f(own.rtf, 4)) |")
+        for row in peer.rows {
+            print("| \(row.system) | \(f(row.wer * 100, 2)) | \(row.errors.substitutions) | \(row.errors.insertions) | \(row.errors.deletions) | \(f(row.rtf, 4)) |")
+        }
+        print("")
+        for row in peer.rows where row.computeSeconds > 0 && own.computeSeconds > 0 {
+            let ratio = row.computeSeconds / own.computeSeconds
+            let words = ratio >= 1 ? "\(f(ratio, 2))x faster" : "\(f(1 / ratio, 2))x slower"
+            print("usm-infer vs \(row.system): \(words) (compute \(f(own.computeSeconds)) s vs \(f(row.computeSeconds)) s)")
+        }
+        print("\npeer: onnxruntime \(peer.onnxruntime ?? "?"); \(peer.note ?? "")")
+    }
+
+    // MARK: - ONNX Runtime peer
+
+    /// The JSON document python/bench/onnx_peer.py prints.
+    struct PeerDoc: Decodable {
+        struct Variant: Decodable {
+            var name: String
+            var utterances: Int
+            var audio_seconds: Double
+            var compute_seconds: Double
+            var rtf: Double
+            var hypotheses: [String: String]
+        }
+        var skip: String?
+        var variants: [Variant]?
+        var onnxruntime: String?
+        var note: String?
+    }
+
+    static func peerScript() -> String {
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("python/bench/onnx_peer.py")
+        return FileManager.default.fileExists(atPath: script.path) ? script.path : "python/bench/onnx_peer.py"
+    }
+
+    /// Why the model cannot go to the peer (nil when every tensor is f32).
+    func f32Problem() -> String? {
+        do {
+            let file = try ContainerFile(path: model)
+            let packed = file.entries.filter { $0.layout.scheme != .f32 }
+            guard let first = packed.first else { return nil }
+            return "the peer needs an f32 (exp0) model; \(packed.count) tensors of \((model as NSString).lastPathComponent) are packed (e.g. \(first.name): \(first.layout.scheme))"
+        } catch {
+            return "cannot read \(model): \(error)"
+        }
+    }
+
+    func runPeer(items: [EvaluationSet.Item], seconds: [Double]) -> Peer {
+        func skipped(_ reason: String) -> Peer { Peer(skipped: reason, rows: []) }
+        if let problem = f32Problem() { return skipped(problem) }
+        let path = Self.peerScript()
+        guard FileManager.default.fileExists(atPath: path) else { return skipped("\(path) not found") }
+        let proc = Process()
+        proc.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        var args = [python, path, model, directory, "--threads", String(threads)]
+        if let limit { args += ["--limit", String(limit)] }
+        proc.arguments = args
+        let out = Pipe()
+        proc.standardOutput = out
+        let errURL = FileManager.default.temporaryDirectory.appendingPathComponent("usm-bench-peer-\(getpid()).stderr")
+        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: errURL) }
+        guard let errHandle = try? FileHandle(forWritingTo: errURL) else { return skipped("cannot create \(errURL.path)") }
+        proc.standardError = errHandle
+        do { try proc.run() } catch { return skipped("cannot run \(python): \(error)") }
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        proc.waitUntilExit()
+        try? errHandle.close()
+        let stderrText = (try? String(contentsOf: errURL, encoding: .utf8)) ?? ""
+        let lastErr = stderrText.split(separator: "\n").last.map(String.init) ?? ""
+        if proc.terminationStatus != 0 {
+            if proc.terminationStatus == 127 { return skipped("cannot run \(python) (\(lastErr))") }
+            return skipped("\(python) \((path as NSString).lastPathComponent) exited with status \(proc.terminationStatus)\(lastErr.isEmpty ? "" : ": \(lastErr)")")
+        }
+        // the last line that parses as the document (anything a library printed before it is ignored)
+        let lines = String(decoding: data, as: UTF8.self).split(separator: "\n").reversed()
+        guard let doc = lines.lazy.compactMap({ try? JSONDecoder().decode(PeerDoc.self, from: Data($0.utf8)) }).first else {
+            return skipped("no JSON document from \((path as NSString).lastPathComponent)\(lastErr.isEmpty ? "" : " (\(lastErr))")")
+        }
+        if let skip = doc.skip { return skipped(skip) }
+        guard let variants = doc.variants, !variants.isEmpty else { return skipped("the peer returned no variants") }
+        var rows: [SystemRow] = []
+        for v in variants {
+            var total = WordErrors()
+            var details: [Utterance] = []
+            for (item, secs) in zip(items, seconds) {
+                let ref = TextNormalizer.words(item.transcript)
+                let hyp = TextNormalizer.words(v.hypotheses[item.id] ?? "")
+                let e = WordErrors.align(reference: ref, hypothesis: hyp)
+                total = total + e
+                details.append(Utterance(id: item.id, reference: ref.joined(separator: " "), hypothesis: hyp.joined(separator: " "),
+                                         errors: e, seconds: secs))
+            }
+            let missing = items.filter { v.hypotheses[$0.id] == nil }.count
+            if missing > 0 { stderrLine("ONNX Runtime peer \(v.name): no hypothesis for \(missing) of \(items.count) utterances (scored as empty)") }
+            rows.append(SystemRow(system: v.name, utterances: v.utterances, audioSeconds: v.audio_seconds, computeSeconds: v.compute_seconds,
+                                  rtf: v.rtf, wer: total.rate, errors: total, details: verbose ? details : nil))
+        }
+        return Peer(skipped: nil, onnxruntime: doc.onnxruntime, note: doc.note, rows: rows)
+    }
+}
