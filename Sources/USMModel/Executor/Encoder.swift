@@ -122,13 +122,9 @@ extension ConformerModel {
             let end = input.end
             let limit = final ? (end + 1) / 2 : max(state.convDone[i], (end - 1) / 2)  // needs row 2t+1 < end
             let start = state.convDone[i]
-            var out = [Float](repeating: 0, count: max(limit - start, 0) * conv.cout * conv.fout)
+            var out: [Float] = []
             if limit > start {
-                out.withUnsafeMutableBufferPointer { o in
-                    for t in start..<limit {
-                        conv2d(conv, input: input, time: t, into: o.baseAddress! + (t - start) * conv.cout * conv.fout)
-                    }
-                }
+                out = conv2d(conv, input: input, times: start..<limit, workspace: workspace)
                 state.convDone[i] = limit
             }
             state.convInputs[i].drop(before: 2 * limit - 1)
@@ -145,31 +141,42 @@ extension ConformerModel {
         return y
     }
 
-    /// One output time step of a 3x3 stride-2 conv with padding 1, then ReLU; output `[cout, fout]`.
-    func conv2d(_ c: ConvLayerWeights, input: FrameBuffer, time t: Int, into out: UnsafeMutablePointer<Float>) {
-        let fin = c.fin
+    /// Output time steps of a 3x3 stride-2 conv with padding 1, then ReLU, as one product: each output pixel's
+    /// `cin x 3 x 3` input window becomes a row (im2col); output `[times, cout, fout]`.
+    func conv2d(_ c: ConvLayerWeights, input: FrameBuffer, times: Range<Int>, workspace: Workspace) -> [Float] {
+        let (fin, fout, cin, cout) = (c.fin, c.fout, c.cin, c.cout)
+        let kk = cin * 9
+        let pixels = times.count * fout
+        var cols = [Float](repeating: 0, count: pixels * kk)
         input.data.withUnsafeBufferPointer { inp in
-            c.weight.withUnsafeBufferPointer { w in
-                for co in 0..<c.cout {
-                    for f in 0..<c.fout {
-                        var acc = c.bias[co]
-                        for kt in 0..<3 {
-                            let ti = 2 * t + kt - 1
-                            guard ti >= 0, ti < input.end else { continue }
-                            let row = input.offset(ti)
-                            for ci in 0..<c.cin {
+            cols.withUnsafeMutableBufferPointer { col in
+                for (n, t) in times.enumerated() {
+                    for kt in 0..<3 {
+                        let ti = 2 * t + kt - 1
+                        guard ti >= 0, ti < input.end else { continue }
+                        let row = input.offset(ti)
+                        for f in 0..<fout {
+                            let base = (n * fout + f) * kk
+                            for ci in 0..<cin {
                                 for kf in 0..<3 {
                                     let fi = 2 * f + kf - 1
                                     guard fi >= 0, fi < fin else { continue }
-                                    acc += w[((co * c.cin + ci) * 3 + kt) * 3 + kf] * inp[row + ci * fin + fi]
+                                    col[base + (ci * 3 + kt) * 3 + kf] = inp[row + ci * fin + fi]
                                 }
                             }
                         }
-                        out[co * c.fout + f] = max(acc, 0)
                     }
                 }
             }
         }
+        let y = linear(c.matrix, cols, pixels, workspace)  // [pixels, cout]
+        var out = [Float](repeating: 0, count: times.count * cout * fout)
+        for n in 0..<times.count {
+            for f in 0..<fout {
+                for co in 0..<cout { out[(n * cout + co) * fout + f] = max(y[(n * fout + f) * cout + co], 0) }
+            }
+        }
+        return out
     }
 
     func apply(_ w: PreparedWeight, _ x: [Float], _ n: Int, _ y: inout [Float], _ ws: Workspace) {
@@ -273,16 +280,22 @@ extension ConformerModel {
         let m = convEnd - s.convolved
         var y = [Float](repeating: 0, count: m * d)
         let cw = w.conv
-        for r in 0..<m {
-            let i = s.convolved + r
-            for c in 0..<d {
-                var acc: Float = 0
-                for t in 0..<e.convKernel {
-                    let j = i + t - halfK
-                    guard j >= 0, j < s.attended else { continue }
-                    acc += cw.depthwise[c * e.convKernel + t] * s.g.data[s.g.offset(j) + c]
+        let kernel = e.convKernel
+        s.g.data.withUnsafeBufferPointer { g in
+            cw.depthwise.withUnsafeBufferPointer { dw in
+                y.withUnsafeMutableBufferPointer { yp in
+                    for r in 0..<m {
+                        let i = s.convolved + r
+                        let out = yp.baseAddress! + r * d
+                        for t in 0..<kernel {
+                            let j = i + t - halfK
+                            guard j >= 0, j < s.attended else { continue }  // zero padding outside [0, T)
+                            let gj = g.baseAddress! + s.g.offset(j)
+                            for c in 0..<d { out[c] += dw[c * kernel + t] * gj[c] }
+                        }
+                        for c in 0..<d { out[c] = NN.swish(out[c] * cw.bnScale[c] + cw.bnBias[c]) }
+                    }
                 }
-                y[r * d + c] = NN.swish(acc * cw.bnScale[c] + cw.bnBias[c])
             }
         }
         let o = linear(cw.pointwise2, y, m, ws)

@@ -53,12 +53,13 @@ public struct LogMelFrontend: Sendable {
     }
 
     /// Normalised features of one frame: `frame` holds `window_size` pre-emphasised samples.
-    func features(frame: UnsafeBufferPointer<Double>, into out: UnsafeMutableBufferPointer<Float>, scratch: inout [Double]) {
+    func features(frame: UnsafeBufferPointer<Double>, into out: UnsafeMutableBufferPointer<Float>, scratch: inout [Double],
+                  work: inout FFTWork) {
         let n = config.windowSize
         if scratch.count < config.fftSize { scratch = [Double](repeating: 0, count: config.fftSize) }
         for i in 0..<n { scratch[i] = frame[i] * window[i] }
         for i in n..<config.fftSize { scratch[i] = 0 }
-        let spectrum = fft.magnitudes(scratch, power: config.spectrum == "power")
+        let spectrum = fft.magnitudes(scratch, power: config.spectrum == "power", work: &work)
         for (m, f) in filters.enumerated() {
             var e = 0.0
             for (i, w) in f.weights.enumerated() { e += w * spectrum[f.start + i] }
@@ -74,6 +75,7 @@ public struct FrontendState: Sendable {
     var previous: Float = 0
     var started = false
     var scratch: [Double] = []
+    var fftWork = FFTWork()
     public init() {}
 }
 
@@ -97,7 +99,7 @@ extension LogMelFrontend {
                 for t in 0..<frames {
                     features(frame: UnsafeBufferPointer(rebasing: p[(t * config.hopSize)..<(t * config.hopSize + config.windowSize)]),
                              into: UnsafeMutableBufferPointer(rebasing: o[(base + t * config.melBins)..<(base + (t + 1) * config.melBins)]),
-                             scratch: &state.scratch)
+                             scratch: &state.scratch, work: &state.fftWork)
                 }
             }
         }
@@ -125,30 +127,50 @@ struct RealFFT: Sendable {
         }
     }
 
-    func magnitudes(_ x: [Double], power: Bool) -> [Double] {
-        var re = [Double](repeating: 0, count: n)
-        var im = [Double](repeating: 0, count: n)
-        for i in 0..<n { re[bitReverse[i]] = x[i] }
-        var len = 2
-        while len <= n {
-            let half = len / 2, step = n / len
-            var start = 0
-            while start < n {
-                for j in 0..<half {
-                    let wr = cosTable[j * step], wi = sinTable[j * step]
-                    let a = start + j, b = a + half
-                    let tr = re[b] * wr - im[b] * wi
-                    let ti = re[b] * wi + im[b] * wr
-                    re[b] = re[a] - tr; im[b] = im[a] - ti
-                    re[a] += tr; im[a] += ti
+    /// |X[k]| (or |X[k]|²) for k = 0 ... n/2, in `work.spectrum`; buffers are reused across frames.
+    func magnitudes(_ x: [Double], power: Bool, work: inout FFTWork) -> [Double] {
+        if work.re.count != n {
+            work.re = [Double](repeating: 0, count: n)
+            work.im = [Double](repeating: 0, count: n)
+            work.spectrum = [Double](repeating: 0, count: n / 2 + 1)
+        }
+        work.re.withUnsafeMutableBufferPointer { re in
+            work.im.withUnsafeMutableBufferPointer { im in
+                cosTable.withUnsafeBufferPointer { ct in
+                    sinTable.withUnsafeBufferPointer { st in
+                        for i in 0..<n { re[bitReverse[i]] = x[i]; im[i] = 0 }
+                        var len = 2
+                        while len <= n {
+                            let half = len / 2, step = n / len
+                            var start = 0
+                            while start < n {
+                                for j in 0..<half {
+                                    let wr = ct[j * step], wi = st[j * step]
+                                    let a = start + j, b = a + half
+                                    let tr = re[b] * wr - im[b] * wi
+                                    let ti = re[b] * wi + im[b] * wr
+                                    re[b] = re[a] - tr; im[b] = im[a] - ti
+                                    re[a] += tr; im[a] += ti
+                                }
+                                start += len
+                            }
+                            len *= 2
+                        }
+                        for k in 0...(n / 2) {
+                            let p = re[k] * re[k] + im[k] * im[k]
+                            work.spectrum[k] = power ? p : p.squareRoot()
+                        }
+                    }
                 }
-                start += len
             }
-            len *= 2
         }
-        return (0...(n / 2)).map { k in
-            let p = re[k] * re[k] + im[k] * im[k]
-            return power ? p : p.squareRoot()
-        }
+        return work.spectrum
     }
+}
+
+/// Reused FFT buffers of one stream.
+struct FFTWork: Sendable {
+    var re: [Double] = []
+    var im: [Double] = []
+    var spectrum: [Double] = []
 }

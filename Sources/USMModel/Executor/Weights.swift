@@ -34,9 +34,8 @@ struct LayerWeights: Sendable {
 }
 
 struct ConvLayerWeights: Sendable {
-    /// `[cout, cin, 3, 3]`
-    var weight: [Float]
-    var bias: [Float]
+    /// `[cout, cin * 9]` (index `(ci * 3 + kt) * 3 + kf`) with the bias, for im2col products
+    var matrix: PreparedWeight
     var cin: Int, cout: Int
     /// frequency bins in and out
     var fin: Int, fout: Int
@@ -115,9 +114,18 @@ public struct ConformerModel: Sendable {
         var f = config.frontend.melBins
         for i in 0..<config.subsampling.layers {
             let c = config.subsampling.channels
-            convs.append(ConvLayerWeights(weight: try floats("subsampling.conv\(i).weight"),
-                                          bias: try floats("subsampling.conv\(i).bias"),
-                                          cin: i == 0 ? 1 : c, cout: c, fin: f, fout: (f + 1) / 2))
+            let cin = i == 0 ? 1 : c
+            let matrix: PreparedWeight
+            do {
+                matrix = try PreparedWeight(try PackedTensor(f32: try floats("subsampling.conv\(i).weight"), shape: [c, cin * 9]),
+                                            bias: try floats("subsampling.conv\(i).bias"))
+            } catch let e as ModelError {
+                throw e
+            } catch {
+                throw .tensorMismatch("subsampling.conv\(i): \(error)")
+            }
+            prepared += matrix.preparedBytes
+            convs.append(ConvLayerWeights(matrix: matrix, cin: cin, cout: c, fin: f, fout: (f + 1) / 2))
             f = (f + 1) / 2
         }
         self.convs = convs
