@@ -243,5 +243,14 @@ enum Fixtures {
         let expected = WordErrors.align(reference: ["nothing", "like", "it"], hypothesis: words).errors
         #expect((errors["substitutions"] as! Int) + (errors["insertions"] as! Int) + (errors["deletions"] as! Int) == expected)
         #expect(obj?["utterances"] as? Int == 2)
+
+        // the same result plotted against model size
+        let json = Fixtures.tempPath("wer.json"), svg = Fixtures.tempPath("wer.svg")
+        defer { try? FileManager.default.removeItem(atPath: json); try? FileManager.default.removeItem(atPath: svg) }
+        try r.out.write(toFile: json, atomically: true, encoding: .utf8)
+        let plot = try Self.run(["plot", "--out", svg, json])
+        #expect(plot.code == 0)
+        let drawing = try String(contentsOfFile: svg, encoding: .utf8)
+        #expect(drawing.hasPrefix("<svg") && drawing.components(separatedBy: "<circle").count == 2)
     }
 }
