@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 swift build -c release --product usm-pack
 out="${OUT_DIR:-$(mktemp -d)}"
+mkdir -p "$out"
 bin=.build/release/usm-pack
 "$bin" synth --config usm-1b --recipe exp5 --scale-format int8 "$out/usm-1b-exp5.usm"
 echo
