@@ -12,12 +12,10 @@ import json
 import os
 import sys
 
-import torch
-
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from usm_ref import container, quant  # noqa: E402
-from usm_ref.config import ModelConfig  # noqa: E402
-from usm_ref.model import ConformerRNNT, expected_export_shapes  # noqa: E402
+from usm_ref.export import load_checkpoint  # noqa: E402
+from usm_ref.model import expected_export_shapes  # noqa: E402
 
 ENCODER_MATRICES = (".linear1.weight", ".linear2.weight", ".query.weight", ".key.weight", ".value.weight",
                     ".out.weight", ".pos.weight", ".pointwise1.weight", ".pointwise2.weight")
@@ -37,11 +35,7 @@ def main():
     ap.add_argument("--scale-format", default="f32", choices=["f32", "int8", "int8-row"])
     ap.add_argument("--level", type=int, default=19)
     args = ap.parse_args()
-    ck = torch.load(args.ckpt, map_location="cpu", weights_only=False)
-    cfg = ModelConfig.from_dict(ck["config"])
-    m = ConformerRNNT(cfg)
-    m.load_state_dict(ck["model"])
-    m.eval()
+    cfg, m, step = load_checkpoint(args.ckpt)
     weights = m.state_dict_for_export()
     want = expected_export_shapes(cfg)
     assert list(weights) == list(want) and all(weights[k].shape == want[k] for k in want)
@@ -64,10 +58,10 @@ def main():
                          "block_size": spec[1] if spec else 0, "tensors": record},
         "provenance": {"tool": "python/scripts/export_usm.py",
                        "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                       "source": f"{os.path.basename(args.ckpt)} step {ck.get('step')}"},
+                       "source": f"{os.path.basename(args.ckpt)} step {step}"},
     }
     n = container.write(args.out, tensors, meta, level=args.level)
-    print(f"wrote {args.out}: {n} bytes, {len(tensors)} tensors, recipe {args.recipe}, step {ck.get('step')}")
+    print(f"wrote {args.out}: {n} bytes, {len(tensors)} tensors, recipe {args.recipe}, step {step}")
 
 
 if __name__ == "__main__":

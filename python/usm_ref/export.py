@@ -17,17 +17,23 @@ from .model import ConformerRNNT, expected_export_shapes
 from .tokenizer import Tokenizer
 
 
+def load_checkpoint(path: str):
+    """(config, eval-mode model, step) from a training checkpoint."""
+    ck = torch.load(path, map_location="cpu", weights_only=False)
+    cfg = ModelConfig.from_dict(ck["config"])
+    m = ConformerRNNT(cfg)
+    m.load_state_dict(ck["model"])
+    m.eval()
+    return cfg, m, ck.get("step")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("ckpt")
     ap.add_argument("out")
     ap.add_argument("--tokenizer", default="/root/usm-data/tokenizer/spm256.model")
     args = ap.parse_args()
-    ck = torch.load(args.ckpt, map_location="cpu", weights_only=False)
-    cfg = ModelConfig.from_dict(ck["config"])
-    m = ConformerRNNT(cfg)
-    m.load_state_dict(ck["model"])
-    m.eval()
+    cfg, m, step = load_checkpoint(args.ckpt)
     W = m.state_dict_for_export()
     want = expected_export_shapes(cfg)
     assert list(W) == list(want) and all(W[k].shape == want[k] for k in want)
@@ -37,7 +43,7 @@ def main():
     tok = Tokenizer(args.tokenizer)
     assert len(tok) == cfg.vocab_size
     tok.save_metadata(os.path.join(args.out, "tokenizer.json"))
-    print(f"exported {len(W)} tensors, {sum(v.size for v in W.values())} values, step {ck.get('step')}")
+    print(f"exported {len(W)} tensors, {sum(v.size for v in W.values())} values, step {step}")
 
 
 if __name__ == "__main__":

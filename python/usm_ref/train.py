@@ -61,8 +61,11 @@ def spec_augment(x: torch.Tensor, lengths: torch.Tensor, rng: np.random.Generato
     return x
 
 
-def collate(store: FeatureStore, idx: list[int], tok_cache: dict, tok: Tokenizer):
+def collate(store: FeatureStore, idx: list[int], tok_cache: dict, tok: Tokenizer, pad_to: int = 32):
+    # pad the time axis to a multiple of `pad_to` frames (masked anyway): few distinct shapes keep the
+    # oneDNN primitive cache and the allocator from growing without bound
     T = max(store.frames[i] for i in idx)
+    T = (T + pad_to - 1) // pad_to * pad_to
     F = store.arrays[0].shape[1]
     feats = torch.zeros(len(idx), T, F)
     lengths = torch.zeros(len(idx), dtype=torch.int64)
@@ -206,6 +209,7 @@ def main():
             for g in opt.param_groups:
                 g["lr"] = lr_at(step + 1, args.lr, args.warmup)
             enc, enc_len = model.encoder(feats, lengths, normalised=True)
+            enc = enc[:, : int(enc_len.max())]  # rnnt_loss wants logits.size(1) == max(logit_lengths)
             pred = model.predictor.forward_train(targets.long())
             logits = model.joint.full(enc, pred)
             loss_sum = AF.rnnt_loss(logits, targets, enc_len.to(torch.int32), tlen, blank=cfg.blank_id,
