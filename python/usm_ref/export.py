@@ -22,6 +22,10 @@ def load_checkpoint(path: str):
     ck = torch.load(path, map_location="cpu", weights_only=False)
     cfg = ModelConfig.from_dict(ck["config"])
     m = ConformerRNNT(cfg)
+    args = ck.get("args") or {}
+    if args.get("recipe"):  # a QAT checkpoint: its encoder matrices are wrapped (the float weights stay latent)
+        from .qat import apply_recipe
+        apply_recipe(m, args["recipe"], scale_format=args.get("scale_format", "int8"))
     m.load_state_dict(ck["model"])
     m.eval()
     return cfg, m, ck.get("step")

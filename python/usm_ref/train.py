@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torchaudio.functional as AF
 
+from . import qat
 from .config import ModelConfig, named_config
 from .data import FeatureStore
 from .decode import greedy_batch, wer
@@ -129,6 +130,10 @@ def main():
     ap.add_argument("--max-steps", type=int, default=10 ** 9)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--recipe", default=None,
+                    help="QAT: fake-quantize the encoder matrices with this recipe (usm_ref.qat.RECIPES, e.g. exp5)")
+    ap.add_argument("--scale-format", default="int8", help="QAT scale format: f32, int8 or int8-row")
+    ap.add_argument("--init", default=None, help="start a new run from this (float) checkpoint, e.g. exp0's latest.pt")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -148,13 +153,20 @@ def main():
     model = ConformerRNNT(cfg, dropout=args.dropout)
     stats = np.load(os.path.join(args.data, "feats", "stats.npz"))
     model.set_normalisation(stats["mean"], stats["std"])
+    latest = os.path.join(args.exp, "latest.pt")
+    if args.init and not os.path.exists(latest):
+        ck0 = torch.load(args.init, map_location="cpu", weights_only=False)
+        model.load_state_dict(ck0["model"])
+        log(f"initialised from {args.init} (step {ck0.get('step')})")
+    if args.recipe:  # after --init (float names), before resuming (QAT names)
+        n_fq = qat.apply_recipe(model, args.recipe, scale_format=args.scale_format)
+        log(f"QAT recipe {args.recipe} with {args.scale_format} scales: {n_fq} encoder matrices fake-quantized")
     decay, no_decay = [], []
     for n, p in model.named_parameters():
         (no_decay if p.dim() < 2 or n.endswith((".u", ".v")) or "embedding" in n else decay).append(p)
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.98), eps=1e-9)
     step, epoch, pos, order_seed = 0, 0, 0, args.seed
-    latest = os.path.join(args.exp, "latest.pt")
     if os.path.exists(latest):
         ck = torch.load(latest, map_location="cpu", weights_only=False)
         model.load_state_dict(ck["model"])
