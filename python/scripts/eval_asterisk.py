@@ -6,15 +6,13 @@ import argparse
 import os
 import sys
 
-import numpy as np
 import soundfile as sf
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from usm_ref.config import ModelConfig  # noqa: E402
+from usm_ref.export import load_checkpoint  # noqa: E402
 from usm_ref.decode import greedy_batch, wer  # noqa: E402
 from usm_ref.frontend import log_mel_np  # noqa: E402
-from usm_ref.model import ConformerRNNT  # noqa: E402
 from usm_ref.textnorm import normalise_text  # noqa: E402
 from usm_ref.tokenizer import Tokenizer  # noqa: E402
 
@@ -30,11 +28,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    ck = torch.load(args.ckpt, map_location="cpu", weights_only=False)
-    cfg = ModelConfig.from_dict(ck["config"])
-    model = ConformerRNNT(cfg)
-    model.load_state_dict(ck["model"])
-    model.eval()
+    cfg, model, step = load_checkpoint(args.ckpt)  # float or QAT checkpoints
     tok = Tokenizer(args.tokenizer)
     rows = [ln.rstrip("\n").split("\t") for ln in open(os.path.join(args.data, "transcripts.tsv"))][1:]
     if args.limit:
@@ -50,7 +44,7 @@ def main():
         refs.append(normalise_text(text))
         hyps.append(h)
         print(f"{uid}\t{refs[-1]}\t{h}", flush=True)
-    print(f"asterisk-dev WER {wer(refs, hyps) * 100:.2f}% over {len(rows)} utts, step {ck.get('step')}")
+    print(f"asterisk-dev WER {wer(refs, hyps) * 100:.2f}% over {len(rows)} utts, step {step}")
 
 
 if __name__ == "__main__":

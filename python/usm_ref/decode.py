@@ -61,10 +61,8 @@ def main():
     import argparse
     import os
 
-    import numpy as np
     import soundfile as sf
 
-    from .config import ModelConfig
     from .data import read_manifest
     from .frontend import log_mel_np
     from .tokenizer import Tokenizer
@@ -77,11 +75,9 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    ck = torch.load(args.ckpt, map_location="cpu", weights_only=False)
-    cfg = ModelConfig.from_dict(ck["config"])
-    model = ConformerRNNT(cfg)
-    model.load_state_dict(ck["model"])
-    model.eval()
+    from .export import load_checkpoint
+
+    cfg, model, _ = load_checkpoint(args.ckpt)  # float or QAT checkpoints
     tok = Tokenizer(args.tokenizer)
     rows = read_manifest(args.manifest)
     if args.limit:
