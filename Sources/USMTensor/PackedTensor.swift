@@ -54,27 +54,24 @@ public struct PackedTensor: Sendable {
     /// Decoded scales, `[rows * blocksPerRow]` row-major (empty for f32).
     public var scales: [Float] {
         guard scheme != .f32 else { return [] }
-        return decodeMeta(.scales, .scaleFactors, signed: false)
+        return decodeMeta(.scales, .scaleFactors, 0..<(layout.rows * layout.blocksPerRow), signed: false)
     }
 
     /// Decoded zero points, `[rows * blocksPerRow]` (empty for symmetric schemes).
     public var zeroPoints: [Float] {
         guard scheme.hasZeroPoint else { return [] }
-        return decodeMeta(.zeroPoints, .zeroPointFactors, signed: true)
+        return decodeMeta(.zeroPoints, .zeroPointFactors, 0..<(layout.rows * layout.blocksPerRow), signed: true)
     }
 
-    private func decodeMeta(_ part: TensorPart, _ factorPart: TensorPart, signed: Bool) -> [Float] {
+    /// Decoded scales or zero points for entries `range` of the `[rows * blocksPerRow]` table.
+    private func decodeMeta(_ part: TensorPart, _ factorPart: TensorPart, _ range: Range<Int>, signed: Bool) -> [Float] {
         let l = layout
-        let n = l.rows * l.blocksPerRow
-        if l.scaleFormat == .f32 {
-            return withPart(part) { Array($0.bindMemory(to: Float.self).prefix(n)) }
-        }
+        if l.scaleFormat == .f32 { return withPart(part) { Array($0.bindMemory(to: Float.self)[range]) } }
         let factors: [Float] = withPart(factorPart) { Array($0.bindMemory(to: Float.self)) }
         return withPart(part) { raw in
-            (0..<n).map { i in
+            range.map { i in
                 let f = factors[l.scaleFormat == .int8PerRow ? i / l.blocksPerRow : 0]
-                let code = signed ? Float(Int8(bitPattern: raw[i])) : Float(raw[i])
-                return code * f
+                return (signed ? Float(Int8(bitPattern: raw[i])) : Float(raw[i])) * f
             }
         }
     }
@@ -100,8 +97,9 @@ public struct PackedTensor: Sendable {
         if scheme == .f32 {
             return withPart(.codes) { raw in Array(raw.bindMemory(to: Float.self)[(r * l.k)..<((r + 1) * l.k)]) }
         }
-        let s = decodeMetaRow(.scales, .scaleFactors, r, signed: false)
-        let zp = scheme.hasZeroPoint ? decodeMetaRow(.zeroPoints, .zeroPointFactors, r, signed: true) : []
+        let row = (r * l.blocksPerRow)..<((r + 1) * l.blocksPerRow)
+        let s = decodeMeta(.scales, .scaleFactors, row, signed: false)
+        let zp = scheme.hasZeroPoint ? decodeMeta(.zeroPoints, .zeroPointFactors, row, signed: true) : []
         return withPart(.codes) { raw in
             let row = UnsafeRawBufferPointer(rebasing: raw[(r * l.rowBytes)..<((r + 1) * l.rowBytes)])
             return (0..<l.k).map { c in
@@ -110,14 +108,6 @@ public struct PackedTensor: Sendable {
                 return scheme.hasZeroPoint ? v - zp[j] : v
             }
         }
-    }
-
-    private func decodeMetaRow(_ part: TensorPart, _ factorPart: TensorPart, _ r: Int, signed: Bool) -> [Float] {
-        let l = layout
-        let range = (r * l.blocksPerRow)..<((r + 1) * l.blocksPerRow)
-        if l.scaleFormat == .f32 { return withPart(part) { Array($0.bindMemory(to: Float.self)[range]) } }
-        let f: Float = withPart(factorPart) { $0.bindMemory(to: Float.self)[l.scaleFormat == .int8PerRow ? r : 0] }
-        return withPart(part) { raw in range.map { i in (signed ? Float(Int8(bitPattern: raw[i])) : Float(raw[i])) * f } }
     }
 
     /// The tensor's values as the kernels see them, `[rows * k]` row-major.

@@ -86,7 +86,10 @@ struct LatencyCommand: ParsableCommand {
             // the same model with every tensor expanded to f32
             let c = try Container.read(path: path)
             var w = ContainerWriter(metadata: c.metadata, level: nil)
-            for n in c.tensorNames { try w.add(n, try PackedTensor(f32: c.tensor(n)!.dequantized(), shape: c.tensor(n)!.shape)) }
+            for n in c.tensorNames {
+                let t = c.tensor(n)!
+                try w.add(n, try PackedTensor(f32: t.dequantized(), shape: t.shape))
+            }
             f32Path = tmp.appendingPathComponent("f32.usm").path
             try w.write(to: f32Path!)
         }
