@@ -61,6 +61,8 @@ public struct LoadReport: Sendable, Codable {
     public var recipe: String
     /// kernel name -> matrices using it
     public var kernels: [String: Int]
+    /// kernel name -> how its weights were repacked at load (for the first matrix using it)
+    public var layouts: [String: String]
 }
 
 /// Per-stage time of one result, in seconds.
@@ -161,7 +163,7 @@ public final class Recognizer: Sendable {
             memoryBytes: Int(container.header.imageSize), preparedBytes: model.preparedBytes, parameters: size.elements, totalBits: size.totalBitsStored,
             f32EquivalentBits: size.f32EquivalentBits,
             reduction: Double(size.f32EquivalentBits) / Double(max(size.totalBitsStored, 1)),
-            recipe: container.metadata.quantization?.recipe ?? "unknown", kernels: model.kernels)
+            recipe: container.metadata.quantization?.recipe ?? "unknown", kernels: model.kernels, layouts: model.kernelLayouts)
     }
 
     public var sampleRate: Int { model.config.sampleRate }

@@ -50,6 +50,9 @@ struct USMInfer: ParsableCommand {
         if timings {
             log(String(format: "model %@: %ld bytes on disk, %ld decompressed, %ld prepared for the kernels, %ld parameters, %.2f Gbit (%.1fx smaller than f32), recipe %@, loaded in %.3f s",
                        path, r.fileBytes, r.memoryBytes, r.preparedBytes, r.parameters, Double(r.totalBits) / 1e9, r.reduction, r.recipe, r.seconds))
+            for (kernel, count) in r.kernels.sorted(by: { $0.key < $1.key }) {
+                log("  \(count) matrices on \(kernel); repacked at load, e.g. \(r.layouts[kernel] ?? "-")")
+            }
         }
         var results: [(String, Transcript)] = []
         var firstError: (String, Int32)?

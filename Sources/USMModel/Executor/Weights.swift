@@ -56,6 +56,8 @@ public struct ConformerModel: Sendable {
     let encProj: PreparedWeight, predProj: PreparedWeight, jointOut: PreparedWeight
     /// kernel name -> number of matrices using it
     public let kernels: [String: Int]
+    /// kernel name -> how the first matrix using it was repacked at load (`PreparedWeight.layoutDescription`)
+    public let kernelLayouts: [String: String]
     /// Bytes the prepared model holds: kernel layouts of every matrix plus the float vectors and tables.
     public let preparedBytes: Int
 
@@ -77,6 +79,7 @@ public struct ConformerModel: Sendable {
         tokenizer = try Tokenizer(json: container.metadata.tokenizer, vocabSize: config.vocabSize)
         let expected = Dictionary(uniqueKeysWithValues: config.tensors.map { ($0.name, $0.shape) })
         var kernels: [String: Int] = [:]
+        var kernelLayouts: [String: String] = [:]
         var prepared = 0
 
         func tensor(_ name: String) throws(ModelError) -> PackedTensor {
@@ -99,6 +102,7 @@ public struct ConformerModel: Sendable {
                 let p = try PreparedWeight(w, bias: bias ? try floats(prefix + ".bias") : nil,
                                            activations: w.scheme == .f32 ? .float : activations)
                 kernels[p.kernelName, default: 0] += 1
+                if kernelLayouts[p.kernelName] == nil { kernelLayouts[p.kernelName] = p.layoutDescription }
                 prepared += p.preparedBytes
                 return p
             } catch let e as ModelError {
@@ -169,6 +173,7 @@ public struct ConformerModel: Sendable {
         predProj = try linear("joint.pred_proj")
         jointOut = try linear("joint.out")
         self.kernels = kernels
+        self.kernelLayouts = kernelLayouts
         preparedBytes = prepared
     }
 
