@@ -28,7 +28,7 @@ mkdir -p "$ROOT"
     if [ "$R" = exp0ft ]; then RECIPE=""; else RECIPE="--recipe $R --scale-format int8"; fi
     echo "$(date '+%F %T') start $R"
     # shellcheck disable=SC2086
-    MALLOC_ARENA_MAX=2 ONEDNN_PRIMITIVE_CACHE_CAPACITY=256 nice -n 10 python3 -m usm_ref.train --exp "$EXP" \
+    MALLOC_ARENA_MAX=2 ONEDNN_PRIMITIVE_CACHE_CAPACITY=256 python3 -m usm_ref.train --exp "$EXP" \
       --config trained --init "$BASE" $RECIPE --max-steps "$STEPS" \
       --max-frames 5000 --max-batch 48 --lr 5e-4 --warmup 50 --specaug-start 0 \
       --ckpt-every 100 --eval-every "$STEPS" --eval-utts 100 >> "$EXP.stdout.log" 2>&1
