@@ -28,8 +28,9 @@ if [ "$(uname -m)" = aarch64 ] || [ "$(uname -m)" = arm64 ]; then
 fi
 
 SYSROOT=/usr/aarch64-linux-gnu
+QEMU=${QEMU:-qemu-aarch64-static}
 need=()
-command -v qemu-aarch64-static >/dev/null || need+=(qemu-user-static)
+command -v "$QEMU" >/dev/null || need+=(qemu-user-static)
 [ -e "$SYSROOT/lib/libc.so.6" ] && [ -e "$SYSROOT/include/stdio.h" ] || need+=(libc6-dev-arm64-cross)
 ls /usr/lib/gcc-cross/aarch64-linux-gnu/*/crtbegin.o >/dev/null 2>&1 || need+=(libgcc-12-dev-arm64-cross)
 if [ ${#need[@]} -gt 0 ]; then
@@ -39,6 +40,7 @@ if [ ${#need[@]} -gt 0 ]; then
   if ! { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}"; } >"$OUT/apt.log" 2>&1; then
     skip "could not install ${need[*]} with apt-get (see $OUT/apt.log)"
   fi
+  command -v "$QEMU" >/dev/null || skip "$QEMU not found after installing qemu-user-static"
 fi
 LD=(-fuse-ld=lld)
 if ! command -v ld.lld >/dev/null && ! command -v "$(dirname "$(command -v "$CC")")/ld.lld" >/dev/null; then
@@ -52,8 +54,8 @@ fi
 
 status=0
 for cpu in max cortex-a53; do
-  echo "== qemu-aarch64-static -cpu $cpu"
-  qemu-aarch64-static -cpu "$cpu" "$OUT/neon_check" "$@" || status=1
+  echo "== $QEMU -cpu $cpu"
+  "$QEMU" -cpu "$cpu" "$OUT/neon_check" "$@" || status=1
 done
 [ $status = 0 ] && echo "check-neon: all NEON kernels match the portable path" || echo "check-neon: FAILED"
 exit $status

@@ -302,7 +302,7 @@ static void random_qcase(qcase *c, int bits, int block, int64_t n) {
 }
 
 int main(int argc, char **argv) {
-    long random_cases = 600;
+    long random_cases = 2000;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-s") && i + 1 < argc) rng_state = strtoull(argv[++i], NULL, 0) | 1;
         else if (!strcmp(argv[i], "-r") && i + 1 < argc) random_cases = strtol(argv[++i], NULL, 0);
