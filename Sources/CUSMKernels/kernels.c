@@ -72,10 +72,15 @@ const char *usm_cpu_features(void) {
     return buf;
 }
 #else
-int usm_isa_supported(int32_t isa) { return isa == USM_ISA_PORTABLE; }
+int usm_isa_supported(int32_t isa) {
+#if defined(__aarch64__)
+    if (isa != USM_ISA_PORTABLE) return usm_neon_supported(isa);
+#endif
+    return isa == USM_ISA_PORTABLE;
+}
 const char *usm_cpu_features(void) {
 #if defined(__aarch64__)
-    return "arm64 (portable C, NEON by auto-vectorisation)";
+    return usm_neon_cpu_features();
 #else
     return "portable";
 #endif
@@ -284,6 +289,9 @@ void usm_qgemm(int32_t isa, const usm_qgemm_args *a, int64_t tb, int64_t te, int
 #if defined(__x86_64__)
     if (isa >= USM_ISA_AVX512 && usm_isa_supported(USM_ISA_AVX512)) { usm_qgemm_avx512(a, tb, te, t0, t1); return; }
     if (isa >= USM_ISA_AVX2 && usm_isa_supported(USM_ISA_AVX2)) { usm_qgemm_avx2(a, tb, te, t0, t1); return; }
+#elif defined(__aarch64__)
+    if (isa >= USM_ISA_NEON_DOTPROD && usm_isa_supported(USM_ISA_NEON_DOTPROD)) { usm_qgemm_neon_dotprod(a, tb, te, t0, t1); return; }
+    if (isa >= USM_ISA_NEON) { usm_qgemm_neon(a, tb, te, t0, t1); return; }
 #endif
     (void)isa;
     usm_qgemm_portable(a, tb, te, t0, t1);
@@ -293,6 +301,8 @@ void usm_fgemm(int32_t isa, const usm_fgemm_args *a, int64_t tb, int64_t te, int
 #if defined(__x86_64__)
     if (isa >= USM_ISA_AVX512 && usm_isa_supported(USM_ISA_AVX512)) { usm_fgemm_avx512(a, tb, te, t0, t1); return; }
     if (isa >= USM_ISA_AVX2 && usm_isa_supported(USM_ISA_AVX2)) { usm_fgemm_avx2(a, tb, te, t0, t1); return; }
+#elif defined(__aarch64__)
+    if (isa >= USM_ISA_NEON) { usm_fgemm_neon(a, tb, te, t0, t1); return; }
 #endif
     (void)isa;
     usm_fgemm_portable(a, tb, te, t0, t1);
@@ -304,6 +314,11 @@ void usm_quantize_act(int32_t isa, const float *x, int64_t xstride, int64_t n, i
 #if defined(__x86_64__)
     if (isa >= USM_ISA_AVX512 && usm_isa_supported(USM_ISA_AVX512)) {
         usm_quantize_act_avx512(x, xstride, n, k, ablock, wblock, nb, q, qstride, ascale, sx, sxs, bsum);
+        return;
+    }
+#elif defined(__aarch64__)
+    if (isa >= USM_ISA_NEON) {
+        usm_quantize_act_neon(x, xstride, n, k, ablock, wblock, nb, q, qstride, ascale, sx, sxs, bsum);
         return;
     }
 #endif

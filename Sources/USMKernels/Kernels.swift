@@ -5,8 +5,9 @@ import USMTensor
 //
 // - Tiling, threading, dispatch and scales live in Swift (`PreparedWeight`); only innermost loops are C
 //   (Sources/CUSMKernels), compiled without CPU flags: ISA functions carry `target(...)` attributes and run only after
-//   a cached CPUID/XGETBV check (`KernelISA.isSupported`). x86 code is behind `__x86_64__`; on arm64 (and any other
-//   CPU) the portable C kernels run.
+//   a cached CPUID/XGETBV check (`KernelISA.isSupported`). x86 code is behind `__x86_64__`, arm64 NEON code
+//   (kernels_neon.c) behind `__aarch64__` (the SDOT tier after a getauxval(AT_HWCAP) check); elsewhere the portable C
+//   kernels run.
 // - Integer kernels (`w<b>a8-*`): activations are quantized per call to int8 (bit-exact with `ActivationQuantizer`,
 //   per token or per token and block) together with the integer activation sum S of every weight block. Per block
 //   the kernel forms the exact int32 P = sum u * x over the stored unsigned codes u (bin: the bit, int2/bin_asym: the
@@ -18,9 +19,11 @@ import USMTensor
 //   bits per weight as on disk.
 // - `.float` activations (and f32 weights) use an f32 FMA kernel on weights dequantized at load.
 
-/// Instruction-set tiers of the fast kernels, chosen at run time (the build itself uses no CPU flags).
+/// Instruction-set tiers of the fast kernels, chosen at run time (the build itself uses no CPU flags). Tiers of
+/// the other architecture are never supported, so "at or below a tier" orders x86-64 (portable < avx2 < avx512vnni <
+/// avx512vbmi) and arm64 (portable < neon < neondotprod) separately.
 public enum KernelISA: Int32, Sendable, CaseIterable, CustomStringConvertible {
-    /// plain C, any CPU (on arm64 the compiler vectorises it with NEON)
+    /// plain C, any CPU
     case portable = 0
     /// x86-64 AVX2 + FMA
     case avx2 = 1
@@ -28,6 +31,10 @@ public enum KernelISA: Int32, Sendable, CaseIterable, CustomStringConvertible {
     case avx512 = 2
     /// the above + VBMI (vpermb, vpmultishiftqb)
     case avx512vbmi = 3
+    /// arm64 Advanced SIMD (baseline ARMv8-A NEON)
+    case neon = 4
+    /// arm64 NEON + SDOT (ARMv8.2 dotprod)
+    case neonDotprod = 5
 
     public var isSupported: Bool { usm_isa_supported(rawValue) != 0 }
     public var description: String {
@@ -36,6 +43,8 @@ public enum KernelISA: Int32, Sendable, CaseIterable, CustomStringConvertible {
         case .avx2: "avx2"
         case .avx512: "avx512vnni"
         case .avx512vbmi: "avx512vbmi"
+        case .neon: "neon"
+        case .neonDotprod: "neondotprod"
         }
     }
     /// The best tier this CPU runs.
@@ -82,6 +91,13 @@ public enum KernelRegistry {
                 name: "w\(bits)a8-maddubs-16x2-avx2", isa: .avx2, weightBits: bits, activationBits: 8, schemes: schemes,
                 summary: "same layout, vpmaddubsw+vpmaddwd\(bits == 8 ? " with the sign trick" : ""), 2 tokens per tile"))
             list.append(KernelDescriptor(
+                name: "w\(bits)a8-sdot-16x4-neondotprod", isa: .neonDotprod, weightBits: bits, activationBits: 8,
+                schemes: schemes,
+                summary: "same layout, codes expanded to bytes (\(bits == 1 ? "tbl+ushl+and" : bits == 8 ? "load, eor 0x80, + 128 S" : "ushr+and")), sdot by lane with 4 columns of int8 activations per 16-byte load, 4 tokens per tile (2 accumulator sets below 4), int32 per block"))
+            list.append(KernelDescriptor(
+                name: "w\(bits)a8-smlal-16x2-neon", isa: .neon, weightBits: bits, activationBits: 8, schemes: schemes,
+                summary: "same layout, smull/smlal int16 partial sums\(bits == 8 ? " widened every group" : " over up to 8 groups"), addp+sadalp to int32 per row, 2 tokens per tile"))
+            list.append(KernelDescriptor(
                 name: "w\(bits)a8-scalar-16x1-portable", isa: .portable, weightBits: bits, activationBits: 8,
                 schemes: schemes, summary: "same layout, scalar C"))
         }
@@ -90,6 +106,8 @@ public enum KernelRegistry {
                                      schemes: all, summary: "f32 weights (dequantized at load) x f32 activations, vfmadd231ps, 16 rows x 8 tokens"))
         list.append(KernelDescriptor(name: "wf32af32-fma-16x2-avx2", isa: .avx2, weightBits: 32, activationBits: 32,
                                      schemes: all, summary: "f32, 2 x 8 rows x 2 tokens, vfmadd231ps ymm"))
+        list.append(KernelDescriptor(name: "wf32af32-fma-16x4-neon", isa: .neon, weightBits: 32, activationBits: 32,
+                                     schemes: all, summary: "f32, 16 rows x 4 tokens, fmla by lane, one in-order chain per output (bit-identical to the portable loop)"))
         list.append(KernelDescriptor(name: "wf32af32-scalar-16x1-portable", isa: .portable, weightBits: 32,
                                      activationBits: 32, schemes: all, summary: "f32, scalar C"))
         return list
@@ -99,6 +117,8 @@ public enum KernelRegistry {
     public static let activationQuantizers: [KernelDescriptor] = [
         KernelDescriptor(name: "a8-quant-avx512", isa: .avx512, weightBits: 0, activationBits: 8,
                          schemes: QuantScheme.allCases, summary: "max|x|, vdivps, vcvtps2dq (round half even), clamp, vpmovdb, block sums"),
+        KernelDescriptor(name: "a8-quant-neon", isa: .neon, weightBits: 0, activationBits: 8,
+                         schemes: QuantScheme.allCases, summary: "max|x|, fdiv, fcvtns (round half even), clamp, xtn, block sums"),
         KernelDescriptor(name: "a8-quant-portable", isa: .portable, weightBits: 0, activationBits: 8,
                          schemes: QuantScheme.allCases, summary: "scalar C"),
     ]
@@ -123,13 +143,13 @@ public enum KernelRegistry {
     }
 
     public static func activationQuantizer(maxISA: KernelISA = .best) -> KernelDescriptor {
-        // the quantizer needs no VBMI
+        // the quantizer needs no VBMI (nor SDOT)
         activationQuantizers.first { $0.isSupported && $0.isa.rawValue <= maxISA.rawValue } ?? activationQuantizers.last!
     }
 }
 
 extension ActivationQuantizer {
-    /// The fast quantizer (C, AVX-512 where available). Bit-exact with `quantize(_:n:k:blockSize:)`.
+    /// The fast quantizer (C, AVX-512 or NEON where available). Bit-exact with `quantize(_:n:k:blockSize:)`.
     public static func quantize(_ x: [Float], n: Int, k: Int, blockSize: Int = 0, isa: KernelISA) throws(KernelError) -> QuantizedActivations {
         guard n >= 0, k >= 1, x.count == n * k else {
             throw .shapeMismatch("activations have \(x.count) values, expected n*k = \(n)*\(k)")

@@ -40,7 +40,7 @@ struct KernelsCommand: ParsableCommand {
     @Option(help: "Batches per configuration (the median is reported).") var repeats = 3
     @Option(help: "Python interpreter for the ONNX Runtime peer.") var python = "python3"
     @Option(help: "ONNX Runtime peer block sizes (empty: skip the peer).") var peerBlocks = "64,32"
-    @Option(help: "ISA tiers to run, comma separated (best = what dispatch picks; portable, avx2, avx512vnni, avx512vbmi).")
+    @Option(help: "ISA tiers to run, comma separated (best = what dispatch picks; portable, avx2, avx512vnni, avx512vbmi, neon, neondotprod).")
     var isa = "best"
 
     func run() throws {

@@ -8,17 +8,21 @@
 extern "C" {
 #endif
 
-/// Instruction-set tiers. A tier is usable when usm_isa_supported() says so.
+/// Instruction-set tiers. A tier is usable when usm_isa_supported() says so. Tiers are ordered within one
+/// architecture (x86-64: 0..3, arm64: 0, 4, 5); a dispatch call runs the best supported tier at or below `isa`.
 enum {
     USM_ISA_PORTABLE = 0,   ///< plain C, any CPU
     USM_ISA_AVX2 = 1,       ///< x86-64 AVX2 + FMA
     USM_ISA_AVX512 = 2,     ///< x86-64 AVX-512 F/BW/VL/DQ + VNNI
     USM_ISA_AVX512VBMI = 3, ///< the above + VBMI (vpermb, vpmultishiftqb)
+    USM_ISA_NEON = 4,       ///< arm64 Advanced SIMD (baseline ARMv8-A)
+    USM_ISA_NEON_DOTPROD = 5, ///< arm64 NEON + SDOT (ARMv8.2 dotprod, HWCAP_ASIMDDP)
 };
 
 /// 1 when this CPU (and OS) can run the tier. Cached after the first call.
 int usm_isa_supported(int32_t isa);
-/// CPU feature summary, e.g. "avx2 fma avx512f avx512bw avx512vl avx512vnni avx512vpopcntdq avx512vbmi".
+/// CPU feature summary, e.g. "avx2 fma avx512f avx512bw avx512vl avx512vnni avx512vpopcntdq avx512vbmi" or
+/// "arm64 asimd asimddp".
 const char *usm_cpu_features(void);
 
 /// Weight rows are grouped in tiles of 16; a tile stores, per group of 4 contraction columns, 16 rows x 4 codes
