@@ -31,7 +31,7 @@ mkdir -p "$ROOT"
     MALLOC_ARENA_MAX=2 ONEDNN_PRIMITIVE_CACHE_CAPACITY=256 python3 -m usm_ref.train --exp "$EXP" \
       --config trained --init "$BASE" $RECIPE --max-steps "$STEPS" \
       --max-frames 5000 --max-batch 48 --lr 5e-4 --warmup 50 --specaug-start 0 \
-      --ckpt-every 100 --eval-every "$STEPS" --eval-utts 100 >> "$EXP.stdout.log" 2>&1
+      --threads "${QAT_THREADS:-1}" --ckpt-every 100 --eval-every "$STEPS" --eval-utts 100 >> "$EXP.stdout.log" 2>&1
     echo "$(date '+%F %T') end $R rc $?"
   done
 } >> "$ROOT/qat-sweep.log" 2>&1
