@@ -48,8 +48,10 @@ struct USMInfer: ParsableCommand {
         }
         let r = recognizer.loadReport
         if timings {
-            log(String(format: "model %@: %ld bytes on disk, %ld decompressed, %ld prepared for the kernels, %ld parameters, %.2f Gbit (%.1fx smaller than f32), recipe %@, loaded in %.3f s",
-                       path, r.fileBytes, r.memoryBytes, r.preparedBytes, r.parameters, Double(r.totalBits) / 1e9, r.reduction, r.recipe, r.seconds))
+            log(String(format: "model %@: %ld bytes on disk, %ld decompressed, %ld prepared for the kernels, %ld parameters, %@ (%.1fx smaller than f32), recipe %@, loaded in %.3f s",
+                       path, r.fileBytes, r.memoryBytes, r.preparedBytes, r.parameters,
+                       r.totalBits >= 1_000_000_000 ? String(format: "%.2f Gbit", Double(r.totalBits) / 1e9) : String(format: "%.1f Mbit", Double(r.totalBits) / 1e6),
+                       r.reduction, r.recipe, r.seconds))
             for (kernel, count) in r.kernels.sorted(by: { $0.key < $1.key }) {
                 log("  \(count) matrices on \(kernel); repacked at load, e.g. \(r.layouts[kernel] ?? "-")")
             }
@@ -138,8 +140,8 @@ enum DefaultModel {
         if let found = candidates.first(where: { FileManager.default.isReadableFile(atPath: $0) }) { return found }
         fail("""
             no bundled default model found (looked for \(candidates.joined(separator: ", "))). \
-            The trained default model has not landed yet; pass --model FILE (for example one written by \
-            `usm-pack synth --config trained --recipe exp5 model.usm`, which has random weights).
+            Put Models/usm-infer-default.usm of the source tree next to the usm-infer binary, set USM_INFER_MODEL, \
+            or pass --model FILE.
             """, code: 66)
     }
 }

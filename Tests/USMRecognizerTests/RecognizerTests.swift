@@ -192,6 +192,26 @@ enum Fixtures {
         #expect(bad.code == 65 && bad.err.contains("checksum mismatch"))
         #expect(try Self.run(["--model", model, "--beam", "0", wav]).code == 64)
     }
+
+    /// The main job of README.md: no --model, the bundled default model (trained, Exp5) on the bundled sample. Its
+    /// tokens are the PyTorch reference's (golden-trained.usm, checked layer by layer in USMModelTests).
+    @Test func bundledModelTranscribesTheBundledSample() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let sample = root.appendingPathComponent("Models/sample.wav").path
+        let bundled = root.appendingPathComponent("Models/usm-infer-default.usm").path
+        let r = try Self.run(["--timings", sample])
+        #expect(r.code == 0, "\(r.err)")
+        #expect(r.err.contains("usm-infer-default.usm") && r.err.contains("recipe exp5"), "\(r.err)")
+        let recognizer = try Recognizer(path: bundled)
+        #expect(recognizer.loadReport.recipe == "exp5")
+        #expect(recognizer.loadReport.fileBytes < 8_000_000, "a few MB at most")
+        let api = try recognizer.transcribe(file: sample)
+        #expect(!api.text.isEmpty && r.out == api.text + "\n")
+        let golden = try Container.read(path: root.appendingPathComponent("Tests/USMModelTests/Golden/golden-trained.usm").path)
+        let tokens = try #require(golden.tensor("tokens")).floatValues.map { Int($0) }
+        let float = try Recognizer(path: bundled, options: RecognizerOptions(activations: .float)).transcribe(file: sample)
+        #expect(float.tokens.map(\.id) == tokens, "float activations give the reference's greedy tokens")
+    }
 }
 
 @Suite struct BenchHarness {

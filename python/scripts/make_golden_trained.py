@@ -1,7 +1,7 @@
 """Golden values of the trained default model (Tests/USMModelTests/Golden/golden-trained.usm).
 
 The QAT checkpoint behind Models/usm-infer-default.usm is run in PyTorch (its forward pass fake-quantizes the encoder
-matrices, exactly as in training) on the bundled sample, and the same values as make_golden_model.py are stored:
+matrices, exactly as in training) on the bundled sample (Models/sample.wav, a held-out espeak voice), and the same values as make_golden_model.py are stored:
 features, subsampling output, block-0 output, encoder output, the first joint logits and the greedy tokens. The Swift
 parity test runs the bundled container on the same audio and compares. Needs torch. Run from the repo root:
 
@@ -31,11 +31,11 @@ def main():
     args = ap.parse_args()
     cfg, m, step = load_checkpoint(args.ckpt)
     samples, rate = sf.read(args.wav, dtype="float32")
-    assert rate == cfg.frontend.sample_rate and samples.ndim == 1, (rate, samples.shape)
+    assert rate == cfg.sample_rate and samples.ndim == 1, (rate, samples.shape)
     golden = run(m, cfg, samples)
     g = {"audio": quant.quantize(samples, "f32")}
     g.update({k: quant.quantize(np.ascontiguousarray(v), "f32") for k, v in golden.items() if v.size})
-    meta = {"architecture": {}, "provenance": {"tool": "python/scripts/make_golden_trained.py",
+    meta = {"architecture": {}, "provenance": {"tool": "python/scripts/make_golden_trained.py", "created": "fixed",
                                                "source": f"{os.path.basename(args.ckpt)} step {step}"}}
     path = os.path.join(args.out, "golden-trained.usm")
     container.write(path, g, meta, level=19)
