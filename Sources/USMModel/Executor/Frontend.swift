@@ -93,7 +93,7 @@ extension LogMelFrontend {
         let frames = frameCount(samples: state.pending.count)
         guard frames > 0 else { return 0 }
         let base = out.count
-        out += [Float](repeating: 0, count: frames * config.melBins)
+        out.append(contentsOf: repeatElement(0, count: frames * config.melBins))
         state.pending.withUnsafeBufferPointer { p in
             out.withUnsafeMutableBufferPointer { o in
                 for t in 0..<frames {
