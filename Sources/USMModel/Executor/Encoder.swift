@@ -107,18 +107,19 @@ struct EncoderScratch: Sendable {
         features.reserveCapacity(featureFrames * c.frontend.melBins)
         let sub = c.subsampling
         var f = c.frontend.melBins, t = featureFrames
-        var pixels = 0, out = 0, kk = 0
+        var colCount = 0, productCount = 0, outCount = 0
+        let block = ConformerModel.convTimeBlock
         for i in 0..<sub.layers {
             let cin = i == 0 ? 1 : sub.channels
             t = t / 2 + 2
             f = (f + 1) / 2
-            pixels = max(pixels, t * f)
-            kk = max(kk, t * f * cin * 9)
-            out = max(out, t * sub.channels * f)
+            colCount = max(colCount, block * f * cin * 9)
+            productCount = max(productCount, block * f * sub.channels)
+            outCount = max(outCount, t * sub.channels * f)
         }
-        Self.grow(&cols, kk)
-        Self.grow(&product, out)
-        Self.grow(&convOut, out)
+        Self.grow(&cols, colCount)
+        Self.grow(&product, productCount)
+        Self.grow(&convOut, outCount)
         ensure(rows: t + c.encoder.layers * (c.encoder.rightContext + (c.encoder.convKernel - 1) / 2) + 1)
     }
 
@@ -279,49 +280,63 @@ extension ConformerModel {
         return count
     }
 
-    /// Output time steps of a 3x3 stride-2 conv with padding 1, then ReLU, as one product: each output pixel's
-    /// `cin x 3 x 3` input window becomes a row (im2col, in `cols`); output `[times, cout, fout]` in `out`.
+    /// Output time steps of a 3x3 stride-2 conv with padding 1, then ReLU, as products: each output pixel's
+    /// `cin x 3 x 3` input window becomes a row (im2col, in `cols`), `convTimeBlock` time steps per product so the
+    /// rows stay in cache; output `[times, cout, fout]` in `out`. Rows of a product do not depend on how many rows it
+    /// has (batch invariant kernels), so the blocking does not change any value.
     func conv2d(_ c: ConvLayerWeights, input: FrameBuffer, times: Range<Int>, cols: inout [Float], product: inout [Float],
                 out: inout [Float], workspace: Workspace) {
         let (fin, fout, cin, cout) = (c.fin, c.fout, c.cin, c.cout)
         let kk = cin * 9
-        let pixels = times.count * fout
-        EncoderScratch.grow(&cols, pixels * kk)
-        EncoderScratch.grow(&product, pixels * cout)
+        let block = Self.convTimeBlock
+        EncoderScratch.grow(&cols, block * fout * kk)
+        EncoderScratch.grow(&product, block * fout * cout)
         EncoderScratch.grow(&out, times.count * cout * fout)
         input.data.withUnsafeBufferPointer { inp in
             cols.withUnsafeMutableBufferPointer { col in
-                for i in 0..<(pixels * kk) { col[i] = 0 }
-                for (n, t) in times.enumerated() {
-                    for kt in 0..<3 {
-                        let ti = 2 * t + kt - 1
-                        guard ti >= 0, ti < input.end else { continue }
-                        let row = input.offset(ti)
-                        for f in 0..<fout {
-                            let base = (n * fout + f) * kk
-                            for ci in 0..<cin {
-                                for kf in 0..<3 {
-                                    let fi = 2 * f + kf - 1
-                                    guard fi >= 0, fi < fin else { continue }
-                                    col[base + (ci * 3 + kt) * 3 + kf] = inp[row + ci * fin + fi]
+                product.withUnsafeMutableBufferPointer { y in
+                    out.withUnsafeMutableBufferPointer { out in
+                        var t0 = times.lowerBound
+                        while t0 < times.upperBound {
+                            let bt = min(block, times.upperBound - t0)
+                            let pixels = bt * fout
+                            col.baseAddress!.update(repeating: 0, count: pixels * kk)
+                            for n in 0..<bt {
+                                let t = t0 + n
+                                for kt in 0..<3 {
+                                    let ti = 2 * t + kt - 1
+                                    guard ti >= 0, ti < input.end else { continue }
+                                    let row = input.offset(ti)
+                                    for ci in 0..<cin {
+                                        let src = inp.baseAddress! + row + ci * fin
+                                        for f in 0..<fout {
+                                            let dst = col.baseAddress! + (n * fout + f) * kk + (ci * 3 + kt) * 3
+                                            let fi = 2 * f - 1
+                                            if fi >= 0 { dst[0] = src[fi] }
+                                            dst[1] = src[fi + 1]
+                                            if fi + 2 < fin { dst[2] = src[fi + 2] }
+                                        }
+                                    }
                                 }
                             }
-                        }
-                    }
-                }
-                product.withUnsafeMutableBufferPointer { y in
-                    mm(c.matrix, col.baseAddress!, pixels, y.baseAddress!, workspace)  // [pixels, cout]
-                    out.withUnsafeMutableBufferPointer { out in
-                        for n in 0..<times.count {
-                            for f in 0..<fout {
-                                for co in 0..<cout { out[(n * cout + co) * fout + f] = max(y[(n * fout + f) * cout + co], 0) }
+                            mm(c.matrix, col.baseAddress!, pixels, y.baseAddress!, workspace)  // [pixels, cout]
+                            let o = out.baseAddress! + (t0 - times.lowerBound) * cout * fout
+                            for n in 0..<bt {
+                                for co in 0..<cout {
+                                    let dst = o + (n * cout + co) * fout, src = y.baseAddress! + n * fout * cout + co
+                                    for f in 0..<fout { dst[f] = max(src[f * cout], 0) }
+                                }
                             }
+                            t0 += bt
                         }
                     }
                 }
             }
         }
     }
+
+    /// Output time steps per im2col product in the subsampling convs.
+    static let convTimeBlock = 8
 
     @inline(__always)
     func mm(_ w: PreparedWeight, _ x: UnsafePointer<Float>, _ n: Int, _ y: UnsafeMutablePointer<Float>, _ ws: Workspace) {
