@@ -140,4 +140,15 @@ void usm_dwconv_bn_swish(int32_t isa, const float *g, int64_t gs, int64_t gbase,
 /// LSTM cell from gate pre-activations [4 * hidden] in PyTorch order (i, f, g, o): c = f*c + i*g, h = o*tanh(c)
 void usm_lstm_cell(int32_t isa, const float *gates, float *c, float *h, int64_t hidden);
 
+/// Log-mel features (Architecture.md section 2, steps 3-7) of `frames` frames of `win` pre-emphasised samples
+/// starting every `hop` samples, in double precision: periodic window, real FFT of size nfft (power of two >= 4,
+/// computed as a complex FFT of nfft / 2 points), |X| or |X|^2 (power), sparse mel filters (filter f: flen[f] weights
+/// at fweights + foff[f] for bins fstart[f] ...), log(max(e, log_floor)), then (v - mean) / std in f32.
+/// cos_tab/sin_tab: [nfft / 2] cos/sin(-2 pi k / nfft); bitrev: [nfft / 2] bit reversal of log2(nfft / 2) bits;
+/// work: 2 * nfft + 1 doubles; out: [frames][mels].
+void usm_logmel(const double *samples, int64_t hop, int64_t frames, int64_t win, const double *window, int64_t nfft,
+                const double *cos_tab, const double *sin_tab, const int32_t *bitrev, int32_t power, int64_t mels,
+                const int32_t *fstart, const int32_t *flen, const int32_t *foff, const double *fweights,
+                double log_floor, const float *mean, const float *std, float *out, double *work);
+
 #endif
