@@ -37,6 +37,8 @@ public struct DecoderState: Sendable {
     /// reused joint buffers (`[joint.dim]`, `[vocab_size]`)
     var z: [Float] = []
     var logits: [Float] = []
+    /// enc_proj of the frames of one decode call (grows to the largest call)
+    var projected: [Float] = []
 
     /// The best hypothesis so far.
     public var tokens: [EmittedToken] { hypotheses.max(by: { $0.logProb < $1.logProb })?.tokens ?? [] }
@@ -102,13 +104,17 @@ extension ConformerModel {
         let d = config.encoder.dim, jd = config.joint.dim
         let n = encoderFrames.count / d
         guard n > 0 else { return }
-        let projected = linear(encProj, encoderFrames, n, ws)
+        if state.projected.count < n * jd { state.projected = [Float](repeating: 0, count: n * jd) }
+        apply(encProj, encoderFrames, n, &state.projected, ws)
+        let projected = state.projected  // shares the buffer while decoding (no copy: state.projected is not written below)
         for r in 0..<n {
             let frame = state.frames + r
             let e = projected[(r * jd)..<((r + 1) * jd)]
             switch state.method {
             case .greedy:
+                // moved out and back so appending a token does not copy the token array
                 var hyp = state.hypotheses[0]
+                state.hypotheses[0].tokens = []
                 for _ in 0..<config.maxSymbolsPerFrame {
                     jointLogits(e, hyp.predictor, z: &state.z, logits: &state.logits, ws)
                     let best = state.logits.withUnsafeBufferPointer { l in

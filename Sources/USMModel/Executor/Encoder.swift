@@ -66,7 +66,8 @@ struct LayerState: Sendable {
     init(dim: Int, rows: Int = 0, left: Int = 0, right: Int = 0, halfKernel: Int = 0) {
         x1 = FrameBuffer(width: dim, reserveRows: rows + right + 1); q = FrameBuffer(width: dim, reserveRows: rows + right + 1)
         k = FrameBuffer(width: dim, reserveRows: rows + left + right + 1); v = FrameBuffer(width: dim, reserveRows: rows + left + right + 1)
-        x2 = FrameBuffer(width: dim, reserveRows: rows + halfKernel + 1); g = FrameBuffer(width: dim, reserveRows: rows + 2 * halfKernel + 1)
+        x2 = FrameBuffer(width: dim, reserveRows: rows + right + halfKernel + 1)
+        g = FrameBuffer(width: dim, reserveRows: rows + right + 2 * halfKernel + 1)
     }
 }
 
