@@ -423,16 +423,63 @@ static USM_AI T512 void usm_f512_tile(const usm_fgemm_args *a, int64_t tile, int
     for (int t = 0; t < NT; t++) _mm512_mask_storeu_ps(a->y + (t0 + t) * a->ystride + z0, m, _mm512_add_ps(acc[t], b));
 }
 
+// Two row tiles (32 rows) x NT tokens: the same k split over U = 2 accumulators and the same final sums as
+// usm_f512_tile with U = 2, so every y[t, z] is bit-identical to it; 2 weight loads and NT broadcasts feed 2 * NT
+// FMAs per column (the one-tile kernel needs NT + 1 loads for NT FMAs).
+static USM_AI T512 void usm_f512_tile2(const usm_fgemm_args *a, int64_t tile, int64_t t0, const int NT) {
+    const float *w0 = a->w + tile * a->k * 16, *w1 = w0 + a->k * 16;
+    const float *x = a->x + t0 * a->xstride;
+    const int64_t xs = a->xstride, k = a->k;
+    __m512 acc[2][2][6];  // [tile][u][token]
+    for (int r = 0; r < 2; r++)
+        for (int u = 0; u < 2; u++)
+            for (int t = 0; t < NT; t++) acc[r][u][t] = _mm512_setzero_ps();
+    int64_t c = 0;
+    for (; c + 2 <= k; c += 2)
+        for (int u = 0; u < 2; u++) {
+            __m512 wa = _mm512_loadu_ps(w0 + (c + u) * 16), wb = _mm512_loadu_ps(w1 + (c + u) * 16);
+            for (int t = 0; t < NT; t++) {
+                __m512 xv = _mm512_set1_ps(x[t * xs + c + u]);
+                acc[0][u][t] = _mm512_fmadd_ps(wa, xv, acc[0][u][t]);
+                acc[1][u][t] = _mm512_fmadd_ps(wb, xv, acc[1][u][t]);
+            }
+        }
+    for (; c < k; c++) {
+        __m512 wa = _mm512_loadu_ps(w0 + c * 16), wb = _mm512_loadu_ps(w1 + c * 16);
+        for (int t = 0; t < NT; t++) {
+            __m512 xv = _mm512_set1_ps(x[t * xs + c]);
+            acc[0][0][t] = _mm512_fmadd_ps(wa, xv, acc[0][0][t]);
+            acc[1][0][t] = _mm512_fmadd_ps(wb, xv, acc[1][0][t]);
+        }
+    }
+    for (int r = 0; r < 2; r++) {
+        int64_t z0 = (tile + r) * 16, left = a->rows - z0;
+        __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        __m512 b = a->bias ? _mm512_maskz_loadu_ps(m, a->bias + z0) : _mm512_setzero_ps();
+        for (int t = 0; t < NT; t++)
+            _mm512_mask_storeu_ps(a->y + (t0 + t) * a->ystride + z0, m,
+                                  _mm512_add_ps(_mm512_add_ps(acc[r][0][t], acc[r][1][t]), b));
+    }
+}
+
+static USM_AI T512 void usm_f512_tokens(const usm_fgemm_args *a, int64_t tile, int64_t t, int64_t t1) {
+    for (; t + 8 <= t1; t += 8) usm_f512_tile(a, tile, t, 8, 2);
+    if (t + 4 <= t1) { usm_f512_tile(a, tile, t, 4, 2); t += 4; }
+    if (t + 2 <= t1) { usm_f512_tile(a, tile, t, 2, 2); t += 2; }
+    if (t < t1) usm_f512_tile(a, tile, t, 1, 2);
+}
+
 // Batch invariant: every token tile splits the k loop over the same U = 2 accumulators, so y[t, z] is summed in the
 // same order whatever the number of tokens in the call (streaming and offline frames are bit-identical).
 T512 void usm_fgemm_avx512(const usm_fgemm_args *a, int64_t tb, int64_t te, int64_t t0, int64_t t1) {
-    for (int64_t tile = tb; tile < te; tile++) {
+    int64_t tile = tb;
+    for (; tile + 2 <= te && t1 - t0 >= 6; tile += 2) {
         int64_t t = t0;
-        for (; t + 8 <= t1; t += 8) usm_f512_tile(a, tile, t, 8, 2);
-        if (t + 4 <= t1) { usm_f512_tile(a, tile, t, 4, 2); t += 4; }
-        if (t + 2 <= t1) { usm_f512_tile(a, tile, t, 2, 2); t += 2; }
-        if (t < t1) usm_f512_tile(a, tile, t, 1, 2);
+        for (; t + 6 <= t1; t += 6) usm_f512_tile2(a, tile, t, 6);
+        usm_f512_tokens(a, tile, t, t1);
+        usm_f512_tokens(a, tile + 1, t, t1);
     }
+    for (; tile < te; tile++) usm_f512_tokens(a, tile, t0, t1);
 }
 
 static USM_AI T256 void usm_f256_tile(const usm_fgemm_args *a, int64_t tile, int64_t t0, const int NT) {
@@ -568,14 +615,20 @@ T512 void usm_local_attention_avx512(const float *q, int64_t qs, const float *k,
             scratch[j - j0] = l;
             if (l > best) best = l;
         }
+        // softmax: vectorized exp (elementwise.c, relative error < 4e-7), then weights times 1 / total
+        const int64_t cnt = j1 - j0 + 1;
+        for (int64_t j = 0; j < cnt; j++) scratch[j] -= best;
+        usm_exp(USM_ISA_AVX512, scratch, scratch, cnt);
         float total = 0;
-        for (int64_t j = j0; j <= j1; j++) { float e = expf(scratch[j - j0] - best); scratch[j - j0] = e; total += e; }
+        for (int64_t j = 0; j < cnt; j++) total += scratch[j];
+        const float inv = 1.0f / total;
+        for (int64_t j = 0; j < cnt; j++) scratch[j] *= inv;
         float *oi = out + (i - i0) * os;
         for (int64_t c = 0; c < dh; c += 16) {
             __mmask16 m = dh - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (dh - c)) - 1);
             __m512 acc = _mm512_setzero_ps();
             for (int64_t j = j0; j <= j1; j++)
-                acc = _mm512_fmadd_ps(_mm512_set1_ps(scratch[j - j0] / total), _mm512_maskz_loadu_ps(m, v + (j - kbase) * kvs + c), acc);
+                acc = _mm512_fmadd_ps(_mm512_set1_ps(scratch[j - j0]), _mm512_maskz_loadu_ps(m, v + (j - kbase) * kvs + c), acc);
             _mm512_mask_storeu_ps(oi + c, m, acc);
         }
     }

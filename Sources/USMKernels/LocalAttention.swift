@@ -44,4 +44,23 @@ public enum LocalAttention {
             }
         }
     }
+
+    /// Pointer form for callers that keep their own buffers (no allocation): `queries` points at query
+    /// `range.lowerBound`'s row, `keys`/`values` at absolute frame `keyBase`, `out` receives `[range.count, d]` and
+    /// `scratch` holds at least `scratchCount(left:right:headDim:)` floats. Same numbers as the array form.
+    public static func apply(queries: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
+                             keyBase: Int, positions: UnsafePointer<Float>, u: UnsafePointer<Float>, v: UnsafePointer<Float>,
+                             heads: Int, headDim: Int, range: Range<Int>, end: Int, left: Int, right: Int,
+                             out: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, isa: KernelISA = .best) {
+        let d = heads * headDim
+        precondition(range.isEmpty || (range.lowerBound - (left - 1) >= keyBase || keyBase == 0), "keys dropped too early")
+        for h in 0..<heads {
+            let hb = h * headDim
+            usm_local_attention(isa.rawValue, queries + hb, Int64(d), keys + hb, values + hb, Int64(d), Int64(keyBase),
+                                positions + hb, Int64(d), u + hb, v + hb, Int64(headDim), Int64(range.lowerBound),
+                                Int64(range.upperBound), Int64(end), Int64(left), Int64(right), out + hb, Int64(d), scratch)
+        }
+    }
+
+    public static func scratchCount(left: Int, right: Int, headDim: Int) -> Int { left + right + 2 * headDim }
 }

@@ -228,6 +228,8 @@ public final class RecognitionStream {
     private var encoder: EncoderState
     private var decoder: DecoderState
     private let workspace: Workspace
+    /// encoder frames of the last call (kept so its capacity is reused)
+    private var frames: [Float] = []
     private var timings = StageTimings()
     private var samplesIn = 0
     private var finished: Transcript?
@@ -265,7 +267,7 @@ public final class RecognitionStream {
 
     private func run(_ samples: [Float], final: Bool) {
         let model = recognizer.model
-        let frames = model.encode(samples, state: &encoder, final: final, workspace: workspace)
+        model.encode(samples, state: &encoder, final: final, workspace: workspace, into: &frames)
         let clock = ContinuousClock()
         let t = clock.now
         model.decode(frames, state: &decoder, workspace: workspace)

@@ -41,6 +41,8 @@ struct WERCommand: ParsableCommand {
     struct Out: Codable {
         var model: String; var directory: String; var utterances: Int; var audioSeconds: Double; var computeSeconds: Double
         var rtf: Double; var wer: Double; var errors: WordErrors; var details: [Utterance]?
+        /// usm-infer's time by stage, summed over the utterances
+        var stages: StageTimings
         var peer: Peer?
     }
 
@@ -59,6 +61,7 @@ struct WERCommand: ParsableCommand {
         let progress = ProgressLine()
         var total = WordErrors()
         var audio = 0.0, compute = 0.0
+        var stages = StageTimings()
         var details: [Utterance] = []
         for (i, item) in items.enumerated() {
             progress.show("\(i + 1)/\(items.count) \(item.id)  WER so far \(f(total.rate * 100, 1))%")
@@ -68,6 +71,16 @@ struct WERCommand: ParsableCommand {
             total = total + e
             audio += t.timings.audioSeconds
             compute += t.timings.total
+            stages.resample += t.timings.resample
+            stages.features += t.timings.features
+            stages.encoder += t.timings.encoder
+            stages.decoder += t.timings.decoder
+            stages.total += t.timings.total
+            stages.audioSeconds += t.timings.audioSeconds
+            stages.layerTypes.subsampling += t.timings.layerTypes.subsampling
+            stages.layerTypes.ffn += t.timings.layerTypes.ffn
+            stages.layerTypes.attention += t.timings.layerTypes.attention
+            stages.layerTypes.conv += t.timings.layerTypes.conv
             details.append(Utterance(id: item.id, reference: ref.joined(separator: " "), hypothesis: hyp.joined(separator: " "),
                                      errors: e, seconds: t.timings.audioSeconds))
         }
@@ -79,7 +92,8 @@ struct WERCommand: ParsableCommand {
             progress.clear()
         }
         let out = Out(model: model, directory: directory, utterances: items.count, audioSeconds: audio, computeSeconds: compute,
-                      rtf: compute / max(audio, 1e-9), wer: total.rate, errors: total, details: verbose ? details : nil, peer: peer)
+                      rtf: compute / max(audio, 1e-9), wer: total.rate, errors: total, details: verbose ? details : nil,
+                      stages: stages, peer: peer)
         if json {
             if let skip = peer?.skipped { stderrLine("ONNX Runtime peer skipped: \(skip)") }
             printJSON(out)
@@ -88,6 +102,8 @@ struct WERCommand: ParsableCommand {
         print("| model | utterances | audio s | WER % | substitutions | insertions | deletions | reference words | RTF |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         print("| \((model as NSString).lastPathComponent) | \(items.count) | \(f(audio, 1)) | \(f(total.rate * 100, 2)) | \(total.substitutions) | \(total.insertions) | \(total.deletions) | \(total.referenceWords) | \(f(out.rtf, 4)) |")
+        let lt = stages.layerTypes
+        print("\nusm-infer time by stage (s, summed over utterances): resample \(f(stages.resample)), features \(f(stages.features)), encoder \(f(stages.encoder)) (subsampling \(f(lt.subsampling)), ffn \(f(lt.ffn)), attention \(f(lt.attention)), conv \(f(lt.conv))), decoder \(f(stages.decoder)), total \(f(stages.total))")
         if let peer { report(peer: peer, own: out) }
         if verbose {
             print("\n| id | errors | reference | hypothesis |\n|---|---:|---|---|")

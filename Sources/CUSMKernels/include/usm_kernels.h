@@ -118,4 +118,41 @@ void usm_local_attention(int32_t isa, const float *q, int64_t qs, const float *k
                          int64_t i0, int64_t i1, int64_t end, int64_t left, int64_t right, float *out, int64_t os,
                          float *scratch);
 
+// ---- element-wise kernels of the executor (elementwise.c). isa: the highest tier to use (run-time checked).
+// y may equal x (in place). exp/sigmoid/swish/tanh use a vectorized expf approximation (max relative error < 4e-7
+// against libm in [-87.3, 88]; inputs are clamped to that range), see elementwise.c.
+void usm_exp(int32_t isa, const float *x, float *y, int64_t n);
+void usm_sigmoid(int32_t isa, const float *x, float *y, int64_t n);
+/// y = x * sigmoid(x)
+void usm_swish(int32_t isa, const float *x, float *y, int64_t n);
+void usm_tanh(int32_t isa, const float *x, float *y, int64_t n);
+/// y = tanh(a + b)
+void usm_add_tanh(int32_t isa, const float *a, const float *b, float *y, int64_t n);
+/// y = x + a * o
+void usm_add_scaled(int32_t isa, const float *x, const float *o, float a, float *y, int64_t n);
+/// GLU of rows of 2d values: y[r][c] = g[r][c] * sigmoid(g[r][d + c]), y is [rows][d]
+void usm_glu(int32_t isa, const float *g, int64_t rows, int64_t d, float *y);
+/// LayerNorm of rows of d floats: (x - mean) / sqrt(var + eps) * scale + bias, statistics in f32 (two passes)
+void usm_layernorm(int32_t isa, const float *x, float *y, int64_t rows, int64_t d, const float *scale,
+                   const float *bias, float eps);
+/// Depthwise conv over time, folded BatchNorm and swish for output frames i0 ..< i0 + m:
+/// y[r][c] = swish(bn_scale[c] * sum_t w[t][c] * g[i0 + r + t - (kernel - 1) / 2][c] + bn_bias[c]), taps outside
+/// [0, gend) are zero; g points at absolute frame gbase (row stride gs), w is [kernel][d] (tap-major).
+void usm_dwconv_bn_swish(int32_t isa, const float *g, int64_t gs, int64_t gbase, int64_t gend, int64_t i0, int64_t m,
+                         const float *w, int64_t kernel, const float *bn_scale, const float *bn_bias, int64_t d,
+                         float *y, int64_t ys);
+/// LSTM cell from gate pre-activations [4 * hidden] in PyTorch order (i, f, g, o): c = f*c + i*g, h = o*tanh(c)
+void usm_lstm_cell(int32_t isa, const float *gates, float *c, float *h, int64_t hidden);
+
+/// Log-mel features (Architecture.md section 2, steps 3-7) of `frames` frames of `win` pre-emphasised samples
+/// starting every `hop` samples, in double precision: periodic window, real FFT of size nfft (power of two >= 4,
+/// computed as a complex FFT of nfft / 2 points), |X| or |X|^2 (power), sparse mel filters (filter f: flen[f] weights
+/// at fweights + foff[f] for bins fstart[f] ...), log(max(e, log_floor)), then (v - mean) / std in f32.
+/// cos_tab/sin_tab: [nfft / 2] cos/sin(-2 pi k / nfft); bitrev: [nfft / 2] bit reversal of log2(nfft / 2) bits;
+/// work: 2 * nfft + 1 doubles; out: [frames][mels].
+void usm_logmel(const double *samples, int64_t hop, int64_t frames, int64_t win, const double *window, int64_t nfft,
+                const double *cos_tab, const double *sin_tab, const int32_t *bitrev, int32_t power, int64_t mels,
+                const int32_t *fstart, const int32_t *flen, const int32_t *foff, const double *fweights,
+                double log_floor, const float *mean, const float *std, float *out, double *work);
+
 #endif

@@ -34,6 +34,11 @@ public struct DecoderState: Sendable {
     let method: SearchMethod
     /// encoder frames decoded so far
     public internal(set) var frames = 0
+    /// reused joint buffers (`[joint.dim]`, `[vocab_size]`)
+    var z: [Float] = []
+    var logits: [Float] = []
+    /// enc_proj of the frames of one decode call (grows to the largest call)
+    var projected: [Float] = []
 
     /// The best hypothesis so far.
     public var tokens: [EmittedToken] { hypotheses.max(by: { $0.logProb < $1.logProb })?.tokens ?? [] }
@@ -42,7 +47,10 @@ public struct DecoderState: Sendable {
 extension ConformerModel {
     public func makeDecoderState(method: SearchMethod = .greedy, workspace: Workspace) -> DecoderState {
         let start = predictorStep(token: config.blankId, from: nil, workspace: workspace)
-        return DecoderState(hypotheses: [.init(tokens: [], logProb: 0, predictor: start)], method: method)
+        var s = DecoderState(hypotheses: [.init(tokens: [], logProb: 0, predictor: start)], method: method)
+        s.z = [Float](repeating: 0, count: config.joint.dim)
+        s.logits = [Float](repeating: 0, count: config.vocabSize)
+        return s
     }
 
     /// Advances the predictor by one token (from the zero state when `from` is nil).
@@ -51,19 +59,21 @@ extension ConformerModel {
         let hidden = p.hidden
         var x = embedding.dequantizedRow(token)
         var hs: [[Float]] = [], cs: [[Float]] = []
+        hs.reserveCapacity(p.layers)
+        cs.reserveCapacity(p.layers)
         for l in 0..<p.layers {
-            let hPrev = state?.h[l] ?? [Float](repeating: 0, count: hidden)
-            var cPrev = state?.c[l] ?? [Float](repeating: 0, count: hidden)
-            let gates = linear(lstm[l], x + hPrev, 1, ws)
+            var xh = x
+            if let h = state?.h[l] { xh.append(contentsOf: h) } else { xh.append(contentsOf: repeatElement(0, count: hidden)) }
+            let gates = linear(lstm[l], xh, 1, ws)
+            var c = state?.c[l] ?? [Float](repeating: 0, count: hidden)
             var h = [Float](repeating: 0, count: hidden)
-            for u in 0..<hidden {
-                let i = NN.sigmoid(gates[u]), f = NN.sigmoid(gates[hidden + u])
-                let g = tanh(gates[2 * hidden + u]), o = NN.sigmoid(gates[3 * hidden + u])
-                cPrev[u] = f * cPrev[u] + i * g
-                h[u] = o * tanh(cPrev[u])
+            gates.withUnsafeBufferPointer { g in
+                c.withUnsafeMutableBufferPointer { cp in
+                    h.withUnsafeMutableBufferPointer { Elementwise.lstmCell(gates: g.baseAddress!, c: cp.baseAddress!, h: $0.baseAddress!, hidden: hidden) }
+                }
             }
             hs.append(h)
-            cs.append(cPrev)
+            cs.append(c)
             x = h
         }
         return PredictorState(h: hs, c: cs, projected: linear(predProj, x, 1, ws))
@@ -72,9 +82,21 @@ extension ConformerModel {
     /// Joint logits for one projected encoder frame and predictor state.
     func jointLogits(_ encProjected: ArraySlice<Float>, _ pred: PredictorState, _ ws: Workspace) -> [Float] {
         var z = [Float](repeating: 0, count: config.joint.dim)
-        var i = 0
-        for e in encProjected { z[i] = tanh(e + pred.projected[i]); i += 1 }
-        return linear(jointOut, z, 1, ws)
+        var logits = [Float](repeating: 0, count: config.vocabSize)
+        jointLogits(encProjected, pred, z: &z, logits: &logits, ws)
+        return logits
+    }
+
+    /// Joint logits into caller-owned buffers (`z`: `[joint.dim]`, `logits`: `[vocab_size]`).
+    func jointLogits(_ encProjected: ArraySlice<Float>, _ pred: PredictorState, z: inout [Float], logits: inout [Float],
+                     _ ws: Workspace) {
+        let n = config.joint.dim
+        encProjected.withUnsafeBufferPointer { e in
+            pred.projected.withUnsafeBufferPointer { p in
+                z.withUnsafeMutableBufferPointer { Elementwise.addTanh(e.baseAddress!, p.baseAddress!, $0.baseAddress!, n) }
+            }
+        }
+        apply(jointOut, z, 1, &logits, ws)
     }
 
     /// Decodes new encoder frames (`[n, dim]`).
@@ -82,17 +104,24 @@ extension ConformerModel {
         let d = config.encoder.dim, jd = config.joint.dim
         let n = encoderFrames.count / d
         guard n > 0 else { return }
-        let projected = linear(encProj, encoderFrames, n, ws)
+        if state.projected.count < n * jd { state.projected = [Float](repeating: 0, count: n * jd) }
+        apply(encProj, encoderFrames, n, &state.projected, ws)
+        let projected = state.projected  // shares the buffer while decoding (no copy: state.projected is not written below)
         for r in 0..<n {
             let frame = state.frames + r
             let e = projected[(r * jd)..<((r + 1) * jd)]
             switch state.method {
             case .greedy:
+                // moved out and back so appending a token does not copy the token array
                 var hyp = state.hypotheses[0]
+                state.hypotheses[0].tokens = []
                 for _ in 0..<config.maxSymbolsPerFrame {
-                    let logits = jointLogits(e, hyp.predictor, ws)
-                    var best = 0
-                    for k in 1..<logits.count where logits[k] > logits[best] { best = k }
+                    jointLogits(e, hyp.predictor, z: &state.z, logits: &state.logits, ws)
+                    let best = state.logits.withUnsafeBufferPointer { l in
+                        var best = 0
+                        for k in 1..<l.count where l[k] > l[best] { best = k }
+                        return best
+                    }
                     if best == config.blankId { break }
                     hyp.tokens.append(EmittedToken(id: best, frame: frame))
                     hyp.predictor = predictorStep(token: best, from: hyp.predictor, workspace: ws)

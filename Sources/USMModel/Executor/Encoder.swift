@@ -1,7 +1,8 @@
 import Foundation
 import USMKernels
 
-/// Rows of `width` floats with absolute frame indices; old rows are dropped once no stage needs them.
+/// Rows of `width` floats with absolute frame indices; old rows are dropped once no stage needs them. Capacity is
+/// reserved at creation, and dropping keeps it, so steady-state streaming appends without allocating.
 struct FrameBuffer: Sendable {
     let width: Int
     private(set) var data: [Float] = []
@@ -10,11 +11,18 @@ struct FrameBuffer: Sendable {
     /// absolute index one past the last row
     var end: Int { base + data.count / width }
 
-    init(width: Int) { self.width = width }
+    init(width: Int, reserveRows: Int = 0) {
+        self.width = width
+        data.reserveCapacity(reserveRows * width)
+    }
 
     mutating func append(_ rows: [Float]) {
         precondition(rows.count % width == 0)
-        data += rows
+        data.append(contentsOf: rows)
+    }
+
+    mutating func append(_ rows: UnsafePointer<Float>, count n: Int) {
+        data.append(contentsOf: UnsafeBufferPointer(start: rows, count: n * width))
     }
 
     /// Offset of absolute row `t` in `data`.
@@ -30,7 +38,7 @@ struct FrameBuffer: Sendable {
     mutating func drop(before t: Int) {
         let n = min(max(t - base, 0), data.count / width)
         guard n > 0 else { return }
-        data.removeFirst(n * width)
+        data.removeFirst(n * width)  // keeps the capacity
         base += n
     }
 }
@@ -54,19 +62,97 @@ struct LayerState: Sendable {
     var attended = 0
     var convolved = 0
 
-    init(dim: Int) {
-        x1 = FrameBuffer(width: dim); q = FrameBuffer(width: dim); k = FrameBuffer(width: dim); v = FrameBuffer(width: dim)
-        x2 = FrameBuffer(width: dim); g = FrameBuffer(width: dim)
+    /// `rows`: new frames per call the buffers are reserved for (beyond the context they keep).
+    init(dim: Int, rows: Int = 0, left: Int = 0, right: Int = 0, halfKernel: Int = 0) {
+        x1 = FrameBuffer(width: dim, reserveRows: rows + right + 1); q = FrameBuffer(width: dim, reserveRows: rows + right + 1)
+        k = FrameBuffer(width: dim, reserveRows: rows + left + right + 1); v = FrameBuffer(width: dim, reserveRows: rows + left + right + 1)
+        x2 = FrameBuffer(width: dim, reserveRows: rows + right + halfKernel + 1)
+        g = FrameBuffer(width: dim, reserveRows: rows + right + 2 * halfKernel + 1)
     }
 }
 
-/// Per-stream encoder state: everything from samples to encoder frames.
+/// Pointers into a stream's `EncoderScratch` arena for one encode call, each `rows` rows wide.
+struct LayerScratch {
+    /// `[rows, dim]` temporaries
+    let t: UnsafeMutablePointer<Float>, o: UnsafeMutablePointer<Float>, q: UnsafeMutablePointer<Float>
+    let x: UnsafeMutablePointer<Float>
+    /// `[rows, max(ffn_dim, 2 * dim)]`
+    let h: UnsafeMutablePointer<Float>
+    /// LocalAttention scratch
+    let attention: UnsafeMutablePointer<Float>
+}
+
+/// Per-stream scratch of the encoder: every temporary of an `encode` call, allocated when the state is made, for
+/// chunks of up to `maxChunkSeconds` of audio (the frames that chunk yields plus the look-ahead each layer may
+/// flush). A longer chunk grows the buffers once (an allocation on that call only); steady-state calls allocate
+/// nothing here.
+struct EncoderScratch: Sendable {
+    /// encoder frames one layer step can hold
+    private(set) var rows = 0
+    private(set) var dim = 0, wide = 0, attentionCount = 0
+    /// `[ping, pong, t, o, q, x]` of `[rows, dim]`, then `h` of `[rows, wide]`, then the attention scratch
+    var arena: [Float] = []
+    /// frontend output of one call, `[frames, mel_bins]`
+    var features: [Float] = []
+    /// subsampling: im2col rows, the conv product, the ReLU output in `[time, channel, freq]` order
+    var cols: [Float] = [], product: [Float] = [], convOut: [Float] = []
+
+    /// Empty (no allocation), to swap with.
+    init() {}
+
+    init(config c: ConformerConfig, maxChunkSeconds: Double) {
+        dim = c.encoder.dim
+        wide = max(c.encoder.ffnDim, 2 * c.encoder.dim)
+        attentionCount = c.encoder.leftContext + c.encoder.rightContext + 2 * c.headDim
+        let featureFrames = Int(maxChunkSeconds * Double(c.sampleRate)) / c.frontend.hopSize + 2
+        features.reserveCapacity(featureFrames * c.frontend.melBins)
+        let sub = c.subsampling
+        var f = c.frontend.melBins, t = featureFrames
+        var colCount = 0, productCount = 0, outCount = 0
+        let block = ConformerModel.convTimeBlock
+        for i in 0..<sub.layers {
+            let cin = i == 0 ? 1 : sub.channels
+            t = t / 2 + 2
+            f = (f + 1) / 2
+            colCount = max(colCount, block * f * cin * 9)
+            productCount = max(productCount, block * f * sub.channels)
+            outCount = max(outCount, t * sub.channels * f)
+        }
+        Self.grow(&cols, colCount)
+        Self.grow(&product, productCount)
+        Self.grow(&convOut, outCount)
+        ensure(rows: t + c.encoder.layers * (c.encoder.rightContext + (c.encoder.convKernel - 1) / 2) + 1)
+    }
+
+    static func grow(_ a: inout [Float], _ n: Int) {
+        if a.count < n { a = [Float](repeating: 0, count: n) }
+    }
+
+    mutating func ensure(rows needed: Int) {
+        guard needed > rows else { return }
+        rows = needed
+        arena = [Float](repeating: 0, count: 6 * rows * dim + rows * wide + attentionCount)
+    }
+
+    /// Runs `body` with the arena split into the two layer-step buffers and the temporaries.
+    mutating func withLayerScratch<R>(_ body: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, LayerScratch) -> R) -> R {
+        let (rd, rows) = (rows * dim, rows)
+        return arena.withUnsafeMutableBufferPointer { a in
+            let p = a.baseAddress!
+            return body(p, p + rd, LayerScratch(t: p + 2 * rd, o: p + 3 * rd, q: p + 4 * rd, x: p + 5 * rd, h: p + 6 * rd,
+                                                attention: p + 6 * rd + rows * wide))
+        }
+    }
+}
+
+/// Per-stream encoder state: everything from samples to encoder frames, and the stream's reusable scratch.
 public struct EncoderState: Sendable {
     var frontend = FrontendState()
     /// inputs of each subsampling conv (normalised features first)
     var convInputs: [FrameBuffer]
     var convDone: [Int]
     var layers: [LayerState]
+    var scratch: EncoderScratch
     /// encoder frames emitted so far
     public internal(set) var framesOut = 0
     /// feature frames seen so far
@@ -78,105 +164,185 @@ public struct EncoderState: Sendable {
     /// encoder time by layer type (seconds): subsampling, ffn, attention, conv
     public internal(set) var layerTypeSeconds = LayerTypeSeconds()
 
-    init(model: ConformerModel) {
+    init(model: ConformerModel, maxChunkSeconds: Double) {
         let c = model.config
-        convInputs = [FrameBuffer(width: c.frontend.melBins)] + model.convs.dropLast().map { FrameBuffer(width: $0.cout * $0.fout) }
+        let e = c.encoder
+        scratch = EncoderScratch(config: c, maxChunkSeconds: maxChunkSeconds)
+        let featureFrames = Int(maxChunkSeconds * Double(c.sampleRate)) / c.frontend.hopSize + 2
+        convInputs = [FrameBuffer(width: c.frontend.melBins, reserveRows: featureFrames + 2)]
+            + model.convs.dropLast().enumerated().map { i, conv in
+                FrameBuffer(width: conv.cout * conv.fout, reserveRows: featureFrames >> (i + 1) + 3)
+            }
         convDone = [Int](repeating: 0, count: model.convs.count)
-        layers = (0..<c.encoder.layers).map { _ in LayerState(dim: c.encoder.dim) }
+        let rows = featureFrames >> c.subsampling.layers + 2
+        layers = (0..<e.layers).map { l in
+            LayerState(dim: e.dim, rows: rows + l * (e.rightContext + (e.convKernel - 1) / 2), left: e.leftContext,
+                       right: e.rightContext, halfKernel: (e.convKernel - 1) / 2)
+        }
+        frontend.pending.reserveCapacity(Int(maxChunkSeconds * Double(c.sampleRate)) + c.frontend.windowSize)
     }
 }
 
 extension ConformerModel {
-    public func makeEncoderState() -> EncoderState { EncoderState(model: self) }
+    /// A new stream's encoder state, with scratch for chunks of up to `maxChunkSeconds` (longer chunks work too and
+    /// grow the scratch once).
+    public func makeEncoderState(maxChunkSeconds: Double = 10) -> EncoderState {
+        EncoderState(model: self, maxChunkSeconds: maxChunkSeconds)
+    }
 
     /// Feeds samples (and, with `final`, ends the stream); returns the encoder frames that became computable,
     /// `[n, dim]` row-major. The frames are the same whatever the chunking.
     public func encode(_ samples: [Float], state: inout EncoderState, final: Bool, workspace: Workspace) -> [Float] {
+        var out: [Float] = []
+        encode(samples, state: &state, final: final, workspace: workspace, into: &out)
+        return out
+    }
+
+    /// As `encode(_:state:final:workspace:)`, writing the frames into `out` (its contents are replaced and its
+    /// capacity reused, so a caller that keeps `out` allocates nothing per call in steady state).
+    public func encode(_ samples: [Float], state: inout EncoderState, final: Bool, workspace: Workspace, into out: inout [Float]) {
         precondition(!state.finished, "encode after the final chunk")
         let clock = ContinuousClock()
         let t0 = clock.now
-        var feats: [Float] = []
-        let n = frontend.process(samples, state: &state.frontend, into: &feats)
+        state.scratch.features.removeAll(keepingCapacity: true)
+        let n = frontend.process(samples, state: &state.frontend, into: &state.scratch.features)
         state.featureFrames += n
-        state.convInputs[0].append(feats)
+        state.convInputs[0].append(state.scratch.features)
         let t1 = clock.now
-        var x = subsample(state: &state, final: final, workspace: workspace)
-        state.layerTypeSeconds.subsampling += (clock.now - t1).seconds
-        for l in layers.indices {
-            x = runLayer(l, input: x, state: &state.layers[l], final: final, workspace: workspace,
-                         timing: &state.layerTypeSeconds)
+        let n0 = subsampleConvs(state: &state, final: final, workspace: workspace)
+        let e = config.encoder
+        let d = e.dim
+        state.scratch.ensure(rows: n0 + e.layers * (e.rightContext + (e.convKernel - 1) / 2) + 1)
+        // move the scratch out of the state while its pointers are in use (the layers' states stay in `state`)
+        var scratch = EncoderScratch()
+        swap(&scratch, &state.scratch)
+        var conv: [Float] = []
+        swap(&conv, &scratch.convOut)
+        defer {
+            swap(&conv, &scratch.convOut)
+            swap(&scratch, &state.scratch)
         }
-        state.framesOut += x.count / config.encoder.dim
+        let rows: Int = scratch.withLayerScratch { ping, pong, ls in
+            conv.withUnsafeBufferPointer { project($0.baseAddress!, n0, ping, workspace) }
+            state.layerTypeSeconds.subsampling += (clock.now - t1).seconds
+            var (input, output, rows) = (ping, pong, n0)
+            for l in layers.indices {
+                rows = runLayer(l, input: input, rows: rows, output: output, state: &state.layers[l], final: final,
+                                scratch: ls, workspace: workspace, timing: &state.layerTypeSeconds)
+                swap(&input, &output)
+            }
+            out.removeAll(keepingCapacity: true)
+            out.append(contentsOf: UnsafeBufferPointer(start: input, count: rows * d))
+            return rows
+        }
+        state.framesOut += rows
         state.featureSeconds += (t1 - t0).seconds
         state.encoderSeconds += (clock.now - t1).seconds
         if final { state.finished = true }
-        return x
     }
 
-    /// Features to subsampled, projected frames.
+    /// Features to subsampled, projected frames (allocates; the encoder's own path uses the stream's scratch).
     func subsample(state: inout EncoderState, final: Bool, workspace: Workspace) -> [Float] {
-        var produced: [Float] = []
+        let n = subsampleConvs(state: &state, final: final, workspace: workspace)
+        var y = [Float](repeating: 0, count: n * config.encoder.dim)
+        let conv = state.scratch.convOut
+        conv.withUnsafeBufferPointer { c in
+            y.withUnsafeMutableBufferPointer { project(c.baseAddress!, n, $0.baseAddress!, workspace) }
+        }
+        return y
+    }
+
+    func project(_ x: UnsafePointer<Float>, _ n: Int, _ y: UnsafeMutablePointer<Float>, _ ws: Workspace) {
+        mm(projection, x, n, y, ws)
+    }
+
+    /// Runs the subsampling convs on the buffered features; the last conv's output rows (`[n, cout * fout]`) are left
+    /// in `state.scratch.convOut`. Returns n.
+    func subsampleConvs(state: inout EncoderState, final: Bool, workspace: Workspace) -> Int {
         var count = 0
         for (i, conv) in convs.enumerated() {
-            let input = state.convInputs[i]
-            let end = input.end
+            let end = state.convInputs[i].end
             let limit = final ? (end + 1) / 2 : max(state.convDone[i], (end - 1) / 2)  // needs row 2t+1 < end
             let start = state.convDone[i]
-            var out: [Float] = []
+            let times = max(limit - start, 0)
             if limit > start {
-                out = conv2d(conv, input: input, times: start..<limit, workspace: workspace)
+                conv2d(conv, input: state.convInputs[i], times: start..<limit, cols: &state.scratch.cols,
+                       product: &state.scratch.product, out: &state.scratch.convOut, workspace: workspace)
                 state.convDone[i] = limit
             }
             state.convInputs[i].drop(before: 2 * limit - 1)
             if i + 1 < convs.count {
-                state.convInputs[i + 1].append(out)
+                let rows = state.scratch.convOut
+                rows.withUnsafeBufferPointer { state.convInputs[i + 1].append($0.baseAddress!, count: times) }
             } else {
-                produced = out
-                count = max(limit - start, 0)
+                count = times
             }
         }
-        guard count > 0 else { return [] }
-        var y = [Float](repeating: 0, count: count * config.encoder.dim)
-        apply(projection, produced, count, &y, workspace)
-        return y
+        return count
     }
 
-    /// Output time steps of a 3x3 stride-2 conv with padding 1, then ReLU, as one product: each output pixel's
-    /// `cin x 3 x 3` input window becomes a row (im2col); output `[times, cout, fout]`.
-    func conv2d(_ c: ConvLayerWeights, input: FrameBuffer, times: Range<Int>, workspace: Workspace) -> [Float] {
+    /// Output time steps of a 3x3 stride-2 conv with padding 1, then ReLU, as products: each output pixel's
+    /// `cin x 3 x 3` input window becomes a row (im2col, in `cols`), `convTimeBlock` time steps per product so the
+    /// rows stay in cache; output `[times, cout, fout]` in `out`. Rows of a product do not depend on how many rows it
+    /// has (batch invariant kernels), so the blocking does not change any value.
+    func conv2d(_ c: ConvLayerWeights, input: FrameBuffer, times: Range<Int>, cols: inout [Float], product: inout [Float],
+                out: inout [Float], workspace: Workspace) {
         let (fin, fout, cin, cout) = (c.fin, c.fout, c.cin, c.cout)
         let kk = cin * 9
-        let pixels = times.count * fout
-        var cols = [Float](repeating: 0, count: pixels * kk)
+        let block = Self.convTimeBlock
+        EncoderScratch.grow(&cols, block * fout * kk)
+        EncoderScratch.grow(&product, block * fout * cout)
+        EncoderScratch.grow(&out, times.count * cout * fout)
         input.data.withUnsafeBufferPointer { inp in
             cols.withUnsafeMutableBufferPointer { col in
-                for (n, t) in times.enumerated() {
-                    for kt in 0..<3 {
-                        let ti = 2 * t + kt - 1
-                        guard ti >= 0, ti < input.end else { continue }
-                        let row = input.offset(ti)
-                        for f in 0..<fout {
-                            let base = (n * fout + f) * kk
-                            for ci in 0..<cin {
-                                for kf in 0..<3 {
-                                    let fi = 2 * f + kf - 1
-                                    guard fi >= 0, fi < fin else { continue }
-                                    col[base + (ci * 3 + kt) * 3 + kf] = inp[row + ci * fin + fi]
+                product.withUnsafeMutableBufferPointer { y in
+                    out.withUnsafeMutableBufferPointer { out in
+                        var t0 = times.lowerBound
+                        while t0 < times.upperBound {
+                            let bt = min(block, times.upperBound - t0)
+                            let pixels = bt * fout
+                            col.baseAddress!.update(repeating: 0, count: pixels * kk)
+                            for n in 0..<bt {
+                                let t = t0 + n
+                                for kt in 0..<3 {
+                                    let ti = 2 * t + kt - 1
+                                    guard ti >= 0, ti < input.end else { continue }
+                                    let row = input.offset(ti)
+                                    for ci in 0..<cin {
+                                        let src = inp.baseAddress! + row + ci * fin
+                                        for f in 0..<fout {
+                                            let dst = col.baseAddress! + (n * fout + f) * kk + (ci * 3 + kt) * 3
+                                            let fi = 2 * f - 1
+                                            if fi >= 0 { dst[0] = src[fi] }
+                                            dst[1] = src[fi + 1]
+                                            if fi + 2 < fin { dst[2] = src[fi + 2] }
+                                        }
+                                    }
                                 }
                             }
+                            mm(c.matrix, col.baseAddress!, pixels, y.baseAddress!, workspace)  // [pixels, cout]
+                            let o = out.baseAddress! + (t0 - times.lowerBound) * cout * fout
+                            for n in 0..<bt {
+                                for co in 0..<cout {
+                                    let dst = o + (n * cout + co) * fout, src = y.baseAddress! + n * fout * cout + co
+                                    for f in 0..<fout { dst[f] = max(src[f * cout], 0) }
+                                }
+                            }
+                            t0 += bt
                         }
                     }
                 }
             }
         }
-        let y = linear(c.matrix, cols, pixels, workspace)  // [pixels, cout]
-        var out = [Float](repeating: 0, count: times.count * cout * fout)
-        for n in 0..<times.count {
-            for f in 0..<fout {
-                for co in 0..<cout { out[(n * cout + co) * fout + f] = max(y[(n * fout + f) * cout + co], 0) }
-            }
-        }
-        return out
+    }
+
+    /// Output time steps per im2col product in the subsampling convs.
+    static let convTimeBlock = 8
+
+    @inline(__always)
+    func mm(_ w: PreparedWeight, _ x: UnsafePointer<Float>, _ n: Int, _ y: UnsafeMutablePointer<Float>, _ ws: Workspace) {
+        w.apply(UnsafeBufferPointer(start: x, count: n * w.k), n: n, into: UnsafeMutableBufferPointer(start: y, count: n * w.rows),
+                workspace: ws)
     }
 
     func apply(_ w: PreparedWeight, _ x: [Float], _ n: Int, _ y: inout [Float], _ ws: Workspace) {
@@ -189,35 +355,47 @@ extension ConformerModel {
         return y
     }
 
-    func layerNorm(_ x: [Float], _ n: Int, _ scale: [Float], _ bias: [Float]) -> [Float] {
-        var y = [Float](repeating: 0, count: x.count)
-        x.withUnsafeBufferPointer { xp in
-            y.withUnsafeMutableBufferPointer { yp in
-                NN.layerNorm(xp.baseAddress!, yp.baseAddress!, rows: n, dim: config.encoder.dim, scale: scale, bias: bias,
-                             eps: config.encoder.layerNormEpsilon)
+    @inline(__always)
+    func layerNorm(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int, _ scale: [Float], _ bias: [Float]) {
+        scale.withUnsafeBufferPointer { s in
+            bias.withUnsafeBufferPointer { b in
+                Elementwise.layerNorm(x, y, rows: n, d: config.encoder.dim, scale: s.baseAddress!, bias: b.baseAddress!,
+                                      eps: Float(config.encoder.layerNormEpsilon))
             }
         }
-        return y
     }
 
-    /// x + 0.5 * FFN(x)
-    func ffn(_ w: FFNWeights, _ x: [Float], _ n: Int, _ ws: Workspace) -> [Float] {
-        var h = linear(w.linear1, layerNorm(x, n, w.normScale, w.normBias), n, ws)
-        for i in h.indices { h[i] = NN.swish(h[i]) }
-        let o = linear(w.linear2, h, n, ws)
-        var y = x
-        for i in y.indices { y[i] += 0.5 * o[i] }
-        return y
+    /// y = x + 0.5 * FFN(x); uses `s.t`, `s.h` and `s.o`; `y` may equal `x`.
+    func ffn(_ w: FFNWeights, _ x: UnsafePointer<Float>, _ n: Int, _ y: UnsafeMutablePointer<Float>, _ s: LayerScratch,
+             _ ws: Workspace) {
+        layerNorm(x, s.t, n, w.normScale, w.normBias)
+        mm(w.linear1, s.t, n, s.h, ws)
+        Elementwise.swish(s.h, s.h, n * w.linear1.rows)
+        mm(w.linear2, s.h, n, s.o, ws)
+        Elementwise.addScaled(x, s.o, 0.5, y, n * config.encoder.dim)
     }
 
-    /// One Conformer block on the new input rows; returns the output rows that became computable.
+    /// One Conformer block on the new input rows; returns the output rows that became computable (allocating form
+    /// for tests).
     func runLayer(_ l: Int, input x: [Float], state s: inout LayerState, final: Bool, workspace ws: Workspace) -> [Float] {
         var ignored = LayerTypeSeconds()
-        return runLayer(l, input: x, state: &s, final: final, workspace: ws, timing: &ignored)
+        let d = config.encoder.dim
+        var scratch = EncoderScratch(config: config, maxChunkSeconds: 0)
+        scratch.ensure(rows: x.count / d + config.encoder.rightContext + (config.encoder.convKernel - 1) / 2 + 1)
+        return scratch.withLayerScratch { input, output, ls in
+            x.withUnsafeBufferPointer { input.update(from: $0.baseAddress!, count: x.count) }
+            let m = runLayer(l, input: input, rows: x.count / d, output: output, state: &s, final: final, scratch: ls,
+                             workspace: ws, timing: &ignored)
+            return Array(UnsafeBufferPointer(start: output, count: m * d))
+        }
     }
 
-    func runLayer(_ l: Int, input x: [Float], state s: inout LayerState, final: Bool, workspace ws: Workspace,
-                  timing: inout LayerTypeSeconds) -> [Float] {
+    /// One Conformer block on `n` new input rows at `x`; writes the rows that became computable to `out` and returns
+    /// their number. `x`, `out` and the scratch must not overlap; every buffer holds the rows `EncoderScratch.ensure`
+    /// was given (at least `n + right_context + (conv_kernel - 1) / 2` here).
+    func runLayer(_ l: Int, input x: UnsafeMutablePointer<Float>, rows n: Int, output out: UnsafeMutablePointer<Float>,
+                  state s: inout LayerState, final: Bool, scratch ls: LayerScratch, workspace ws: Workspace,
+                  timing: inout LayerTypeSeconds) -> Int {
         let clock = ContinuousClock()
         var mark = clock.now
         func lap(_ keyPath: WritableKeyPath<LayerTypeSeconds, Double>) {
@@ -229,19 +407,26 @@ extension ConformerModel {
         let e = config.encoder
         let d = e.dim, dh = config.headDim, heads = e.heads
         let halfK = (e.convKernel - 1) / 2
-        let n = x.count / d
 
         // Per-frame stage: FFN1 and the attention projections.
         if n > 0 {
-            let x1 = ffn(w.ffn1, x, n, ws)
+            ffn(w.ffn1, x, n, ls.x, ls, ws)  // x1
             lap(\.ffn)
-            let h = layerNorm(x1, n, w.attention.normScale, w.attention.normBias)
-            var q = linear(w.attention.query, h, n, ws)
-            for i in q.indices { q[i] *= w.attention.queryScale[i % dh] }
-            s.x1.append(x1)
-            s.q.append(q)
-            s.k.append(linear(w.attention.key, h, n, ws))
-            s.v.append(linear(w.attention.value, h, n, ws))
+            let a = w.attention
+            layerNorm(ls.x, ls.t, n, a.normScale, a.normBias)
+            mm(a.query, ls.t, n, ls.q, ws)
+            a.queryScale.withUnsafeBufferPointer { qs in
+                for r in 0..<n {
+                    let row = ls.q + r * d
+                    for c in 0..<d { row[c] *= qs[c % dh] }
+                }
+            }
+            s.x1.append(ls.x, count: n)
+            s.q.append(ls.q, count: n)
+            mm(a.key, ls.t, n, ls.o, ws)
+            s.k.append(ls.o, count: n)
+            mm(a.value, ls.t, n, ls.o, ws)
+            s.v.append(ls.o, count: n)
         }
         let end = s.x1.end
 
@@ -249,22 +434,34 @@ extension ConformerModel {
         let attEnd = final ? end : max(s.attended, end - e.rightContext)
         if attEnd > s.attended {
             let m = attEnd - s.attended
-            var att = [Float](repeating: 0, count: m * d)
             let a = w.attention
-            LocalAttention.apply(queries: s.q.data, queryOffset: s.q.offset(s.attended), keys: s.k.data, values: s.v.data,
-                                 keyBase: s.k.base, positions: a.positions, u: a.u, v: a.v, heads: heads, headDim: dh,
-                                 range: s.attended..<attEnd, end: end, left: e.leftContext, right: e.rightContext, into: &att)
-            let o = linear(a.out, att, m, ws)
-            var x2 = s.x1.rows(s.attended..<attEnd)
-            for i in x2.indices { x2[i] += o[i] }
-            lap(\.attention)
-            let gg = linear(w.conv.pointwise1, layerNorm(x2, m, w.conv.normScale, w.conv.normBias), m, ws)
-            var g = [Float](repeating: 0, count: m * d)
-            for r in 0..<m {
-                for c in 0..<d { g[r * d + c] = gg[r * 2 * d + c] * NN.sigmoid(gg[r * 2 * d + d + c]) }
+            s.q.data.withUnsafeBufferPointer { q in
+                s.k.data.withUnsafeBufferPointer { k in
+                    s.v.data.withUnsafeBufferPointer { v in
+                        a.positions.withUnsafeBufferPointer { p in
+                            a.u.withUnsafeBufferPointer { u in
+                                a.v.withUnsafeBufferPointer { vb in
+                                    LocalAttention.apply(queries: q.baseAddress! + s.q.offset(s.attended), keys: k.baseAddress!,
+                                                         values: v.baseAddress!, keyBase: s.k.base, positions: p.baseAddress!,
+                                                         u: u.baseAddress!, v: vb.baseAddress!, heads: heads, headDim: dh,
+                                                         range: s.attended..<attEnd, end: end, left: e.leftContext,
+                                                         right: e.rightContext, out: ls.t, scratch: ls.attention)
+                                }
+                            }
+                        }
+                    }
+                }
             }
-            s.x2.append(x2)
-            s.g.append(g)
+            mm(a.out, ls.t, m, ls.o, ws)
+            s.x1.data.withUnsafeBufferPointer { x1 in
+                Elementwise.addScaled(x1.baseAddress! + s.x1.offset(s.attended), ls.o, 1, ls.x, m * d)  // x2
+            }
+            lap(\.attention)
+            layerNorm(ls.x, ls.t, m, w.conv.normScale, w.conv.normBias)
+            mm(w.conv.pointwise1, ls.t, m, ls.h, ws)
+            Elementwise.glu(ls.h, rows: m, d: d, ls.q)
+            s.x2.append(ls.x, count: m)
+            s.g.append(ls.q, count: m)
             s.attended = attEnd
             lap(\.conv)
         }
@@ -276,38 +473,33 @@ extension ConformerModel {
 
         // Conv module, FFN2 and the final norm for frames whose conv context is available.
         let convEnd = final ? s.attended : max(s.convolved, s.attended - halfK)
-        guard convEnd > s.convolved else { return [] }
+        guard convEnd > s.convolved else { return 0 }
         let m = convEnd - s.convolved
-        var y = [Float](repeating: 0, count: m * d)
         let cw = w.conv
-        let kernel = e.convKernel
+        let first = s.convolved, valid = s.attended
         s.g.data.withUnsafeBufferPointer { g in
-            cw.depthwise.withUnsafeBufferPointer { dw in
-                y.withUnsafeMutableBufferPointer { yp in
-                    for r in 0..<m {
-                        let i = s.convolved + r
-                        let out = yp.baseAddress! + r * d
-                        for t in 0..<kernel {
-                            let j = i + t - halfK
-                            guard j >= 0, j < s.attended else { continue }  // zero padding outside [0, T)
-                            let gj = g.baseAddress! + s.g.offset(j)
-                            for c in 0..<d { out[c] += dw[c * kernel + t] * gj[c] }
-                        }
-                        for c in 0..<d { out[c] = NN.swish(out[c] * cw.bnScale[c] + cw.bnBias[c]) }
+            cw.depthwiseTapMajor.withUnsafeBufferPointer { dw in
+                cw.bnScale.withUnsafeBufferPointer { bs in
+                    cw.bnBias.withUnsafeBufferPointer { bb in
+                        Elementwise.depthwiseBNSwish(g.baseAddress!, rowStride: d, base: s.g.base, end: valid, first: first,
+                                                     count: m, weights: dw.baseAddress!, kernel: e.convKernel,
+                                                     bnScale: bs.baseAddress!, bnBias: bb.baseAddress!, d: d, ls.q, outStride: d)
                     }
                 }
             }
         }
-        let o = linear(cw.pointwise2, y, m, ws)
-        var x3 = s.x2.rows(s.convolved..<convEnd)
-        for i in x3.indices { x3[i] += o[i] }
+        mm(cw.pointwise2, ls.q, m, ls.o, ws)
+        s.x2.data.withUnsafeBufferPointer { x2 in
+            Elementwise.addScaled(x2.baseAddress! + s.x2.offset(first), ls.o, 1, ls.x, m * d)  // x3
+        }
         s.convolved = convEnd
         s.x2.drop(before: s.convolved)
         s.g.drop(before: s.convolved - halfK)
         lap(\.conv)
-        let out = layerNorm(ffn(w.ffn2, x3, m, ws), m, w.finalScale, w.finalBias)
+        ffn(w.ffn2, ls.x, m, ls.x, ls, ws)
+        layerNorm(ls.x, out, m, w.finalScale, w.finalBias)
         lap(\.ffn)
-        return out
+        return m
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import USMKernels
 
 /// Log-mel features exactly as Architecture.md section 2 defines them, computed in Double and returned as Float.
 public struct LogMelFrontend: Sendable {
@@ -10,13 +11,20 @@ public struct LogMelFrontend: Sendable {
     let fft: RealFFT
     let mean: [Float]
     let std: [Float]
+    /// the filters flattened for the C kernel (usm_logmel): first bin, weight count, offset into `filterWeights`
+    let filterStart: [Int32], filterLength: [Int32], filterOffset: [Int32]
+    let filterWeights: [Double]
+    /// bit reversal for the half-size complex FFT
+    let halfBitReverse: [Int32]
 
     public init(config: ConformerConfig.Frontend, sampleRate: Int, mean: [Float], std: [Float]) throws(ModelError) {
         guard mean.count == config.melBins, std.count == config.melBins else {
             throw .tensorMismatch("frontend mean/std have \(mean.count)/\(std.count) values for \(config.melBins) mel bins")
         }
         guard std.allSatisfy({ $0 > 0 && $0.isFinite }) else { throw .tensorMismatch("frontend.std must be positive") }
-        guard config.fftSize & (config.fftSize - 1) == 0 else { throw .invalidConfig("fft_size must be a power of two") }
+        guard config.fftSize & (config.fftSize - 1) == 0, config.fftSize >= 4 else {
+            throw .invalidConfig("fft_size must be a power of two >= 4")
+        }
         self.config = config
         self.sampleRate = sampleRate
         self.mean = mean
@@ -45,6 +53,18 @@ public struct LogMelFrontend: Sendable {
             filters.append((max(start, 0), weights))
         }
         self.filters = filters
+        filterStart = filters.map { Int32($0.0) }
+        filterLength = filters.map { Int32($0.1.count) }
+        var offsets: [Int32] = [], total = 0
+        for f in filters { offsets.append(Int32(total)); total += f.1.count }
+        filterOffset = offsets
+        filterWeights = filters.flatMap(\.1)
+        let half = config.fftSize / 2, bits = half.trailingZeroBitCount
+        halfBitReverse = (0..<half).map { i in
+            var r = 0
+            for b in 0..<bits where i & (1 << b) != 0 { r |= 1 << (bits - 1 - b) }
+            return Int32(r)
+        }
     }
 
     /// Number of frames for `n` samples (no padding).
@@ -93,7 +113,34 @@ extension LogMelFrontend {
         let frames = frameCount(samples: state.pending.count)
         guard frames > 0 else { return 0 }
         let base = out.count
-        out += [Float](repeating: 0, count: frames * config.melBins)
+        out.append(contentsOf: repeatElement(0, count: frames * config.melBins))
+        if state.scratch.count < 2 * config.fftSize + 1 { state.scratch = [Double](repeating: 0, count: 2 * config.fftSize + 1) }
+        state.pending.withUnsafeBufferPointer { p in
+            out.withUnsafeMutableBufferPointer { o in
+                state.scratch.withUnsafeMutableBufferPointer { work in
+                    LogMelKernel.run(samples: p.baseAddress!, hop: config.hopSize, frames: frames, frontend: self,
+                                     out: o.baseAddress! + base, work: work.baseAddress!)
+                }
+            }
+        }
+        state.pending.removeFirst(frames * config.hopSize)
+        return frames
+    }
+}
+
+extension LogMelFrontend {
+    /// The reference twin of `process`: the same frames through `features(frame:)` (Swift, Double), for tests.
+    func referenceProcess(_ samples: [Float], state: inout FrontendState, into out: inout [Float]) -> Int {
+        let alpha = config.preemphasis
+        for x in samples {
+            state.pending.append(state.started ? Double(x) - alpha * Double(state.previous) : Double(x))
+            state.previous = x
+            state.started = true
+        }
+        let frames = frameCount(samples: state.pending.count)
+        guard frames > 0 else { return 0 }
+        let base = out.count
+        out.append(contentsOf: repeatElement(0, count: frames * config.melBins))
         state.pending.withUnsafeBufferPointer { p in
             out.withUnsafeMutableBufferPointer { o in
                 for t in 0..<frames {

@@ -22,8 +22,10 @@ struct AttentionWeights: Sendable {
 struct ConvWeights: Sendable {
     var normScale: [Float], normBias: [Float]
     var pointwise1: PreparedWeight
-    /// `[dim, kernel]`
+    /// `[dim, kernel]` as stored
     var depthwise: [Float]
+    /// `[kernel, dim]` (tap-major, for the vectorized depthwise kernel)
+    var depthwiseTapMajor: [Float]
     var bnScale: [Float], bnBias: [Float]
     var pointwise2: PreparedWeight
 }
@@ -155,9 +157,12 @@ public struct ConformerModel: Sendable {
                 value: try linear(p + "mhsa.value"), out: try linear(p + "mhsa.out"),
                 positions: positions, u: try floats(p + "mhsa.u"), v: try floats(p + "mhsa.v"),
                 queryScale: try floats(p + "mhsa.per_dim_scale").map { NN.softplus($0) * scale })
+            let depthwise = try floats(p + "conv.depthwise.weight")
+            let k = e.convKernel
             let conv = ConvWeights(
                 normScale: try floats(p + "conv.norm.scale"), normBias: try floats(p + "conv.norm.bias"),
-                pointwise1: try linear(p + "conv.pointwise1"), depthwise: try floats(p + "conv.depthwise.weight"),
+                pointwise1: try linear(p + "conv.pointwise1"), depthwise: depthwise,
+                depthwiseTapMajor: (0..<(k * e.dim)).map { depthwise[($0 % e.dim) * k + $0 / e.dim] },
                 bnScale: try floats(p + "conv.bn.scale"), bnBias: try floats(p + "conv.bn.bias"),
                 pointwise2: try linear(p + "conv.pointwise2"))
             layers.append(LayerWeights(ffn1: try ffn("ffn1"), attention: attention, conv: conv, ffn2: try ffn("ffn2"),

@@ -1,0 +1,293 @@
+// Element-wise kernels of the executor (LayerNorm, swish, sigmoid, tanh, GLU, residual adds, depthwise conv, LSTM
+// cell). Each body is written once with 16-float vector types (clang/GCC vector extensions) and instantiated three
+// times: portable (no target attribute: SSE2 on x86-64, NEON on arm64 by lowering), AVX2+FMA and AVX-512, each with
+// its own target attribute, so the file builds without CPU flags. usm_elementwise_* picks the tier at run time.
+//
+// expf is a vectorized Cephes-style approximation (usm_vexp): round-to-nearest range reduction x = n ln2 + r with a
+// two-constant ln2, a degree-6 polynomial for e^r and 2^n built from the exponent bits. Inputs are clamped to
+// [-87.33654, 88]; within that range the maximum relative error against libm's expf is below 4e-7 (tested).
+// sigmoid(x) = 1 / (1 + e^-x), swish(x) = x / (1 + e^-x), tanh: Cephes' odd polynomial for |x| < 0.625, otherwise
+// 1 - 2 / (e^2|x| + 1) with the sign of x (absolute error below 4e-7, tested).
+#include <math.h>
+#include "internal.h"
+
+// The helpers pass 64-byte vectors by value; they are always inlined, so no call ever uses that ABI.
+#if defined(__clang__)
+#pragma clang diagnostic ignored "-Wpsabi"
+#endif
+
+typedef float usm_v16f __attribute__((vector_size(64)));
+typedef int32_t usm_v16i __attribute__((vector_size(64)));
+#define EWI static __attribute__((always_inline)) inline
+
+EWI usm_v16f ew_ld(const float *p) { usm_v16f v; memcpy(&v, p, 64); return v; }
+EWI void ew_st(float *p, usm_v16f v) { memcpy(p, &v, 64); }
+/// n < 16 floats into a zero-padded vector, and back
+EWI usm_v16f ew_ldn(const float *p, int64_t n) { float t[16] = {0}; memcpy(t, p, (size_t)n * 4); return ew_ld(t); }
+EWI void ew_stn(float *p, usm_v16f v, int64_t n) { float t[16]; ew_st(t, v); memcpy(p, t, (size_t)n * 4); }
+EWI usm_v16f ew_splat(float a) { usm_v16f v = {0}; return v + a; }
+EWI usm_v16f ew_sel(usm_v16i m, usm_v16f a, usm_v16f b) { return (usm_v16f)(((usm_v16i)a & m) | ((usm_v16i)b & ~m)); }
+EWI usm_v16f ew_min(usm_v16f a, usm_v16f b) { return ew_sel(a < b, a, b); }
+EWI usm_v16f ew_max(usm_v16f a, usm_v16f b) { return ew_sel(a > b, a, b); }
+EWI float ew_hsum(usm_v16f v) {
+    float s = 0;
+    for (int i = 0; i < 16; i++) s += v[i];
+    return s;
+}
+
+EWI usm_v16f ew_exp(usm_v16f x) {
+    x = ew_min(ew_max(x, ew_splat(-87.33654f)), ew_splat(88.0f));
+    usm_v16f n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest (|n| <= 127)
+    usm_v16f r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    usm_v16f z = r * r;
+    usm_v16f y = ew_splat(1.9875691500e-4f);
+    y = y * r + 1.3981999507e-3f;
+    y = y * r + 8.3334519073e-3f;
+    y = y * r + 4.1665795894e-2f;
+    y = y * r + 1.6666665459e-1f;
+    y = y * r + 5.0000001201e-1f;
+    y = y * z + r + 1.0f;
+    usm_v16i e = (__builtin_convertvector(n, usm_v16i) + 127) << 23;
+    return y * (usm_v16f)e;
+}
+EWI usm_v16f ew_sigmoid(usm_v16f x) { return 1.0f / (1.0f + ew_exp(-x)); }
+EWI usm_v16f ew_swish(usm_v16f x) { return x / (1.0f + ew_exp(-x)); }
+EWI usm_v16f ew_tanh(usm_v16f x) {
+    usm_v16i sign = (usm_v16i)x & (int32_t)0x80000000;
+    usm_v16f a = (usm_v16f)((usm_v16i)x & 0x7fffffff);
+    usm_v16f big = 1.0f - 2.0f / (ew_exp(a + a) + 1.0f);
+    big = (usm_v16f)((usm_v16i)big | sign);
+    usm_v16f z = x * x;
+    usm_v16f p = ew_splat(-5.70498872745e-3f);
+    p = p * z + 2.06390887954e-2f;
+    p = p * z - 5.37397155531e-2f;
+    p = p * z + 1.33314422036e-1f;
+    p = p * z - 3.33332819422e-1f;
+    usm_v16f small = x + x * z * p;
+    return ew_sel(a < 0.625f, small, big);
+}
+
+enum { EW_EXP, EW_SIGMOID, EW_SWISH, EW_TANH };
+EWI usm_v16f ew_apply(int op, usm_v16f v) {
+    switch (op) {
+    case EW_EXP: return ew_exp(v);
+    case EW_SIGMOID: return ew_sigmoid(v);
+    case EW_SWISH: return ew_swish(v);
+    default: return ew_tanh(v);
+    }
+}
+
+// ---- bodies ----------------------------------------------------------------------------------------------------
+
+EWI void ew_map_body(int op, const float *x, float *y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) ew_st(y + i, ew_apply(op, ew_ld(x + i)));
+    if (i < n) ew_stn(y + i, ew_apply(op, ew_ldn(x + i, n - i)), n - i);
+}
+
+EWI void ew_add_tanh_body(const float *a, const float *b, float *y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) ew_st(y + i, ew_tanh(ew_ld(a + i) + ew_ld(b + i)));
+    if (i < n) ew_stn(y + i, ew_tanh(ew_ldn(a + i, n - i) + ew_ldn(b + i, n - i)), n - i);
+}
+
+EWI void ew_add_scaled_body(const float *x, const float *o, float a, float *y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) ew_st(y + i, ew_ld(x + i) + a * ew_ld(o + i));
+    for (; i < n; i++) y[i] = x[i] + a * o[i];
+}
+
+EWI void ew_glu_body(const float *g, int64_t rows, int64_t d, float *y) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float *gr = g + r * 2 * d;
+        float *yr = y + r * d;
+        int64_t c = 0;
+        for (; c + 16 <= d; c += 16) ew_st(yr + c, ew_ld(gr + c) * ew_sigmoid(ew_ld(gr + d + c)));
+        if (c < d) ew_stn(yr + c, ew_ldn(gr + c, d - c) * ew_sigmoid(ew_ldn(gr + d + c, d - c)), d - c);
+    }
+}
+
+EWI void ew_layernorm_body(const float *x, float *y, int64_t rows, int64_t d, const float *scale, const float *bias,
+                           float eps) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * d;
+        float *yr = y + r * d;
+        usm_v16f acc = ew_splat(0);
+        int64_t i = 0;
+        for (; i + 16 <= d; i += 16) acc += ew_ld(xr + i);
+        float sum = ew_hsum(acc);
+        for (; i < d; i++) sum += xr[i];
+        const float mean = sum / (float)d;
+        usm_v16f vacc = ew_splat(0);
+        for (i = 0; i + 16 <= d; i += 16) { usm_v16f t = ew_ld(xr + i) - mean; vacc += t * t; }
+        float var = ew_hsum(vacc);
+        for (; i < d; i++) { float t = xr[i] - mean; var += t * t; }
+        const float inv = 1.0f / sqrtf(var / (float)d + eps);
+        for (i = 0; i + 16 <= d; i += 16)
+            ew_st(yr + i, (ew_ld(xr + i) - mean) * inv * ew_ld(scale + i) + ew_ld(bias + i));
+        for (; i < d; i++) yr[i] = (xr[i] - mean) * inv * scale[i] + bias[i];
+    }
+}
+
+EWI void ew_dwconv_body(const float *g, int64_t gs, int64_t gbase, int64_t gend, int64_t i0, int64_t m, const float *w,
+                        int64_t kernel, const float *bs, const float *bb, int64_t d, float *y, int64_t ys) {
+    const int64_t half = (kernel - 1) / 2;
+    for (int64_t r = 0; r < m; r++) {
+        const int64_t i = i0 + r;
+        float *yr = y + r * ys;
+        for (int64_t c = 0; c < d; c += 16) {
+            const int64_t nc = d - c < 16 ? d - c : 16;
+            usm_v16f acc = ew_splat(0);
+            for (int64_t t = 0; t < kernel; t++) {
+                const int64_t j = i + t - half;
+                if (j < 0 || j >= gend) continue;  // zero padding outside [0, gend)
+                const float *gj = g + (j - gbase) * gs + c, *wt = w + t * d + c;
+                acc += (nc == 16 ? ew_ld(wt) : ew_ldn(wt, nc)) * (nc == 16 ? ew_ld(gj) : ew_ldn(gj, nc));
+            }
+            usm_v16f v = acc * (nc == 16 ? ew_ld(bs + c) : ew_ldn(bs + c, nc)) + (nc == 16 ? ew_ld(bb + c) : ew_ldn(bb + c, nc));
+            if (nc == 16) ew_st(yr + c, ew_swish(v)); else ew_stn(yr + c, ew_swish(v), nc);
+        }
+    }
+}
+
+EWI void ew_lstm_body(const float *gates, float *c, float *h, int64_t hidden) {
+    for (int64_t u = 0; u < hidden; u += 16) {
+        const int64_t n = hidden - u < 16 ? hidden - u : 16;
+#define EW_L(p) (n == 16 ? ew_ld(p) : ew_ldn(p, n))
+        usm_v16f i = ew_sigmoid(EW_L(gates + u)), f = ew_sigmoid(EW_L(gates + hidden + u));
+        usm_v16f gg = ew_tanh(EW_L(gates + 2 * hidden + u)), o = ew_sigmoid(EW_L(gates + 3 * hidden + u));
+        usm_v16f cn = f * EW_L(c + u) + i * gg;
+        usm_v16f hn = o * ew_tanh(cn);
+#undef EW_L
+        if (n == 16) { ew_st(c + u, cn); ew_st(h + u, hn); } else { ew_stn(c + u, cn, n); ew_stn(h + u, hn, n); }
+    }
+}
+
+// ---- three tiers and run-time dispatch ---------------------------------------------------------------------------
+
+#if defined(__x86_64__)
+#define EW_T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
+#define EW_T256 __attribute__((target("avx2,fma")))
+#define EW_VARIANTS(NAME, PARAMS, ARGS)                                                                          \
+    static void NAME##_portable PARAMS { NAME##_body ARGS; }                                                     \
+    EW_T256 static void NAME##_avx2 PARAMS { NAME##_body ARGS; }                                                 \
+    EW_T512 static void NAME##_avx512 PARAMS { NAME##_body ARGS; }                                               \
+    static void NAME##_pick(int32_t isa, void (**fn) PARAMS) {                                                  \
+        if (isa >= USM_ISA_AVX512 && usm_isa_supported(USM_ISA_AVX512)) *fn = NAME##_avx512;                    \
+        else if (isa >= USM_ISA_AVX2 && usm_isa_supported(USM_ISA_AVX2)) *fn = NAME##_avx2;                     \
+        else *fn = NAME##_portable;                                                                              \
+    }
+#else
+#define EW_VARIANTS(NAME, PARAMS, ARGS)                                                                          \
+    static void NAME##_portable PARAMS { NAME##_body ARGS; }                                                     \
+    static void NAME##_pick(int32_t isa, void (**fn) PARAMS) { (void)isa; *fn = NAME##_portable; }
+#endif
+
+EW_VARIANTS(ew_map, (int op, const float *x, float *y, int64_t n), (op, x, y, n))
+EW_VARIANTS(ew_add_tanh, (const float *a, const float *b, float *y, int64_t n), (a, b, y, n))
+EW_VARIANTS(ew_add_scaled, (const float *x, const float *o, float a, float *y, int64_t n), (x, o, a, y, n))
+EW_VARIANTS(ew_glu, (const float *g, int64_t rows, int64_t d, float *y), (g, rows, d, y))
+EW_VARIANTS(ew_layernorm, (const float *x, float *y, int64_t rows, int64_t d, const float *s, const float *b, float eps),
+            (x, y, rows, d, s, b, eps))
+EW_VARIANTS(ew_dwconv,
+            (const float *g, int64_t gs, int64_t gbase, int64_t gend, int64_t i0, int64_t m, const float *w,
+             int64_t kernel, const float *bs, const float *bb, int64_t d, float *y, int64_t ys),
+            (g, gs, gbase, gend, i0, m, w, kernel, bs, bb, d, y, ys))
+EW_VARIANTS(ew_lstm, (const float *gates, float *c, float *h, int64_t hidden), (gates, c, h, hidden))
+
+void usm_exp(int32_t isa, const float *x, float *y, int64_t n) {
+    void (*fn)(int, const float *, float *, int64_t); ew_map_pick(isa, &fn); fn(EW_EXP, x, y, n);
+}
+void usm_sigmoid(int32_t isa, const float *x, float *y, int64_t n) {
+    void (*fn)(int, const float *, float *, int64_t); ew_map_pick(isa, &fn); fn(EW_SIGMOID, x, y, n);
+}
+void usm_swish(int32_t isa, const float *x, float *y, int64_t n) {
+    void (*fn)(int, const float *, float *, int64_t); ew_map_pick(isa, &fn); fn(EW_SWISH, x, y, n);
+}
+void usm_tanh(int32_t isa, const float *x, float *y, int64_t n) {
+    void (*fn)(int, const float *, float *, int64_t); ew_map_pick(isa, &fn); fn(EW_TANH, x, y, n);
+}
+void usm_add_tanh(int32_t isa, const float *a, const float *b, float *y, int64_t n) {
+    void (*fn)(const float *, const float *, float *, int64_t); ew_add_tanh_pick(isa, &fn); fn(a, b, y, n);
+}
+void usm_add_scaled(int32_t isa, const float *x, const float *o, float a, float *y, int64_t n) {
+    void (*fn)(const float *, const float *, float, float *, int64_t); ew_add_scaled_pick(isa, &fn); fn(x, o, a, y, n);
+}
+void usm_glu(int32_t isa, const float *g, int64_t rows, int64_t d, float *y) {
+    void (*fn)(const float *, int64_t, int64_t, float *); ew_glu_pick(isa, &fn); fn(g, rows, d, y);
+}
+void usm_layernorm(int32_t isa, const float *x, float *y, int64_t rows, int64_t d, const float *scale,
+                   const float *bias, float eps) {
+    void (*fn)(const float *, float *, int64_t, int64_t, const float *, const float *, float);
+    ew_layernorm_pick(isa, &fn);
+    fn(x, y, rows, d, scale, bias, eps);
+}
+void usm_dwconv_bn_swish(int32_t isa, const float *g, int64_t gs, int64_t gbase, int64_t gend, int64_t i0, int64_t m,
+                         const float *w, int64_t kernel, const float *bn_scale, const float *bn_bias, int64_t d,
+                         float *y, int64_t ys) {
+    void (*fn)(const float *, int64_t, int64_t, int64_t, int64_t, int64_t, const float *, int64_t, const float *,
+               const float *, int64_t, float *, int64_t);
+    ew_dwconv_pick(isa, &fn);
+    fn(g, gs, gbase, gend, i0, m, w, kernel, bn_scale, bn_bias, d, y, ys);
+}
+void usm_lstm_cell(int32_t isa, const float *gates, float *c, float *h, int64_t hidden) {
+    void (*fn)(const float *, float *, float *, int64_t); ew_lstm_pick(isa, &fn); fn(gates, c, h, hidden);
+}
+
+// ---- log-mel frontend --------------------------------------------------------------------------------------------
+
+// One frame: window, real FFT of size nfft through a complex FFT of size nfft / 2 (even samples real, odd samples
+// imaginary, then the split step), magnitude or power, sparse mel filters, log with floor, per-bin normalisation.
+// Double precision throughout, as the Swift reference (LogMelFrontend.features) computes.
+static void usm_logmel_frame(const double *x, int64_t win, const double *window, int64_t nfft, const double *cos_tab,
+                             const double *sin_tab, const int32_t *bitrev, int power, int64_t mels,
+                             const int32_t *fstart, const int32_t *flen, const int32_t *foff, const double *fweights,
+                             double log_floor, const float *mean, const float *std, float *out, double *work) {
+    const int64_t m = nfft / 2;
+    double *re = work, *im = work + m, *spec = work + 2 * m;
+    for (int64_t k = 0; k < m; k++) {
+        int64_t a = 2 * k, b = 2 * k + 1;
+        re[bitrev[k]] = a < win ? x[a] * window[a] : 0.0;
+        im[bitrev[k]] = b < win ? x[b] * window[b] : 0.0;
+    }
+    for (int64_t len = 2; len <= m; len *= 2) {
+        const int64_t half = len / 2, step = 2 * (m / len);  // twiddle e^{-2 pi i j / len} = tab[j * nfft / len]
+        for (int64_t start = 0; start < m; start += len)
+            for (int64_t j = 0; j < half; j++) {
+                const double wr = cos_tab[j * step], wi = sin_tab[j * step];
+                const int64_t a = start + j, b = a + half;
+                const double tr = re[b] * wr - im[b] * wi, ti = re[b] * wi + im[b] * wr;
+                re[b] = re[a] - tr; im[b] = im[a] - ti;
+                re[a] += tr; im[a] += ti;
+            }
+    }
+    for (int64_t k = 0; k <= m; k++) {
+        const int64_t p = k % m, q = (m - k) % m;
+        const double zr = re[p], zi = im[p], cr = re[q], ci = -im[q];
+        const double er = 0.5 * (zr + cr), ei = 0.5 * (zi + ci);
+        const double dr = zr - cr, di = zi - ci;
+        const double orr = 0.5 * di, oi = -0.5 * dr;
+        const double wr = k < m ? cos_tab[k] : -1.0, wi = k < m ? sin_tab[k] : 0.0;
+        const double xr = er + wr * orr - wi * oi, xi = ei + wr * oi + wi * orr;
+        const double pw = xr * xr + xi * xi;
+        spec[k] = power ? pw : sqrt(pw);
+    }
+    for (int64_t f = 0; f < mels; f++) {
+        double e = 0;
+        const double *w = fweights + foff[f];
+        const double *s = spec + fstart[f];
+        for (int32_t i = 0; i < flen[f]; i++) e += w[i] * s[i];
+        const float v = (float)log(e > log_floor ? e : log_floor);
+        out[f] = (v - mean[f]) / std[f];
+    }
+}
+
+void usm_logmel(const double *samples, int64_t hop, int64_t frames, int64_t win, const double *window, int64_t nfft,
+                const double *cos_tab, const double *sin_tab, const int32_t *bitrev, int32_t power, int64_t mels,
+                const int32_t *fstart, const int32_t *flen, const int32_t *foff, const double *fweights,
+                double log_floor, const float *mean, const float *std, float *out, double *work) {
+    for (int64_t t = 0; t < frames; t++)
+        usm_logmel_frame(samples + t * hop, win, window, nfft, cos_tab, sin_tab, bitrev, power, mels, fstart, flen, foff,
+                         fweights, log_floor, mean, std, out + t * mels, work);
+}

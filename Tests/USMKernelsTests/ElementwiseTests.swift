@@ -1,0 +1,157 @@
+import Foundation
+import Testing
+import USMKernels
+
+/// The element-wise kernels on every supported tier against `ReferenceElementwise` (libm, Double statistics), with
+/// odd lengths so the vector tails run. Tolerances are the ones `Elementwise` states.
+@Suite struct ElementwiseKernels {
+    static let tiers = KernelISA.allCases.filter(\.isSupported)
+    static let lengths = [1, 7, 15, 16, 17, 33, 144, 577, 1000]
+
+    /// Inputs spread over [-span, span] with a few special values.
+    static func inputs(_ n: Int, span: Float, seed: UInt64) -> [Float] {
+        var x = pseudoRandom(n, seed: seed).map { $0 * span }
+        for (i, v) in [Float(0), -0.0, 1e-8, -1e-8, 0.624, 0.626, -0.625, 30, -30, 100, -100].enumerated() where i < n { x[i] = v }
+        return x
+    }
+
+    func map(_ x: [Float], _ f: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void) -> [Float] {
+        var y = [Float](repeating: .nan, count: x.count)
+        x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in f(xp.baseAddress!, yp.baseAddress!, x.count) } }
+        return y
+    }
+
+    @Test(arguments: tiers)
+    func expWithinStatedRelativeError(isa: KernelISA) {
+        for n in Self.lengths {
+            let x = pseudoRandom(n, seed: UInt64(n)).map { $0 * 43 }
+            let y = map(x) { Elementwise.exp($0, $1, $2, isa: isa) }
+            for i in 0..<n {
+                let r = Foundation.exp(Double(x[i]))
+                #expect(abs(Double(y[i]) - r) <= 4e-7 * r, "exp(\(x[i])) = \(y[i]), libm \(r)")
+            }
+        }
+    }
+
+    @Test(arguments: tiers)
+    func sigmoidSwishTanhMatchLibm(isa: KernelISA) {
+        for n in Self.lengths {
+            let x = Self.inputs(n, span: 12, seed: UInt64(n) + 7)
+            let s = map(x) { Elementwise.sigmoid($0, $1, $2, isa: isa) }
+            let w = map(x) { Elementwise.swish($0, $1, $2, isa: isa) }
+            let t = map(x) { Elementwise.tanh($0, $1, $2, isa: isa) }
+            for i in 0..<n {
+                let rs = 1 / (1 + Foundation.exp(-Double(x[i])))
+                let rw = Double(x[i]) * rs
+                let rt = Foundation.tanh(Double(x[i]))
+                #expect(abs(Double(s[i]) - rs) <= 4e-7 * rs + 1e-36, "sigmoid(\(x[i]))")
+                #expect(abs(Double(w[i]) - rw) <= 4e-7 * abs(rw) + 1e-36, "swish(\(x[i]))")
+                #expect(abs(Double(t[i]) - rt) <= 4e-7, "tanh(\(x[i]))")
+                #expect(t[i].sign == x[i].sign || t[i] == 0, "tanh keeps the sign of \(x[i])")
+            }
+        }
+    }
+
+    @Test(arguments: tiers)
+    func addScaledAndAddTanh(isa: KernelISA) {
+        for n in Self.lengths {
+            let a = pseudoRandom(n, seed: 1), b = pseudoRandom(n, seed: 2)
+            var y = [Float](repeating: 0, count: n), z = y
+            a.withUnsafeBufferPointer { ap in
+                b.withUnsafeBufferPointer { bp in
+                    y.withUnsafeMutableBufferPointer { Elementwise.addScaled(ap.baseAddress!, bp.baseAddress!, 0.5, $0.baseAddress!, n, isa: isa) }
+                    z.withUnsafeMutableBufferPointer { Elementwise.addTanh(ap.baseAddress!, bp.baseAddress!, $0.baseAddress!, n, isa: isa) }
+                }
+            }
+            for i in 0..<n {
+                #expect(y[i] == a[i] + 0.5 * b[i])  // 0.5 * b is exact, so one rounding either way
+                #expect(abs(Double(z[i]) - Foundation.tanh(Double(a[i] + b[i]))) <= 4e-7)
+            }
+        }
+    }
+
+    @Test(arguments: tiers)
+    func gluMatchesReference(isa: KernelISA) {
+        for (rows, d) in [(1, 1), (3, 7), (2, 16), (5, 17), (4, 144)] {
+            let g = pseudoRandom(rows * 2 * d, seed: UInt64(d)).map { $0 * 8 }
+            let ref = ReferenceElementwise.glu(g, rows: rows, d: d)
+            var y = [Float](repeating: .nan, count: rows * d)
+            g.withUnsafeBufferPointer { gp in
+                y.withUnsafeMutableBufferPointer { Elementwise.glu(gp.baseAddress!, rows: rows, d: d, $0.baseAddress!, isa: isa) }
+            }
+            for i in y.indices { #expect(abs(y[i] - ref[i]) <= 4e-7 * abs(ref[i]) + 1e-30, "glu \(rows)x\(d) at \(i)") }
+        }
+    }
+
+    @Test(arguments: tiers)
+    func layerNormMatchesDoubleReference(isa: KernelISA) {
+        for (rows, d) in [(1, 1), (2, 7), (3, 16), (2, 17), (5, 144), (2, 1000)] {
+            // rows with an offset, as residual streams have, so the mean matters
+            let x = pseudoRandom(rows * d, seed: UInt64(d) + 3).enumerated().map { $0.element * 3 + Float($0.offset % 5) }
+            let scale = pseudoRandom(d, seed: 11).map { $0 + 1 }, bias = pseudoRandom(d, seed: 12)
+            let ref = ReferenceElementwise.layerNorm(x, rows: rows, d: d, scale: scale, bias: bias, eps: 1e-5)
+            var y = [Float](repeating: .nan, count: rows * d)
+            x.withUnsafeBufferPointer { xp in
+                scale.withUnsafeBufferPointer { sp in
+                    bias.withUnsafeBufferPointer { bp in
+                        y.withUnsafeMutableBufferPointer {
+                            Elementwise.layerNorm(xp.baseAddress!, $0.baseAddress!, rows: rows, d: d, scale: sp.baseAddress!,
+                                                  bias: bp.baseAddress!, eps: 1e-5, isa: isa)
+                        }
+                    }
+                }
+            }
+            for i in y.indices {
+                #expect(abs(y[i] - ref[i]) <= 2e-6 * (abs(scale[i % d]) + 1), "layerNorm \(rows)x\(d) at \(i): \(y[i]) vs \(ref[i])")
+            }
+        }
+    }
+
+    @Test(arguments: tiers)
+    func depthwiseMatchesReference(isa: KernelISA) {
+        for (d, kernel, gend, i0, m) in [(144, 5, 12, 0, 12), (17, 3, 9, 2, 5), (5, 7, 6, 0, 6), (33, 5, 20, 15, 5)] {
+            let g = pseudoRandom(gend * d, seed: UInt64(d)), wStored = pseudoRandom(d * kernel, seed: 4)
+            let bs = pseudoRandom(d, seed: 5), bb = pseudoRandom(d, seed: 6)
+            let ref = ReferenceElementwise.depthwiseBNSwish(g, end: gend, first: i0, count: m, weights: wStored, kernel: kernel,
+                                                           bnScale: bs, bnBias: bb, d: d)
+            // tap-major weights, and g starting at a later base frame to check the offsets
+            let w = (0..<(kernel * d)).map { wStored[($0 % d) * kernel + $0 / d] }
+            let half = (kernel - 1) / 2, base = max(0, i0 - half)
+            let stored = Array(g[(base * d)...])
+            var y = [Float](repeating: .nan, count: m * d)
+            stored.withUnsafeBufferPointer { gp in
+                w.withUnsafeBufferPointer { wp in
+                    bs.withUnsafeBufferPointer { sp in
+                        bb.withUnsafeBufferPointer { bp in
+                            y.withUnsafeMutableBufferPointer {
+                                Elementwise.depthwiseBNSwish(gp.baseAddress!, rowStride: d, base: base, end: gend, first: i0, count: m,
+                                                             weights: wp.baseAddress!, kernel: kernel, bnScale: sp.baseAddress!,
+                                                             bnBias: bp.baseAddress!, d: d, $0.baseAddress!, outStride: d, isa: isa)
+                            }
+                        }
+                    }
+                }
+            }
+            for i in y.indices { #expect(abs(y[i] - ref[i]) <= 1e-5 * (abs(ref[i]) + 1), "depthwise d \(d) k \(kernel) at \(i)") }
+        }
+    }
+
+    @Test(arguments: tiers)
+    func lstmCellMatchesReference(isa: KernelISA) {
+        for hidden in [1, 7, 16, 17, 320] {
+            let gates = pseudoRandom(4 * hidden, seed: UInt64(hidden)).map { $0 * 4 }
+            var c = pseudoRandom(hidden, seed: 9), h = [Float](repeating: 0, count: hidden)
+            var rc = c, rh = h
+            ReferenceElementwise.lstmCell(gates: gates, c: &rc, h: &rh, hidden: hidden)
+            gates.withUnsafeBufferPointer { gp in
+                c.withUnsafeMutableBufferPointer { cp in
+                    h.withUnsafeMutableBufferPointer { Elementwise.lstmCell(gates: gp.baseAddress!, c: cp.baseAddress!, h: $0.baseAddress!, hidden: hidden, isa: isa) }
+                }
+            }
+            for u in 0..<hidden {
+                #expect(abs(c[u] - rc[u]) <= 1e-6 * (abs(rc[u]) + 1), "lstm c \(hidden) at \(u)")
+                #expect(abs(h[u] - rh[u]) <= 1e-6, "lstm h \(hidden) at \(u)")
+            }
+        }
+    }
+}
