@@ -48,6 +48,12 @@ if ! command -v ld.lld >/dev/null && ! command -v "$(dirname "$(command -v "$CC"
   LD=()
 fi
 
+# every C file of the kernel target must build for arm64 (x86-only code is behind #if defined(__x86_64__))
+for f in "$SRC"/*.c; do
+  "$CC" --target=aarch64-linux-gnu --gcc-toolchain=/usr "${CFLAGS[@]}" -c "$f" -o "$OUT/$(basename "$f" .c).o"
+done
+echo "check-neon: every file of $SRC compiles for aarch64"
+
 # --gcc-toolchain=/usr finds the Debian cross headers, crt files and libgcc; static: no loader prefix for qemu needed
 "$CC" --target=aarch64-linux-gnu --gcc-toolchain=/usr "${LD[@]}" -static "${CFLAGS[@]}" "${SRCS[@]}" \
   -o "$OUT/neon_check" -lpthread -lm
