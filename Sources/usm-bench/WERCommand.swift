@@ -10,7 +10,7 @@ struct WERCommand: ParsableCommand {
         commandName: "wer",
         abstract: "Word error rate and RTF over a folder with audio files and transcripts.tsv (id, seconds, transcript).",
         discussion: """
-            With --peer-onnx, the same f32 (exp0) model is also exported to ONNX (encoder, predictor step, joiner) and run \
+            With --peer-onnx, the same model (a packed one dequantized to f32) is also exported to ONNX (encoder, predictor step, joiner) and run \
             with ONNX Runtime at f32 and with its dynamic int8 quantization (python/bench/onnx_peer.py) on the same \
             utterances; both are scored with the same text normaliser and aligner and shown side by side.
             """)
@@ -163,26 +163,22 @@ struct WERCommand: ParsableCommand {
     }
 
     /// Why the model cannot go to the peer (nil when every tensor is f32).
-    func f32Problem() -> String? {
-        do {
-            let file = try ContainerFile(path: model)
-            let packed = file.entries.filter { $0.layout.scheme != .f32 }
-            guard let first = packed.first else { return nil }
-            return "the peer needs an f32 (exp0) model; \(packed.count) tensors of \((model as NSString).lastPathComponent) are packed (e.g. \(first.name): \(first.layout.scheme))"
-        } catch {
-            return "cannot read \(model): \(error)"
-        }
+    /// nil when the model cannot be read; else whether any tensor is packed (the peer then runs it dequantized).
+    func isPacked() -> Bool? {
+        guard let file = try? ContainerFile(path: model) else { return nil }
+        return file.entries.contains { $0.layout.scheme != .f32 }
     }
 
     func runPeer(items: [EvaluationSet.Item], seconds: [Double]) -> Peer {
         func skipped(_ reason: String) -> Peer { Peer(skipped: reason, rows: []) }
-        if let problem = f32Problem() { return skipped(problem) }
+        guard let packed = isPacked() else { return skipped("cannot read \(model)") }
         let path = Self.peerScript()
         guard FileManager.default.fileExists(atPath: path) else { return skipped("\(path) not found") }
         let proc = Process()
         proc.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         var args = [python, path, model, directory, "--threads", String(threads)]
         if let limit { args += ["--limit", String(limit)] }
+        if packed { args.append("--dequantize") }
         proc.arguments = args
         let out = Pipe()
         proc.standardOutput = out

@@ -369,7 +369,10 @@ def transcribe_set(ort_model: OrtModel, audio: list, pieces) -> tuple[float, dic
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("model", help="usm-infer model file, f32 (recipe exp0)")
+    ap.add_argument("model", help="usm-infer model file, f32 (recipe exp0), or packed with --dequantize")
+    ap.add_argument("--dequantize", action="store_true",
+                    help="accept a packed model and run its weights dequantized to f32 (the same numbers a float "
+                         "runtime would have to use)")
     ap.add_argument("directory", help="folder with transcripts.tsv and <id>.flac/.wav")
     ap.add_argument("--limit", type=int, default=0, help="only the first N utterances")
     ap.add_argument("--threads", type=int, default=1, help="ORT intra-op threads")
@@ -395,7 +398,7 @@ def main(argv=None) -> int:
         return skip(f"a Python dependency is missing: {e}")
     torch.set_num_threads(max(1, args.threads))
     try:
-        cfg, weights, pieces = read_usm(args.model)
+        cfg, weights, pieces = read_usm(args.model, require_f32=not args.dequantize)
     except Skip as e:
         return skip(str(e))
     model = load_torch_model(cfg, weights)
@@ -440,7 +443,8 @@ def main(argv=None) -> int:
             f"ort-int8 = onnxruntime.quantization.quantize_dynamic (QInt8 weights); log-mel frontend in numpy "
             f"(usm_ref.frontend.log_mel_np), not ONNX; greedy search in Python over ORT sessions; "
             f"{args.threads} intra-op thread(s); compute = resample + features + encoder + search "
-            f"(export {export_s:.1f} s, quantization {quant_s:.1f} s and session creation excluded)")
+            f"(export {export_s:.1f} s, quantization {quant_s:.1f} s and session creation excluded)"
+            + ("; the model's packed weights were dequantized to f32 for ORT" if args.dequantize else ""))
     print(json.dumps({"variants": variants, "onnxruntime": ort.__version__, "torch": torch.__version__,
                       "model": args.model, "note": note}, ensure_ascii=False))
     return 0

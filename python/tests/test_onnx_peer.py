@@ -127,6 +127,24 @@ def test_cli_skips_packed_models(tmp_path):
     assert "f32" in json.loads(r.stdout)["skip"]
 
 
+def test_cli_dequantizes_packed_models(tmp_path):
+    """--dequantize: ORT runs the packed exp5 model's weights at f32 and gives the reference's greedy tokens."""
+    sf = pytest.importorskip("soundfile")
+    from usm_ref import container
+    _, g = container.read(os.path.join(GOLDEN, "golden-exp5.usm"))
+    audio = np.asarray(g["audio"].dequantize(), np.float32)
+    tokens = np.asarray(g["tokens"].dequantize()).astype(int).tolist()
+    sf.write(str(tmp_path / "a.wav"), audio, 16000, subtype="FLOAT")
+    (tmp_path / "transcripts.tsv").write_text("id\tseconds\ttranscript\na\t1.37\tp3\n")
+    path = os.path.join(GOLDEN, "small-exp5.usm")
+    r = subprocess.run([sys.executable, SCRIPT, path, str(tmp_path), "--dequantize"],
+                       check=True, capture_output=True, text=True)
+    doc = json.loads(r.stdout)
+    assert "dequantized" in doc["note"]
+    _, _, pieces = onnx_peer.read_usm(path, require_f32=False)
+    assert doc["variants"][0]["hypotheses"]["a"] == onnx_peer.decode_text(tokens, pieces)
+
+
 def test_cli_skips_without_onnxruntime(tmp_path):
     (tmp_path / "transcripts.tsv").write_text("id\tseconds\ttranscript\n")
     hide = ("import sys, runpy; sys.modules['onnxruntime'] = None; sys.argv = sys.argv[1:]; "
