@@ -5,6 +5,9 @@
 
 #define USM_AI __attribute__((always_inline)) inline
 
+/// queries per block of the AVX-512 lane-form attention kernel (its scratch holds the block's transposed keys)
+#define USM_ATTENTION_BLOCK 64
+
 static inline int64_t usm_min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 #if defined(__x86_64__)

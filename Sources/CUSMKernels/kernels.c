@@ -368,6 +368,12 @@ static void usm_local_attention_portable(const float *q, int64_t qs, const float
     }
 }
 
+int64_t usm_local_attention_scratch(int64_t left, int64_t right, int64_t dh) {
+    const int64_t rows = left + right + 2 * dh, nw = (left + right + 15) / 16 * 16;
+    const int64_t lanes = 16 + dh * nw + dh * (USM_ATTENTION_BLOCK + nw) + nw;  // 16: to align to 64 bytes
+    return rows > lanes ? rows : lanes;
+}
+
 void usm_local_attention(int32_t isa, const float *q, int64_t qs, const float *k, const float *v, int64_t kvs,
                          int64_t kbase, const float *pos, int64_t ps, const float *u, const float *vb, int64_t dh,
                          int64_t i0, int64_t i1, int64_t end, int64_t left, int64_t right, float *out, int64_t os,

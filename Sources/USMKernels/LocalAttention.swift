@@ -17,7 +17,7 @@ public enum LocalAttention {
         let d = heads * headDim
         precondition(out.count >= range.count * d && positions.count >= (left + right) * d, "LocalAttention: buffers too small")
         precondition(range.isEmpty || (range.lowerBound - (left - 1) >= keyBase || keyBase == 0), "keys dropped too early")
-        var scratch = [Float](repeating: 0, count: left + right + 2 * headDim)
+        var scratch = [Float](repeating: 0, count: scratchCount(left: left, right: right, headDim: headDim))
         queries.withUnsafeBufferPointer { q in
             keys.withUnsafeBufferPointer { k in
                 values.withUnsafeBufferPointer { vv in
@@ -62,5 +62,7 @@ public enum LocalAttention {
         }
     }
 
-    public static func scratchCount(left: Int, right: Int, headDim: Int) -> Int { left + right + 2 * headDim }
+    public static func scratchCount(left: Int, right: Int, headDim: Int) -> Int {
+        Int(usm_local_attention_scratch(Int64(left), Int64(right), Int64(headDim)))
+    }
 }

@@ -31,7 +31,10 @@ import USMKernels
 
     @Test(arguments: KernelISA.allCases.filter(\.isSupported))
     func matchesTheDefinition(isa: KernelISA) {
-        for (heads, dh, left, right, end) in [(2, 36, 5, 2, 11), (3, 16, 17, 4, 40), (1, 7, 3, 0, 6), (2, 128, 9, 8, 12)] {
+        // the last two: the bundled model's shape (4 x 36, 65 left, 4 right) over more than one 64-query block, and a
+        // window of more than 128 keys (the AVX-512 row form)
+        for (heads, dh, left, right, end) in [(2, 36, 5, 2, 11), (3, 16, 17, 4, 40), (1, 7, 3, 0, 6), (2, 128, 9, 8, 12),
+                                              (2, 50, 1, 0, 5), (4, 36, 65, 4, 150), (1, 20, 120, 20, 170)] {
             let d = heads * dh
             let q = pseudoRandom(end * d, seed: 1), k = pseudoRandom(end * d, seed: 2), v = pseudoRandom(end * d, seed: 3)
             let pos = pseudoRandom((left + right) * d, seed: 4), u = pseudoRandom(d, seed: 5), vb = pseudoRandom(d, seed: 6)
@@ -45,5 +48,34 @@ import USMKernels
                 #expect(close(out, ref, rel: 1e-5), "\(isa) heads \(heads) dh \(dh) \(range)")
             }
         }
+    }
+
+    /// The result for a query never depends on how the queries were split into calls (streaming equals offline), nor on
+    /// how many old keys the caller still keeps before the window (keyBase).
+    @Test(arguments: KernelISA.allCases.filter(\.isSupported))
+    func chunkingInvariant(isa: KernelISA) {
+        let heads = 4, dh = 36, left = 65, right = 4, end = 230, d = heads * dh
+        let q = pseudoRandom(end * d, seed: 11), k = pseudoRandom(end * d, seed: 12), v = pseudoRandom(end * d, seed: 13)
+        let pos = pseudoRandom((left + right) * d, seed: 14), u = pseudoRandom(d, seed: 15), vb = pseudoRandom(d, seed: 16)
+        var whole = [Float](repeating: 0, count: end * d)
+        LocalAttention.apply(queries: q, queryOffset: 0, keys: k, values: v, keyBase: 0, positions: pos, u: u, v: vb,
+                             heads: heads, headDim: dh, range: 0..<end, end: end, left: left, right: right, into: &whole,
+                             isa: isa)
+        var pieces = [Float](repeating: 0, count: end * d)
+        var start = 0
+        for size in [1, 7, 3, 70, 64, 65, 20] {
+            let range = start..<min(end, start + size)
+            guard !range.isEmpty else { break }
+            // keep only the keys this range needs (as the streaming encoder does)
+            let base = max(0, range.lowerBound - (left - 1))
+            var out = [Float](repeating: 0, count: range.count * d)
+            LocalAttention.apply(queries: q, queryOffset: range.lowerBound * d, keys: Array(k[(base * d)...]),
+                                 values: Array(v[(base * d)...]), keyBase: base, positions: pos, u: u, v: vb, heads: heads,
+                                 headDim: dh, range: range, end: end, left: left, right: right, into: &out, isa: isa)
+            pieces.replaceSubrange(range.lowerBound * d..<range.upperBound * d, with: out)
+            start = range.upperBound
+        }
+        #expect(start == end)
+        #expect(pieces == whole, "\(isa)")
     }
 }

@@ -112,7 +112,9 @@ uint64_t usm_read(const void *src, int64_t bytes);
 /// logit(i, j) = (q_i + u) . k_j + (q_i + vb) . pos[i - j + right] for j in [max(0, i - (left - 1)), min(end - 1, i + right)],
 /// a softmax over j, out_i = sum_j a_ij v_j.
 /// q points at query i0's row (stride qs); k and v at absolute frame kbase (stride kvs); pos at relative position
-/// -right (stride ps); out at query i0's row (stride os). scratch holds at least left + right + 2 * dh floats.
+/// -right (stride ps); out at query i0's row (stride os). scratch holds at least usm_local_attention_scratch(left,
+/// right, dh) floats. The result for query i does not depend on i0, i1 (bit for bit): chunking never changes it.
+int64_t usm_local_attention_scratch(int64_t left, int64_t right, int64_t dh);
 void usm_local_attention(int32_t isa, const float *q, int64_t qs, const float *k, const float *v, int64_t kvs,
                          int64_t kbase, const float *pos, int64_t ps, const float *u, const float *vb, int64_t dh,
                          int64_t i0, int64_t i1, int64_t end, int64_t left, int64_t right, float *out, int64_t os,

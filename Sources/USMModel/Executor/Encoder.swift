@@ -103,7 +103,7 @@ struct EncoderScratch: Sendable {
     init(config c: ConformerConfig, maxChunkSeconds: Double) {
         dim = c.encoder.dim
         wide = max(c.encoder.ffnDim, 2 * c.encoder.dim)
-        attentionCount = c.encoder.leftContext + c.encoder.rightContext + 2 * c.headDim
+        attentionCount = LocalAttention.scratchCount(left: c.encoder.leftContext, right: c.encoder.rightContext, headDim: c.headDim)
         let featureFrames = Int(maxChunkSeconds * Double(c.sampleRate)) / c.frontend.hopSize + 2
         features.reserveCapacity(featureFrames * c.frontend.melBins)
         let sub = c.subsampling
