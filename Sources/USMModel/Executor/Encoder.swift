@@ -416,9 +416,12 @@ extension ConformerModel {
             layerNorm(ls.x, ls.t, n, a.normScale, a.normBias)
             mm(a.query, ls.t, n, ls.q, ws)
             a.queryScale.withUnsafeBufferPointer { qs in
+                let scale = qs.baseAddress!
                 for r in 0..<n {
-                    let row = ls.q + r * d
-                    for c in 0..<d { row[c] *= qs[c % dh] }
+                    for h in 0..<heads {
+                        let head = ls.q + r * d + h * dh
+                        for c in 0..<dh { head[c] *= scale[c] }
+                    }
                 }
             }
             s.x1.append(ls.x, count: n)
