@@ -31,9 +31,20 @@ public final class Workspace {
     }
 
     func reserve(bytes nb: Int, meta nm: Int, sums ns: Int) {
-        if bytes.count < nb { bytes = [Int8](repeating: 0, count: nb) }
-        if meta.count < nm { meta = [Float](repeating: 0, count: nm) }
-        if sums.count < ns { sums = [Int32](repeating: 0, count: ns) }
+        Self.grow(&bytes, nb)
+        Self.grow(&meta, nm)
+        Self.grow(&sums, ns)
+    }
+
+    /// Grows `a` to at least `n` elements, geometrically: calls whose token count creeps up (a stream's layers each
+    /// releasing a few more held-back frames) then reallocate a handful of times instead of on every call, which
+    /// fragmented the heap (tens of MB of peak RSS at USM-1B shape).
+    static func grow<T: FixedWidthInteger>(_ a: inout [T], _ n: Int) {
+        if a.count < n { a = [T](repeating: 0, count: max(n, a.count + a.count / 2)) }
+    }
+
+    static func grow(_ a: inout [Float], _ n: Int) {
+        if a.count < n { a = [Float](repeating: 0, count: max(n, a.count + a.count / 2)) }
     }
 }
 
@@ -296,7 +307,7 @@ public struct PreparedWeight: Sendable {
         ws.reserve(bytes: n * qstride, meta: n * (nab + 2 * nb), sums: n * nb)
         let lut = isLUT
         let tableBytes = lut ? Int(usm_lut1_table_bytes(Int64(k))) : 0
-        if ws.tables.count < n * tableBytes { ws.tables = [UInt8](repeating: 0, count: n * tableBytes) }
+        Workspace.grow(&ws.tables, n * tableBytes)
         let isa = kernel.isa.rawValue
         let qisa = quantizerISA
         let (k, nb, rows) = (k, nb, rows)

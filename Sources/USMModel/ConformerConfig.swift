@@ -30,6 +30,10 @@ public struct ConformerConfig: Codable, Sendable, Equatable {
         public var leftContext: Int
         public var rightContext: Int
         public var layerNormEpsilon = 1e-5
+
+        /// Frames one block holds back until their right context has arrived: attention's right context plus half
+        /// the depthwise kernel.
+        public var holdBack: Int { rightContext + (convKernel - 1) / 2 }
     }
 
     public struct Predictor: Codable, Sendable, Equatable {

@@ -37,11 +37,17 @@ public struct RecognizerOptions: Sendable {
     /// Threads the kernels may use.
     public var threads: Int
     public var search: SearchMethod
+    /// Audio is run through the encoder in blocks of at most this many seconds, whatever the caller passes at once
+    /// (results do not depend on it: the encoder gives the same frames for any chunking). It bounds a stream's
+    /// memory: the per-layer frame buffers and scratch hold one block plus the context.
+    public var maxBlockSeconds: Double
 
-    public init(activations: ActivationMode = .int8PerBlock, threads: Int = 1, search: SearchMethod = .greedy) {
+    public init(activations: ActivationMode = .int8PerBlock, threads: Int = 1, search: SearchMethod = .greedy,
+                maxBlockSeconds: Double = 2) {
         self.activations = activations
         self.threads = threads
         self.search = search
+        self.maxBlockSeconds = max(maxBlockSeconds, 0.01)
     }
 }
 
@@ -242,7 +248,7 @@ public final class RecognitionStream {
         self.inputSampleRate = inputSampleRate
         workspace = Workspace(threads: recognizer.options.threads)
         let model = recognizer.model
-        encoder = model.makeEncoderState()
+        encoder = model.makeEncoderState(maxChunkSeconds: recognizer.options.maxBlockSeconds)
         decoder = model.makeDecoderState(method: search, workspace: workspace)
         if inputSampleRate != model.config.sampleRate {
             do { resampler = try Resampler(from: inputSampleRate, to: model.config.sampleRate) } catch { throw .audio(error) }
@@ -267,11 +273,22 @@ public final class RecognitionStream {
 
     private func run(_ samples: [Float], final: Bool) {
         let model = recognizer.model
-        model.encode(samples, state: &encoder, final: final, workspace: workspace, into: &frames)
-        let clock = ContinuousClock()
-        let t = clock.now
-        model.decode(frames, state: &decoder, workspace: workspace)
-        timings.decoder += (clock.now - t).seconds
+        let block = max(1, Int(recognizer.options.maxBlockSeconds * Double(model.config.sampleRate)))
+        var start = 0
+        repeat {
+            let end = min(start + block, samples.count)
+            let last = end == samples.count
+            if start == 0 && last {
+                model.encode(samples, state: &encoder, final: final, workspace: workspace, into: &frames)
+            } else {
+                model.encode(Array(samples[start..<end]), state: &encoder, final: final && last, workspace: workspace, into: &frames)
+            }
+            let clock = ContinuousClock()
+            let t = clock.now
+            model.decode(frames, state: &decoder, workspace: workspace)
+            timings.decoder += (clock.now - t).seconds
+            start = end
+        } while start < samples.count
         timings.features = encoder.featureSeconds
         timings.encoder = encoder.encoderSeconds
         timings.layerTypes = encoder.layerTypeSeconds
@@ -312,7 +329,7 @@ public final class RecognitionStream {
     /// Starts a new utterance on the same stream (e.g. after an endpoint).
     public func reset() {
         let model = recognizer.model
-        encoder = model.makeEncoderState()
+        encoder = model.makeEncoderState(maxChunkSeconds: recognizer.options.maxBlockSeconds)
         decoder = model.makeDecoderState(method: search, workspace: workspace)
         if resampler != nil { resampler = try? Resampler(from: inputSampleRate, to: model.config.sampleRate) }
         timings = StageTimings()

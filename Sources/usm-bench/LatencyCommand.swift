@@ -59,6 +59,8 @@ struct LatencyCommand: ParsableCommand {
         var chunkMax: Double?
         var firstPartialSeconds: Double?
         var peakRSS: Int
+        /// resident bytes just before loading and right after (what the loaded model itself costs)
+        var rssBeforeLoad = 0, rssAfterLoad = 0, rssAfterOffline = 0, peakAfterLoad = 0
         var kernels: [String: Int]
     }
 
@@ -120,9 +122,11 @@ struct LatencyCommand: ParsableCommand {
         let progress = ProgressLine()
         progress.show("\(label): loading")
         let clock = ContinuousClock()
+        let rss0 = currentRSS()
         let t0 = clock.now
         let r = try Recognizer(path: path, options: options)
         let load = (clock.now - t0).seconds
+        let rss1 = currentRSS(), peak1 = peakRSS()
         var offline: [Transcript] = []
         for i in 0..<runs {
             progress.show("\(label): offline run \(i + 1)/\(runs)")
@@ -134,6 +138,7 @@ struct LatencyCommand: ParsableCommand {
             loadMBps: Double(r.loadReport.fileBytes) / 1e6 / load, audioSeconds: best.timings.audioSeconds,
             offlineSeconds: best.timings.total, rtf: best.timings.realTimeFactor, stages: best.timings,
             peakRSS: 0, kernels: r.loadReport.kernels)
+        (m.rssBeforeLoad, m.rssAfterLoad, m.rssAfterOffline, m.peakAfterLoad) = (rss0, rss1, currentRSS(), peak1)
         if streaming {
             progress.show("\(label): streaming")
             let stream = try r.makeStream()
@@ -183,6 +188,9 @@ struct LatencyCommand: ParsableCommand {
             print("(peak RSS is the process maximum so far: the f32 row includes the packed model's run)")
         }
         if let fp = ms0.firstPartialSeconds { print("\nfirst partial result after \(f(fp)) s of streaming compute") }
+        for m in ms {
+            print("\n\(m.label) resident MB: \(f(Double(m.rssBeforeLoad) / 1e6, 0)) before loading (runtime, audio), \(f(Double(m.rssAfterLoad) / 1e6, 0)) after (model \(f(Double(m.rssAfterLoad - m.rssBeforeLoad) / 1e6, 0))), \(f(Double(m.rssAfterOffline) / 1e6, 0)) after the offline runs; peak \(f(Double(m.peakAfterLoad) / 1e6, 0)) by the end of loading, \(f(Double(m.peakRSS) / 1e6, 0)) in all")
+        }
         print("\nkernels: " + ms0.kernels.sorted { $0.key < $1.key }.map { "\($0.key) x\($0.value)" }.joined(separator: ", "))
     }
 }

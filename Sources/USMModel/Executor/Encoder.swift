@@ -87,10 +87,13 @@ struct LayerScratch {
 /// flush). A longer chunk grows the buffers once (an allocation on that call only); steady-state calls allocate
 /// nothing here.
 struct EncoderScratch: Sendable {
-    /// encoder frames one layer step can hold
-    private(set) var rows = 0
-    private(set) var dim = 0, wide = 0, attentionCount = 0
-    /// `[ping, pong, t, o, q, x]` of `[rows, dim]`, then `h` of `[rows, wide]`, then the attention scratch
+    /// rows of the first layer's input (the subsampled frames of one call)
+    private(set) var inputRows = 0
+    /// rows one layer call can take in and give out: a slice of its input plus the rows it held back
+    private(set) var stepRows = 0
+    private(set) var dim = 0, wide = 0, attentionCount = 0, layers = 0
+    /// `input` of `[inputRows, dim]`, one output buffer per layer of `[stepRows, dim]`, the temporaries `[t, o, q, x]`
+    /// of `[stepRows, dim]`, then `h` of `[stepRows, wide]`, then the attention scratch
     var arena: [Float] = []
     /// frontend output of one call, `[frames, mel_bins]`
     var features: [Float] = []
@@ -121,26 +124,31 @@ struct EncoderScratch: Sendable {
         Self.grow(&cols, colCount)
         Self.grow(&product, productCount)
         Self.grow(&convOut, outCount)
-        ensure(rows: t + c.encoder.layers * (c.encoder.rightContext + (c.encoder.convKernel - 1) / 2) + 1)
+        layers = c.encoder.layers
+        ensure(inputRows: t + 1, stepRows: ConformerModel.layerSlice + c.encoder.holdBack + 1)
     }
 
     static func grow(_ a: inout [Float], _ n: Int) {
         if a.count < n { a = [Float](repeating: 0, count: n) }
     }
 
-    mutating func ensure(rows needed: Int) {
-        guard needed > rows else { return }
-        rows = needed
-        arena = [Float](repeating: 0, count: 6 * rows * dim + rows * wide + attentionCount)
+    mutating func ensure(inputRows: Int, stepRows: Int? = nil) {
+        let i = max(inputRows, self.inputRows), st = max(stepRows ?? 0, self.stepRows)
+        guard i > self.inputRows || st > self.stepRows || arena.isEmpty else { return }
+        (self.inputRows, self.stepRows) = (i, st)
+        arena = [Float](repeating: 0, count: (i + (max(layers, 1) + 4) * st) * dim + st * wide + attentionCount)
     }
 
-    /// Runs `body` with the arena split into the two layer-step buffers and the temporaries.
+    /// Runs `body` with the arena split into the first layer's input, the per-layer outputs (layer l's at
+    /// `outputs + l * stepRows * dim`) and the temporaries.
     mutating func withLayerScratch<R>(_ body: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, LayerScratch) -> R) -> R {
-        let (rd, rows) = (rows * dim, rows)
+        let (sd, st) = (stepRows * dim, stepRows)
+        let outputs = inputRows * dim, temps = outputs + max(layers, 1) * sd
         return arena.withUnsafeMutableBufferPointer { a in
             let p = a.baseAddress!
-            return body(p, p + rd, LayerScratch(t: p + 2 * rd, o: p + 3 * rd, q: p + 4 * rd, x: p + 5 * rd, h: p + 6 * rd,
-                                                attention: p + 6 * rd + rows * wide))
+            return body(p, p + outputs, LayerScratch(t: p + temps, o: p + temps + sd, q: p + temps + 2 * sd,
+                                                     x: p + temps + 3 * sd, h: p + temps + 4 * sd,
+                                                     attention: p + temps + 4 * sd + st * wide))
         }
     }
 }
@@ -174,9 +182,8 @@ public struct EncoderState: Sendable {
                 FrameBuffer(width: conv.cout * conv.fout, reserveRows: featureFrames >> (i + 1) + 3)
             }
         convDone = [Int](repeating: 0, count: model.convs.count)
-        let rows = featureFrames >> c.subsampling.layers + 2
-        layers = (0..<e.layers).map { l in
-            LayerState(dim: e.dim, rows: rows + l * (e.rightContext + (e.convKernel - 1) / 2), left: e.leftContext,
+        layers = (0..<e.layers).map { _ in
+            LayerState(dim: e.dim, rows: ConformerModel.layerSlice + e.holdBack + 1, left: e.leftContext,
                        right: e.rightContext, halfKernel: (e.convKernel - 1) / 2)
         }
         frontend.pending.reserveCapacity(Int(maxChunkSeconds * Double(c.sampleRate)) + c.frontend.windowSize)
@@ -212,7 +219,7 @@ extension ConformerModel {
         let n0 = subsampleConvs(state: &state, final: final, workspace: workspace)
         let e = config.encoder
         let d = e.dim
-        state.scratch.ensure(rows: n0 + e.layers * (e.rightContext + (e.convKernel - 1) / 2) + 1)
+        state.scratch.ensure(inputRows: n0 + 1)
         // move the scratch out of the state while its pointers are in use (the layers' states stay in `state`)
         var scratch = EncoderScratch()
         swap(&scratch, &state.scratch)
@@ -222,18 +229,35 @@ extension ConformerModel {
             swap(&conv, &scratch.convOut)
             swap(&scratch, &state.scratch)
         }
-        let rows: Int = scratch.withLayerScratch { ping, pong, ls in
-            conv.withUnsafeBufferPointer { project($0.baseAddress!, n0, ping, workspace) }
+        let stepRows = scratch.stepRows
+        let slice = Self.layerSlice
+        let rows: Int = scratch.withLayerScratch { input, outputs, ls in
+            conv.withUnsafeBufferPointer { project($0.baseAddress!, n0, input, workspace) }
             state.layerTypeSeconds.subsampling += (clock.now - t1).seconds
-            var (input, output, rows) = (ping, pong, n0)
-            for l in layers.indices {
-                rows = runLayer(l, input: input, rows: rows, output: output, state: &state.layers[l], final: final,
-                                scratch: ls, workspace: workspace, timing: &state.layerTypeSeconds)
-                swap(&input, &output)
-            }
             out.removeAll(keepingCapacity: true)
-            out.append(contentsOf: UnsafeBufferPointer(start: input, count: rows * d))
-            return rows
+            // Depth first, in slices of at most `layerSlice` rows: each slice goes through every layer before the
+            // next, so a layer call never holds more than a slice plus its own look-ahead, even when a final flush
+            // releases what every layer held back (which for USM-1B's 16 x 130 frames would otherwise pass all of
+            // a clip through each layer at once). The frames do not depend on the slicing.
+            func push(_ l: Int, _ x: UnsafeMutablePointer<Float>, _ n: Int, _ final: Bool) {
+                if l == layers.count {
+                    out.append(contentsOf: UnsafeBufferPointer(start: x, count: n * d))
+                    return
+                }
+                let y = outputs + l * stepRows * d
+                var start = 0
+                repeat {
+                    let m = min(slice, n - start)
+                    let last = start + m == n
+                    let r = runLayer(l, input: x + start * d, rows: m, output: y, state: &state.layers[l],
+                                     final: final && last, scratch: ls, workspace: workspace,
+                                     timing: &state.layerTypeSeconds)
+                    if r > 0 || (final && last) { push(l + 1, y, r, final && last) }
+                    start += m
+                } while start < n
+            }
+            push(0, input, n0, final)
+            return out.count / d
         }
         state.framesOut += rows
         state.featureSeconds += (t1 - t0).seconds
@@ -338,6 +362,8 @@ extension ConformerModel {
 
     /// Output time steps per im2col product in the subsampling convs.
     static let convTimeBlock = 8
+    /// Encoder frames one layer call takes at most (see `encode`).
+    static let layerSlice = 64
 
     @inline(__always)
     func mm(_ w: PreparedWeight, _ x: UnsafePointer<Float>, _ n: Int, _ y: UnsafeMutablePointer<Float>, _ ws: Workspace) {
@@ -381,7 +407,7 @@ extension ConformerModel {
         var ignored = LayerTypeSeconds()
         let d = config.encoder.dim
         var scratch = EncoderScratch(config: config, maxChunkSeconds: 0)
-        scratch.ensure(rows: x.count / d + config.encoder.rightContext + (config.encoder.convKernel - 1) / 2 + 1)
+        scratch.ensure(inputRows: x.count / d + 1, stepRows: x.count / d + config.encoder.holdBack + 1)
         return scratch.withLayerScratch { input, output, ls in
             x.withUnsafeBufferPointer { input.update(from: $0.baseAddress!, count: x.count) }
             let m = runLayer(l, input: input, rows: x.count / d, output: output, state: &s, final: final, scratch: ls,
