@@ -102,18 +102,7 @@ public struct FrontendState: Sendable {
 extension LogMelFrontend {
     /// Appends the normalised frames that `samples` completes to `out` (`mel_bins` floats per frame).
     public func process(_ samples: [Float], state: inout FrontendState, into out: inout [Float]) -> Int {
-        let alpha = config.preemphasis
-        state.pending.reserveCapacity(state.pending.count + samples.count)
-        for x in samples {
-            let y = state.started ? Double(x) - alpha * Double(state.previous) : Double(x)
-            state.pending.append(y)
-            state.previous = x
-            state.started = true
-        }
-        let frames = frameCount(samples: state.pending.count)
-        guard frames > 0 else { return 0 }
-        let base = out.count
-        out.append(contentsOf: repeatElement(0, count: frames * config.melBins))
+        guard let (frames, base) = preEmphasize(samples, state: &state, out: &out) else { return 0 }
         if state.scratch.count < 2 * config.fftSize + 1 { state.scratch = [Double](repeating: 0, count: 2 * config.fftSize + 1) }
         state.pending.withUnsafeBufferPointer { p in
             out.withUnsafeMutableBufferPointer { o in
@@ -129,18 +118,26 @@ extension LogMelFrontend {
 }
 
 extension LogMelFrontend {
-    /// The reference twin of `process`: the same frames through `features(frame:)` (Swift, Double), for tests.
-    func referenceProcess(_ samples: [Float], state: inout FrontendState, into out: inout [Float]) -> Int {
+    /// Appends the pre-emphasized samples to the pending ones; when whole frames are ready, makes room for them at
+    /// the end of `out` and returns (frames, index of the first new value in `out`).
+    func preEmphasize(_ samples: [Float], state: inout FrontendState, out: inout [Float]) -> (Int, Int)? {
         let alpha = config.preemphasis
+        state.pending.reserveCapacity(state.pending.count + samples.count)
         for x in samples {
             state.pending.append(state.started ? Double(x) - alpha * Double(state.previous) : Double(x))
             state.previous = x
             state.started = true
         }
         let frames = frameCount(samples: state.pending.count)
-        guard frames > 0 else { return 0 }
+        guard frames > 0 else { return nil }
         let base = out.count
         out.append(contentsOf: repeatElement(0, count: frames * config.melBins))
+        return (frames, base)
+    }
+
+    /// The reference twin of `process`: the same frames through `features(frame:)` (Swift, Double), for tests.
+    func referenceProcess(_ samples: [Float], state: inout FrontendState, into out: inout [Float]) -> Int {
+        guard let (frames, base) = preEmphasize(samples, state: &state, out: &out) else { return 0 }
         state.pending.withUnsafeBufferPointer { p in
             out.withUnsafeMutableBufferPointer { o in
                 for t in 0..<frames {
