@@ -329,7 +329,7 @@ public final class RecognitionStream {
     /// Starts a new utterance on the same stream (e.g. after an endpoint).
     public func reset() {
         let model = recognizer.model
-        encoder = model.makeEncoderState(maxChunkSeconds: recognizer.options.maxBlockSeconds)
+        encoder.reset()  // keeps the stream's buffers
         decoder = model.makeDecoderState(method: search, workspace: workspace)
         if resampler != nil { resampler = try? Resampler(from: inputSampleRate, to: model.config.sampleRate) }
         timings = StageTimings()

@@ -86,6 +86,9 @@ import USMKernels
         }
         pieces += model.encode([], state: &streaming, final: true, workspace: ws)
         #expect(pieces == whole, "chunk \(chunk), \(activations): bit-identical")
+        // a reset state (buffers kept from the stream above) gives the same frames as a fresh one
+        streaming.reset()
+        #expect(model.encode(audio, state: &streaming, final: true, workspace: ws) == whole, "after reset")
         var d1 = model.makeDecoderState(workspace: ws), d2 = model.makeDecoderState(workspace: ws)
         model.decode(whole, state: &d1, workspace: ws)
         model.decode(pieces, state: &d2, workspace: ws)

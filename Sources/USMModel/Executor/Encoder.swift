@@ -35,6 +35,12 @@ struct FrameBuffer: Sendable {
         range.isEmpty ? [] : Array(data[offset(range.lowerBound)..<(offset(range.upperBound - 1) + width)])
     }
 
+    /// Empty again at absolute row 0, keeping the capacity.
+    mutating func reset() {
+        data.removeAll(keepingCapacity: true)
+        base = 0
+    }
+
     mutating func drop(before t: Int) {
         let n = min(max(t - base, 0), data.count / width)
         guard n > 0 else { return }
@@ -61,6 +67,11 @@ struct LayerState: Sendable {
     var x2: FrameBuffer, g: FrameBuffer
     var attended = 0
     var convolved = 0
+
+    mutating func reset() {
+        x1.reset(); q.reset(); k.reset(); v.reset(); x2.reset(); g.reset()
+        (attended, convolved) = (0, 0)
+    }
 
     /// `rows`: new frames per call the buffers are reserved for (beyond the context they keep).
     init(dim: Int, rows: Int = 0, left: Int = 0, right: Int = 0, halfKernel: Int = 0) {
@@ -187,6 +198,20 @@ public struct EncoderState: Sendable {
                        right: e.rightContext, halfKernel: (e.convKernel - 1) / 2)
         }
         frontend.pending.reserveCapacity(Int(maxChunkSeconds * Double(c.sampleRate)) + c.frontend.windowSize)
+    }
+}
+
+extension EncoderState {
+    /// Back to the start of a new stream, keeping every buffer's capacity (no allocation): what
+    /// `ConformerModel.makeEncoderState` returns, for the same model, with warm memory.
+    public mutating func reset() {
+        frontend.pending.removeAll(keepingCapacity: true)
+        (frontend.previous, frontend.started) = (0, false)
+        for i in convInputs.indices { convInputs[i].reset() }
+        for i in convDone.indices { convDone[i] = 0 }
+        for i in layers.indices { layers[i].reset() }
+        (framesOut, featureFrames, finished) = (0, 0, false)
+        (featureSeconds, encoderSeconds, layerTypeSeconds) = (0, 0, LayerTypeSeconds())
     }
 }
 
