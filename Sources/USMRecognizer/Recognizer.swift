@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import USMAudio
 import USMFormat
 import USMKernels
@@ -138,6 +139,20 @@ public struct Transcript: Sendable, Codable, Equatable {
 /// number of threads.
 public final class Recognizer: Sendable {
     public let model: ConformerModel
+    /// Encoder states of ended streams (offline requests use streams too), reset and kept for the next ones (a few at
+    /// most): a new state's buffers cost page faults on first use, a recycled one's are warm.
+    private let spareEncoders = Mutex<[EncoderState]>([])
+    static let maxSpareEncoders = 4
+
+    func takeEncoderState() -> EncoderState {
+        spareEncoders.withLock { $0.popLast() } ?? model.makeEncoderState(maxChunkSeconds: options.maxBlockSeconds)
+    }
+
+    func recycle(_ state: consuming EncoderState) {
+        var s = state
+        s.reset()
+        spareEncoders.withLock { if $0.count < Self.maxSpareEncoders { $0.append(s) } }
+    }
     public let options: RecognizerOptions
     public let loadReport: LoadReport
 
@@ -178,13 +193,14 @@ public final class Recognizer: Sendable {
     public func makeStream(search: SearchMethod? = nil, endpoint: EndpointRules = EndpointRules(),
                            inputSampleRate: Int? = nil) throws(RecognizerError) -> RecognitionStream {
         try RecognitionStream(recognizer: self, search: search ?? options.search, endpoint: endpoint,
-                              inputSampleRate: inputSampleRate ?? sampleRate)
+                              inputSampleRate: inputSampleRate ?? sampleRate, encoder: takeEncoderState())
     }
 
     /// Offline recognition of mono samples in [-1, 1] at `sampleRate` (resampled to the model's rate).
     public func transcribe(samples: [Float], sampleRate: Int, search: SearchMethod? = nil) throws(RecognizerError) -> Transcript {
-        let stream = try makeStream(search: search, endpoint: EndpointRules(trailingSilence: nil, maxUtterance: nil),
-                                    inputSampleRate: sampleRate)
+        let stream = try RecognitionStream(recognizer: self, search: search ?? options.search,
+                                           endpoint: EndpointRules(trailingSilence: nil, maxUtterance: nil),
+                                           inputSampleRate: sampleRate, encoder: takeEncoderState())
         try stream.accept(samples: samples)
         return stream.finish()
     }
@@ -194,8 +210,9 @@ public final class Recognizer: Sendable {
                            progress: ((Double) -> Void)? = nil) throws(RecognizerError) -> Transcript {
         let reader: AudioFileReader
         do { reader = try AudioFileReader(path: path, channels: channels) } catch { throw .audio(error) }
-        let stream = try makeStream(search: search, endpoint: EndpointRules(trailingSilence: nil, maxUtterance: nil),
-                                    inputSampleRate: reader.sampleRate)
+        let stream = try RecognitionStream(recognizer: self, search: search ?? options.search,
+                                           endpoint: EndpointRules(trailingSilence: nil, maxUtterance: nil),
+                                           inputSampleRate: reader.sampleRate, encoder: takeEncoderState())
         var done = 0
         while true {
             let block: [Float]
@@ -240,7 +257,8 @@ public final class RecognitionStream {
     private var samplesIn = 0
     private var finished: Transcript?
 
-    init(recognizer: Recognizer, search: SearchMethod, endpoint: EndpointRules, inputSampleRate: Int) throws(RecognizerError) {
+    init(recognizer: Recognizer, search: SearchMethod, endpoint: EndpointRules, inputSampleRate: Int,
+         encoder: EncoderState? = nil) throws(RecognizerError) {
         guard inputSampleRate > 0 else { throw .badSamples("sample rate \(inputSampleRate)") }
         self.recognizer = recognizer
         self.search = search
@@ -248,7 +266,7 @@ public final class RecognitionStream {
         self.inputSampleRate = inputSampleRate
         workspace = Workspace(threads: recognizer.options.threads)
         let model = recognizer.model
-        encoder = model.makeEncoderState(maxChunkSeconds: recognizer.options.maxBlockSeconds)
+        self.encoder = encoder ?? model.makeEncoderState(maxChunkSeconds: recognizer.options.maxBlockSeconds)
         decoder = model.makeDecoderState(method: search, workspace: workspace)
         if inputSampleRate != model.config.sampleRate {
             do { resampler = try Resampler(from: inputSampleRate, to: model.config.sampleRate) } catch { throw .audio(error) }
@@ -325,6 +343,8 @@ public final class RecognitionStream {
         finished = r
         return r
     }
+
+    deinit { recognizer.recycle(encoder) }  // its buffers serve the recognizer's next stream
 
     /// Starts a new utterance on the same stream (e.g. after an endpoint).
     public func reset() {
