@@ -265,7 +265,121 @@ static USM_AI TVBMI void usm_lut1_run(const usm_qgemm_args *a, const uint8_t *ta
         for (int64_t tile = tb; tile < te; tile++) usm_lut1_tile(a, tables, tile, t, 1, 1, DOTS, 0, nb, 0);
 }
 
+// Register-blocked form for corrections by the scales (bin, bin_norm: c = s, offset 1): TT row tiles x NT tokens share
+// each weight load and index computation (TT ways) and each token's 4 table registers (NT ways). The byte sums are
+// widened by vpdpbusd with 2^shift and 16 * 2^shift, so the int32 accumulator holds P << shift, and the block dot
+// D = (P << shift) - S is formed in integers: y = bias + F * sum_j (s_j * sx_j) * D_j with F = fa / 2^shift, one f32
+// accumulator per row and token (no correction term). Every token count goes through this same arithmetic, so a
+// token's result does not depend on its batch.
+static USM_AI TVBMI void usm_lut1s_tile(const usm_qgemm_args *a, const uint8_t *tables, int64_t tile, int64_t t0,
+                                        const int TT, const int NT, const int DOTS) {
+    const int64_t chunks = (a->groups * 4 + 31) / 32, nb = a->nb;
+    const int64_t bc = nb == 1 ? chunks : a->block_groups / 8;
+    const int64_t tb = usm_lut1_table_bytes(a->groups * 4), tstride = chunks * 64;
+    const uint8_t *w = a->w + tile * tstride;
+    const __m512i ctrl1 = _mm512_set1_epi64(0x2C2824200C080400LL), ctrl2 = _mm512_set1_epi64(0x3C3834301C181410LL);
+    const __m512i gpat = _mm512_set1_epi64(0x3020100030201000LL), m0f = _mm512_set1_epi8(0x0F);
+    const __m512i wl = _mm512_set1_epi8((char)(1 << a->shift)), wh = _mm512_set1_epi8((char)(16 << a->shift));
+    const int su8 = a->scale_u8;
+    __m512 fA[4][4];
+    for (int tt = 0; tt < TT; tt++)
+        for (int t = 0; t < NT; t++) fA[tt][t] = _mm512_setzero_ps();
+    for (int64_t j = 0; j < nb; j++) {
+        int64_t c = j * bc, c1 = usm_min64(c + bc, chunks);
+        __m512i acc[4][4];
+        for (int tt = 0; tt < TT; tt++)
+            for (int t = 0; t < NT; t++) acc[tt][t] = _mm512_setzero_si512();
+        while (c < c1) {
+            __m512i bL[4][4], bH[4][4];
+            for (int tt = 0; tt < TT; tt++)
+                for (int t = 0; t < NT; t++) bL[tt][t] = bH[tt][t] = _mm512_setzero_si512();
+            const int64_t steps = usm_min64(2, c1 - c);
+            for (int64_t s = 0; s < steps; s++) {
+                __m512i i1[4], i2[4];
+                for (int tt = 0; tt < TT; tt++) {
+                    __m512i v = _mm512_loadu_si512(w + tt * tstride + (c + s) * 64);
+                    i1[tt] = _mm512_ternarylogic_epi32(_mm512_multishift_epi64_epi8(ctrl1, v), m0f, gpat, 0xEA);
+                    i2[tt] = _mm512_ternarylogic_epi32(_mm512_multishift_epi64_epi8(ctrl2, v), m0f, gpat, 0xEA);
+                }
+                for (int t = 0; t < NT; t++) {
+                    const uint8_t *tab = tables + (t0 + t) * tb + (c + s) * 256;
+                    const __m512i T0 = _mm512_loadu_si512(tab), T1 = _mm512_loadu_si512(tab + 64);
+                    const __m512i T2 = _mm512_loadu_si512(tab + 128), T3 = _mm512_loadu_si512(tab + 192);
+                    for (int tt = 0; tt < TT; tt++) {
+                        bL[tt][t] = _mm512_add_epi8(bL[tt][t], _mm512_add_epi8(_mm512_permutexvar_epi8(i1[tt], T0),
+                                                                               _mm512_permutexvar_epi8(i2[tt], T2)));
+                        bH[tt][t] = _mm512_add_epi8(bH[tt][t], _mm512_add_epi8(_mm512_permutexvar_epi8(i1[tt], T1),
+                                                                               _mm512_permutexvar_epi8(i2[tt], T3)));
+                    }
+                }
+            }
+            for (int tt = 0; tt < TT; tt++)
+                for (int t = 0; t < NT; t++) {
+                    acc[tt][t] = _mm512_dpbusd_epi32(acc[tt][t], bL[tt][t], wl);
+                    acc[tt][t] = _mm512_dpbusd_epi32(acc[tt][t], wh, bH[tt][t]);
+                }
+            c += steps;
+        }
+        for (int tt = 0; tt < TT; tt++) {
+            const __m512 sv = usm_meta512(a->scale, ((tile + tt) * nb + j) * 16, su8, 0);
+            for (int t = 0; t < NT; t++) {
+                const int64_t ti = (t0 + t) * nb + j;
+                const __m512i d = _mm512_sub_epi32(acc[tt][t], _mm512_set1_epi32(a->bsum[ti]));
+                fA[tt][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(sv, _mm512_set1_ps(a->sx[ti])), fA[tt][t]);
+                if (DOTS) {
+                    int32_t tmp[16];
+                    int64_t rp = (a->rows + 15) / 16 * 16;
+                    _mm512_storeu_si512(tmp, d);
+                    for (int r = 0; r < 16; r++) a->dots[((t0 + t) * rp + (tile + tt) * 16 + r) * nb + j] = tmp[r];
+                }
+            }
+        }
+    }
+    const __m512 inv = _mm512_set1_ps(1.0f / (float)(1 << a->shift));
+    for (int tt = 0; tt < TT; tt++) {
+        int64_t z0 = (tile + tt) * 16, left = a->rows - z0;
+        __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        __m512 b = a->bias ? _mm512_maskz_loadu_ps(m, a->bias + z0) : _mm512_setzero_ps();
+        __m512 f = _mm512_mul_ps(_mm512_loadu_ps(a->fa + z0), inv);
+        for (int t = 0; t < NT; t++)
+            _mm512_mask_storeu_ps(a->y + (t0 + t) * a->ystride + z0, m, _mm512_fmadd_ps(fA[tt][t], f, b));
+    }
+}
+
+#ifndef USM_LUT1S_TB
+#define USM_LUT1S_TB 2
+#endif
+#ifndef USM_LUT1S_NT
+#define USM_LUT1S_NT 2
+#endif
+#ifndef USM_LUT1S_BLOCK
+#define USM_LUT1S_BLOCK 1000000
+#endif
+
+// Tokens in pairs outer (their tables, 2 x 12 KB at K = 1536, stay in L1), pairs of row tiles inner; the token tail
+// and GEMV (N = 1) one tile at a time (one sequential weight stream).
+static USM_AI TVBMI void usm_lut1s_run(const usm_qgemm_args *a, const uint8_t *tables, int64_t tb, int64_t te,
+                                       int64_t t0, int64_t t1, const int DOTS) {
+    for (int64_t bb = tb; bb < te; bb += USM_LUT1S_BLOCK) {
+        const int64_t be = usm_min64(bb + USM_LUT1S_BLOCK, te);
+        int64_t t = t0;
+        for (; t + USM_LUT1S_NT <= t1; t += USM_LUT1S_NT) {
+            int64_t tile = bb;
+            for (; tile + USM_LUT1S_TB <= be; tile += USM_LUT1S_TB)
+                usm_lut1s_tile(a, tables, tile, t, USM_LUT1S_TB, USM_LUT1S_NT, DOTS);
+            for (; tile < be; tile++) usm_lut1s_tile(a, tables, tile, t, 1, USM_LUT1S_NT, DOTS);
+        }
+        for (; t < t1; t++)
+            for (int64_t tile = bb; tile < be; tile++) usm_lut1s_tile(a, tables, tile, t, 1, 1, DOTS);
+    }
+}
+
 TVBMI void usm_lut1_gemm(const usm_qgemm_args *a, const uint8_t *tables, int64_t tb, int64_t te, int64_t t0, int64_t t1) {
+    if (a->corr_is_scale && a->offset == 1) {
+        if (a->dots) usm_lut1s_run(a, tables, tb, te, t0, t1, 1);
+        else usm_lut1s_run(a, tables, tb, te, t0, t1, 0);
+        return;
+    }
     if (a->dots) usm_lut1_run(a, tables, tb, te, t0, t1, 1);
     else usm_lut1_run(a, tables, tb, te, t0, t1, 0);
 }

@@ -78,8 +78,12 @@ public enum KernelRegistry {
     public static let all: [KernelDescriptor] = {
         var list: [KernelDescriptor] = [
             KernelDescriptor(
+                name: "w1a8-lut-vpermb-32x2-avx512vbmi", isa: .avx512vbmi, weightBits: 1, activationBits: 8,
+                schemes: [.bin, .binNorm],
+                summary: "same tables and lookups as the 16x4 kernel, register-blocked over 2 row tiles x 2 tokens (each weight load and index computation serves 2 tokens, each token's 4 table registers 2 tiles; tables of a token pair stay in L1); byte sums widened by vpdpbusd with 2 and 32, so D = 2P - S is formed in int32 and one f32 accumulator per row and token takes s * sx * D (no correction term); GEMV and token tails 1 tile x 1 token with the same arithmetic"),
+            KernelDescriptor(
                 name: "w1a8-lut-vpermb-16x4-avx512vbmi", isa: .avx512vbmi, weightBits: 1, activationBits: 8,
-                schemes: oneBit,
+                schemes: [.binAsym],
                 summary: "T-MAC style: per token and 4 columns the 16 subset sums of the activations' low nibbles and high parts as byte tables; 4 weight bits of 16 rows index them with vpermb (vpmultishiftqb unpacks 32 columns x 16 rows from one 64-byte load), byte sums over 64 columns, vpdpbusd with ones, exact int32 per block; 4 tokens per tile"),
         ]
         for (bits, schemes) in [(1, oneBit), (2, [QuantScheme.int2]), (4, [.int4]), (8, [.int8])] {

@@ -8,6 +8,7 @@ import USMTensor
     static let schemes: [(QuantScheme, Int)] = [
         (.bin, 64), (.bin, 0), (.binNorm, 64), (.binAsym, 0), (.binAsym, 8), (.int2, 64), (.int2, 0),
         (.int4, 64), (.int4, 32), (.int4, 0), (.int8, 0), (.int8, 128), (.bin, 128), (.int2, 16),
+        (.bin, 32), (.binNorm, 0),
     ]
     /// (rows, k, n): odd sizes, rows not a multiple of 16, k not a multiple of 4 / 64 / the block, K = 1,
     /// N not a multiple of the token tile.
@@ -59,6 +60,45 @@ import USMTensor
                         }
                     }
                     #expect(ok, "\(p.kernelName) \(scheme) block \(block) \(rows)x\(k) n=\(n) \(mode)")
+                }
+            }
+        }
+    }
+
+    /// The 1-bit table-lookup kernels at the limits of their byte sums: activations at +-127 and -113 (high parts -8,
+    /// low nibbles 15), rows of all-ones and all-zero bits, and row tiles / token counts that leave pair tails (the
+    /// 32x2 register-blocked kernel's single-tile and single-token paths).
+    @Test(arguments: isas)
+    func oneBitExtremesAreBitExact(isa: KernelISA) throws {
+        for scheme in [QuantScheme.bin, .binNorm, .binAsym] {
+            for (rows, k, n, block) in [(48, 256, 5, 64), (17, 96, 3, 32), (35, 200, 7, 0), (64, 1536, 4, 64)] {
+                var wv = pseudoRandom(rows * k, seed: UInt64(rows * 31 + k))
+                for c in 0..<k { wv[c] = 1 + Float(c % 3); wv[k + c] = -1 - Float(c % 5) }  // all-ones, all-zero rows
+                let w = try Quantizer.quantize(wv, shape: [rows, k], spec: QuantSpec(scheme: scheme, blockSize: block))
+                var x = [Float](repeating: 0, count: n * k)
+                for i in 0..<(n * k) { x[i] = [127, -127, -113, 119, 120, -128, 15, -16][(i * 7 + i / k) % 8] }
+                for c in 0..<k { x[c] = 127; if n > 1 { x[k + c] = -127 } }
+                for mode in [ActivationMode.int8PerToken, .int8PerBlock] {
+                    let p = try PreparedWeight(w, activations: mode, isa: isa)
+                    let xq = try ActivationQuantizer.quantize(x, n: n, k: k, blockSize: mode == .int8PerBlock ? block : 0)
+                    let (dots, sums) = p.integerBlockDots(x, n: n)
+                    let l = w.layout, codes = w.codes
+                    var ok = true
+                    for t in 0..<n {
+                        for j in 0..<l.blocksPerRow {
+                            for z in 0..<rows {
+                                let r = ReferenceKernels.integerBlockDot(codes, z, xq.values, t, l, j)
+                                if dots[(t * rows + z) * l.blocksPerRow + j] != r.dot { ok = false }
+                                if z == 0 && sums[t * l.blocksPerRow + j] != r.sum { ok = false }
+                            }
+                        }
+                    }
+                    #expect(ok, "\(p.kernelName) \(scheme) block \(block) \(rows)x\(k) n=\(n) \(mode)")
+                    // tokens one by one give the same bits as the batch
+                    let all = p.apply(x, n: n)
+                    var single: [Float] = []
+                    for t in 0..<n { single += p.apply(Array(x[(t * k)..<((t + 1) * k)]), n: 1) }
+                    #expect(all == single, "\(p.kernelName) \(scheme) \(rows)x\(k) n=\(n) \(mode): batch vs one by one")
                 }
             }
         }

@@ -71,6 +71,9 @@ int64_t usm_lut1_table_bytes(int64_t k);
 void usm_lut1_tables(const int8_t *x, int64_t xstride, int64_t n, int64_t k, uint8_t *tables);
 /// Same contract as usm_qgemm for bits 1, with a->w in the table-lookup layout and a->block_groups * 4 a multiple
 /// of 32 (or a single block): vpermb lookups of 4 weight bits, byte sums, vpdpbusd with ones. AVX-512 VBMI only.
+/// With corr_is_scale and offset 1 (bin, bin_norm) it runs 2 row tiles x 2 tokens at a time and forms D in int32, so
+/// y = bias + (fa / 2^shift) * sum_j (s_j * sx_j) * D_j (same value as the contract up to f32 rounding; every token
+/// count uses the same arithmetic); otherwise (bin_asym) 1 tile x 4 tokens with the contract's two f32 terms.
 void usm_lut1_gemm(const usm_qgemm_args *a, const uint8_t *tables, int64_t tile_begin, int64_t tile_end,
                    int64_t t_begin, int64_t t_end);
 
