@@ -139,10 +139,12 @@ public struct Transcript: Sendable, Codable, Equatable {
 /// number of threads.
 public final class Recognizer: Sendable {
     public let model: ConformerModel
-    /// Encoder states of ended streams (offline requests use streams too), reset and kept for the next ones (a few at
-    /// most): a new state's buffers cost page faults on first use, a recycled one's are warm.
+    /// Encoder states of ended streams (offline requests use streams too), reset and kept for the next ones: a new
+    /// state's buffers cost page faults on first use, a recycled one's are warm. At most 4 and 32 MB of buffers in
+    /// all, so a large model (a USM-1B stream holds ~200 MB of look-ahead buffers) keeps none.
     private let spareEncoders = Mutex<[EncoderState]>([])
     static let maxSpareEncoders = 4
+    static let maxSpareBytes = 32 << 20
 
     func takeEncoderState() -> EncoderState {
         spareEncoders.withLock { $0.popLast() } ?? model.makeEncoderState(maxChunkSeconds: options.maxBlockSeconds)
@@ -151,7 +153,11 @@ public final class Recognizer: Sendable {
     func recycle(_ state: consuming EncoderState) {
         var s = state
         s.reset()
-        spareEncoders.withLock { if $0.count < Self.maxSpareEncoders { $0.append(s) } }
+        let bytes = s.bufferBytes
+        spareEncoders.withLock { spares in
+            let held = spares.reduce(0) { $0 + $1.bufferBytes }
+            if spares.count < Self.maxSpareEncoders && held + bytes <= Self.maxSpareBytes { spares.append(s) }
+        }
     }
     public let options: RecognizerOptions
     public let loadReport: LoadReport

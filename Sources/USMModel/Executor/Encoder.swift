@@ -35,6 +35,8 @@ struct FrameBuffer: Sendable {
         range.isEmpty ? [] : Array(data[offset(range.lowerBound)..<(offset(range.upperBound - 1) + width)])
     }
 
+    var capacityBytes: Int { data.capacity * 4 }
+
     /// Empty again at absolute row 0, keeping the capacity.
     mutating func reset() {
         data.removeAll(keepingCapacity: true)
@@ -202,6 +204,15 @@ public struct EncoderState: Sendable {
 }
 
 extension EncoderState {
+    /// Bytes this state's buffers hold (capacity: what it keeps between calls).
+    public var bufferBytes: Int {
+        let frames = convInputs.reduce(0) { $0 + $1.capacityBytes }
+            + layers.reduce(0) { $0 + [$1.x1, $1.q, $1.k, $1.v, $1.x2, $1.g].reduce(0) { $0 + $1.capacityBytes } }
+        let sc = scratch
+        let floats = sc.arena.capacity + sc.features.capacity + sc.cols.capacity + sc.product.capacity + sc.convOut.capacity
+        return frames + floats * 4 + frontend.pending.capacity * 8
+    }
+
     /// Back to the start of a new stream, keeping every buffer's capacity (no allocation): what
     /// `ConformerModel.makeEncoderState` returns, for the same model, with warm memory.
     public mutating func reset() {
