@@ -17,6 +17,21 @@ import USMTensor
         (20, 600, 6),
     ]
 
+    /// Every block dot (and each token's block sums) of a fast kernel equals the reference's.
+    static func blockDotsMatchReference(_ w: PackedTensor, _ xq: [Int8], n: Int, dots: [Int32], sums: [Int32]) -> Bool {
+        let l = w.layout, codes = w.codes, rows = l.shape[0]
+        for t in 0..<n {
+            for j in 0..<l.blocksPerRow {
+                for z in 0..<rows {
+                    let r = ReferenceKernels.integerBlockDot(codes, z, xq, t, l, j)
+                    if dots[(t * rows + z) * l.blocksPerRow + j] != r.dot { return false }
+                    if z == 0 && sums[t * l.blocksPerRow + j] != r.sum { return false }
+                }
+            }
+        }
+        return true
+    }
+
     @Test(arguments: isas)
     func activationQuantizerIsBitExact(isa: KernelISA) throws {
         var ties: [Float] = [127, 0.5, 1.5, 2.5, -2.5, -0.5, 126.5, -127, 3.4999998, 0, -0, 64.5]
@@ -45,20 +60,9 @@ import USMTensor
                     let p = try PreparedWeight(w, activations: mode, isa: isa)
                     #expect(p.kernel.isa.rawValue <= isa.rawValue && p.kernel.weightBits == scheme.bits, "\(p.kernelName)")
                     let x = pseudoRandom(n * k, seed: UInt64(rows + n))
-                    let l = w.layout
                     let xq = try ActivationQuantizer.quantize(x, n: n, k: k, blockSize: mode == .int8PerBlock ? block : 0)
                     let (dots, sums) = p.integerBlockDots(x, n: n)
-                    let codes = w.codes
-                    var ok = true
-                    for t in 0..<n {
-                        for j in 0..<l.blocksPerRow {
-                            for z in 0..<rows {
-                                let r = ReferenceKernels.integerBlockDot(codes, z, xq.values, t, l, j)
-                                if dots[(t * rows + z) * l.blocksPerRow + j] != r.dot { ok = false }
-                                if z == 0 && sums[t * l.blocksPerRow + j] != r.sum { ok = false }
-                            }
-                        }
-                    }
+                    let ok = Self.blockDotsMatchReference(w, xq.values, n: n, dots: dots, sums: sums)
                     #expect(ok, "\(p.kernelName) \(scheme) block \(block) \(rows)x\(k) n=\(n) \(mode)")
                 }
             }
@@ -82,17 +86,7 @@ import USMTensor
                     let p = try PreparedWeight(w, activations: mode, isa: isa)
                     let xq = try ActivationQuantizer.quantize(x, n: n, k: k, blockSize: mode == .int8PerBlock ? block : 0)
                     let (dots, sums) = p.integerBlockDots(x, n: n)
-                    let l = w.layout, codes = w.codes
-                    var ok = true
-                    for t in 0..<n {
-                        for j in 0..<l.blocksPerRow {
-                            for z in 0..<rows {
-                                let r = ReferenceKernels.integerBlockDot(codes, z, xq.values, t, l, j)
-                                if dots[(t * rows + z) * l.blocksPerRow + j] != r.dot { ok = false }
-                                if z == 0 && sums[t * l.blocksPerRow + j] != r.sum { ok = false }
-                            }
-                        }
-                    }
+                    let ok = Self.blockDotsMatchReference(w, xq.values, n: n, dots: dots, sums: sums)
                     #expect(ok, "\(p.kernelName) \(scheme) block \(block) \(rows)x\(k) n=\(n) \(mode)")
                     // tokens one by one give the same bits as the batch
                     let all = p.apply(x, n: n)
