@@ -16,7 +16,6 @@ public enum LocalAttention {
                              isa: KernelISA = .best) {
         let d = heads * headDim
         precondition(out.count >= range.count * d && positions.count >= (left + right) * d, "LocalAttention: buffers too small")
-        precondition(range.isEmpty || (range.lowerBound - (left - 1) >= keyBase || keyBase == 0), "keys dropped too early")
         var scratch = [Float](repeating: 0, count: scratchCount(left: left, right: right, headDim: headDim))
         queries.withUnsafeBufferPointer { q in
             keys.withUnsafeBufferPointer { k in
@@ -26,15 +25,10 @@ public enum LocalAttention {
                             v.withUnsafeBufferPointer { vb in
                                 out.withUnsafeMutableBufferPointer { o in
                                     scratch.withUnsafeMutableBufferPointer { s in
-                                        for h in 0..<heads {
-                                            let hb = h * headDim
-                                            usm_local_attention(
-                                                isa.rawValue, q.baseAddress! + queryOffset + hb, Int64(d),
-                                                k.baseAddress! + hb, vv.baseAddress! + hb, Int64(d), Int64(keyBase),
-                                                p.baseAddress! + hb, Int64(d), ub.baseAddress! + hb, vb.baseAddress! + hb,
-                                                Int64(headDim), Int64(range.lowerBound), Int64(range.upperBound), Int64(end),
-                                                Int64(left), Int64(right), o.baseAddress! + hb, Int64(d), s.baseAddress!)
-                                        }
+                                        apply(queries: q.baseAddress! + queryOffset, keys: k.baseAddress!, values: vv.baseAddress!,
+                                              keyBase: keyBase, positions: p.baseAddress!, u: ub.baseAddress!, v: vb.baseAddress!,
+                                              heads: heads, headDim: headDim, range: range, end: end, left: left, right: right,
+                                              out: o.baseAddress!, scratch: s.baseAddress!, isa: isa)
                                     }
                                 }
                             }

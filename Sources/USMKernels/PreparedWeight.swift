@@ -39,12 +39,8 @@ public final class Workspace {
     /// Grows `a` to at least `n` elements, geometrically: calls whose token count creeps up (a stream's layers each
     /// releasing a few more held-back frames) then reallocate a handful of times instead of on every call, which
     /// fragmented the heap (tens of MB of peak RSS at USM-1B shape).
-    static func grow<T: FixedWidthInteger>(_ a: inout [T], _ n: Int) {
+    static func grow<T: ExpressibleByIntegerLiteral>(_ a: inout [T], _ n: Int) {
         if a.count < n { a = [T](repeating: 0, count: max(n, a.count + a.count / 2)) }
-    }
-
-    static func grow(_ a: inout [Float], _ n: Int) {
-        if a.count < n { a = [Float](repeating: 0, count: max(n, a.count + a.count / 2)) }
     }
 }
 

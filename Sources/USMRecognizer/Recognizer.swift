@@ -199,14 +199,13 @@ public final class Recognizer: Sendable {
     public func makeStream(search: SearchMethod? = nil, endpoint: EndpointRules = EndpointRules(),
                            inputSampleRate: Int? = nil) throws(RecognizerError) -> RecognitionStream {
         try RecognitionStream(recognizer: self, search: search ?? options.search, endpoint: endpoint,
-                              inputSampleRate: inputSampleRate ?? sampleRate, encoder: takeEncoderState())
+                              inputSampleRate: inputSampleRate ?? sampleRate)
     }
 
     /// Offline recognition of mono samples in [-1, 1] at `sampleRate` (resampled to the model's rate).
     public func transcribe(samples: [Float], sampleRate: Int, search: SearchMethod? = nil) throws(RecognizerError) -> Transcript {
-        let stream = try RecognitionStream(recognizer: self, search: search ?? options.search,
-                                           endpoint: EndpointRules(trailingSilence: nil, maxUtterance: nil),
-                                           inputSampleRate: sampleRate, encoder: takeEncoderState())
+        let stream = try makeStream(search: search, endpoint: EndpointRules(trailingSilence: nil, maxUtterance: nil),
+                                    inputSampleRate: sampleRate)
         try stream.accept(samples: samples)
         return stream.finish()
     }
@@ -216,9 +215,8 @@ public final class Recognizer: Sendable {
                            progress: ((Double) -> Void)? = nil) throws(RecognizerError) -> Transcript {
         let reader: AudioFileReader
         do { reader = try AudioFileReader(path: path, channels: channels) } catch { throw .audio(error) }
-        let stream = try RecognitionStream(recognizer: self, search: search ?? options.search,
-                                           endpoint: EndpointRules(trailingSilence: nil, maxUtterance: nil),
-                                           inputSampleRate: reader.sampleRate, encoder: takeEncoderState())
+        let stream = try makeStream(search: search, endpoint: EndpointRules(trailingSilence: nil, maxUtterance: nil),
+                                    inputSampleRate: reader.sampleRate)
         var done = 0
         while true {
             let block: [Float]
@@ -263,8 +261,7 @@ public final class RecognitionStream {
     private var samplesIn = 0
     private var finished: Transcript?
 
-    init(recognizer: Recognizer, search: SearchMethod, endpoint: EndpointRules, inputSampleRate: Int,
-         encoder: EncoderState? = nil) throws(RecognizerError) {
+    init(recognizer: Recognizer, search: SearchMethod, endpoint: EndpointRules, inputSampleRate: Int) throws(RecognizerError) {
         guard inputSampleRate > 0 else { throw .badSamples("sample rate \(inputSampleRate)") }
         self.recognizer = recognizer
         self.search = search
@@ -272,7 +269,7 @@ public final class RecognitionStream {
         self.inputSampleRate = inputSampleRate
         workspace = Workspace(threads: recognizer.options.threads)
         let model = recognizer.model
-        self.encoder = encoder ?? model.makeEncoderState(maxChunkSeconds: recognizer.options.maxBlockSeconds)
+        encoder = recognizer.takeEncoderState()
         decoder = model.makeDecoderState(method: search, workspace: workspace)
         if inputSampleRate != model.config.sampleRate {
             do { resampler = try Resampler(from: inputSampleRate, to: model.config.sampleRate) } catch { throw .audio(error) }
@@ -302,11 +299,8 @@ public final class RecognitionStream {
         repeat {
             let end = min(start + block, samples.count)
             let last = end == samples.count
-            if start == 0 && last {
-                model.encode(samples, state: &encoder, final: final, workspace: workspace, into: &frames)
-            } else {
-                model.encode(Array(samples[start..<end]), state: &encoder, final: final && last, workspace: workspace, into: &frames)
-            }
+            let piece = start == 0 && last ? samples : Array(samples[start..<end])  // one block: no copy
+            model.encode(piece, state: &encoder, final: final && last, workspace: workspace, into: &frames)
             let clock = ContinuousClock()
             let t = clock.now
             model.decode(frames, state: &decoder, workspace: workspace)

@@ -16,14 +16,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from usm_ref import container, quant  # noqa: E402
 from usm_ref.export import load_checkpoint  # noqa: E402
 from usm_ref.model import expected_export_shapes  # noqa: E402
+from usm_ref.qat import RECIPES as QAT_RECIPES  # noqa: E402
 
 ENCODER_MATRICES = (".linear1.weight", ".linear2.weight", ".query.weight", ".key.weight", ".value.weight",
                     ".out.weight", ".pos.weight", ".pointwise1.weight", ".pointwise2.weight")
-RECIPES = {  # scheme, block, clip
-    "exp0": None, "int8": ("int8", 0, "none"), "int4": ("int4", 0, "none"), "int4-b64": ("int4", 64, "none"),
-    "exp1": ("int2", 0, "none"), "exp2": ("int2", 64, "search"), "exp3": ("bin_asym", 0, "none"),
-    "exp4": ("bin", 0, "none"), "exp5": ("bin", 64, "none"),
-}
+RECIPES = {"exp0": None, **QAT_RECIPES}  # scheme, block, clip: the same table QAT trains with
 
 
 def main():

@@ -116,11 +116,16 @@ struct EncoderScratch: Sendable {
     /// Empty (no allocation), to swap with.
     init() {}
 
+    /// Feature frames a chunk of `seconds` of audio can yield (with the frames a previous chunk left pending).
+    static func featureFrames(_ c: ConformerConfig, seconds: Double) -> Int {
+        Int(seconds * Double(c.sampleRate)) / c.frontend.hopSize + 2
+    }
+
     init(config c: ConformerConfig, maxChunkSeconds: Double) {
         dim = c.encoder.dim
         wide = max(c.encoder.ffnDim, 2 * c.encoder.dim)
         attentionCount = LocalAttention.scratchCount(left: c.encoder.leftContext, right: c.encoder.rightContext, headDim: c.headDim)
-        let featureFrames = Int(maxChunkSeconds * Double(c.sampleRate)) / c.frontend.hopSize + 2
+        let featureFrames = Self.featureFrames(c, seconds: maxChunkSeconds)
         features.reserveCapacity(featureFrames * c.frontend.melBins)
         let sub = c.subsampling
         var f = c.frontend.melBins, t = featureFrames
@@ -189,7 +194,7 @@ public struct EncoderState: Sendable {
         let c = model.config
         let e = c.encoder
         scratch = EncoderScratch(config: c, maxChunkSeconds: maxChunkSeconds)
-        let featureFrames = Int(maxChunkSeconds * Double(c.sampleRate)) / c.frontend.hopSize + 2
+        let featureFrames = EncoderScratch.featureFrames(c, seconds: maxChunkSeconds)
         convInputs = [FrameBuffer(width: c.frontend.melBins, reserveRows: featureFrames + 2)]
             + model.convs.dropLast().enumerated().map { i, conv in
                 FrameBuffer(width: conv.cout * conv.fout, reserveRows: featureFrames >> (i + 1) + 3)

@@ -22,9 +22,7 @@ struct AttentionWeights: Sendable {
 struct ConvWeights: Sendable {
     var normScale: [Float], normBias: [Float]
     var pointwise1: PreparedWeight
-    /// `[dim, kernel]` as stored
-    var depthwise: [Float]
-    /// `[kernel, dim]` (tap-major, for the vectorized depthwise kernel)
+    /// `[kernel, dim]` (tap-major, for the vectorized depthwise kernel; stored `[dim, kernel]`)
     var depthwiseTapMajor: [Float]
     var bnScale: [Float], bnBias: [Float]
     var pointwise2: PreparedWeight
@@ -98,20 +96,27 @@ public struct ConformerModel: Sendable {
             prepared += v.count * 4
             return v
         }
-        func linear(_ prefix: String, bias: Bool = true) throws(ModelError) -> PreparedWeight {
-            let w = try tensor(prefix + ".weight")
+        /// A matrix prepared for its kernel and counted; other errors than the model's own name `what`.
+        func prepare(_ what: String, _ make: () throws -> PreparedWeight) throws(ModelError) -> PreparedWeight {
             do {
-                let p = try PreparedWeight(w, bias: bias ? try floats(prefix + ".bias") : nil,
-                                           activations: w.scheme == .f32 ? .float : activations)
-                kernels[p.kernelName, default: 0] += 1
-                if kernelLayouts[p.kernelName] == nil { kernelLayouts[p.kernelName] = p.layoutDescription }
+                let p = try make()
                 prepared += p.preparedBytes
                 return p
             } catch let e as ModelError {
                 throw e
             } catch {
-                throw .tensorMismatch("'\(prefix).weight': \(error)")
+                throw .tensorMismatch("\(what): \(error)")
             }
+        }
+        func linear(_ prefix: String, bias: Bool = true) throws(ModelError) -> PreparedWeight {
+            let w = try tensor(prefix + ".weight")
+            let p = try prepare("'\(prefix).weight'") {
+                try PreparedWeight(w, bias: bias ? try floats(prefix + ".bias") : nil,
+                                   activations: w.scheme == .f32 ? .float : activations)
+            }
+            kernels[p.kernelName, default: 0] += 1
+            if kernelLayouts[p.kernelName] == nil { kernelLayouts[p.kernelName] = p.layoutDescription }
+            return p
         }
 
         frontend = try LogMelFrontend(config: config.frontend, sampleRate: config.sampleRate,
@@ -121,16 +126,10 @@ public struct ConformerModel: Sendable {
         for i in 0..<config.subsampling.layers {
             let c = config.subsampling.channels
             let cin = i == 0 ? 1 : c
-            let matrix: PreparedWeight
-            do {
-                matrix = try PreparedWeight(try PackedTensor(f32: try floats("subsampling.conv\(i).weight"), shape: [c, cin * 9]),
-                                            bias: try floats("subsampling.conv\(i).bias"))
-            } catch let e as ModelError {
-                throw e
-            } catch {
-                throw .tensorMismatch("subsampling.conv\(i): \(error)")
+            let matrix = try prepare("subsampling.conv\(i)") {
+                try PreparedWeight(try PackedTensor(f32: try floats("subsampling.conv\(i).weight"), shape: [c, cin * 9]),
+                                   bias: try floats("subsampling.conv\(i).bias"))
             }
-            prepared += matrix.preparedBytes
             convs.append(ConvLayerWeights(matrix: matrix, cin: cin, cout: c, fin: f, fout: (f + 1) / 2))
             f = (f + 1) / 2
         }
@@ -161,7 +160,7 @@ public struct ConformerModel: Sendable {
             let k = e.convKernel
             let conv = ConvWeights(
                 normScale: try floats(p + "conv.norm.scale"), normBias: try floats(p + "conv.norm.bias"),
-                pointwise1: try linear(p + "conv.pointwise1"), depthwise: depthwise,
+                pointwise1: try linear(p + "conv.pointwise1"),
                 depthwiseTapMajor: (0..<(k * e.dim)).map { depthwise[($0 % e.dim) * k + $0 / e.dim] },
                 bnScale: try floats(p + "conv.bn.scale"), bnBias: try floats(p + "conv.bn.bias"),
                 pointwise2: try linear(p + "conv.pointwise2"))
