@@ -42,6 +42,12 @@ static USM_AI T512 __m512 usm_meta512(const void *p, int64_t i, int is8, int sig
     return _mm512_cvtepi32_ps(sign ? _mm512_cvtepi8_epi32(v) : _mm512_cvtepu8_epi32(v));
 }
 
+// GEMV (one token): software prefetch this many bytes ahead in the tile's weight stream. With cycled cold weights
+// the hardware prefetcher alone left the 1-bit GEMV at 39% of copy bandwidth (A/B in the README).
+#ifndef USM_Q_PF
+#define USM_Q_PF 2048
+#endif
+
 // TT row tiles (1 or 2) x NT tokens; U independent accumulator sets over the groups hide the vpdpbusd latency.
 // DOTS (tests) also writes the integer block dots.
 static USM_AI T512 void usm_q512_tile(const usm_qgemm_args *a, int64_t tile, int64_t t0, const int TT, const int NT,
@@ -60,6 +66,8 @@ static USM_AI T512 void usm_q512_tile(const usm_qgemm_args *a, int64_t tile, int
             for (int u = 0; u < U; u++)
                 for (int t = 0; t < NT; t++) acc[tt][u][t] = _mm512_setzero_si512();
         for (; g + U <= g1; g += U) {
+            if (USM_Q_PF > 0 && NT == 1 && TT == 1 && bits <= 2)  // 4 and 8 bits: bandwidth-bound already, no gain
+                for (int64_t o = 0; o < U * bpg; o += 64) _mm_prefetch((const char *)(w + g * bpg + o + USM_Q_PF), _MM_HINT_T0);
             for (int u = 0; u < U; u++)
                 for (int tt = 0; tt < TT; tt++) {
                     __m512i wv = usm_expand512(w + tt * tstride + (g + u) * bpg, bits);
@@ -265,6 +273,10 @@ static USM_AI TVBMI void usm_lut1_run(const usm_qgemm_args *a, const uint8_t *ta
         for (int64_t tile = tb; tile < te; tile++) usm_lut1_tile(a, tables, tile, t, 1, 1, DOTS, 0, nb, 0);
 }
 
+#ifndef USM_LUT1_PF
+#define USM_LUT1_PF 2048
+#endif
+
 // Register-blocked form for corrections by the scales (bin, bin_norm: c = s, offset 1): TT row tiles x NT tokens share
 // each weight load and index computation (TT ways) and each token's 4 table registers (NT ways). The byte sums are
 // widened by vpdpbusd with 2^shift and 16 * 2^shift, so the int32 accumulator holds P << shift, and the block dot
@@ -296,6 +308,7 @@ static USM_AI TVBMI void usm_lut1s_tile(const usm_qgemm_args *a, const uint8_t *
             const int64_t steps = usm_min64(2, c1 - c);
             for (int64_t s = 0; s < steps; s++) {
                 __m512i i1[4], i2[4];
+                if (USM_LUT1_PF > 0 && NT == 1 && TT == 1) _mm_prefetch((const char *)(w + (c + s) * 64 + USM_LUT1_PF), _MM_HINT_T0);
                 for (int tt = 0; tt < TT; tt++) {
                     __m512i v = _mm512_loadu_si512(w + tt * tstride + (c + s) * 64);
                     i1[tt] = _mm512_ternarylogic_epi32(_mm512_multishift_epi64_epi8(ctrl1, v), m0f, gpat, 0xEA);

@@ -7,6 +7,22 @@ func peakRSS() -> Int {
     return Int(u.ru_maxrss) * 1024
 }
 
+/// Peak resident set size since the last `resetPeakRSS()` (Linux VmHWM), in bytes; nil where /proc is missing.
+func phasePeakRSS() -> Int? {
+    guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+          let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+          let kb = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") else { return nil }
+    return kb * 1024
+}
+
+/// Resets the peak that `phasePeakRSS()` reads to the current resident size (Linux: "5" to /proc/self/clear_refs).
+@discardableResult
+func resetPeakRSS() -> Bool {
+    guard let h = FileHandle(forWritingAtPath: "/proc/self/clear_refs") else { return false }
+    defer { try? h.close() }
+    return (try? h.write(contentsOf: Data("5".utf8))) != nil
+}
+
 /// Current resident set size, in bytes (Linux /proc; 0 elsewhere).
 func currentRSS() -> Int {
     guard let s = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }

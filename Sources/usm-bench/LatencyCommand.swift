@@ -61,6 +61,8 @@ struct LatencyCommand: ParsableCommand {
         var peakRSS: Int
         /// resident bytes just before loading and right after (what the loaded model itself costs)
         var rssBeforeLoad = 0, rssAfterLoad = 0, rssAfterOffline = 0, peakAfterLoad = 0
+        /// peaks within the offline runs and within the streaming run (Linux only)
+        var peakOffline: Int?, peakStreaming: Int?
         var kernels: [String: Int]
     }
 
@@ -128,6 +130,7 @@ struct LatencyCommand: ParsableCommand {
         let load = (clock.now - t0).seconds
         let rss1 = currentRSS(), peak1 = peakRSS()
         var offline: [Transcript] = []
+        let canReset = resetPeakRSS()
         for i in 0..<runs {
             progress.show("\(label): offline run \(i + 1)/\(runs)")
             offline.append(try r.transcribe(samples: samples, sampleRate: 16000))
@@ -139,7 +142,9 @@ struct LatencyCommand: ParsableCommand {
             offlineSeconds: best.timings.total, rtf: best.timings.realTimeFactor, stages: best.timings,
             peakRSS: 0, kernels: r.loadReport.kernels)
         (m.rssBeforeLoad, m.rssAfterLoad, m.rssAfterOffline, m.peakAfterLoad) = (rss0, rss1, currentRSS(), peak1)
+        if canReset { m.peakOffline = phasePeakRSS() }
         if streaming {
+            if canReset { resetPeakRSS() }
             progress.show("\(label): streaming")
             let stream = try r.makeStream()
             let chunk = 16 * chunkMs
@@ -160,10 +165,18 @@ struct LatencyCommand: ParsableCommand {
             m.chunkP95 = percentile(latencies, 0.95)
             m.chunkMax = latencies.max()
             m.firstPartialSeconds = firstPartial
+            if canReset { m.peakStreaming = phasePeakRSS() }
         }
         progress.clear()
         m.peakRSS = peakRSS()
         return m
+    }
+
+    func phases(_ m: Measurement) -> String {
+        var s: [String] = []
+        if let p = m.peakOffline { s.append("\(f(Double(p) / 1e6, 0)) during the offline runs") }
+        if let p = m.peakStreaming { s.append("\(f(Double(p) / 1e6, 0)) during streaming") }
+        return s.isEmpty ? "" : " (peak " + s.joined(separator: ", ") + ")"
     }
 
     func report(_ ms: [Measurement]) {
@@ -189,7 +202,7 @@ struct LatencyCommand: ParsableCommand {
         }
         if let fp = ms0.firstPartialSeconds { print("\nfirst partial result after \(f(fp)) s of streaming compute") }
         for m in ms {
-            print("\n\(m.label) resident MB: \(f(Double(m.rssBeforeLoad) / 1e6, 0)) before loading (runtime, audio), \(f(Double(m.rssAfterLoad) / 1e6, 0)) after (model \(f(Double(m.rssAfterLoad - m.rssBeforeLoad) / 1e6, 0))), \(f(Double(m.rssAfterOffline) / 1e6, 0)) after the offline runs; peak \(f(Double(m.peakAfterLoad) / 1e6, 0)) by the end of loading, \(f(Double(m.peakRSS) / 1e6, 0)) in all")
+            print("\n\(m.label) resident MB: \(f(Double(m.rssBeforeLoad) / 1e6, 0)) before loading (runtime, audio), \(f(Double(m.rssAfterLoad) / 1e6, 0)) after (model \(f(Double(m.rssAfterLoad - m.rssBeforeLoad) / 1e6, 0))), \(f(Double(m.rssAfterOffline) / 1e6, 0)) after the offline runs; peak \(f(Double(m.peakAfterLoad) / 1e6, 0)) by the end of loading, \(f(Double(m.peakRSS) / 1e6, 0)) in all" + phases(m))
         }
         print("\nkernels: " + ms0.kernels.sorted { $0.key < $1.key }.map { "\($0.key) x\($0.value)" }.joined(separator: ", "))
     }
