@@ -6,6 +6,9 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <unistd.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #define USM_MAX_WORKERS 63
 
@@ -94,4 +97,12 @@ void usm_parallel_for(int32_t parts, void (*fn)(void *, int32_t), void *ctx) {
         else sched_yield();  // a worker may be waiting for this CPU
     }
     pthread_mutex_unlock(&pool_lock);
+}
+
+int32_t usm_release_free_heap(void) {
+#if defined(__GLIBC__)
+    return (int32_t)malloc_trim(0);
+#else
+    return 0;
+#endif
 }

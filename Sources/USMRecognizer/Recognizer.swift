@@ -184,6 +184,7 @@ public final class Recognizer: Sendable {
             throw .modelMismatch(error)
         }
         self.options = options
+        Heap.releaseFree()  // the decode temporaries' pages (34 MB of the resident size at USM-1B shape)
         let size = SizeReport(source: container).total
         loadReport = LoadReport(
             seconds: (ContinuousClock().now - started).seconds, fileBytes: Int(container.header.fileSize),

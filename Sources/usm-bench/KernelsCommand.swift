@@ -143,9 +143,13 @@ struct KernelsCommand: ParsableCommand {
             let ort = all.first { $0.impl == "ort" && $0.kernel.contains("-b64-") && $0.shape == r.shape && $0.n == r.n && $0.threads == r.threads && $0.mode == r.mode }
             let f32 = all.first { $0.impl == "usm" && $0.scheme == "f32" && $0.shape == r.shape && $0.n == r.n && $0.threads == r.threads && $0.mode == r.mode }
             let one = all.first { $0.impl == "usm" && $0.scheme == r.scheme && $0.shape == r.shape && $0.n == r.n && $0.threads == 1 && $0.mode == r.mode }
-            log(String(format: "%-9@ %-10@ N=%-4ld %ldT %-4@ %10.1f us  x%5.2f vs ORT4  x%5.2f vs f32  x%4.2f vs 1T",
-                       r.scheme as NSString, r.shape as NSString, r.n, r.threads, r.mode as NSString, r.timeUs,
-                       (ort?.timeUs ?? .nan) / r.timeUs, (f32?.timeUs ?? .nan) / r.timeUs, (one?.timeUs ?? .nan) / r.timeUs))
+            func ratio(_ other: KernelResult?, _ what: String) -> String {
+                guard let o = other else { return String(format: "  %6@ %@", "-" as NSString, what as NSString) }
+                return String(format: "  x%5.2f %@", o.timeUs / r.timeUs, what as NSString)
+            }
+            log(String(format: "%-9@ %-10@ N=%-4ld %ldT %-4@ %10.1f us", r.scheme as NSString, r.shape as NSString, r.n,
+                       r.threads, r.mode as NSString, r.timeUs)
+                + ratio(ort, "vs ORT4") + ratio(f32, "vs f32") + ratio(one, "vs 1T"))
         }
     }
 

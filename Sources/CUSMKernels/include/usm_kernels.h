@@ -96,6 +96,10 @@ void usm_quantize_act(int32_t isa, const float *x, int64_t xstride, int64_t n, i
                       int64_t wblock, int64_t nb, int8_t *q, int64_t qstride, float *ascale, float *sx, float *sxs,
                       int32_t *bsum);
 
+/// Returns the heap's free memory to the operating system where the C library can (glibc: malloc_trim); 1 if it
+/// released any. Loading a model decodes tensors into temporaries whose freed pages the allocator otherwise keeps.
+int32_t usm_release_free_heap(void);
+
 /// Runs fn(ctx, 0 ..< parts) on the calling thread and up to parts - 1 pooled worker threads; returns when all ran.
 /// One job at a time: a call made while another thread's job runs executes its parts inline.
 void usm_parallel_for(int32_t parts, void (*fn)(void *ctx, int32_t part), void *ctx);

@@ -65,19 +65,23 @@ public struct LayerTypeSeconds: Sendable, Codable, Equatable {
 
 /// Per-stream state of one Conformer layer.
 struct LayerState: Sendable {
-    var x1: FrameBuffer, q: FrameBuffer, k: FrameBuffer, v: FrameBuffer
+    /// x1 (the FFN1 output) is kept until its frames are attended; their queries are projected from it then, so no
+    /// query rows wait out the right context (1536 x 192 floats per layer at USM-1B shape).
+    var x1: FrameBuffer, k: FrameBuffer, v: FrameBuffer
     var x2: FrameBuffer, g: FrameBuffer
     var attended = 0
     var convolved = 0
+    /// Every frame that came in has gone out (what a final flush runs until).
+    var drained: Bool { convolved == x1.end }
 
     mutating func reset() {
-        x1.reset(); q.reset(); k.reset(); v.reset(); x2.reset(); g.reset()
+        x1.reset(); k.reset(); v.reset(); x2.reset(); g.reset()
         (attended, convolved) = (0, 0)
     }
 
     /// `rows`: new frames per call the buffers are reserved for (beyond the context they keep).
     init(dim: Int, rows: Int = 0, left: Int = 0, right: Int = 0, halfKernel: Int = 0) {
-        x1 = FrameBuffer(width: dim, reserveRows: rows + right + 1); q = FrameBuffer(width: dim, reserveRows: rows + right + 1)
+        x1 = FrameBuffer(width: dim, reserveRows: rows + right + 1)
         k = FrameBuffer(width: dim, reserveRows: rows + left + right + 1); v = FrameBuffer(width: dim, reserveRows: rows + left + right + 1)
         x2 = FrameBuffer(width: dim, reserveRows: rows + right + halfKernel + 1)
         g = FrameBuffer(width: dim, reserveRows: rows + right + 2 * halfKernel + 1)
@@ -143,7 +147,7 @@ struct EncoderScratch: Sendable {
         Self.grow(&product, productCount)
         Self.grow(&convOut, outCount)
         layers = c.encoder.layers
-        ensure(inputRows: t + 1, stepRows: ConformerModel.layerSlice + c.encoder.holdBack + 1)
+        ensure(inputRows: t + 1, stepRows: ConformerModel.layerSlice + 1)
     }
 
     static func grow(_ a: inout [Float], _ n: Int) {
@@ -201,7 +205,7 @@ public struct EncoderState: Sendable {
             }
         convDone = [Int](repeating: 0, count: model.convs.count)
         layers = (0..<e.layers).map { _ in
-            LayerState(dim: e.dim, rows: ConformerModel.layerSlice + e.holdBack + 1, left: e.leftContext,
+            LayerState(dim: e.dim, rows: ConformerModel.layerSlice + 1, left: e.leftContext,
                        right: e.rightContext, halfKernel: (e.convKernel - 1) / 2)
         }
         frontend.pending.reserveCapacity(Int(maxChunkSeconds * Double(c.sampleRate)) + c.frontend.windowSize)
@@ -212,7 +216,7 @@ extension EncoderState {
     /// Bytes this state's buffers hold (capacity: what it keeps between calls).
     public var bufferBytes: Int {
         let frames = convInputs.reduce(0) { $0 + $1.capacityBytes }
-            + layers.reduce(0) { $0 + [$1.x1, $1.q, $1.k, $1.v, $1.x2, $1.g].reduce(0) { $0 + $1.capacityBytes } }
+            + layers.reduce(0) { $0 + [$1.x1, $1.k, $1.v, $1.x2, $1.g].reduce(0) { $0 + $1.capacityBytes } }
         let sc = scratch
         let floats = sc.arena.capacity + sc.features.capacity + sc.cols.capacity + sc.product.capacity + sc.convOut.capacity
         return frames + floats * 4 + frontend.pending.capacity * 8
@@ -277,9 +281,10 @@ extension ConformerModel {
             state.layerTypeSeconds.subsampling += (clock.now - t1).seconds
             out.removeAll(keepingCapacity: true)
             // Depth first, in slices of at most `layerSlice` rows: each slice goes through every layer before the
-            // next, so a layer call never holds more than a slice plus its own look-ahead, even when a final flush
-            // releases what every layer held back (which for USM-1B's 16 x 130 frames would otherwise pass all of
-            // a clip through each layer at once). The frames do not depend on the slicing.
+            // next, so a layer call never takes or gives more than a slice, even when a final flush releases what
+            // every layer held back (which for USM-1B's 16 x 130 frames would otherwise pass all of a clip through
+            // each layer at once): a flushing layer gives its held-back frames a slice per call until it is
+            // drained, and only its last piece is final for the next layer. The frames do not depend on the slicing.
             func push(_ l: Int, _ x: UnsafeMutablePointer<Float>, _ n: Int, _ final: Bool) {
                 if l == layers.count {
                     out.append(contentsOf: UnsafeBufferPointer(start: x, count: n * d))
@@ -290,10 +295,15 @@ extension ConformerModel {
                 repeat {
                     let m = min(slice, n - start)
                     let last = start + m == n
-                    let r = runLayer(l, input: x + start * d, rows: m, output: y, state: &state.layers[l],
-                                     final: final && last, scratch: ls, workspace: workspace,
-                                     timing: &state.layerTypeSeconds)
-                    if r > 0 || (final && last) { push(l + 1, y, r, final && last) }
+                    let flush = final && last
+                    var r = runLayer(l, input: x + start * d, rows: m, output: y, state: &state.layers[l],
+                                     final: flush, scratch: ls, workspace: workspace, timing: &state.layerTypeSeconds)
+                    while flush && !state.layers[l].drained {
+                        if r > 0 { push(l + 1, y, r, false) }
+                        r = runLayer(l, input: x, rows: 0, output: y, state: &state.layers[l], final: true, scratch: ls,
+                                     workspace: workspace, timing: &state.layerTypeSeconds)
+                    }
+                    if r > 0 || flush { push(l + 1, y, r, flush) }
                     start += m
                 } while start < n
             }
@@ -448,18 +458,26 @@ extension ConformerModel {
         var ignored = LayerTypeSeconds()
         let d = config.encoder.dim
         var scratch = EncoderScratch(config: config, maxChunkSeconds: 0)
-        scratch.ensure(inputRows: x.count / d + 1, stepRows: x.count / d + config.encoder.holdBack + 1)
+        scratch.ensure(inputRows: x.count / d + 1, stepRows: max(x.count / d, Self.layerSlice) + 1)
         return scratch.withLayerScratch { input, output, ls in
             x.withUnsafeBufferPointer { input.update(from: $0.baseAddress!, count: x.count) }
-            let m = runLayer(l, input: input, rows: x.count / d, output: output, state: &s, final: final, scratch: ls,
+            var m = runLayer(l, input: input, rows: x.count / d, output: output, state: &s, final: final, scratch: ls,
                              workspace: ws, timing: &ignored)
-            return Array(UnsafeBufferPointer(start: output, count: m * d))
+            var y = Array(UnsafeBufferPointer(start: output, count: m * d))
+            while final && !s.drained {
+                m = runLayer(l, input: input, rows: 0, output: output, state: &s, final: true, scratch: ls, workspace: ws,
+                             timing: &ignored)
+                y.append(contentsOf: UnsafeBufferPointer(start: output, count: m * d))
+            }
+            return y
         }
     }
 
     /// One Conformer block on `n` new input rows at `x`; writes the rows that became computable to `out` and returns
     /// their number. `x`, `out` and the scratch must not overlap; every buffer holds the rows `EncoderScratch.ensure`
-    /// was given (at least `n + right_context + (conv_kernel - 1) / 2` here).
+    /// was given (at least `max(n, layerSlice)` here). Without `final` at most `n` rows come out; with `final` (no
+    /// more input) at most `layerSlice` held-back rows come out per call, so the caller repeats it (with `n` = 0)
+    /// until `state.drained`.
     func runLayer(_ l: Int, input x: UnsafeMutablePointer<Float>, rows n: Int, output out: UnsafeMutablePointer<Float>,
                   state s: inout LayerState, final: Bool, scratch ls: LayerScratch, workspace ws: Workspace,
                   timing: inout LayerTypeSeconds) -> Int {
@@ -475,24 +493,13 @@ extension ConformerModel {
         let d = e.dim, dh = config.headDim, heads = e.heads
         let halfK = (e.convKernel - 1) / 2
 
-        // Per-frame stage: FFN1 and the attention projections.
+        // Per-frame stage: FFN1 and the key/value projections.
         if n > 0 {
             ffn(w.ffn1, x, n, ls.x, ls, ws)  // x1
             lap(\.ffn)
             let a = w.attention
             layerNorm(ls.x, ls.t, n, a.normScale, a.normBias)
-            mm(a.query, ls.t, n, ls.q, ws)
-            a.queryScale.withUnsafeBufferPointer { qs in
-                let scale = qs.baseAddress!
-                for r in 0..<n {
-                    for h in 0..<heads {
-                        let head = ls.q + r * d + h * dh
-                        for c in 0..<dh { head[c] *= scale[c] }
-                    }
-                }
-            }
             s.x1.append(ls.x, count: n)
-            s.q.append(ls.q, count: n)
             mm(a.key, ls.t, n, ls.o, ws)
             s.k.append(ls.o, count: n)
             mm(a.value, ls.t, n, ls.o, ws)
@@ -501,22 +508,36 @@ extension ConformerModel {
         let end = s.x1.end
 
         // Attention for the frames whose right context is available.
-        let attEnd = final ? end : max(s.attended, end - e.rightContext)
+        let cap = Self.layerSlice
+        let attEnd = final ? min(end, s.attended + cap) : max(s.attended, end - e.rightContext)
         if attEnd > s.attended {
             let m = attEnd - s.attended
             let a = w.attention
-            s.q.data.withUnsafeBufferPointer { q in
-                s.k.data.withUnsafeBufferPointer { k in
-                    s.v.data.withUnsafeBufferPointer { v in
-                        a.positions.withUnsafeBufferPointer { p in
-                            a.u.withUnsafeBufferPointer { u in
-                                a.v.withUnsafeBufferPointer { vb in
-                                    LocalAttention.apply(queries: q.baseAddress! + s.q.offset(s.attended), keys: k.baseAddress!,
-                                                         values: v.baseAddress!, keyBase: s.k.base, positions: p.baseAddress!,
-                                                         u: u.baseAddress!, v: vb.baseAddress!, heads: heads, headDim: dh,
-                                                         range: s.attended..<attEnd, end: end, left: e.leftContext,
-                                                         right: e.rightContext, out: ls.t, scratch: ls.attention)
-                                }
+            // the queries of the frames attended now, from x1 (row-wise norm and batch-invariant products: the same
+            // values as projecting them when they arrived)
+            s.x1.data.withUnsafeBufferPointer { x1 in
+                layerNorm(x1.baseAddress! + s.x1.offset(s.attended), ls.o, m, a.normScale, a.normBias)
+            }
+            mm(a.query, ls.o, m, ls.q, ws)
+            a.queryScale.withUnsafeBufferPointer { qs in
+                let scale = qs.baseAddress!
+                for r in 0..<m {
+                    for h in 0..<heads {
+                        let head = ls.q + r * d + h * dh
+                        for c in 0..<dh { head[c] *= scale[c] }
+                    }
+                }
+            }
+            s.k.data.withUnsafeBufferPointer { k in
+                s.v.data.withUnsafeBufferPointer { v in
+                    a.positions.withUnsafeBufferPointer { p in
+                        a.u.withUnsafeBufferPointer { u in
+                            a.v.withUnsafeBufferPointer { vb in
+                                LocalAttention.apply(queries: ls.q, keys: k.baseAddress!,
+                                                     values: v.baseAddress!, keyBase: s.k.base, positions: p.baseAddress!,
+                                                     u: u.baseAddress!, v: vb.baseAddress!, heads: heads, headDim: dh,
+                                                     range: s.attended..<attEnd, end: end, left: e.leftContext,
+                                                     right: e.rightContext, out: ls.t, scratch: ls.attention)
                             }
                         }
                     }
@@ -536,13 +557,12 @@ extension ConformerModel {
             lap(\.conv)
         }
         s.x1.drop(before: s.attended)
-        s.q.drop(before: s.attended)
         s.k.drop(before: s.attended - (e.leftContext - 1))
         s.v.drop(before: s.attended - (e.leftContext - 1))
         lap(\.attention)
 
         // Conv module, FFN2 and the final norm for frames whose conv context is available.
-        let convEnd = final ? s.attended : max(s.convolved, s.attended - halfK)
+        let convEnd = final && s.attended == end ? min(s.attended, s.convolved + cap) : max(s.convolved, s.attended - halfK)
         guard convEnd > s.convolved else { return 0 }
         let m = convEnd - s.convolved
         let cw = w.conv
