@@ -66,8 +66,20 @@ public final class ContainerFile: TensorSource {
         guard let i = index[name] else { return nil }
         let e = entries[i]
         do throws(ContainerError) {
-            let frame = try Self.pread(fd, offset: e.storedOffset, count: Int(e.storedLength))
             let buffer = AlignedBuffer(byteCount: Int(e.payloadLength))
+            if e.codec == .raw && e.storedLength == e.payloadLength {
+                // Stored as is: read straight into the tensor's buffer (no frame copy) and hash it once for both
+                // the stored and the payload checksum, which must then be equal.
+                let hash = try buffer.withUnsafeMutableBytes { (dst: UnsafeMutableRawBufferPointer) throws(ContainerError) in
+                    try Self.pread(fd, offset: e.storedOffset, into: dst)
+                    return xxh64(UnsafeRawBufferPointer(dst))
+                }
+                guard hash == e.storedHash, hash == e.payloadHash else {
+                    throw ContainerError(.checksumMismatch(.tensor), offset: e.storedOffset, tensor: e.name)
+                }
+                return PackedTensor(layout: e.layout, storage: buffer, offset: 0)
+            }
+            let frame = try Self.pread(fd, offset: e.storedOffset, count: Int(e.storedLength))
             try withBytes(frame) { (f) throws(ContainerError) in
                 try buffer.withUnsafeMutableBytes { (dst: UnsafeMutableRawBufferPointer) throws(ContainerError) in
                     // decode() addresses the frame by its file offset and the slot by its image offset: rebase both
@@ -87,14 +99,24 @@ public final class ContainerFile: TensorSource {
 
     static func pread(_ fd: Int32, offset: UInt64, count: Int) throws(ContainerError) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: count)
+        var failure: ContainerError?
+        out.withUnsafeMutableBytes { b in
+            do throws(ContainerError) { try pread(fd, offset: offset, into: b) } catch { failure = error }
+        }
+        if let failure { throw failure }
+        return out
+    }
+
+    /// Fills `out` from the file at `offset`, or throws (I/O error, or the file ends first).
+    static func pread(_ fd: Int32, offset: UInt64, into out: UnsafeMutableRawBufferPointer) throws(ContainerError) {
+        let count = out.count
         var done = 0
         while done < count {
-            let n = out.withUnsafeMutableBytes { Foundation.pread(fd, $0.baseAddress! + done, count - done, off_t(offset) + off_t(done)) }
+            let n = Foundation.pread(fd, out.baseAddress! + done, count - done, off_t(offset) + off_t(done))
             if n < 0 { throw ContainerError(.io(String(cString: strerror(errno))), offset: offset + UInt64(done)) }
             if n == 0 { throw ContainerError(.truncated(needed: offset + UInt64(count), available: offset + UInt64(done)), offset: offset + UInt64(done)) }
             done += n
         }
-        return out
     }
 }
 

@@ -292,4 +292,40 @@ func kind(_ body: () throws(ContainerError) -> Void) -> ContainerError.Kind? {
         #expect(throws: ContainerError.self) { try ContainerFile(path: path) }
         #expect(throws: ContainerError.self) { try ContainerFile(path: path + ".missing") }
     }
+
+    /// Raw-stored tensors are read straight into their buffers: same bytes as the eager reader, and a flipped byte or
+    /// a cut file is still a typed error naming the tensor and offset.
+    @Test func lazyRawTensorsAreCheckedToo() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("usm-lazy-raw-\(getpid()).usm").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var b = try sampleWriter(level: nil).serialize()
+        try Data(b).write(to: URL(fileURLWithPath: path))
+        let eager = try Container.read(bytes: b)
+        #expect(eager.entries.allSatisfy { $0.codec == .raw })
+        let lazy = try ContainerFile(path: path)
+        for name in eager.tensorNames {
+            let x = try #require(try lazy.tensor(named: name)), y = try #require(eager.tensor(name))
+            x.withPayload { px in y.withPayload { py in #expect(Array(px) == Array(py), "\(name)") } }
+        }
+        let e = try #require(eager.entries.first { $0.name == "w.bin" })
+        b[Int(e.storedOffset + e.storedLength) - 1] ^= 0x01
+        try Data(b).write(to: URL(fileURLWithPath: path))
+        do {
+            _ = try ContainerFile(path: path).tensor(named: "w.bin")
+            Issue.record("corrupt raw tensor accepted")
+        } catch {
+            #expect(error.kind == .checksumMismatch(.tensor) && error.tensor == "w.bin" && error.offset == e.storedOffset)
+        }
+        // cut inside the last tensor: the directory still parses, the read of that tensor fails as truncated
+        let last = try #require(eager.entries.max { $0.storedOffset < $1.storedOffset })
+        let cut = try ContainerFile(path: path)  // opened before the cut: its directory is read already
+        try Data(b.prefix(Int(last.storedOffset) + 1)).write(to: URL(fileURLWithPath: path))
+        do {
+            _ = try cut.tensor(named: last.name)
+            Issue.record("truncated raw tensor accepted")
+        } catch {
+            guard case .truncated = error.kind else { Issue.record("expected truncated, got \(error)"); return }
+            #expect(error.tensor == nil || error.tensor == last.name)
+        }
+    }
 }
