@@ -88,6 +88,15 @@ public struct StageTimings: Sendable, Codable, Equatable {
 
     public init() {}
 
+    /// Stage by stage sums (e.g. over the utterances of an evaluation set).
+    public static func + (a: Self, b: Self) -> Self {
+        var s = a
+        s.resample += b.resample; s.features += b.features; s.encoder += b.encoder; s.decoder += b.decoder
+        s.total += b.total; s.audioSeconds += b.audioSeconds
+        s.layerTypes = a.layerTypes + b.layerTypes
+        return s
+    }
+
     enum CodingKeys: String, CodingKey { case resample, features, encoder, decoder, total, audioSeconds = "audio_seconds", realTimeFactor = "rtf"
         case layerTypes = "layer_types" }
 

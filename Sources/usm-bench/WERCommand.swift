@@ -60,7 +60,6 @@ struct WERCommand: ParsableCommand {
         if let limit { items = Array(items.prefix(limit)) }
         let progress = ProgressLine()
         var total = WordErrors()
-        var audio = 0.0, compute = 0.0
         var stages = StageTimings()
         var details: [Utterance] = []
         for (i, item) in items.enumerated() {
@@ -69,18 +68,7 @@ struct WERCommand: ParsableCommand {
             let ref = TextNormalizer.words(item.transcript), hyp = TextNormalizer.words(t.text)
             let e = WordErrors.align(reference: ref, hypothesis: hyp)
             total = total + e
-            audio += t.timings.audioSeconds
-            compute += t.timings.total
-            stages.resample += t.timings.resample
-            stages.features += t.timings.features
-            stages.encoder += t.timings.encoder
-            stages.decoder += t.timings.decoder
-            stages.total += t.timings.total
-            stages.audioSeconds += t.timings.audioSeconds
-            stages.layerTypes.subsampling += t.timings.layerTypes.subsampling
-            stages.layerTypes.ffn += t.timings.layerTypes.ffn
-            stages.layerTypes.attention += t.timings.layerTypes.attention
-            stages.layerTypes.conv += t.timings.layerTypes.conv
+            stages = stages + t.timings
             details.append(Utterance(id: item.id, reference: ref.joined(separator: " "), hypothesis: hyp.joined(separator: " "),
                                      errors: e, seconds: t.timings.audioSeconds))
         }
@@ -91,6 +79,7 @@ struct WERCommand: ParsableCommand {
             peer = runPeer(items: items, seconds: details.map(\.seconds))
             progress.clear()
         }
+        let (audio, compute) = (stages.audioSeconds, stages.total)
         let out = Out(model: model, directory: directory, utterances: items.count, audioSeconds: audio, computeSeconds: compute,
                       rtf: compute / max(audio, 1e-9), wer: total.rate, errors: total, details: verbose ? details : nil,
                       stages: stages, peer: peer)

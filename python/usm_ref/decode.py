@@ -56,41 +56,58 @@ def wer(refs: list[str], hyps: list[str]) -> float:
     return errs / max(words, 1)
 
 
+def read_dataset(path: str):
+    """(id, audio path, reference) rows: a training manifest (id, path, seconds, text), or a directory holding audio
+    and transcripts.tsv (id, seconds, transcript with a header line; the format of ../shared/data/asterisk-dev,
+    references normalised as usm-bench wer does)."""
+    import os
+
+    from .data import read_manifest
+    from .textnorm import normalise_text
+
+    if not os.path.isdir(path):
+        return [(uid, audio, text) for uid, audio, _, text in read_manifest(path)]
+    rows = [ln.rstrip("\n").split("\t") for ln in open(os.path.join(path, "transcripts.tsv"))][1:]
+    return [(uid, os.path.join(path, uid + ".flac"), normalise_text(text)) for uid, _, text in rows]
+
+
 def main():
-    """Decode a manifest (or wav files) with a training checkpoint: python -m usm_ref.decode CKPT MANIFEST."""
+    """Greedy WER of a training checkpoint (float or QAT): python -m usm_ref.decode CKPT MANIFEST|DIR [--limit N]."""
     import argparse
     import os
 
     import soundfile as sf
 
-    from .data import read_manifest
+    from .export import load_checkpoint
     from .frontend import log_mel_np
     from .tokenizer import Tokenizer
 
     ap = argparse.ArgumentParser()
     ap.add_argument("ckpt")
-    ap.add_argument("manifest")
+    ap.add_argument("data", help="a manifest TSV, or a directory with transcripts.tsv (e.g. ../shared/data/asterisk-dev)")
     ap.add_argument("--tokenizer", default="/root/usm-data/tokenizer/spm256.model")
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    from .export import load_checkpoint
-
-    cfg, model, _ = load_checkpoint(args.ckpt)  # float or QAT checkpoints
+    cfg, model, step = load_checkpoint(args.ckpt)
     tok = Tokenizer(args.tokenizer)
-    rows = read_manifest(args.manifest)
+    rows = read_dataset(args.data)
     if args.limit:
         rows = rows[: args.limit]
     refs, hyps = [], []
-    for uid, path, secs, text in rows:
+    for uid, path, text in rows:
         w, sr = sf.read(path, dtype="float32")
+        if w.ndim > 1:
+            w = w.mean(1)
+        assert sr == cfg.sample_rate, f"{path}: {sr} Hz, the model takes {cfg.sample_rate}"
         f = torch.from_numpy(log_mel_np(w, cfg.frontend, cfg.sample_rate))[None]
         h = tok.decode(greedy_batch(model, f, torch.tensor([f.shape[1]]))[0])
         refs.append(text)
         hyps.append(h)
         print(f"{uid}\t{text}\t{h}", flush=True)
-    print(f"WER {wer(refs, hyps) * 100:.2f}% over {len(rows)} utts ({os.path.basename(args.manifest)})")
+    name = os.path.basename(os.path.normpath(args.data))
+    print(f"WER {wer(refs, hyps) * 100:.2f}% over {len(rows)} utts ({name}), step {step}")
 
 
 if __name__ == "__main__":

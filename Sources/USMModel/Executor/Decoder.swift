@@ -104,7 +104,7 @@ extension ConformerModel {
         let d = config.encoder.dim, jd = config.joint.dim
         let n = encoderFrames.count / d
         guard n > 0 else { return }
-        if state.projected.count < n * jd { state.projected = [Float](repeating: 0, count: n * jd) }
+        Workspace.grow(&state.projected, n * jd)
         apply(encProj, encoderFrames, n, &state.projected, ws)
         let projected = state.projected  // shares the buffer while decoding (no copy: state.projected is not written below)
         for r in 0..<n {

@@ -61,6 +61,12 @@ public struct LayerTypeSeconds: Sendable, Codable, Equatable {
     /// the conv module: pointwise, GLU, depthwise, BatchNorm, swish
     public var conv = 0.0
     public init() {}
+
+    public static func + (a: Self, b: Self) -> Self {
+        var s = a
+        s.subsampling += b.subsampling; s.ffn += b.ffn; s.attention += b.attention; s.conv += b.conv
+        return s
+    }
 }
 
 /// Per-stream state of one Conformer layer.
@@ -83,8 +89,8 @@ struct LayerState: Sendable {
     init(dim: Int, rows: Int = 0, left: Int = 0, right: Int = 0, halfKernel: Int = 0) {
         x1 = FrameBuffer(width: dim, reserveRows: rows + right + 1)
         k = FrameBuffer(width: dim, reserveRows: rows + left + right + 1); v = FrameBuffer(width: dim, reserveRows: rows + left + right + 1)
-        x2 = FrameBuffer(width: dim, reserveRows: rows + right + halfKernel + 1)
-        g = FrameBuffer(width: dim, reserveRows: rows + right + 2 * halfKernel + 1)
+        x2 = FrameBuffer(width: dim, reserveRows: rows + halfKernel + 1)
+        g = FrameBuffer(width: dim, reserveRows: rows + 2 * halfKernel + 1)
     }
 }
 
@@ -100,13 +106,13 @@ struct LayerScratch {
 }
 
 /// Per-stream scratch of the encoder: every temporary of an `encode` call, allocated when the state is made, for
-/// chunks of up to `maxChunkSeconds` of audio (the frames that chunk yields plus the look-ahead each layer may
-/// flush). A longer chunk grows the buffers once (an allocation on that call only); steady-state calls allocate
-/// nothing here.
+/// chunks of up to `maxChunkSeconds` of audio (the frames that chunk yields; the layers take and give at most a
+/// slice of `layerSlice` rows per call). A longer chunk grows the buffers once (an allocation on that call only);
+/// steady-state calls allocate nothing here.
 struct EncoderScratch: Sendable {
     /// rows of the first layer's input (the subsampled frames of one call)
     private(set) var inputRows = 0
-    /// rows one layer call can take in and give out: a slice of its input plus the rows it held back
+    /// rows one layer call can take in and give out (a slice)
     private(set) var stepRows = 0
     private(set) var dim = 0, wide = 0, attentionCount = 0, layers = 0
     /// `input` of `[inputRows, dim]`, one output buffer per layer of `[stepRows, dim]`, the temporaries `[t, o, q, x]`
@@ -143,15 +149,11 @@ struct EncoderScratch: Sendable {
             productCount = max(productCount, block * f * sub.channels)
             outCount = max(outCount, t * sub.channels * f)
         }
-        Self.grow(&cols, colCount)
-        Self.grow(&product, productCount)
-        Self.grow(&convOut, outCount)
+        Workspace.grow(&cols, colCount)
+        Workspace.grow(&product, productCount)
+        Workspace.grow(&convOut, outCount)
         layers = c.encoder.layers
         ensure(inputRows: t + 1, stepRows: ConformerModel.layerSlice + 1)
-    }
-
-    static func grow(_ a: inout [Float], _ n: Int) {
-        if a.count < n { a = [Float](repeating: 0, count: n) }
     }
 
     mutating func ensure(inputRows: Int, stepRows: Int? = nil) {
@@ -365,9 +367,9 @@ extension ConformerModel {
         let (fin, fout, cin, cout) = (c.fin, c.fout, c.cin, c.cout)
         let kk = cin * 9
         let block = Self.convTimeBlock
-        EncoderScratch.grow(&cols, block * fout * kk)
-        EncoderScratch.grow(&product, block * fout * cout)
-        EncoderScratch.grow(&out, times.count * cout * fout)
+        Workspace.grow(&cols, block * fout * kk)
+        Workspace.grow(&product, block * fout * cout)
+        Workspace.grow(&out, times.count * cout * fout)
         input.data.withUnsafeBufferPointer { inp in
             cols.withUnsafeMutableBufferPointer { col in
                 product.withUnsafeMutableBufferPointer { y in

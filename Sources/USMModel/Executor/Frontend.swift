@@ -76,7 +76,7 @@ public struct LogMelFrontend: Sendable {
     func features(frame: UnsafeBufferPointer<Double>, into out: UnsafeMutableBufferPointer<Float>, scratch: inout [Double],
                   work: inout FFTWork) {
         let n = config.windowSize
-        if scratch.count < config.fftSize { scratch = [Double](repeating: 0, count: config.fftSize) }
+        Workspace.grow(&scratch, config.fftSize)
         for i in 0..<n { scratch[i] = frame[i] * window[i] }
         for i in n..<config.fftSize { scratch[i] = 0 }
         let spectrum = fft.magnitudes(scratch, power: config.spectrum == "power", work: &work)
@@ -103,7 +103,7 @@ extension LogMelFrontend {
     /// Appends the normalised frames that `samples` completes to `out` (`mel_bins` floats per frame).
     public func process(_ samples: [Float], state: inout FrontendState, into out: inout [Float]) -> Int {
         guard let (frames, base) = preEmphasize(samples, state: &state, out: &out) else { return 0 }
-        if state.scratch.count < 2 * config.fftSize + 1 { state.scratch = [Double](repeating: 0, count: 2 * config.fftSize + 1) }
+        Workspace.grow(&state.scratch, 2 * config.fftSize + 1)
         state.pending.withUnsafeBufferPointer { p in
             out.withUnsafeMutableBufferPointer { o in
                 state.scratch.withUnsafeMutableBufferPointer { work in
