@@ -99,6 +99,15 @@ void usm_parallel_for(int32_t parts, void (*fn)(void *, int32_t), void *ctx) {
     pthread_mutex_unlock(&pool_lock);
 }
 
+int32_t usm_map_large_blocks(int64_t bytes) {
+#if defined(__GLIBC__)
+    return (int32_t)mallopt(M_MMAP_THRESHOLD, (int)bytes);
+#else
+    (void)bytes;
+    return 0;
+#endif
+}
+
 int32_t usm_release_free_heap(void) {
 #if defined(__GLIBC__)
     return (int32_t)malloc_trim(0);

@@ -42,13 +42,18 @@ public struct RecognizerOptions: Sendable {
     /// (results do not depend on it: the encoder gives the same frames for any chunking). It bounds a stream's
     /// memory: the per-layer frame buffers and scratch hold one block plus the context.
     public var maxBlockSeconds: Double
+    /// Whether loading sets the process's C heap to give allocations of 256 KB and more pages of their own, returned
+    /// when freed (`Heap.mapLargeBlocks`; glibc only). A process-wide setting: it lowers the peak resident memory
+    /// of a large model's load and offline runs by tens of MB; turn it off to leave the heap as the host set it.
+    public var mapLargeBlocks: Bool
 
     public init(activations: ActivationMode = .int8PerBlock, threads: Int = 1, search: SearchMethod = .greedy,
-                maxBlockSeconds: Double = 2) {
+                maxBlockSeconds: Double = 2, mapLargeBlocks: Bool = true) {
         self.activations = activations
         self.threads = threads
         self.search = search
         self.maxBlockSeconds = max(maxBlockSeconds, 0.01)
+        self.mapLargeBlocks = mapLargeBlocks
     }
 }
 
@@ -188,6 +193,7 @@ public final class Recognizer: Sendable {
     }
 
     init(source container: some TensorSource, options: RecognizerOptions, started: ContinuousClock.Instant) throws(RecognizerError) {
+        if options.mapLargeBlocks { Heap.mapLargeBlocks() }
         do { model = try ConformerModel(source: container, activations: options.activations) } catch {
             if case .file(let e) = error { throw .modelFile(e) }
             throw .modelMismatch(error)
@@ -216,8 +222,12 @@ public final class Recognizer: Sendable {
     public func transcribe(samples: [Float], sampleRate: Int, search: SearchMethod? = nil) throws(RecognizerError) -> Transcript {
         let stream = try makeStream(search: search, endpoint: EndpointRules(trailingSilence: nil, maxUtterance: nil),
                                     inputSampleRate: sampleRate)
-        try stream.accept(samples: samples)
-        return stream.finish()
+        return try stream.finish(utterance: samples)
+    }
+
+    /// Whether `seconds` of audio are short enough for the layer-by-layer offline path (`encodeUtterance`).
+    func fitsUtterance(seconds: Double) -> Bool {
+        seconds / model.secondsPerFrame + 2 <= Double(model.utteranceFrameLimit)
     }
 
     /// Offline recognition of an audio file (WAV, FLAC, MP3 and what libsndfile reads), read in blocks.
@@ -227,6 +237,20 @@ public final class Recognizer: Sendable {
         do { reader = try AudioFileReader(path: path, channels: channels) } catch { throw .audio(error) }
         let stream = try makeStream(search: search, endpoint: EndpointRules(trailingSilence: nil, maxUtterance: nil),
                                     inputSampleRate: reader.sampleRate)
+        if reader.frames > 0 && fitsUtterance(seconds: Double(reader.frames) / Double(reader.sampleRate)) {
+            // short enough to hold whole: read it, then run it layer by layer
+            var all: [Float] = []
+            while true {
+                let block: [Float]
+                do { block = try reader.read(maxFrames: reader.sampleRate * 10) } catch { throw .audio(error) }
+                if block.isEmpty { break }
+                all.append(contentsOf: block)
+            }
+            guard !all.isEmpty else { throw .audio(AudioError(.empty, path: path, "no audio samples")) }
+            let t = try stream.finish(utterance: all)
+            progress?(1)
+            return t
+        }
         var done = 0
         while true {
             let block: [Float]
@@ -337,6 +361,40 @@ public final class RecognitionStream {
             return decoded - Double(last.frame + 1) * secondsPerFrame >= silence
         }
         return false
+    }
+
+    /// Offline: `samples` are the whole utterance (on a new or reset stream), run through the encoder layer by layer
+    /// when they are short enough (`ConformerModel.encodeUtterance`: one layer's look-ahead buffers live instead of
+    /// every layer's), else as `accept` then `finish`. The same result either way.
+    public func finish(utterance samples: [Float]) throws(RecognizerError) -> Transcript {
+        guard finished == nil && samplesIn == 0 else {
+            throw .invalidState("finish(utterance:) on a stream that has audio; call reset() first")
+        }
+        if let bad = samples.firstIndex(where: { !$0.isFinite }) { throw .badSamples("sample \(bad) is not finite") }
+        guard recognizer.fitsUtterance(seconds: Double(samples.count) / Double(inputSampleRate)) else {
+            try accept(samples: samples)
+            return finish()
+        }
+        samplesIn = samples.count
+        let model = recognizer.model
+        let clock = ContinuousClock()
+        let start = clock.now
+        var input = samples
+        if let resampler {
+            do { input = try resampler.process(samples, last: true) } catch { throw .audio(error) }
+            timings.resample += (clock.now - start).seconds
+        }
+        model.encodeUtterance(input, state: &encoder, workspace: workspace, into: &frames)
+        let t = clock.now
+        model.decode(frames, state: &decoder, workspace: workspace)
+        timings.decoder += (clock.now - t).seconds
+        timings.features = encoder.featureSeconds
+        timings.encoder = encoder.encoderSeconds
+        timings.layerTypes = encoder.layerTypeSeconds
+        timings.total += (clock.now - start).seconds
+        let r = result(final: true)
+        finished = r
+        return r
     }
 
     /// Ends the stream: flushes the encoder's look-ahead and returns the final result.

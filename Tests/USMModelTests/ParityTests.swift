@@ -89,6 +89,18 @@ import USMKernels
         // a reset state (buffers kept from the stream above) gives the same frames as a fresh one
         streaming.reset()
         #expect(model.encode(audio, state: &streaming, final: true, workspace: ws) == whole, "after reset")
+        // layer by layer (the offline path) on a new state and on a reset one that streamed before
+        var layerMajor = model.makeEncoderState(), byLayer: [Float] = []
+        model.encodeUtterance(audio, state: &layerMajor, workspace: ws, into: &byLayer)
+        #expect(byLayer == whole, "chunk \(chunk), \(activations): layer by layer")
+        streaming.reset()
+        model.encodeUtterance(audio, state: &streaming, workspace: ws, into: &byLayer)
+        #expect(byLayer == whole, "layer by layer after streaming")
+        for cut in [0, 100, 700] {  // no frame, fewer frames than one look-ahead
+            var a = model.makeEncoderState(), b = model.makeEncoderState(), y: [Float] = []
+            model.encodeUtterance(Array(audio.prefix(cut)), state: &a, workspace: ws, into: &y)
+            #expect(y == model.encode(Array(audio.prefix(cut)), state: &b, final: true, workspace: ws), "\(cut) samples")
+        }
         var d1 = model.makeDecoderState(workspace: ws), d2 = model.makeDecoderState(workspace: ws)
         model.decode(whole, state: &d1, workspace: ws)
         model.decode(pieces, state: &d2, workspace: ws)

@@ -71,7 +71,10 @@ enum Fixtures {
         #expect(throws: RecognizerError.self) { try stream.accept(samples: [0]) }
         stream.reset()
         try stream.accept(samples: audio)
+        #expect(throws: RecognizerError.self) { try stream.finish(utterance: audio) }  // it has audio already
         #expect(stream.finish().tokens == offline.tokens, "reset starts a fresh utterance")
+        stream.reset()
+        #expect(try stream.finish(utterance: audio).tokens == offline.tokens, "the whole utterance at once")
     }
 
     @Test func resamplesOtherRates() throws {

@@ -99,6 +99,9 @@ void usm_quantize_act(int32_t isa, const float *x, int64_t xstride, int64_t n, i
 /// Returns the heap's free memory to the operating system where the C library can (glibc: malloc_trim); 1 if it
 /// released any. Loading a model decodes tensors into temporaries whose freed pages the allocator otherwise keeps.
 int32_t usm_release_free_heap(void);
+/// Where the C library can (glibc): allocations of at least `bytes` get pages of their own, returned when freed.
+/// Returns nonzero if set.
+int32_t usm_map_large_blocks(int64_t bytes);
 
 /// Runs fn(ctx, 0 ..< parts) on the calling thread and up to parts - 1 pooled worker threads; returns when all ran.
 /// One job at a time: a call made while another thread's job runs executes its parts inline.

@@ -11,17 +11,22 @@ struct FrameBuffer: Sendable {
     /// absolute index one past the last row
     var end: Int { base + data.count / width }
 
+    /// rows reserved on the first append (a buffer that is never used costs no memory)
+    let reserveRows: Int
+
     init(width: Int, reserveRows: Int = 0) {
         self.width = width
-        data.reserveCapacity(reserveRows * width)
+        self.reserveRows = reserveRows
     }
 
     mutating func append(_ rows: [Float]) {
         precondition(rows.count % width == 0)
+        if data.capacity == 0 { data.reserveCapacity(max(reserveRows * width, rows.count)) }
         data.append(contentsOf: rows)
     }
 
     mutating func append(_ rows: UnsafePointer<Float>, count n: Int) {
+        if data.capacity == 0 { data.reserveCapacity(max(reserveRows, n) * width) }
         data.append(contentsOf: UnsafeBufferPointer(start: rows, count: n * width))
     }
 
@@ -114,9 +119,11 @@ struct EncoderScratch: Sendable {
     private(set) var inputRows = 0
     /// rows one layer call can take in and give out (a slice)
     private(set) var stepRows = 0
+    /// layers with an output buffer in the arena (0 until a depth-first call needs them)
+    private(set) var outputLayers = 0
     private(set) var dim = 0, wide = 0, attentionCount = 0, layers = 0
-    /// `input` of `[inputRows, dim]`, one output buffer per layer of `[stepRows, dim]`, the temporaries `[t, o, q, x]`
-    /// of `[stepRows, dim]`, then `h` of `[stepRows, wide]`, then the attention scratch
+    /// `input` of `[inputRows, dim]`, the temporaries `[t, o, q, x]` of `[stepRows, dim]`, `h` of `[stepRows, wide]`,
+    /// the attention scratch, then (for depth-first calls) one output buffer per layer of `[stepRows, dim]`
     var arena: [Float] = []
     /// frontend output of one call, `[frames, mel_bins]`
     var features: [Float] = []
@@ -131,6 +138,8 @@ struct EncoderScratch: Sendable {
         Int(seconds * Double(c.sampleRate)) / c.frontend.hopSize + 2
     }
 
+    /// Sizes the buffers for chunks of `maxChunkSeconds`; the arena is allocated by the first call, which knows
+    /// whether it needs the per-layer outputs.
     init(config c: ConformerConfig, maxChunkSeconds: Double) {
         dim = c.encoder.dim
         wide = max(c.encoder.ffnDim, 2 * c.encoder.dim)
@@ -153,21 +162,25 @@ struct EncoderScratch: Sendable {
         Workspace.grow(&product, productCount)
         Workspace.grow(&convOut, outCount)
         layers = c.encoder.layers
-        ensure(inputRows: t + 1, stepRows: ConformerModel.layerSlice + 1)
+        (inputRows, stepRows) = (t + 1, ConformerModel.layerSlice + 1)
     }
 
-    mutating func ensure(inputRows: Int, stepRows: Int? = nil) {
+    /// Makes the arena hold `inputRows` input rows, slices of `stepRows` and, with `layerOutputs`, every layer's
+    /// output buffer (allocating only when it grows).
+    mutating func ensure(inputRows: Int, stepRows: Int? = nil, layerOutputs: Bool = true) {
         let i = max(inputRows, self.inputRows), st = max(stepRows ?? 0, self.stepRows)
-        guard i > self.inputRows || st > self.stepRows || arena.isEmpty else { return }
-        (self.inputRows, self.stepRows) = (i, st)
-        arena = [Float](repeating: 0, count: (i + (max(layers, 1) + 4) * st) * dim + st * wide + attentionCount)
+        let o = max(layerOutputs ? max(layers, 1) : 0, outputLayers)
+        guard i > self.inputRows || st > self.stepRows || o > outputLayers || arena.isEmpty else { return }
+        (self.inputRows, self.stepRows, outputLayers) = (i, st, o)
+        arena = []  // the old arena goes before the new one comes
+        arena = [Float](repeating: 0, count: (i + (o + 4) * st) * dim + st * wide + attentionCount)
     }
 
     /// Runs `body` with the arena split into the first layer's input, the per-layer outputs (layer l's at
-    /// `outputs + l * stepRows * dim`) and the temporaries.
+    /// `outputs + l * stepRows * dim`; only after `ensure` with `layerOutputs`) and the temporaries.
     mutating func withLayerScratch<R>(_ body: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, LayerScratch) -> R) -> R {
         let (sd, st) = (stepRows * dim, stepRows)
-        let outputs = inputRows * dim, temps = outputs + max(layers, 1) * sd
+        let temps = inputRows * dim, outputs = temps + 4 * sd + st * wide + attentionCount
         return arena.withUnsafeMutableBufferPointer { a in
             let p = a.baseAddress!
             return body(p, p + outputs, LayerScratch(t: p + temps, o: p + temps + sd, q: p + temps + 2 * sd,
@@ -255,6 +268,28 @@ extension ConformerModel {
     /// As `encode(_:state:final:workspace:)`, writing the frames into `out` (its contents are replaced and its
     /// capacity reused, so a caller that keeps `out` allocates nothing per call in steady state).
     public func encode(_ samples: [Float], state: inout EncoderState, final: Bool, workspace: Workspace, into out: inout [Float]) {
+        encode(samples, state: &state, final: final, layerMajor: false, workspace: workspace, into: &out)
+    }
+
+    /// Offline encoding of a whole utterance in one call, one layer at a time: every frame goes through layer l
+    /// before any goes through layer l + 1, so only one layer's look-ahead buffers are live (the depth-first order
+    /// of `encode` keeps every layer's: ~100 MB at USM-1B shape) at the cost of two `[frames, dim]` buffers. The
+    /// frames are the same as `encode`'s for any chunking. `state` must be new (or reset) and is finished after.
+    public func encodeUtterance(_ samples: [Float], state: inout EncoderState, workspace: Workspace, into out: inout [Float]) {
+        precondition(state.featureFrames == 0 && state.framesOut == 0, "encodeUtterance on a stream that has started")
+        encode(samples, state: &state, final: true, layerMajor: true, workspace: workspace, into: &out)
+    }
+
+    /// Encoder frames beyond which `encodeUtterance` holds more than the depth-first `encode` would (its two
+    /// `[frames, dim]` buffers against every layer's look-ahead buffers).
+    public var utteranceFrameLimit: Int {
+        let e = config.encoder
+        let perLayer = (e.leftContext + e.rightContext + Self.layerSlice) * 2 + e.rightContext + Self.layerSlice
+        return e.layers * perLayer / 2
+    }
+
+    func encode(_ samples: [Float], state: inout EncoderState, final: Bool, layerMajor: Bool, workspace: Workspace,
+                into out: inout [Float]) {
         precondition(!state.finished, "encode after the final chunk")
         let clock = ContinuousClock()
         let t0 = clock.now
@@ -266,7 +301,7 @@ extension ConformerModel {
         let n0 = subsampleConvs(state: &state, final: final, workspace: workspace)
         let e = config.encoder
         let d = e.dim
-        state.scratch.ensure(inputRows: n0 + 1)
+        state.scratch.ensure(inputRows: n0 + 1, layerOutputs: !layerMajor)
         // move the scratch out of the state while its pointers are in use (the layers' states stay in `state`)
         var scratch = EncoderScratch()
         swap(&scratch, &state.scratch)
@@ -281,6 +316,37 @@ extension ConformerModel {
         let rows: Int = scratch.withLayerScratch { input, outputs, ls in
             conv.withUnsafeBufferPointer { project($0.baseAddress!, n0, input, workspace) }
             state.layerTypeSeconds.subsampling += (clock.now - t1).seconds
+            if layerMajor {
+                // `input` and `out` take turns as a layer's input and output; one layer state serves every layer
+                out.removeAll(keepingCapacity: true)
+                out.append(contentsOf: repeatElement(0, count: n0 * d))
+                var s = LayerState(dim: 1)
+                swap(&s, &state.layers[0])
+                defer { swap(&s, &state.layers[0]) }
+                out.withUnsafeMutableBufferPointer { o in
+                    var (src, dst) = (input, o.baseAddress!)
+                    for l in 0..<layers.count {
+                        s.reset()
+                        var produced = 0, start = 0
+                        repeat {
+                            let m = min(slice, n0 - start)
+                            let last = start + m == n0
+                            produced += runLayer(l, input: src + start * d, rows: m, output: dst + produced * d, state: &s,
+                                                 final: last, scratch: ls, workspace: workspace, timing: &state.layerTypeSeconds)
+                            while last && !s.drained {
+                                produced += runLayer(l, input: src, rows: 0, output: dst + produced * d, state: &s, final: true,
+                                                     scratch: ls, workspace: workspace, timing: &state.layerTypeSeconds)
+                            }
+                            start += m
+                        } while start < n0
+                        precondition(produced == n0, "layer \(l) gave \(produced) of \(n0) frames")
+                        swap(&src, &dst)
+                    }
+                    if src != o.baseAddress! { o.baseAddress!.update(from: src, count: n0 * d) }
+                }
+                s.reset()
+                return n0
+            }
             out.removeAll(keepingCapacity: true)
             // Depth first, in slices of at most `layerSlice` rows: each slice goes through every layer before the
             // next, so a layer call never takes or gives more than a slice, even when a final flush releases what

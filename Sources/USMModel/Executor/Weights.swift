@@ -119,6 +119,17 @@ public struct ConformerModel: Sendable {
             return p
         }
 
+        // The decoder first: its f32 matrices are the largest tensors (42 MB for USM-1B's joint output), and a
+        // tensor is held twice while it is repacked, so that peak comes while little else is loaded.
+        embedding = try tensor("predictor.embedding")
+        prepared += embedding.layout.payloadLength
+        var lstm: [PreparedWeight] = []
+        for l in 0..<config.predictor.layers { lstm.append(try linear("predictor.lstm.\(l)")) }
+        self.lstm = lstm
+        encProj = try linear("joint.enc_proj")
+        predProj = try linear("joint.pred_proj")
+        jointOut = try linear("joint.out")
+
         frontend = try LogMelFrontend(config: config.frontend, sampleRate: config.sampleRate,
                                       mean: try floats("frontend.mean"), std: try floats("frontend.std"))
         var convs: [ConvLayerWeights] = []
@@ -139,6 +150,7 @@ public struct ConformerModel: Sendable {
         let e = config.encoder
         let dh = config.headDim
         var layers: [LayerWeights] = []
+        let pe = Self.sinusoids(from: -e.rightContext, to: e.leftContext - 1, dim: e.dim)  // every layer's positions
         for i in 0..<e.layers {
             let p = "encoder.layers.\(i)."
             func ffn(_ name: String) throws(ModelError) -> FFNWeights {
@@ -146,7 +158,6 @@ public struct ConformerModel: Sendable {
                            linear1: try linear(p + name + ".linear1"), linear2: try linear(p + name + ".linear2"))
             }
             let pos = try linear(p + "mhsa.pos", bias: false)
-            let pe = Self.sinusoids(from: -e.rightContext, to: e.leftContext - 1, dim: e.dim)
             let positions = pos.apply(pe, n: e.leftContext + e.rightContext)
             prepared += positions.count * 4 - pos.preparedBytes  // the table stays, the projection does not
             let scale = Float(1.442695041 / Double(dh).squareRoot())
@@ -168,14 +179,6 @@ public struct ConformerModel: Sendable {
                                        finalScale: try floats(p + "final_norm.scale"), finalBias: try floats(p + "final_norm.bias")))
         }
         self.layers = layers
-        embedding = try tensor("predictor.embedding")
-        prepared += embedding.layout.payloadLength
-        var lstm: [PreparedWeight] = []
-        for l in 0..<config.predictor.layers { lstm.append(try linear("predictor.lstm.\(l)")) }
-        self.lstm = lstm
-        encProj = try linear("joint.enc_proj")
-        predProj = try linear("joint.pred_proj")
-        jointOut = try linear("joint.out")
         self.kernels = kernels
         self.kernelLayouts = kernelLayouts
         preparedBytes = prepared
