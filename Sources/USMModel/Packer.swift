@@ -6,17 +6,21 @@ import USMTensor
 public enum ModelPacker {
     public static let toolName = "usm-pack 0.1.0"
 
-    /// A model with random weights (uniform, variance 1/fan-in; norms 1, biases 0) quantized by `recipe`.
+    /// A model with random weights (uniform, variance 1/fan-in; norms 1, biases 0) quantized by `recipe`; the joint's
+    /// bias for blank is `blankBias` (a random joint's argmax is almost never blank, so greedy search would emit the
+    /// most symbols per frame on every frame; a positive bias brings that down to what trained models emit).
     public static func synthesize(config: ConformerConfig, configName: String, recipe: Recipe, scaleFormat: ScaleFormat,
-                                  blockSize: Int?, seed: UInt64, level: Int32?) throws -> ContainerWriter {
+                                  blockSize: Int?, seed: UInt64, level: Int32?, blankBias: Float = 0) throws -> ContainerWriter {
         try config.validate()
         var writer = ContainerWriter(metadata: metadata(config: config.json(), tokenizer: syntheticTokenizer(config.vocabSize),
                                                         recipe: recipe, scaleFormat: scaleFormat, blockSize: blockSize,
-                                                        source: "random weights, config \(configName), seed \(seed)"),
+                                                        source: "random weights, config \(configName), seed \(seed)"
+                                                            + (blankBias != 0 ? ", blank bias \(blankBias)" : "")),
                                      level: level)
         var record: [String: TensorRecipe] = [:]
         for (i, t) in config.tensors.enumerated() {
-            let values = randomValues(for: t, seed: seed &+ UInt64(i) &* 0x9E37_79B9_7F4A_7C15)
+            var values = randomValues(for: t, seed: seed &+ UInt64(i) &* 0x9E37_79B9_7F4A_7C15)
+            if t.name == "joint.out.bias" { values[config.blankId] = blankBias }
             let spec = recipe.spec(for: t, scaleFormat: scaleFormat, blockSize: blockSize)
             try writer.add(t.name, Quantizer.quantize(values, shape: t.shape, spec: spec))
             if spec.scheme.isQuantized { record[t.name] = tensorRecipe(spec) }

@@ -13,13 +13,14 @@ struct SynthCommand: ParsableCommand {
     @Option var config: String
     @Option var recipe: String
     @Option var scaleFormat = "int8"
+    @Option var blankBias: Float = 0
     @Argument var output: String
 
     func run() throws {
         guard let arch = ConformerConfig.named[config] else { throw ValidationError("\(ModelError.unknownConfig(config))") }
         guard let format = ScaleFormat(name: scaleFormat) else { throw ValidationError("bad scale format") }
         try ModelPacker.synthesize(config: arch, configName: config, recipe: try Recipe.named(recipe), scaleFormat: format,
-                                   blockSize: nil, seed: 1, level: 3).write(to: output)
+                                   blockSize: nil, seed: 1, level: 3, blankBias: blankBias).write(to: output)
     }
 }
 
@@ -58,6 +59,8 @@ struct LatencyCommand: ParsableCommand {
         var chunkP95: Double?
         var chunkMax: Double?
         var firstPartialSeconds: Double?
+        /// symbols the offline run emitted per encoder frame
+        var symbolsPerFrame = 0.0
         var peakRSS: Int
         /// resident bytes just before loading and right after (what the loaded model itself costs)
         var rssBeforeLoad = 0, rssAfterLoad = 0, rssAfterOffline = 0, peakAfterLoad = 0
@@ -141,6 +144,7 @@ struct LatencyCommand: ParsableCommand {
             loadMBps: Double(r.loadReport.fileBytes) / 1e6 / load, audioSeconds: best.timings.audioSeconds,
             offlineSeconds: best.timings.total, rtf: best.timings.realTimeFactor, stages: best.timings,
             peakRSS: 0, kernels: r.loadReport.kernels)
+        m.symbolsPerFrame = Double(best.tokens.count) / max(best.timings.audioSeconds / r.model.secondsPerFrame, 1)
         (m.rssBeforeLoad, m.rssAfterLoad, m.rssAfterOffline, m.peakAfterLoad) = (rss0, rss1, currentRSS(), peak1)
         if canReset { m.peakOffline = phasePeakRSS() }
         if streaming {
@@ -189,11 +193,11 @@ struct LatencyCommand: ParsableCommand {
             print("| \(m.label) | \(f(Double(m.fileBytes) / 1e6, 1)) | \(f(Double(m.memoryBytes) / 1e6, 1)) | \(f(m.loadSeconds)) | \(f(m.loadMBps, 0)) | \(f(m.offlineSeconds)) | \(f(m.rtf, 4)) | \(chunk) | \(f(Double(m.peakRSS) / 1e6, 0)) | \(f(Double(m.peakRSS) / Double(max(m.memoryBytes, 1)), 2)) |")
         }
         print("\nPer stage (offline, seconds; the encoder split by layer type):\n")
-        print("| model | resample | features | encoder | subsampling | ffn | attention | conv | decoder | total |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print("| model | resample | features | encoder | subsampling | ffn | attention | conv | decoder | symbols / frame | total |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for m in ms {
             let s = m.stages, l = s.layerTypes
-            print("| \(m.label) | \(f(s.resample)) | \(f(s.features)) | \(f(s.encoder)) | \(f(l.subsampling)) | \(f(l.ffn)) | \(f(l.attention)) | \(f(l.conv)) | \(f(s.decoder)) | \(f(s.total)) |")
+            print("| \(m.label) | \(f(s.resample)) | \(f(s.features)) | \(f(s.encoder)) | \(f(l.subsampling)) | \(f(l.ffn)) | \(f(l.attention)) | \(f(l.conv)) | \(f(s.decoder)) | \(f(m.symbolsPerFrame, 2)) | \(f(s.total)) |")
         }
         if ms.count == 2 {
             let (a, b) = (ms[0], ms[1])

@@ -21,6 +21,25 @@ import USMKernels
         return (model, golden)
     }
 
+    /// Greedy search one joint evaluation at a time (what `decode` must find).
+    static func frameByFrameGreedy(_ model: ConformerModel, _ x: [Float], _ ws: Workspace) -> [EmittedToken] {
+        let c = model.config, jd = c.joint.dim
+        let n = x.count / c.encoder.dim
+        let projected = model.linear(model.encProj, x, n, ws)
+        var pred = model.makeDecoderState(workspace: ws).hypotheses[0].predictor
+        var tokens: [EmittedToken] = []
+        for t in 0..<n {
+            for _ in 0..<c.maxSymbolsPerFrame {
+                let logits = model.jointLogits(projected[(t * jd)..<((t + 1) * jd)], pred, ws)
+                let best = logits.indices.max { logits[$0] < logits[$1] || (logits[$0] == logits[$1] && $0 > $1) }!
+                if best == c.blankId { break }
+                tokens.append(EmittedToken(id: best, frame: t))
+                pred = model.predictorStep(token: best, from: pred, workspace: ws)
+            }
+        }
+        return tokens
+    }
+
     /// max |a - b| relative to max |b|
     static func error(_ a: [Float], _ b: [Float]) -> Float {
         precondition(a.count == b.count, "\(a.count) vs \(b.count) values")
@@ -63,6 +82,22 @@ import USMKernels
         #expect(Self.error(logits, try g("joint0")) < 1e-3, "joint logits")
         model.decode(x, state: &dec, workspace: ws)
         #expect(dec.tokens.map(\.id) == (try g("tokens")).map { Int($0) }, "greedy tokens")
+        // any window of speculatively scored frames finds the frame-by-frame search's tokens at the same frames, also
+        // on the frames shuffled (emissions at other distances)
+        let d = model.config.encoder.dim, n = x.count / d
+        var order = Array(0..<n)
+        var rng = SplitMix(seed: 7)
+        order.shuffle(using: &rng)
+        let shuffled = order.flatMap { x[($0 * d)..<(($0 + 1) * d)] }
+        for frames in [x, shuffled] {
+            let reference = Self.frameByFrameGreedy(model, frames, ws)
+            for window in [1, 2, 5, 16] {
+                var dw = model.makeDecoderState(workspace: ws)
+                dw.speculativeFrames = window
+                model.decode(frames, state: &dw, workspace: ws)
+                #expect(dw.tokens == reference, "\(recipe): window \(window)")
+            }
+        }
     }
 
     /// Streaming gives exactly the offline frames, whatever the chunk size: every frame is computed from the same
@@ -146,5 +181,18 @@ import USMKernels
         #expect(throws: ModelError.self) {
             try ConformerModel(container: try Container.read(bytes: try ContainerWriter(metadata: meta).serialize()))
         }
+    }
+}
+
+/// A seeded generator for shuffles.
+struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }

@@ -34,9 +34,15 @@ public struct DecoderState: Sendable {
     let method: SearchMethod
     /// encoder frames decoded so far
     public internal(set) var frames = 0
-    /// reused joint buffers (`[joint.dim]`, `[vocab_size]`)
+    /// reused joint buffers (`[speculativeFrames, joint.dim]`, `[speculativeFrames, vocab_size]`)
     var z: [Float] = []
     var logits: [Float] = []
+    /// Greedy search scores up to this many frames with one joint product, as if the frames before each were blank
+    /// (they share the predictor state until a frame emits); 1 scores one frame at a time. The tokens do not
+    /// depend on it (the products are batch invariant), only the speed.
+    public var speculativeFrames = 16
+    /// frames the next greedy product scores (grows while frames are blank, shrinks when they emit)
+    var window = 4
     /// enc_proj of the frames of one decode call (grows to the largest call)
     var projected: [Float] = []
 
@@ -107,31 +113,83 @@ extension ConformerModel {
         Workspace.grow(&state.projected, n * jd)
         apply(encProj, encoderFrames, n, &state.projected, ws)
         let projected = state.projected  // shares the buffer while decoding (no copy: state.projected is not written below)
-        for r in 0..<n {
-            let frame = state.frames + r
-            let e = projected[(r * jd)..<((r + 1) * jd)]
-            switch state.method {
-            case .greedy:
-                // moved out and back so appending a token does not copy the token array
-                var hyp = state.hypotheses[0]
-                state.hypotheses[0].tokens = []
-                for _ in 0..<config.maxSymbolsPerFrame {
-                    jointLogits(e, hyp.predictor, z: &state.z, logits: &state.logits, ws)
-                    let best = state.logits.withUnsafeBufferPointer { l in
-                        var best = 0
-                        for k in 1..<l.count where l[k] > l[best] { best = k }
-                        return best
-                    }
-                    if best == config.blankId { break }
-                    hyp.tokens.append(EmittedToken(id: best, frame: frame))
-                    hyp.predictor = predictorStep(token: best, from: hyp.predictor, workspace: ws)
-                }
-                state.hypotheses[0] = hyp
-            case .beam(let width):
-                state.hypotheses = beamStep(state.hypotheses, e, frame: frame, width: width, ws)
+        switch state.method {
+        case .greedy:
+            greedy(projected, frames: n, state: &state, ws)
+        case .beam(let width):
+            for r in 0..<n {
+                let e = projected[(r * jd)..<((r + 1) * jd)]
+                state.hypotheses = beamStep(state.hypotheses, e, frame: state.frames + r, width: width, ws)
             }
         }
         state.frames += n
+    }
+
+    /// Greedy search over `n` projected frames. Until a frame emits, the frames share one predictor state, so a
+    /// window of them is scored with one joint product (the joint's weights read once, not once per frame): the
+    /// frames before the first that emits are blank, as frame-by-frame search finds, and search goes on from the
+    /// frame after it. The window doubles while frames are blank and shrinks when one emits; only the speed depends
+    /// on it.
+    func greedy(_ projected: [Float], frames n: Int, state: inout DecoderState, _ ws: Workspace) {
+        let jd = config.joint.dim, vocab = config.vocabSize, blank = config.blankId
+        guard config.maxSymbolsPerFrame > 0 else { return }
+        let most = max(state.speculativeFrames, 1)
+        Workspace.grow(&state.z, most * jd)
+        Workspace.grow(&state.logits, most * vocab)
+        // moved out and back so appending a token does not copy the token array
+        var hyp = state.hypotheses[0]
+        state.hypotheses[0].tokens = []
+        var r = 0
+        while r < n {
+            let b = min(max(min(state.window, most), 1), n - r)
+            jointLogits(projected, from: r, count: b, hyp.predictor, state: &state, ws)
+            let emitting = state.logits.withUnsafeBufferPointer { l in
+                (0..<b).first { Self.argmax(l.baseAddress! + $0 * vocab, vocab) != blank }
+            }
+            guard let i = emitting else {
+                r += b
+                state.window = min(2 * b, most)
+                continue
+            }
+            let frame = state.frames + r + i
+            var best = state.logits.withUnsafeBufferPointer { Self.argmax($0.baseAddress! + i * vocab, vocab) }
+            var symbols = 0
+            while best != blank {
+                hyp.tokens.append(EmittedToken(id: best, frame: frame))
+                hyp.predictor = predictorStep(token: best, from: hyp.predictor, workspace: ws)
+                symbols += 1
+                if symbols == config.maxSymbolsPerFrame { break }
+                jointLogits(projected, from: r + i, count: 1, hyp.predictor, state: &state, ws)
+                best = state.logits.withUnsafeBufferPointer { Self.argmax($0.baseAddress!, vocab) }
+            }
+            r += i + 1
+            state.window = max(2 * i, 1)
+        }
+        state.hypotheses[0] = hyp
+    }
+
+    /// Joint logits of projected frames `r ..< r + count` with one predictor state, into `state.logits`
+    /// (`[count, vocab_size]`), one product.
+    func jointLogits(_ projected: [Float], from r: Int, count: Int, _ pred: PredictorState, state: inout DecoderState,
+                     _ ws: Workspace) {
+        let jd = config.joint.dim
+        projected.withUnsafeBufferPointer { e in
+            pred.projected.withUnsafeBufferPointer { p in
+                state.z.withUnsafeMutableBufferPointer { z in
+                    for i in 0..<count {
+                        Elementwise.addTanh(e.baseAddress! + (r + i) * jd, p.baseAddress!, z.baseAddress! + i * jd, jd)
+                    }
+                }
+            }
+        }
+        apply(jointOut, state.z, count, &state.logits, ws)
+    }
+
+    /// The first index of the largest of `n` values.
+    static func argmax(_ l: UnsafePointer<Float>, _ n: Int) -> Int {
+        var best = 0
+        for k in 1..<n where l[k] > l[best] { best = k }
+        return best
     }
 
     /// One frame of modified beam search.
