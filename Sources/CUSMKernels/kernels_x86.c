@@ -761,6 +761,65 @@ static T512 void usm_local_attention_rows_avx512(const float *q, int64_t qs, con
     }
 }
 
+// The row form for head dims of 16 C (C <= 8) with the query kept in registers: four keys scored per pass (four
+// independent sums) and the value mix over all C vectors per key (C independent sums). Every sum runs in the order
+// of usm_local_attention_rows_avx512, so the results are the same bits.
+static USM_AI T512 void usm_att_rows_c(const int C, const float *q, int64_t qs, const float *k, const float *v,
+                                       int64_t kvs, int64_t kbase, const float *pos, int64_t ps, const float *u,
+                                       const float *vb, int64_t i0, int64_t i1, int64_t end, int64_t left, int64_t right,
+                                       float *out, int64_t os, float *scratch) {
+    for (int64_t i = i0; i < i1; i++) {
+        const float *qi = q + (i - i0) * qs;
+        __m512 qu[8], qv[8];
+        for (int c = 0; c < C; c++) {
+            const __m512 x = _mm512_loadu_ps(qi + 16 * c);
+            qu[c] = _mm512_add_ps(x, _mm512_loadu_ps(u + 16 * c));
+            qv[c] = _mm512_add_ps(x, _mm512_loadu_ps(vb + 16 * c));
+        }
+        int64_t j0 = i - (left - 1) > 0 ? i - (left - 1) : 0, j1 = i + right < end - 1 ? i + right : end - 1;
+        int64_t j = j0;
+        for (; j + 3 <= j1; j += 4) {
+            __m512 a[4];
+            const float *kj = k + (j - kbase) * kvs, *pj = pos + (i - j + right) * ps;
+            for (int t = 0; t < 4; t++) a[t] = _mm512_setzero_ps();
+            for (int c = 0; c < C; c++)
+                for (int t = 0; t < 4; t++) {
+                    a[t] = _mm512_fmadd_ps(qu[c], _mm512_loadu_ps(kj + t * kvs + 16 * c), a[t]);
+                    a[t] = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(pj - t * ps + 16 * c), a[t]);
+                }
+            for (int t = 0; t < 4; t++) scratch[j - j0 + t] = _mm512_reduce_add_ps(a[t]);
+        }
+        for (; j <= j1; j++) {
+            const float *kj = k + (j - kbase) * kvs, *pj = pos + (i - j + right) * ps;
+            __m512 a = _mm512_setzero_ps();
+            for (int c = 0; c < C; c++) {
+                a = _mm512_fmadd_ps(qu[c], _mm512_loadu_ps(kj + 16 * c), a);
+                a = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(pj + 16 * c), a);
+            }
+            scratch[j - j0] = _mm512_reduce_add_ps(a);
+        }
+        const int64_t cnt = j1 - j0 + 1;
+        float best = -INFINITY;
+        for (int64_t t = 0; t < cnt; t++)
+            if (scratch[t] > best) best = scratch[t];
+        for (int64_t t = 0; t < cnt; t++) scratch[t] -= best;
+        usm_exp(USM_ISA_AVX512, scratch, scratch, cnt);
+        float total = 0;
+        for (int64_t t = 0; t < cnt; t++) total += scratch[t];
+        const float inv = 1.0f / total;
+        for (int64_t t = 0; t < cnt; t++) scratch[t] *= inv;
+        __m512 o[8];
+        for (int c = 0; c < C; c++) o[c] = _mm512_setzero_ps();
+        for (int64_t jj = j0; jj <= j1; jj++) {
+            const __m512 w = _mm512_set1_ps(scratch[jj - j0]);
+            const float *vj = v + (jj - kbase) * kvs;
+            for (int c = 0; c < C; c++) o[c] = _mm512_fmadd_ps(w, _mm512_loadu_ps(vj + 16 * c), o[c]);
+        }
+        float *oi = out + (i - i0) * os;
+        for (int c = 0; c < C; c++) _mm512_storeu_ps(oi + 16 * c, o[c]);
+    }
+}
+
 // Two forms. The row form (windows of more than 128 keys) scores one key at a time: a dot product over the head's
 // dims and a horizontal sum. The lane form scores 16 keys per vector: the block's keys are transposed into scratch
 // (dim-major, consecutive frames contiguous) and the relative position table reversed and transposed once per call,
@@ -949,6 +1008,15 @@ T512 void usm_local_attention_avx512(const float *q, int64_t qs, const float *k,
                                      int64_t i1, int64_t end, int64_t left, int64_t right, float *out, int64_t os,
                                      float *scratch) {
     const int64_t w = left + right, G = (w + 15) / 16, nw = 16 * G;
+    if ((G > 8 || w <= 0) && dh % 16 == 0 && dh <= 128) {
+        switch (dh / 16) {
+#define USM_ROW_CASE(N)                                                                                              \
+    case N: usm_att_rows_c(N, q, qs, k, v, kvs, kbase, pos, ps, u, vb, i0, i1, end, left, right, out, os, scratch); return;
+            USM_ROW_CASE(1) USM_ROW_CASE(2) USM_ROW_CASE(3) USM_ROW_CASE(4)
+            USM_ROW_CASE(5) USM_ROW_CASE(6) USM_ROW_CASE(7) USM_ROW_CASE(8)
+#undef USM_ROW_CASE
+        }
+    }
     if (G > 8 || w <= 0) {
         usm_local_attention_rows_avx512(q, qs, k, v, kvs, kbase, pos, ps, u, vb, dh, i0, i1, end, left, right, out, os,
                                         scratch);

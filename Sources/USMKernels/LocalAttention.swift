@@ -46,13 +46,30 @@ public enum LocalAttention {
                              keyBase: Int, positions: UnsafePointer<Float>, u: UnsafePointer<Float>, v: UnsafePointer<Float>,
                              heads: Int, headDim: Int, range: Range<Int>, end: Int, left: Int, right: Int,
                              out: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, isa: KernelISA = .best) {
+        apply(queries: queries, keys: keys, values: values, keyBase: keyBase, positions: positions, u: u, v: v,
+              heads: heads, headDim: headDim, range: range, end: end, left: left, right: right, out: out,
+              scratch: scratch, threads: 1, isa: isa)
+    }
+
+    /// As above with the heads split over `threads` threads (the pool's); `scratch` holds
+    /// `scratchCount(left:right:headDim:) * min(threads, heads)` floats. Each head's numbers are the same whatever
+    /// the thread count.
+    public static func apply(queries: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
+                             keyBase: Int, positions: UnsafePointer<Float>, u: UnsafePointer<Float>, v: UnsafePointer<Float>,
+                             heads: Int, headDim: Int, range: Range<Int>, end: Int, left: Int, right: Int,
+                             out: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, threads: Int,
+                             isa: KernelISA = .best) {
         let d = heads * headDim
         precondition(range.isEmpty || (range.lowerBound - (left - 1) >= keyBase || keyBase == 0), "keys dropped too early")
-        for h in 0..<heads {
-            let hb = h * headDim
-            usm_local_attention(isa.rawValue, queries + hb, Int64(d), keys + hb, values + hb, Int64(d), Int64(keyBase),
-                                positions + hb, Int64(d), u + hb, v + hb, Int64(headDim), Int64(range.lowerBound),
-                                Int64(range.upperBound), Int64(end), Int64(left), Int64(right), out + hb, Int64(d), scratch)
+        let parts = max(1, min(threads, heads)), count = scratchCount(left: left, right: right, headDim: headDim)
+        parallelFor(parts) { part in
+            for h in stride(from: part, to: heads, by: parts) {
+                let hb = h * headDim
+                usm_local_attention(isa.rawValue, queries + hb, Int64(d), keys + hb, values + hb, Int64(d), Int64(keyBase),
+                                    positions + hb, Int64(d), u + hb, v + hb, Int64(headDim), Int64(range.lowerBound),
+                                    Int64(range.upperBound), Int64(end), Int64(left), Int64(right), out + hb, Int64(d),
+                                    scratch + part * count)
+            }
         }
     }
 

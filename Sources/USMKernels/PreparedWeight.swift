@@ -25,6 +25,14 @@ public final class Workspace {
 
     public init(threads: Int = 1) { self.threads = max(1, threads) }
 
+    package var attention: [Float] = []
+
+    /// Scratch for `LocalAttention` with this workspace's threads (`[threads, perThread]`, kept between calls).
+    package func attentionScratch(perThread: Int) -> UnsafeMutablePointer<Float> {
+        Self.grow(&attention, perThread * threads)
+        return attention.withUnsafeMutableBufferPointer { $0.baseAddress! }
+    }
+
     package func floatScratch(_ n: Int) -> UnsafeMutableBufferPointer<Float> {
         if floats.count < n { floats = [Float](repeating: 0, count: n) }
         return floats.withUnsafeMutableBufferPointer { $0 }

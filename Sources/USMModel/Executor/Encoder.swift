@@ -106,8 +106,8 @@ struct LayerScratch {
     let x: UnsafeMutablePointer<Float>
     /// `[rows, max(ffn_dim, 2 * dim)]`
     let h: UnsafeMutablePointer<Float>
-    /// LocalAttention scratch
-    let attention: UnsafeMutablePointer<Float>
+    /// floats of LocalAttention scratch one thread needs (the workspace holds it)
+    let attentionCount: Int
 }
 
 /// Per-stream scratch of the encoder: every temporary of an `encode` call, allocated when the state is made, for
@@ -123,7 +123,7 @@ struct EncoderScratch: Sendable {
     private(set) var outputLayers = 0
     private(set) var dim = 0, wide = 0, attentionCount = 0, layers = 0
     /// `input` of `[inputRows, dim]`, the temporaries `[t, o, q, x]` of `[stepRows, dim]`, `h` of `[stepRows, wide]`,
-    /// the attention scratch, then (for depth-first calls) one output buffer per layer of `[stepRows, dim]`
+    /// then (for depth-first calls) one output buffer per layer of `[stepRows, dim]`
     var arena: [Float] = []
     /// frontend output of one call, `[frames, mel_bins]`
     var features: [Float] = []
@@ -173,19 +173,19 @@ struct EncoderScratch: Sendable {
         guard i > self.inputRows || st > self.stepRows || o > outputLayers || arena.isEmpty else { return }
         (self.inputRows, self.stepRows, outputLayers) = (i, st, o)
         arena = []  // the old arena goes before the new one comes
-        arena = [Float](repeating: 0, count: (i + (o + 4) * st) * dim + st * wide + attentionCount)
+        arena = [Float](repeating: 0, count: (i + (o + 4) * st) * dim + st * wide)
     }
 
     /// Runs `body` with the arena split into the first layer's input, the per-layer outputs (layer l's at
     /// `outputs + l * stepRows * dim`; only after `ensure` with `layerOutputs`) and the temporaries.
     mutating func withLayerScratch<R>(_ body: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, LayerScratch) -> R) -> R {
         let (sd, st) = (stepRows * dim, stepRows)
-        let temps = inputRows * dim, outputs = temps + 4 * sd + st * wide + attentionCount
+        let temps = inputRows * dim, outputs = temps + 4 * sd + st * wide
         return arena.withUnsafeMutableBufferPointer { a in
             let p = a.baseAddress!
             return body(p, p + outputs, LayerScratch(t: p + temps, o: p + temps + sd, q: p + temps + 2 * sd,
                                                      x: p + temps + 3 * sd, h: p + temps + 4 * sd,
-                                                     attention: p + temps + 4 * sd + st * wide))
+                                                     attentionCount: attentionCount))
         }
     }
 }
@@ -605,7 +605,9 @@ extension ConformerModel {
                                                      values: v.baseAddress!, keyBase: s.k.base, positions: p.baseAddress!,
                                                      u: u.baseAddress!, v: vb.baseAddress!, heads: heads, headDim: dh,
                                                      range: s.attended..<attEnd, end: end, left: e.leftContext,
-                                                     right: e.rightContext, out: ls.t, scratch: ls.attention)
+                                                     right: e.rightContext, out: ls.t,
+                                                     scratch: ws.attentionScratch(perThread: ls.attentionCount),
+                                                     threads: ws.threads)
                             }
                         }
                     }
