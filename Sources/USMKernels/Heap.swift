@@ -10,9 +10,8 @@ public enum Heap {
 
     /// Makes the C library give every allocation of at least `bytes` pages of its own, returned to the operating
     /// system when freed (glibc's `M_MMAP_THRESHOLD`, which otherwise drifts up to 32 MB, so freed multi-MB
-    /// buffers stay resident in the heap). Process-wide; true if set. The recognizer sets 256 KB before loading:
-    /// at USM-1B shape that lowers the load peak by ~30 MB (the decoded tensors and their repacked copies no longer
-    /// pile up in the heap) and the offline peak by ~10 MB.
+    /// buffers stay resident in the heap). Process-wide; true if set. The recognizer sets 1 MB before loading a
+    /// large model: at USM-1B shape that lowers the offline peak by ~10 MB.
     @discardableResult
-    public static func mapLargeBlocks(atLeast bytes: Int = 256 << 10) -> Bool { usm_map_large_blocks(Int64(bytes)) != 0 }
+    public static func mapLargeBlocks(atLeast bytes: Int = 1 << 20) -> Bool { usm_map_large_blocks(Int64(bytes)) != 0 }
 }

@@ -182,11 +182,12 @@ public struct PreparedWeight: Sendable {
             func tiled(_ part: TensorPart) -> [UInt8] {
                 let es = int8Meta ? 1 : 4
                 var out = [UInt8](repeating: 0, count: tiles * nb * 16 * es)
-                w.withPart(part) { src in
-                    for z in 0..<rows {
-                        for j in 0..<nb {
-                            let d = (((z / 16) * nb + j) * 16 + z % 16) * es, sidx = (z * nb + j) * es
-                            for e in 0..<es { out[d + e] = src[sidx + e] }
+                out.withUnsafeMutableBytes { o in
+                    w.withPart(part) { src in
+                        let (dst, from) = (o.baseAddress!, src.baseAddress!)
+                        for z in 0..<rows {
+                            let row = from + z * nb * es, first = dst + ((z >> 4) * nb * 16 + (z & 15)) * es
+                            for j in 0..<nb { (first + j * 16 * es).copyMemory(from: row + j * es, byteCount: es) }
                         }
                     }
                 }

@@ -42,9 +42,11 @@ public struct RecognizerOptions: Sendable {
     /// (results do not depend on it: the encoder gives the same frames for any chunking). It bounds a stream's
     /// memory: the per-layer frame buffers and scratch hold one block plus the context.
     public var maxBlockSeconds: Double
-    /// Whether loading sets the process's C heap to give allocations of 256 KB and more pages of their own, returned
-    /// when freed (`Heap.mapLargeBlocks`; glibc only). A process-wide setting: it lowers the peak resident memory
-    /// of a large model's load and offline runs by tens of MB; turn it off to leave the heap as the host set it.
+    /// Whether loading a model of 64 MB or more in memory sets the process's C heap to give allocations of 1 MB and
+    /// more pages of their own, returned when freed (`Heap.mapLargeBlocks`; glibc only). A process-wide setting: it
+    /// lowers the peak resident memory of a large model's offline runs by ~10 MB (USM-1B) but costs page faults on
+    /// every such allocation (~3 % of the small model's time, hence the size limit); turn it off to leave the heap
+    /// as the host set it.
     public var mapLargeBlocks: Bool
 
     public init(activations: ActivationMode = .int8PerBlock, threads: Int = 1, search: SearchMethod = .greedy,
@@ -175,6 +177,8 @@ public final class Recognizer: Sendable {
     }
     public let options: RecognizerOptions
     public let loadReport: LoadReport
+    /// Models from this size in memory up count as large (`RecognizerOptions.mapLargeBlocks`).
+    static let largeModelBytes: UInt64 = 64 << 20
 
     public convenience init(path: String, options: RecognizerOptions = RecognizerOptions()) throws(RecognizerError) {
         let clock = ContinuousClock()
@@ -193,8 +197,8 @@ public final class Recognizer: Sendable {
     }
 
     init(source container: some TensorSource, options: RecognizerOptions, started: ContinuousClock.Instant) throws(RecognizerError) {
-        if options.mapLargeBlocks { Heap.mapLargeBlocks() }
-        do { model = try ConformerModel(source: container, activations: options.activations) } catch {
+        if options.mapLargeBlocks && container.header.imageSize >= Recognizer.largeModelBytes { Heap.mapLargeBlocks() }
+        do { model = try ConformerModel(source: container, activations: options.activations, threads: options.threads) } catch {
             if case .file(let e) = error { throw .modelFile(e) }
             throw .modelMismatch(error)
         }

@@ -72,7 +72,8 @@ public struct ConformerModel: Sendable {
 
     /// Loads from any tensor source; with a `ContainerFile`, each tensor is decoded, prepared for its kernel and
     /// released before the next, so loading never holds the whole decompressed image.
-    public init(source container: some TensorSource, activations: ActivationMode = .float) throws(ModelError) {
+    ///   - threads: threads for the products loading runs (the relative position tables)
+    public init(source container: some TensorSource, activations: ActivationMode = .float, threads: Int = 1) throws(ModelError) {
         let config = try ConformerConfig.decode(container.metadata.architecture)
         self.config = config
         self.activations = activations
@@ -150,6 +151,7 @@ public struct ConformerModel: Sendable {
         let e = config.encoder
         let dh = config.headDim
         var layers: [LayerWeights] = []
+        let loadWorkspace = Workspace(threads: threads)
         let pe = Self.sinusoids(from: -e.rightContext, to: e.leftContext - 1, dim: e.dim)  // every layer's positions
         for i in 0..<e.layers {
             let p = "encoder.layers.\(i)."
@@ -158,7 +160,10 @@ public struct ConformerModel: Sendable {
                            linear1: try linear(p + name + ".linear1"), linear2: try linear(p + name + ".linear2"))
             }
             let pos = try linear(p + "mhsa.pos", bias: false)
-            let positions = pos.apply(pe, n: e.leftContext + e.rightContext)
+            var positions = [Float](repeating: 0, count: (e.leftContext + e.rightContext) * e.dim)
+            pe.withUnsafeBufferPointer { x in
+                positions.withUnsafeMutableBufferPointer { pos.apply(x, n: e.leftContext + e.rightContext, into: $0, workspace: loadWorkspace) }
+            }
             prepared += positions.count * 4 - pos.preparedBytes  // the table stays, the projection does not
             let scale = Float(1.442695041 / Double(dh).squareRoot())
             let attention = AttentionWeights(
