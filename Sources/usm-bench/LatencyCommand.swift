@@ -34,6 +34,9 @@ struct LatencyCommand: ParsableCommand {
     var config: String?
     @Option(help: "Recipe for --config.") var recipe = "exp5"
     @Option(help: "Scale format for --config: f32, int8, int8-row.") var scaleFormat = "int8"
+    @Option(help: ArgumentHelp("Bias of the blank logit in the random joint of --config.",
+                               discussion: "A random joint almost never scores blank highest, so greedy search emits the most symbols per frame on every frame (0, the default: the decoder's worst case); at USM-1B shape 4.2 makes every frame blank (its best case; trained models emit 0.1-0.4 symbols per frame)."))
+    var blankBias: Float = 0
     @Option(help: "Seconds of synthetic audio.") var seconds = 10.0
     @Option(help: "Or an audio file.") var audio: String?
     @Option(help: "Kernel threads.") var threads = 1
@@ -107,7 +110,8 @@ struct LatencyCommand: ParsableCommand {
         } else {
             samples = syntheticSpeech(seconds: seconds)
         }
-        var results = [try measure(path: path, label: model.map { ($0 as NSString).lastPathComponent } ?? "\(config!) \(recipe)",
+        let synthLabel = "\(config ?? "") \(recipe)" + (blankBias != 0 ? " (blank bias \(blankBias))" : "")
+        var results = [try measure(path: path, label: model.map { ($0 as NSString).lastPathComponent } ?? synthLabel,
                                    options: options, samples: samples)]
         if let f32Path { results.append(try measure(path: f32Path, label: "f32", options: options, samples: samples)) }
         if json { printJSON(results); return }
@@ -117,7 +121,8 @@ struct LatencyCommand: ParsableCommand {
     func synthInChild(config: String, recipe: String, format: String, to path: String) throws {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-        p.arguments = ["_synth", "--config", config, "--recipe", recipe, "--scale-format", format, path]
+        p.arguments = ["_synth", "--config", config, "--recipe", recipe, "--scale-format", format,
+                       "--blank-bias", "\(blankBias)", path]
         try p.run()
         p.waitUntilExit()
         guard p.terminationStatus == 0 else { throw ValidationError("synthesizing \(config) \(recipe) failed") }
