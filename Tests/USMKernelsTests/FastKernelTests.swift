@@ -71,11 +71,12 @@ import USMTensor
 
     /// The 1-bit table-lookup kernels at the limits of their byte sums: activations at +-127 and -113 (high parts -8,
     /// low nibbles 15), rows of all-ones and all-zero bits, and row tiles / token counts that leave pair tails (the
-    /// 32x2 register-blocked kernel's single-tile and single-token paths).
+    /// 32x2 register-blocked kernel's single-tile and single-token paths), and rows of thousands of columns.
     @Test(arguments: isas)
     func oneBitExtremesAreBitExact(isa: KernelISA) throws {
         for scheme in [QuantScheme.bin, .binNorm, .binAsym] {
-            for (rows, k, n, block) in [(48, 256, 5, 64), (17, 96, 3, 32), (35, 200, 7, 0), (64, 1536, 4, 64)] {
+            for (rows, k, n, block) in [(48, 256, 5, 64), (17, 96, 3, 32), (35, 200, 7, 0), (64, 1536, 4, 64),
+                                        (40, 3200, 5, 64), (33, 2000, 3, 32)] {
                 var wv = pseudoRandom(rows * k, seed: UInt64(rows * 31 + k))
                 for c in 0..<k { wv[c] = 1 + Float(c % 3); wv[k + c] = -1 - Float(c % 5) }  // all-ones, all-zero rows
                 let w = try Quantizer.quantize(wv, shape: [rows, k], spec: QuantSpec(scheme: scheme, blockSize: block))
