@@ -720,6 +720,20 @@ T512 uint64_t usm_read_avx512(const void *src, int64_t bytes) {
 
 // ===================================== local relative attention =================================================
 
+// softmax of s[0, cnt) in place: minus the largest, vectorized exp (elementwise.c, relative error < 4e-7), then
+// times 1 / total
+static T512 void usm_att_softmax(float *s, int64_t cnt) {
+    float best = -INFINITY;
+    for (int64_t t = 0; t < cnt; t++)
+        if (s[t] > best) best = s[t];
+    for (int64_t t = 0; t < cnt; t++) s[t] -= best;
+    usm_exp(USM_ISA_AVX512, s, s, cnt);
+    float total = 0;
+    for (int64_t t = 0; t < cnt; t++) total += s[t];
+    const float inv = 1.0f / total;
+    for (int64_t t = 0; t < cnt; t++) s[t] *= inv;
+}
+
 static T512 void usm_local_attention_rows_avx512(const float *q, int64_t qs, const float *k, const float *v, int64_t kvs, int64_t kbase,
                                                  const float *pos, int64_t ps, const float *u, const float *vb, int64_t dh,
                                                  int64_t i0, int64_t i1, int64_t end, int64_t left, int64_t right, float *out,
@@ -729,7 +743,6 @@ static T512 void usm_local_attention_rows_avx512(const float *q, int64_t qs, con
         const float *qi = q + (i - i0) * qs;
         for (int64_t c = 0; c < dh; c++) { qu[c] = qi[c] + u[c]; qv[c] = qi[c] + vb[c]; }
         int64_t j0 = i - (left - 1) > 0 ? i - (left - 1) : 0, j1 = i + right < end - 1 ? i + right : end - 1;
-        float best = -INFINITY;
         for (int64_t j = j0; j <= j1; j++) {
             const float *kj = k + (j - kbase) * kvs, *pj = pos + (i - j + right) * ps;
             __m512 acc = _mm512_setzero_ps();
@@ -738,18 +751,9 @@ static T512 void usm_local_attention_rows_avx512(const float *q, int64_t qs, con
                 acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, qu + c), _mm512_maskz_loadu_ps(m, kj + c), acc);
                 acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, qv + c), _mm512_maskz_loadu_ps(m, pj + c), acc);
             }
-            float l = _mm512_reduce_add_ps(acc);
-            scratch[j - j0] = l;
-            if (l > best) best = l;
+            scratch[j - j0] = _mm512_reduce_add_ps(acc);
         }
-        // softmax: vectorized exp (elementwise.c, relative error < 4e-7), then weights times 1 / total
-        const int64_t cnt = j1 - j0 + 1;
-        for (int64_t j = 0; j < cnt; j++) scratch[j] -= best;
-        usm_exp(USM_ISA_AVX512, scratch, scratch, cnt);
-        float total = 0;
-        for (int64_t j = 0; j < cnt; j++) total += scratch[j];
-        const float inv = 1.0f / total;
-        for (int64_t j = 0; j < cnt; j++) scratch[j] *= inv;
+        usm_att_softmax(scratch, j1 - j0 + 1);
         float *oi = out + (i - i0) * os;
         for (int64_t c = 0; c < dh; c += 16) {
             __mmask16 m = dh - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (dh - c)) - 1);
@@ -798,16 +802,7 @@ static USM_AI T512 void usm_att_rows_c(const int C, const float *q, int64_t qs, 
             }
             scratch[j - j0] = _mm512_reduce_add_ps(a);
         }
-        const int64_t cnt = j1 - j0 + 1;
-        float best = -INFINITY;
-        for (int64_t t = 0; t < cnt; t++)
-            if (scratch[t] > best) best = scratch[t];
-        for (int64_t t = 0; t < cnt; t++) scratch[t] -= best;
-        usm_exp(USM_ISA_AVX512, scratch, scratch, cnt);
-        float total = 0;
-        for (int64_t t = 0; t < cnt; t++) total += scratch[t];
-        const float inv = 1.0f / total;
-        for (int64_t t = 0; t < cnt; t++) scratch[t] *= inv;
+        usm_att_softmax(scratch, j1 - j0 + 1);
         __m512 o[8];
         for (int c = 0; c < C; c++) o[c] = _mm512_setzero_ps();
         for (int64_t jj = j0; jj <= j1; jj++) {

@@ -85,9 +85,8 @@ import USMKernels
         // any window of speculatively scored frames finds the frame-by-frame search's tokens at the same frames, also
         // on the frames shuffled (emissions at other distances)
         let d = model.config.encoder.dim, n = x.count / d
-        var order = Array(0..<n)
-        var rng = SplitMix(seed: 7)
-        order.shuffle(using: &rng)
+        let step = [7, 11, 13, 17, 19, 23].first { n % $0 != 0 }!  // coprime with n: a permutation
+        let order = (0..<n).map { $0 * step % n }
         let shuffled = order.flatMap { x[($0 * d)..<(($0 + 1) * d)] }
         for frames in [x, shuffled] {
             let reference = Self.frameByFrameGreedy(model, frames, ws)
@@ -184,15 +183,3 @@ import USMKernels
     }
 }
 
-/// A seeded generator for shuffles.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
