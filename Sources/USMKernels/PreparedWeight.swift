@@ -54,7 +54,7 @@ public final class Workspace {
 
 /// Runs `parts` calls of `body` on the calling thread and pooled worker threads (CUSMKernels' pool: no allocation
 /// per call) and returns when all ended. Callers give each part disjoint output memory.
-func parallelFor(_ parts: Int, _ body: (Int) -> Void) {
+package func parallelFor(_ parts: Int, _ body: (Int) -> Void) {
     if parts <= 1 { body(0); return }
     withoutActuallyEscaping(body) { b in
         var fn = b

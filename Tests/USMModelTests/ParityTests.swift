@@ -168,12 +168,38 @@ import USMKernels
         #expect(Set(beam.tokens.map(\.frame)).count == beam.tokens.count)
     }
 
+    /// Layers loaded on several threads are the same weights: the same frames, kernels and prepared bytes.
+    @Test func loadingOnThreadsGivesTheSameModel() throws {
+        let (one, golden) = try Self.load("exp5")
+        let container = try Container.read(path: Self.dir.appendingPathComponent("small-exp5.usm").path)
+        let audio = try #require(golden.tensor("audio")).floatValues
+        var s1 = one.makeEncoderState()
+        let reference = one.encode(audio, state: &s1, final: true, workspace: Workspace())
+        for threads in [2, 3, 8] {
+            let model = try ConformerModel(source: container, threads: threads)
+            #expect(model.kernels == one.kernels && model.preparedBytes == one.preparedBytes, "\(threads) threads")
+            var st = model.makeEncoderState()
+            #expect(model.encode(audio, state: &st, final: true, workspace: Workspace()) == reference, "\(threads) threads")
+        }
+    }
+
     @Test func missingOrMisshapenTensorsAreTypedErrors() throws {
         let c = try Container.read(path: Self.dir.appendingPathComponent("small-f32.usm").path)
         var w = ContainerWriter(metadata: c.metadata)
         for name in c.tensorNames where name != "joint.out.bias" { try w.add(name, c.tensor(name)!) }
         #expect(throws: ModelError.missingTensor("joint.out.bias")) {
             try ConformerModel(container: try Container.read(bytes: try w.serialize()))
+        }
+        // loading layers on several threads: the first failure in layer order, whichever thread meets it
+        var wl = ContainerWriter(metadata: c.metadata)
+        for name in c.tensorNames where name != "encoder.layers.1.mhsa.u" && name != "encoder.layers.0.conv.bn.bias" {
+            try wl.add(name, c.tensor(name)!)
+        }
+        let holes = try Container.read(bytes: try wl.serialize())
+        for threads in [1, 2, 3] {
+            #expect(throws: ModelError.missingTensor("encoder.layers.0.conv.bn.bias")) {
+                try ConformerModel(source: holes, threads: threads)
+            }
         }
         var meta = c.metadata
         meta.architecture = .object(["type": .string("whisper")])

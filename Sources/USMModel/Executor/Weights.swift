@@ -72,121 +72,79 @@ public struct ConformerModel: Sendable {
 
     /// Loads from any tensor source; with a `ContainerFile`, each tensor is decoded, prepared for its kernel and
     /// released before the next, so loading never holds the whole decompressed image.
-    ///   - threads: threads for the products loading runs (the relative position tables)
+    ///   - threads: threads loading the encoder layers (each layer on one thread, several layers at once); the
+    ///     weights are the same whatever the count
     public init(source container: some TensorSource, activations: ActivationMode = .float, threads: Int = 1) throws(ModelError) {
         let config = try ConformerConfig.decode(container.metadata.architecture)
         self.config = config
         self.activations = activations
         tokenizer = try Tokenizer(json: container.metadata.tokenizer, vocabSize: config.vocabSize)
         let expected = Dictionary(uniqueKeysWithValues: config.tensors.map { ($0.name, $0.shape) })
-        var kernels: [String: Int] = [:]
-        var kernelLayouts: [String: String] = [:]
-        var prepared = 0
-
-        func tensor(_ name: String) throws(ModelError) -> PackedTensor {
-            let found: PackedTensor?
-            do { found = try container.tensor(named: name) } catch { throw .file(error) }
-            guard let t = found else { throw .missingTensor(name) }
-            if let shape = expected[name], shape != t.shape {
-                throw .tensorMismatch("'\(name)' has shape \(t.shape), the config needs \(shape)")
-            }
-            return t
-        }
-        func floats(_ name: String) throws(ModelError) -> [Float] {
-            let v = try tensor(name).dequantized()
-            prepared += v.count * 4
-            return v
-        }
-        /// A matrix prepared for its kernel and counted; other errors than the model's own name `what`.
-        func prepare(_ what: String, _ make: () throws -> PreparedWeight) throws(ModelError) -> PreparedWeight {
-            do {
-                let p = try make()
-                prepared += p.preparedBytes
-                return p
-            } catch let e as ModelError {
-                throw e
-            } catch {
-                throw .tensorMismatch("\(what): \(error)")
-            }
-        }
-        func linear(_ prefix: String, bias: Bool = true) throws(ModelError) -> PreparedWeight {
-            let w = try tensor(prefix + ".weight")
-            let p = try prepare("'\(prefix).weight'") {
-                try PreparedWeight(w, bias: bias ? try floats(prefix + ".bias") : nil,
-                                   activations: w.scheme == .f32 ? .float : activations)
-            }
-            kernels[p.kernelName, default: 0] += 1
-            if kernelLayouts[p.kernelName] == nil { kernelLayouts[p.kernelName] = p.layoutDescription }
-            return p
-        }
+        var main = Loader(source: container, expected: expected, activations: activations)
 
         // The decoder first: its f32 matrices are the largest tensors (42 MB for USM-1B's joint output), and a
         // tensor is held twice while it is repacked, so that peak comes while little else is loaded.
-        embedding = try tensor("predictor.embedding")
-        prepared += embedding.layout.payloadLength
+        embedding = try main.tensor("predictor.embedding")
+        main.prepared += embedding.layout.payloadLength
         var lstm: [PreparedWeight] = []
-        for l in 0..<config.predictor.layers { lstm.append(try linear("predictor.lstm.\(l)")) }
+        for l in 0..<config.predictor.layers { lstm.append(try main.linear("predictor.lstm.\(l)")) }
         self.lstm = lstm
-        encProj = try linear("joint.enc_proj")
-        predProj = try linear("joint.pred_proj")
-        jointOut = try linear("joint.out")
+        encProj = try main.linear("joint.enc_proj")
+        predProj = try main.linear("joint.pred_proj")
+        jointOut = try main.linear("joint.out")
 
         frontend = try LogMelFrontend(config: config.frontend, sampleRate: config.sampleRate,
-                                      mean: try floats("frontend.mean"), std: try floats("frontend.std"))
+                                      mean: try main.floats("frontend.mean"), std: try main.floats("frontend.std"))
         var convs: [ConvLayerWeights] = []
         var f = config.frontend.melBins
         for i in 0..<config.subsampling.layers {
             let c = config.subsampling.channels
             let cin = i == 0 ? 1 : c
-            let matrix = try prepare("subsampling.conv\(i)") {
-                try PreparedWeight(try PackedTensor(f32: try floats("subsampling.conv\(i).weight"), shape: [c, cin * 9]),
-                                   bias: try floats("subsampling.conv\(i).bias"))
+            let weight = try main.floats("subsampling.conv\(i).weight"), bias = try main.floats("subsampling.conv\(i).bias")
+            let matrix = try main.prepare("subsampling.conv\(i)") {
+                try PreparedWeight(try PackedTensor(f32: weight, shape: [c, cin * 9]), bias: bias)
             }
             convs.append(ConvLayerWeights(matrix: matrix, cin: cin, cout: c, fin: f, fout: (f + 1) / 2))
             f = (f + 1) / 2
         }
         self.convs = convs
-        projection = try linear("subsampling.proj")
+        projection = try main.linear("subsampling.proj")
 
+        // The encoder layers, `parts` at a time (each part its own loader and workspace); the first failure in layer
+        // order is what throws, whatever the thread count.
         let e = config.encoder
-        let dh = config.headDim
-        var layers: [LayerWeights] = []
-        let loadWorkspace = Workspace(threads: threads)
         let pe = Self.sinusoids(from: -e.rightContext, to: e.leftContext - 1, dim: e.dim)  // every layer's positions
-        for i in 0..<e.layers {
-            let p = "encoder.layers.\(i)."
-            func ffn(_ name: String) throws(ModelError) -> FFNWeights {
-                FFNWeights(normScale: try floats(p + name + ".norm.scale"), normBias: try floats(p + name + ".norm.bias"),
-                           linear1: try linear(p + name + ".linear1"), linear2: try linear(p + name + ".linear2"))
+        let parts = max(1, min(threads, e.layers))
+        var loaders = (0..<parts).map { _ in Loader(source: container, expected: expected, activations: activations) }
+        var built = [Result<LayerWeights, ModelError>?](repeating: nil, count: e.layers)
+        loaders.withUnsafeMutableBufferPointer { lp in
+            built.withUnsafeMutableBufferPointer { bp in
+                parallelFor(parts) { part in
+                    let ws = Workspace()
+                    for i in stride(from: part, to: e.layers, by: parts) {
+                        do throws(ModelError) {
+                            bp[i] = .success(try lp[part].layer(i, config: config, positions: pe, workspace: ws))
+                        } catch {
+                            bp[i] = .failure(error)
+                            return
+                        }
+                    }
+                }
             }
-            let pos = try linear(p + "mhsa.pos", bias: false)
-            var positions = [Float](repeating: 0, count: (e.leftContext + e.rightContext) * e.dim)
-            pe.withUnsafeBufferPointer { x in
-                positions.withUnsafeMutableBufferPointer { pos.apply(x, n: e.leftContext + e.rightContext, into: $0, workspace: loadWorkspace) }
+        }
+        var layers: [LayerWeights] = []
+        for (i, r) in built.enumerated() {
+            switch r {
+            case .success(let w): layers.append(w)
+            case .failure(let error): throw error
+            case nil: preconditionFailure("layer \(i) was not loaded")  // a part stops only after a failure
             }
-            prepared += positions.count * 4 - pos.preparedBytes  // the table stays, the projection does not
-            let scale = Float(1.442695041 / Double(dh).squareRoot())
-            let attention = AttentionWeights(
-                normScale: try floats(p + "mhsa.norm.scale"), normBias: try floats(p + "mhsa.norm.bias"),
-                query: try linear(p + "mhsa.query"), key: try linear(p + "mhsa.key"),
-                value: try linear(p + "mhsa.value"), out: try linear(p + "mhsa.out"),
-                positions: positions, u: try floats(p + "mhsa.u"), v: try floats(p + "mhsa.v"),
-                queryScale: try floats(p + "mhsa.per_dim_scale").map { NN.softplus($0) * scale })
-            let depthwise = try floats(p + "conv.depthwise.weight")
-            let k = e.convKernel
-            let conv = ConvWeights(
-                normScale: try floats(p + "conv.norm.scale"), normBias: try floats(p + "conv.norm.bias"),
-                pointwise1: try linear(p + "conv.pointwise1"),
-                depthwiseTapMajor: (0..<(k * e.dim)).map { depthwise[($0 % e.dim) * k + $0 / e.dim] },
-                bnScale: try floats(p + "conv.bn.scale"), bnBias: try floats(p + "conv.bn.bias"),
-                pointwise2: try linear(p + "conv.pointwise2"))
-            layers.append(LayerWeights(ffn1: try ffn("ffn1"), attention: attention, conv: conv, ffn2: try ffn("ffn2"),
-                                       finalScale: try floats(p + "final_norm.scale"), finalBias: try floats(p + "final_norm.bias")))
         }
         self.layers = layers
-        self.kernels = kernels
-        self.kernelLayouts = kernelLayouts
-        preparedBytes = prepared
+        for l in loaders { main.merge(l) }
+        self.kernels = main.kernels
+        self.kernelLayouts = main.kernelLayouts
+        preparedBytes = main.prepared
     }
 
     /// `PE(r)` rows for r in `from ... to`: `[sin(r f_m), cos(r f_m)]`, `f_m = 10000^(-2m/dim)`, in Double.
@@ -198,5 +156,96 @@ public struct ConformerModel: Sendable {
             out += angles.map { Float(sin($0)) } + angles.map { Float(cos($0)) }
         }
         return out
+    }
+}
+
+/// Reads, checks and prepares tensors for `ConformerModel.init`, counting the kernels, layouts and bytes it prepared.
+private struct Loader<Source: TensorSource> {
+    let source: Source
+    let expected: [String: [Int]]
+    let activations: ActivationMode
+    var kernels: [String: Int] = [:]
+    var kernelLayouts: [String: String] = [:]
+    var prepared = 0
+
+    func tensor(_ name: String) throws(ModelError) -> PackedTensor {
+        let found: PackedTensor?
+        do { found = try source.tensor(named: name) } catch { throw .file(error) }
+        guard let t = found else { throw .missingTensor(name) }
+        if let shape = expected[name], shape != t.shape {
+            throw .tensorMismatch("'\(name)' has shape \(t.shape), the config needs \(shape)")
+        }
+        return t
+    }
+
+    mutating func floats(_ name: String) throws(ModelError) -> [Float] {
+        let v = try tensor(name).dequantized()
+        prepared += v.count * 4
+        return v
+    }
+
+    /// A matrix prepared for its kernel and counted; other errors than the model's own name `what`.
+    mutating func prepare(_ what: String, _ make: () throws -> PreparedWeight) throws(ModelError) -> PreparedWeight {
+        do {
+            let p = try make()
+            prepared += p.preparedBytes
+            return p
+        } catch let e as ModelError {
+            throw e
+        } catch {
+            throw .tensorMismatch("\(what): \(error)")
+        }
+    }
+
+    mutating func linear(_ prefix: String, bias: Bool = true) throws(ModelError) -> PreparedWeight {
+        let w = try tensor(prefix + ".weight")
+        let b = bias ? try floats(prefix + ".bias") : nil
+        let activations = w.scheme == .f32 ? .float : self.activations
+        let p = try prepare("'\(prefix).weight'") { try PreparedWeight(w, bias: b, activations: activations) }
+        kernels[p.kernelName, default: 0] += 1
+        if kernelLayouts[p.kernelName] == nil { kernelLayouts[p.kernelName] = p.layoutDescription }
+        return p
+    }
+
+    mutating func merge(_ other: Loader) {
+        for (k, n) in other.kernels { kernels[k, default: 0] += n }
+        for (k, v) in other.kernelLayouts where kernelLayouts[k] == nil { kernelLayouts[k] = v }
+        prepared += other.prepared
+    }
+
+    /// Encoder layer `i`, its relative-position table computed from the sinusoids `pe` with `ws`.
+    mutating func layer(_ i: Int, config: ConformerConfig, positions pe: [Float], workspace ws: Workspace) throws(ModelError) -> LayerWeights {
+        let e = config.encoder
+        let dh = config.headDim
+        let p = "encoder.layers.\(i)."
+        func ffn(_ name: String) throws(ModelError) -> FFNWeights {
+            FFNWeights(normScale: try floats(p + name + ".norm.scale"), normBias: try floats(p + name + ".norm.bias"),
+                       linear1: try linear(p + name + ".linear1"), linear2: try linear(p + name + ".linear2"))
+        }
+        let ffn1 = try ffn("ffn1")
+        let pos = try linear(p + "mhsa.pos", bias: false)
+        let rows = e.leftContext + e.rightContext
+        var positions = [Float](repeating: 0, count: rows * e.dim)
+        pe.withUnsafeBufferPointer { x in
+            positions.withUnsafeMutableBufferPointer { pos.apply(x, n: rows, into: $0, workspace: ws) }
+        }
+        prepared += positions.count * 4 - pos.preparedBytes  // the table stays, the projection does not
+        let scale = Float(1.442695041 / Double(dh).squareRoot())
+        let attention = AttentionWeights(
+            normScale: try floats(p + "mhsa.norm.scale"), normBias: try floats(p + "mhsa.norm.bias"),
+            query: try linear(p + "mhsa.query"), key: try linear(p + "mhsa.key"),
+            value: try linear(p + "mhsa.value"), out: try linear(p + "mhsa.out"),
+            positions: positions, u: try floats(p + "mhsa.u"), v: try floats(p + "mhsa.v"),
+            queryScale: try floats(p + "mhsa.per_dim_scale").map { NN.softplus($0) * scale })
+        let depthwise = try floats(p + "conv.depthwise.weight")
+        let k = e.convKernel
+        let conv = ConvWeights(
+            normScale: try floats(p + "conv.norm.scale"), normBias: try floats(p + "conv.norm.bias"),
+            pointwise1: try linear(p + "conv.pointwise1"),
+            depthwiseTapMajor: (0..<(k * e.dim)).map { depthwise[($0 % e.dim) * k + $0 / e.dim] },
+            bnScale: try floats(p + "conv.bn.scale"), bnBias: try floats(p + "conv.bn.bias"),
+            pointwise2: try linear(p + "conv.pointwise2"))
+        return LayerWeights(ffn1: ffn1, attention: attention, conv: conv, ffn2: try ffn("ffn2"),
+                            finalScale: try floats(p + "final_norm.scale"), finalBias: try floats(p + "final_norm.bias"))
     }
 }
