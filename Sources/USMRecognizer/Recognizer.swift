@@ -241,30 +241,28 @@ public final class Recognizer: Sendable {
         do { reader = try AudioFileReader(path: path, channels: channels) } catch { throw .audio(error) }
         let stream = try makeStream(search: search, endpoint: EndpointRules(trailingSilence: nil, maxUtterance: nil),
                                     inputSampleRate: reader.sampleRate)
-        if reader.frames > 0 && fitsUtterance(seconds: Double(reader.frames) / Double(reader.sampleRate)) {
-            // short enough to hold whole: read it, then run it layer by layer
-            var all: [Float] = []
-            while true {
-                let block: [Float]
-                do { block = try reader.read(maxFrames: reader.sampleRate * 10) } catch { throw .audio(error) }
-                if block.isEmpty { break }
-                all.append(contentsOf: block)
-            }
-            guard !all.isEmpty else { throw .audio(AudioError(.empty, path: path, "no audio samples")) }
-            let t = try stream.finish(utterance: all)
-            progress?(1)
-            return t
-        }
+        // short enough to hold whole: read it all, then run it layer by layer; else stream it block by block
+        let whole = reader.frames > 0 && fitsUtterance(seconds: Double(reader.frames) / Double(reader.sampleRate))
+        var all: [Float] = []
         var done = 0
         while true {
             let block: [Float]
             do { block = try reader.read(maxFrames: reader.sampleRate * 10) } catch { throw .audio(error) }
             if block.isEmpty { break }
-            try stream.accept(samples: block)
             done += block.count
-            if reader.frames > 0 { progress?(Double(done) / Double(reader.frames)) }
+            if whole {
+                all.append(contentsOf: block)
+            } else {
+                try stream.accept(samples: block)
+                if reader.frames > 0 { progress?(Double(done) / Double(reader.frames)) }
+            }
         }
         guard done > 0 else { throw .audio(AudioError(.empty, path: path, "no audio samples")) }
+        if whole {
+            let t = try stream.finish(utterance: all)
+            progress?(1)
+            return t
+        }
         return stream.finish()
     }
 }
@@ -317,28 +315,37 @@ public final class RecognitionStream {
     /// Feeds samples (mono, [-1, 1], at the stream's input rate).
     public func accept(samples: [Float]) throws(RecognizerError) {
         guard finished == nil else { throw .invalidState("audio after finish(); call reset() to start a new utterance") }
-        if let bad = samples.firstIndex(where: { !$0.isFinite }) { throw .badSamples("sample \(bad) is not finite") }
-        samplesIn += samples.count
-        let clock = ContinuousClock()
-        let start = clock.now
-        var input = samples
-        if let resampler {
-            do { input = try resampler.process(samples) } catch { throw .audio(error) }
-            timings.resample += (clock.now - start).seconds
-        }
-        run(input, final: false)
-        timings.total += (clock.now - start).seconds
+        let start = ContinuousClock().now
+        run(try resampled(samples, last: false), final: false)
+        timings.total += (ContinuousClock().now - start).seconds
     }
 
-    private func run(_ samples: [Float], final: Bool) {
+    /// Checks and counts input samples and brings them to the model's rate (`last`: no more will come).
+    private func resampled(_ samples: [Float], last: Bool) throws(RecognizerError) -> [Float] {
+        if let bad = samples.firstIndex(where: { !$0.isFinite }) { throw .badSamples("sample \(bad) is not finite") }
+        samplesIn += samples.count
+        guard let resampler else { return samples }
+        let clock = ContinuousClock()
+        let start = clock.now
+        defer { timings.resample += (clock.now - start).seconds }
+        do { return try resampler.process(samples, last: last) } catch { throw .audio(error) }
+    }
+
+    /// Encodes and decodes input at the model's rate: in blocks of at most `maxBlockSeconds`, or with `utterance`
+    /// (the whole clip, `final`) layer by layer in one call.
+    private func run(_ samples: [Float], final: Bool, utterance: Bool = false) {
         let model = recognizer.model
-        let block = max(1, Int(recognizer.options.maxBlockSeconds * Double(model.config.sampleRate)))
+        let block = utterance ? max(samples.count, 1) : max(1, Int(recognizer.options.maxBlockSeconds * Double(model.config.sampleRate)))
         var start = 0
         repeat {
             let end = min(start + block, samples.count)
             let last = end == samples.count
             let piece = start == 0 && last ? samples : Array(samples[start..<end])  // one block: no copy
-            model.encode(piece, state: &encoder, final: final && last, workspace: workspace, into: &frames)
+            if utterance {
+                model.encodeUtterance(piece, state: &encoder, workspace: workspace, into: &frames)
+            } else {
+                model.encode(piece, state: &encoder, final: final && last, workspace: workspace, into: &frames)
+            }
             let clock = ContinuousClock()
             let t = clock.now
             model.decode(frames, state: &decoder, workspace: workspace)
@@ -374,31 +381,14 @@ public final class RecognitionStream {
         guard finished == nil && samplesIn == 0 else {
             throw .invalidState("finish(utterance:) on a stream that has audio; call reset() first")
         }
-        if let bad = samples.firstIndex(where: { !$0.isFinite }) { throw .badSamples("sample \(bad) is not finite") }
         guard recognizer.fitsUtterance(seconds: Double(samples.count) / Double(inputSampleRate)) else {
             try accept(samples: samples)
             return finish()
         }
-        samplesIn = samples.count
-        let model = recognizer.model
-        let clock = ContinuousClock()
-        let start = clock.now
-        var input = samples
-        if let resampler {
-            do { input = try resampler.process(samples, last: true) } catch { throw .audio(error) }
-            timings.resample += (clock.now - start).seconds
-        }
-        model.encodeUtterance(input, state: &encoder, workspace: workspace, into: &frames)
-        let t = clock.now
-        model.decode(frames, state: &decoder, workspace: workspace)
-        timings.decoder += (clock.now - t).seconds
-        timings.features = encoder.featureSeconds
-        timings.encoder = encoder.encoderSeconds
-        timings.layerTypes = encoder.layerTypeSeconds
-        timings.total += (clock.now - start).seconds
-        let r = result(final: true)
-        finished = r
-        return r
+        let start = ContinuousClock().now
+        run(try resampled(samples, last: true), final: true, utterance: true)
+        timings.total += (ContinuousClock().now - start).seconds
+        return finishedResult()
     }
 
     /// Ends the stream: flushes the encoder's look-ahead and returns the final result.
@@ -411,6 +401,11 @@ public final class RecognitionStream {
         if let resampler { tail = (try? resampler.process([], last: true)) ?? [] }
         run(tail, final: true)
         timings.total += (clock.now - start).seconds
+        return finishedResult()
+    }
+
+    /// The final result, kept (what `finish` returns from now on).
+    private func finishedResult() -> Transcript {
         let r = result(final: true)
         finished = r
         return r

@@ -53,10 +53,7 @@ public struct DecoderState: Sendable {
 extension ConformerModel {
     public func makeDecoderState(method: SearchMethod = .greedy, workspace: Workspace) -> DecoderState {
         let start = predictorStep(token: config.blankId, from: nil, workspace: workspace)
-        var s = DecoderState(hypotheses: [.init(tokens: [], logProb: 0, predictor: start)], method: method)
-        s.z = [Float](repeating: 0, count: config.joint.dim)
-        s.logits = [Float](repeating: 0, count: config.vocabSize)
-        return s
+        return DecoderState(hypotheses: [.init(tokens: [], logProb: 0, predictor: start)], method: method)
     }
 
     /// Advances the predictor by one token (from the zero state when `from` is nil).
@@ -87,22 +84,14 @@ extension ConformerModel {
 
     /// Joint logits for one projected encoder frame and predictor state.
     func jointLogits(_ encProjected: ArraySlice<Float>, _ pred: PredictorState, _ ws: Workspace) -> [Float] {
-        var z = [Float](repeating: 0, count: config.joint.dim)
-        var logits = [Float](repeating: 0, count: config.vocabSize)
-        jointLogits(encProjected, pred, z: &z, logits: &logits, ws)
-        return logits
-    }
-
-    /// Joint logits into caller-owned buffers (`z`: `[joint.dim]`, `logits`: `[vocab_size]`).
-    func jointLogits(_ encProjected: ArraySlice<Float>, _ pred: PredictorState, z: inout [Float], logits: inout [Float],
-                     _ ws: Workspace) {
         let n = config.joint.dim
+        var z = [Float](repeating: 0, count: n)
         encProjected.withUnsafeBufferPointer { e in
             pred.projected.withUnsafeBufferPointer { p in
                 z.withUnsafeMutableBufferPointer { Elementwise.addTanh(e.baseAddress!, p.baseAddress!, $0.baseAddress!, n) }
             }
         }
-        apply(jointOut, z, 1, &logits, ws)
+        return linear(jointOut, z, 1, ws)
     }
 
     /// Decodes new encoder frames (`[n, dim]`).
@@ -141,7 +130,7 @@ extension ConformerModel {
         state.hypotheses[0].tokens = []
         var r = 0
         while r < n {
-            let b = min(max(min(state.window, most), 1), n - r)
+            let b = min(state.window, most, n - r)  // the window is at least 1
             jointLogits(projected, from: r, count: b, hyp.predictor, state: &state, ws)
             let emitting = state.logits.withUnsafeBufferPointer { l in
                 (0..<b).first { Self.argmax(l.baseAddress! + $0 * vocab, vocab) != blank }
