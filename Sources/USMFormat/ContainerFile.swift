@@ -9,10 +9,37 @@ public protocol TensorSource {
     var entries: [DirectoryEntry] { get }
     /// The tensor, decoded and verified, or nil when the file has none of that name.
     func tensor(named name: String) throws(ContainerError) -> PackedTensor?
+    /// The same tensor, decoded into `scratch`'s buffers where the source decodes at all: it is valid only until
+    /// the next call with the same scratch, so use it (repack it, copy it out) before asking for the next one.
+    func tensor(named name: String, scratch: DecodeScratch) throws(ContainerError) -> PackedTensor?
+}
+
+extension TensorSource {
+    public func tensor(named name: String, scratch: DecodeScratch) throws(ContainerError) -> PackedTensor? {
+        try tensor(named: name)
+    }
 }
 
 extension Container: TensorSource {
     public func tensor(named name: String) throws(ContainerError) -> PackedTensor? { tensor(name) }
+}
+
+/// The buffers a `ContainerFile` reads frames and decodes payloads into for a loader that turns each tensor into
+/// another layout before asking for the next: reused, they are paged in once instead of once per tensor. They
+/// grow to the largest tensor asked for. One scratch serves one thread at a time.
+public final class DecodeScratch {
+    fileprivate var frame: AlignedBuffer?
+    fileprivate var payload: AlignedBuffer?
+
+    public init() {}
+
+    fileprivate static func take(_ slot: inout AlignedBuffer?, _ bytes: Int) -> AlignedBuffer {
+        if let b = slot, b.count >= bytes { return b }
+        slot = nil  // the old one goes before the new one comes
+        let b = AlignedBuffer(byteCount: bytes)
+        slot = b
+        return b
+    }
 }
 
 /// A model file opened for lazy reading: the header, metadata and directory are read and verified at once; each
@@ -63,30 +90,43 @@ public final class ContainerFile: TensorSource {
     deinit { close(fd) }
 
     public func tensor(named name: String) throws(ContainerError) -> PackedTensor? {
+        try tensor(named: name, into: nil)
+    }
+
+    public func tensor(named name: String, scratch: DecodeScratch) throws(ContainerError) -> PackedTensor? {
+        try tensor(named: name, into: scratch)
+    }
+
+    private func tensor(named name: String, into scratch: DecodeScratch?) throws(ContainerError) -> PackedTensor? {
         guard let i = index[name] else { return nil }
         let e = entries[i]
         do throws(ContainerError) {
-            let buffer = AlignedBuffer(byteCount: Int(e.payloadLength))
+            let buffer = scratch.map { DecodeScratch.take(&$0.payload, Int(e.payloadLength)) }
+                ?? AlignedBuffer(byteCount: Int(e.payloadLength))
             if e.codec == .raw && e.storedLength == e.payloadLength {
                 // Stored as is: read straight into the tensor's buffer (no frame copy) and hash it once for both
                 // the stored and the payload checksum, which must then be equal.
                 let hash = try buffer.withUnsafeMutableBytes { (dst: UnsafeMutableRawBufferPointer) throws(ContainerError) in
-                    try Self.pread(fd, offset: e.storedOffset, into: dst)
-                    return xxh64(UnsafeRawBufferPointer(dst))
+                    let slot = UnsafeMutableRawBufferPointer(rebasing: dst[0..<Int(e.payloadLength)])
+                    try Self.pread(fd, offset: e.storedOffset, into: slot)
+                    return xxh64(UnsafeRawBufferPointer(slot))
                 }
                 guard hash == e.storedHash, hash == e.payloadHash else {
                     throw ContainerError(.checksumMismatch(.tensor), offset: e.storedOffset, tensor: e.name)
                 }
                 return PackedTensor(layout: e.layout, storage: buffer, offset: 0)
             }
-            let frame = try Self.pread(fd, offset: e.storedOffset, count: Int(e.storedLength))
-            try withBytes(frame) { (f) throws(ContainerError) in
+            let stored = Int(e.storedLength)
+            let frame = scratch.map { DecodeScratch.take(&$0.frame, stored) } ?? AlignedBuffer(byteCount: stored)
+            try frame.withUnsafeMutableBytes { (f: UnsafeMutableRawBufferPointer) throws(ContainerError) in
+                let f = UnsafeMutableRawBufferPointer(rebasing: f[0..<stored])
+                try Self.pread(fd, offset: e.storedOffset, into: f)
                 try buffer.withUnsafeMutableBytes { (dst: UnsafeMutableRawBufferPointer) throws(ContainerError) in
                     // decode() addresses the frame by its file offset and the slot by its image offset: rebase both
                     var local = e
                     local.storedOffset = 0
                     local.imageOffset = 0
-                    try Container.decode(local, from: f, into: dst)
+                    try Container.decode(local, from: UnsafeRawBufferPointer(f), into: dst)
                 }
             }
             return PackedTensor(layout: e.layout, storage: buffer, offset: 0)

@@ -273,6 +273,32 @@ func kind(_ body: () throws(ContainerError) -> Void) -> ContainerError.Kind? {
         #expect(try lazy.tensor(named: "nope") == nil)
     }
 
+    /// Through a reused `DecodeScratch` (largest tensors first, then smallest, so buffers are reused with stale
+    /// bytes past the payload), zstd and raw files give the eager reader's bytes, and a corrupt frame still throws.
+    @Test func scratchReadsEqualEagerReads() throws {
+        for level: Int32? in [3, nil] {
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent("usm-scratch-\(getpid()).usm").path
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            var b = try sampleWriter(level: level).serialize()
+            try Data(b).write(to: URL(fileURLWithPath: path))
+            let eager = try Container.read(bytes: b)
+            let lazy = try ContainerFile(path: path)
+            let scratch = DecodeScratch()
+            let bySize = eager.entries.sorted { $0.payloadLength > $1.payloadLength }.map(\.name)
+            for name in bySize + bySize.reversed() {
+                let x = try #require(try lazy.tensor(named: name, scratch: scratch)), y = try #require(eager.tensor(name))
+                #expect(x.layout == y.layout)
+                x.withPayload { px in y.withPayload { py in #expect(Array(px) == Array(py), "\(name)") } }
+                #expect(x.dequantized() == y.dequantized(), "\(name)")
+            }
+            #expect(try lazy.tensor(named: "nope", scratch: scratch) == nil)
+            let e = try #require(eager.entries.first { $0.name == "w.int4" })
+            b[Int(e.storedOffset) + 1] ^= 0x10
+            try Data(b).write(to: URL(fileURLWithPath: path))
+            #expect(throws: ContainerError.self) { try ContainerFile(path: path).tensor(named: "w.int4", scratch: scratch) }
+        }
+    }
+
     @Test func lazyErrorsNameFileOffsetAndTensor() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("usm-lazy-bad-\(getpid()).usm").path
         defer { try? FileManager.default.removeItem(atPath: path) }

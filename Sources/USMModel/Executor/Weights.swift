@@ -115,7 +115,9 @@ public struct ConformerModel: Sendable {
         let e = config.encoder
         let pe = Self.sinusoids(from: -e.rightContext, to: e.leftContext - 1, dim: e.dim)  // every layer's positions
         let parts = max(1, min(threads, e.layers))
-        var loaders = (0..<parts).map { _ in Loader(source: container, expected: expected, activations: activations) }
+        var loaders = (0..<parts).map { _ in
+            Loader(source: container, expected: expected, activations: activations, scratch: DecodeScratch())
+        }
         var built = [Result<LayerWeights, ModelError>?](repeating: nil, count: e.layers)
         loaders.withUnsafeMutableBufferPointer { lp in
             built.withUnsafeMutableBufferPointer { bp in
@@ -164,13 +166,18 @@ private struct Loader<Source: TensorSource> {
     let source: Source
     let expected: [String: [Int]]
     let activations: ActivationMode
+    /// Where tensors are decoded when everything asked for is prepared or copied out before the next (the
+    /// encoder layers); nil where a tensor is kept as decoded (the embedding).
+    var scratch: DecodeScratch? = nil
     var kernels: [String: Int] = [:]
     var kernelLayouts: [String: String] = [:]
     var prepared = 0
 
     func tensor(_ name: String) throws(ModelError) -> PackedTensor {
         let found: PackedTensor?
-        do { found = try source.tensor(named: name) } catch { throw .file(error) }
+        do throws(ContainerError) {
+            if let scratch { found = try source.tensor(named: name, scratch: scratch) } else { found = try source.tensor(named: name) }
+        } catch { throw .file(error) }
         guard let t = found else { throw .missingTensor(name) }
         if let shape = expected[name], shape != t.shape {
             throw .tensorMismatch("'\(name)' has shape \(t.shape), the config needs \(shape)")
@@ -198,8 +205,9 @@ private struct Loader<Source: TensorSource> {
     }
 
     mutating func linear(_ prefix: String, bias: Bool = true) throws(ModelError) -> PreparedWeight {
-        let w = try tensor(prefix + ".weight")
+        // the bias first: with a scratch, the weight is only valid until the next tensor is read
         let b = bias ? try floats(prefix + ".bias") : nil
+        let w = try tensor(prefix + ".weight")
         let activations = w.scheme == .f32 ? .float : self.activations
         let p = try prepare("'\(prefix).weight'") { try PreparedWeight(w, bias: b, activations: activations) }
         kernels[p.kernelName, default: 0] += 1
