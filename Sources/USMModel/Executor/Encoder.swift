@@ -129,6 +129,8 @@ struct EncoderScratch: Sendable {
     var features: [Float] = []
     /// subsampling: im2col rows, the conv product, the ReLU output in `[time, channel, freq]` order
     var cols: [Float] = [], product: [Float] = [], convOut: [Float] = []
+    /// one conv's output of one pass (`ConformerModel.convPassSteps` steps at most)
+    var convPass: [Float] = []
 
     /// Empty (no allocation), to swap with.
     init() {}
@@ -234,6 +236,7 @@ extension EncoderState {
             + layers.reduce(0) { $0 + [$1.x1, $1.k, $1.v, $1.x2, $1.g].reduce(0) { $0 + $1.capacityBytes } }
         let sc = scratch
         let floats = sc.arena.capacity + sc.features.capacity + sc.cols.capacity + sc.product.capacity + sc.convOut.capacity
+            + sc.convPass.capacity
         return frames + floats * 4 + frontend.pending.capacity * 8
     }
 
@@ -400,25 +403,39 @@ extension ConformerModel {
     }
 
     /// Runs the subsampling convs on the buffered features; the last conv's output rows (`[n, cout * fout]`) are left
-    /// in `state.scratch.convOut`. Returns n.
+    /// in `state.scratch.convOut`. Returns n. Each conv runs at most `convPassSteps` output steps before the next conv
+    /// takes them, so a long utterance never holds a whole intermediate conv output (rows do not depend on how they
+    /// are grouped: the products are batch invariant).
     func subsampleConvs(state: inout EncoderState, final: Bool, workspace: Workspace) -> Int {
         var count = 0
-        for (i, conv) in convs.enumerated() {
-            let end = state.convInputs[i].end
-            let limit = final ? (end + 1) / 2 : max(state.convDone[i], (end - 1) / 2)  // needs row 2t+1 < end
-            let start = state.convDone[i]
-            let times = max(limit - start, 0)
-            if limit > start {
-                conv2d(conv, input: state.convInputs[i], times: start..<limit, cols: &state.scratch.cols,
-                       product: &state.scratch.product, out: &state.scratch.convOut, workspace: workspace)
-                state.convDone[i] = limit
-            }
-            state.convInputs[i].drop(before: 2 * limit - 1)
-            if i + 1 < convs.count {
-                let rows = state.scratch.convOut
-                rows.withUnsafeBufferPointer { state.convInputs[i + 1].append($0.baseAddress!, count: times) }
-            } else {
-                count = times
+        let last = convs.count - 1
+        state.scratch.convOut.removeAll(keepingCapacity: true)
+        var progressed = true
+        while progressed {
+            progressed = false
+            // conv i sees the end of its input only once every conv before it has taken all of its own
+            var inputComplete = final
+            for (i, conv) in convs.enumerated() {
+                let end = state.convInputs[i].end
+                let full = inputComplete ? (end + 1) / 2 : max(state.convDone[i], (end - 1) / 2)  // needs row 2t+1 < end
+                let start = state.convDone[i]
+                let limit = min(full, start + Self.convPassSteps)
+                inputComplete = inputComplete && limit == full
+                let times = max(limit - start, 0)
+                if times > 0 {
+                    conv2d(conv, input: state.convInputs[i], times: start..<limit, cols: &state.scratch.cols,
+                           product: &state.scratch.product, out: &state.scratch.convPass, workspace: workspace)
+                    state.convDone[i] = limit
+                    progressed = true
+                }
+                state.convInputs[i].drop(before: 2 * limit - 1)
+                let rows = conv.cout * conv.fout * times
+                if i < last {
+                    state.scratch.convPass.withUnsafeBufferPointer { state.convInputs[i + 1].append($0.baseAddress!, count: times) }
+                } else {
+                    state.scratch.convOut.append(contentsOf: state.scratch.convPass[0..<rows])
+                    count += times
+                }
             }
         }
         return count
@@ -479,6 +496,8 @@ extension ConformerModel {
         }
     }
 
+    /// Output time steps one subsampling conv runs before the next conv takes them.
+    static let convPassSteps = 64
     /// Output time steps per im2col product in the subsampling convs.
     static let convTimeBlock = 8
     /// Encoder frames one layer call takes at most (see `encode`).
