@@ -244,6 +244,7 @@ static void usm_logmel_frame(const double *x, int64_t win, const double *window,
                              const double *sin_tab, const int32_t *bitrev, int power, int64_t mels,
                              const int32_t *fstart, const int32_t *flen, const int32_t *foff, const double *fweights,
                              double log_floor, const float *mean, const float *std, float *out, double *work) {
+#pragma clang fp contract(off)
     const int64_t m = nfft / 2;
     double *re = work, *im = work + m, *spec = work + 2 * m;
     for (int64_t k = 0; k < m; k++) {
@@ -283,11 +284,96 @@ static void usm_logmel_frame(const double *x, int64_t win, const double *window,
     }
 }
 
-void usm_logmel(const double *samples, int64_t hop, int64_t frames, int64_t win, const double *window, int64_t nfft,
-                const double *cos_tab, const double *sin_tab, const int32_t *bitrev, int32_t power, int64_t mels,
-                const int32_t *fstart, const int32_t *flen, const int32_t *foff, const double *fweights,
-                double log_floor, const float *mean, const float *std, float *out, double *work) {
+void usm_logmel_scalar(const double *samples, int64_t hop, int64_t frames, int64_t win, const double *window,
+                       int64_t nfft, const double *cos_tab, const double *sin_tab, const int32_t *bitrev, int32_t power,
+                       int64_t mels, const int32_t *fstart, const int32_t *flen, const int32_t *foff,
+                       const double *fweights, double log_floor, const float *mean, const float *std, float *out,
+                       double *work) {
     for (int64_t t = 0; t < frames; t++)
         usm_logmel_frame(samples + t * hop, win, window, nfft, cos_tab, sin_tab, bitrev, power, mels, fstart, flen, foff,
                          fweights, log_floor, mean, std, out + t * mels, work);
+}
+
+// The same frames, LM_LANES at a time: lane l of every vector is frame t0 + l, and each lane goes through exactly the
+// scalar frame's operations in the same order (separate multiplies and adds: contraction into FMAs is off here,
+// which is what makes the result bit-identical to usm_logmel_scalar; sqrt is correctly rounded either way, log is
+// libm's per lane).
+#define LM_LANES 8
+typedef double usm_v8d __attribute__((vector_size(64), aligned(8)));
+
+EWI void lm_group_body(const double *x, int64_t hop, int64_t lanes, int64_t win, const double *window, int64_t nfft,
+                       const double *cos_tab, const double *sin_tab, const int32_t *bitrev, int power, int64_t mels,
+                       const int32_t *fstart, const int32_t *flen, const int32_t *foff, const double *fweights,
+                       double log_floor, const float *mean, const float *std, float *out, usm_v8d *work) {
+#pragma clang fp contract(off)
+    const int64_t m = nfft / 2;
+    usm_v8d *re = work, *im = work + m, *spec = work + 2 * m;
+    for (int64_t k = 0; k < m; k++) {
+        const int64_t a = 2 * k, b = 2 * k + 1;
+        usm_v8d va = {0}, vb = {0};
+        for (int64_t l = 0; l < lanes; l++) {
+            va[l] = a < win ? x[l * hop + a] * window[a] : 0.0;
+            vb[l] = b < win ? x[l * hop + b] * window[b] : 0.0;
+        }
+        re[bitrev[k]] = va;
+        im[bitrev[k]] = vb;
+    }
+    for (int64_t len = 2; len <= m; len *= 2) {
+        const int64_t half = len / 2, step = 2 * (m / len);
+        for (int64_t start = 0; start < m; start += len)
+            for (int64_t j = 0; j < half; j++) {
+                const double wr = cos_tab[j * step], wi = sin_tab[j * step];
+                const int64_t a = start + j, b = a + half;
+                const usm_v8d rb = re[b], ib = im[b];
+                const usm_v8d tr = rb * wr - ib * wi, ti = rb * wi + ib * wr;
+                const usm_v8d ra = re[a], ia = im[a];
+                re[b] = ra - tr; im[b] = ia - ti;
+                re[a] = ra + tr; im[a] = ia + ti;
+            }
+    }
+    for (int64_t k = 0; k <= m; k++) {
+        const int64_t p = k % m, q = (m - k) % m;
+        const usm_v8d zr = re[p], zi = im[p], cr = re[q], ci = -im[q];
+        const usm_v8d er = 0.5 * (zr + cr), ei = 0.5 * (zi + ci);
+        const usm_v8d dr = zr - cr, di = zi - ci;
+        const usm_v8d orr = 0.5 * di, oi = -0.5 * dr;
+        const double wr = k < m ? cos_tab[k] : -1.0, wi = k < m ? sin_tab[k] : 0.0;
+        const usm_v8d xr = er + wr * orr - wi * oi, xi = ei + wr * oi + wi * orr;
+        usm_v8d pw = xr * xr + xi * xi;
+        if (!power) pw = __builtin_elementwise_sqrt(pw);
+        spec[k] = pw;
+    }
+    for (int64_t f = 0; f < mels; f++) {
+        usm_v8d e = {0};
+        const double *w = fweights + foff[f];
+        const usm_v8d *sp = spec + fstart[f];
+        for (int32_t i = 0; i < flen[f]; i++) e = e + w[i] * sp[i];
+        for (int64_t l = 0; l < lanes; l++) {
+            const float v = (float)log(e[l] > log_floor ? e[l] : log_floor);
+            out[l * mels + f] = (v - mean[f]) / std[f];
+        }
+    }
+}
+
+#define LM_PARAMS                                                                                                 \
+    (const double *x, int64_t hop, int64_t lanes, int64_t win, const double *window, int64_t nfft,                \
+     const double *cos_tab, const double *sin_tab, const int32_t *bitrev, int power, int64_t mels,                \
+     const int32_t *fstart, const int32_t *flen, const int32_t *foff, const double *fweights, double log_floor,     \
+     const float *mean, const float *std, float *out, usm_v8d *work)
+#define LM_ARGS                                                                                                   \
+    (x, hop, lanes, win, window, nfft, cos_tab, sin_tab, bitrev, power, mels, fstart, flen, foff, fweights,       \
+     log_floor, mean, std, out, work)
+EW_VARIANTS(lm_group, LM_PARAMS, LM_ARGS)
+
+void usm_logmel(int32_t isa, const double *samples, int64_t hop, int64_t frames, int64_t win, const double *window,
+                int64_t nfft, const double *cos_tab, const double *sin_tab, const int32_t *bitrev, int32_t power,
+                int64_t mels, const int32_t *fstart, const int32_t *flen, const int32_t *foff, const double *fweights,
+                double log_floor, const float *mean, const float *std, float *out, double *work) {
+    void(*fn) LM_PARAMS;
+    lm_group_pick(isa, &fn);
+    for (int64_t t = 0; t < frames; t += LM_LANES) {
+        const int64_t lanes = frames - t < LM_LANES ? frames - t : LM_LANES;
+        fn(samples + t * hop, hop, lanes, win, window, nfft, cos_tab, sin_tab, bitrev, power, mels, fstart, flen, foff,
+           fweights, log_floor, mean, std, out + t * mels, (usm_v8d *)work);
+    }
 }

@@ -103,7 +103,7 @@ extension LogMelFrontend {
     /// Appends the normalised frames that `samples` completes to `out` (`mel_bins` floats per frame).
     public func process(_ samples: [Float], state: inout FrontendState, into out: inout [Float]) -> Int {
         guard let (frames, base) = preEmphasize(samples, state: &state, out: &out) else { return 0 }
-        Workspace.grow(&state.scratch, 2 * config.fftSize + 1)
+        Workspace.grow(&state.scratch, LogMelKernel.workCount(fftSize: config.fftSize))
         state.pending.withUnsafeBufferPointer { p in
             out.withUnsafeMutableBufferPointer { o in
                 state.scratch.withUnsafeMutableBufferPointer { work in
