@@ -23,6 +23,8 @@ struct WERCommand: ParsableCommand {
     @Option(help: "Only the first N utterances.") var limit: Int?
     @Flag(help: "Also run the ONNX Runtime peer (f32 and dynamic int8) on the same model and audio.") var peerOnnx = false
     @Option(help: "Python interpreter for the ONNX Runtime peer.") var python = "python3"
+    @Option(help: "Transcribe the set this many times (usm-infer and each peer variant, after an untimed warm-up); compute time is the median round.")
+    var rounds = 1
     @Flag(help: "Per-utterance errors.") var verbose = false
     @Flag(help: "JSON instead of markdown.") var json = false
 
@@ -31,6 +33,7 @@ struct WERCommand: ParsableCommand {
     struct SystemRow: Codable {
         var system: String; var utterances: Int; var audioSeconds: Double; var computeSeconds: Double; var rtf: Double
         var wer: Double; var errors: WordErrors; var details: [Utterance]?
+        var roundSeconds: [Double]?
     }
     struct Peer: Codable {
         var skipped: String?
@@ -41,8 +44,10 @@ struct WERCommand: ParsableCommand {
     struct Out: Codable {
         var model: String; var directory: String; var utterances: Int; var audioSeconds: Double; var computeSeconds: Double
         var rtf: Double; var wer: Double; var errors: WordErrors; var details: [Utterance]?
-        /// usm-infer's time by stage, summed over the utterances
+        /// usm-infer's time by stage, summed over the utterances (of the median round)
         var stages: StageTimings
+        /// compute seconds of each round (`--rounds`)
+        var roundSeconds: [Double]
         var peer: Peer?
     }
 
@@ -50,6 +55,7 @@ struct WERCommand: ParsableCommand {
         guard ActivationMode(rawValue: activations) != nil else { throw ValidationError("bad --activations") }
         guard threads >= 1, beam >= 1 else { throw ValidationError("--threads and --beam must be >= 1") }
         if let limit, limit < 1 { throw ValidationError("--limit must be >= 1") }
+        guard rounds >= 1 else { throw ValidationError("--rounds must be >= 1") }
     }
 
     func run() throws {
@@ -60,18 +66,33 @@ struct WERCommand: ParsableCommand {
         if let limit { items = Array(items.prefix(limit)) }
         let progress = ProgressLine()
         var total = WordErrors()
-        var stages = StageTimings()
         var details: [Utterance] = []
-        for (i, item) in items.enumerated() {
-            progress.show("\(i + 1)/\(items.count) \(item.id)  WER so far \(f(total.rate * 100, 1))%")
-            let t = try r.transcribe(file: item.audioPath)
-            let ref = TextNormalizer.words(item.transcript), hyp = TextNormalizer.words(t.text)
-            let e = WordErrors.align(reference: ref, hypothesis: hyp)
-            total = total + e
-            stages = stages + t.timings
-            details.append(Utterance(id: item.id, reference: ref.joined(separator: " "), hypothesis: hyp.joined(separator: " "),
-                                     errors: e, seconds: t.timings.audioSeconds))
+        var texts: [String] = []
+        var roundStages: [StageTimings] = []
+        // untimed warm-up, as the peer does: first-use allocations are not part of any utterance's time
+        _ = try r.transcribe(samples: [Float](repeating: 0, count: r.sampleRate), sampleRate: r.sampleRate)
+        for round in 0..<rounds {
+            var stages = StageTimings()
+            for (i, item) in items.enumerated() {
+                let prefix = rounds > 1 ? "round \(round + 1)/\(rounds): " : ""
+                progress.show("\(prefix)\(i + 1)/\(items.count) \(item.id)  WER so far \(f(total.rate * 100, 1))%")
+                let t = try r.transcribe(file: item.audioPath)
+                stages = stages + t.timings
+                if round > 0 {
+                    // the same audio gives the same text every time (the products are deterministic)
+                    guard t.text == texts[i] else { throw ValidationError("round \(round + 1) gave another transcript for \(item.id)") }
+                    continue
+                }
+                texts.append(t.text)
+                let ref = TextNormalizer.words(item.transcript), hyp = TextNormalizer.words(t.text)
+                let e = WordErrors.align(reference: ref, hypothesis: hyp)
+                total = total + e
+                details.append(Utterance(id: item.id, reference: ref.joined(separator: " "), hypothesis: hyp.joined(separator: " "),
+                                         errors: e, seconds: t.timings.audioSeconds))
+            }
+            roundStages.append(stages)
         }
+        let stages = roundStages.sorted { $0.total < $1.total }[(roundStages.count - 1) / 2]  // the median round
         progress.clear()
         var peer: Peer?
         if peerOnnx {
@@ -82,7 +103,7 @@ struct WERCommand: ParsableCommand {
         let (audio, compute) = (stages.audioSeconds, stages.total)
         let out = Out(model: model, directory: directory, utterances: items.count, audioSeconds: audio, computeSeconds: compute,
                       rtf: compute / max(audio, 1e-9), wer: total.rate, errors: total, details: verbose ? details : nil,
-                      stages: stages, peer: peer)
+                      stages: stages, roundSeconds: roundStages.map(\.total), peer: peer)
         if json {
             if let skip = peer?.skipped { stderrLine("ONNX Runtime peer skipped: \(skip)") }
             printJSON(out)
@@ -124,6 +145,11 @@ struct WERCommand: ParsableCommand {
             let words = ratio >= 1 ? "\(f(ratio, 2))x faster" : "\(f(1 / ratio, 2))x slower"
             print("usm-infer vs \(row.system): \(words) (compute \(f(own.computeSeconds)) s vs \(f(row.computeSeconds)) s)")
         }
+        if rounds > 1 {
+            let list = { (r: [Double]?) in (r ?? []).map { f($0) }.joined(separator: ", ") }
+            print("\nrounds (compute s; the median is compared): usm-infer \(list(own.roundSeconds))"
+                  + peer.rows.map { "; \($0.system) \(list($0.roundSeconds))" }.joined())
+        }
         print("\npeer: onnxruntime \(peer.onnxruntime ?? "?"); \(peer.note ?? "")")
     }
 
@@ -138,6 +164,7 @@ struct WERCommand: ParsableCommand {
             var compute_seconds: Double
             var rtf: Double
             var hypotheses: [String: String]
+            var round_seconds: [Double]?
         }
         var skip: String?
         var variants: [Variant]?
@@ -165,7 +192,7 @@ struct WERCommand: ParsableCommand {
         guard FileManager.default.fileExists(atPath: path) else { return skipped("\(path) not found") }
         let proc = Process()
         proc.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        var args = [python, path, model, directory, "--threads", String(threads)]
+        var args = [python, path, model, directory, "--threads", String(threads), "--rounds", String(rounds)]
         if let limit { args += ["--limit", String(limit)] }
         if packed { args.append("--dequantize") }
         proc.arguments = args
@@ -208,7 +235,8 @@ struct WERCommand: ParsableCommand {
             let missing = items.filter { v.hypotheses[$0.id] == nil }.count
             if missing > 0 { stderrLine("ONNX Runtime peer \(v.name): no hypothesis for \(missing) of \(items.count) utterances (scored as empty)") }
             rows.append(SystemRow(system: v.name, utterances: v.utterances, audioSeconds: v.audio_seconds, computeSeconds: v.compute_seconds,
-                                  rtf: v.rtf, wer: total.rate, errors: total, details: verbose ? details : nil))
+                                  rtf: v.rtf, wer: total.rate, errors: total, details: verbose ? details : nil,
+                                  roundSeconds: v.round_seconds))
         }
         return Peer(skipped: nil, onnxruntime: doc.onnxruntime, note: doc.note, rows: rows)
     }
