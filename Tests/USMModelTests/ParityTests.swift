@@ -168,6 +168,34 @@ import USMKernels
         #expect(Set(beam.tokens.map(\.frame)).count == beam.tokens.count)
     }
 
+    /// Layer 0's input gates from the per-token table (`W_ih e_t + b` precomputed, then `+ W_hh h`) against the
+    /// whole `[x; h]` product: the same predictor states within f32 rounding over a run of tokens. The table is
+    /// built by default only where it is no larger than the input weights (the trained model: vocab = embedding dim).
+    @Test(arguments: ["trained", "f32"])
+    func inputGateTableMatchesTheWholeProduct(recipe: String) throws {
+        let path = recipe == "trained" ? Self.bundled.path : Self.dir.appendingPathComponent("small-\(recipe).usm").path
+        let container = try Container.read(path: path)
+        let auto = try ConformerModel(source: container)
+        #expect((auto.inputGates != nil) == (auto.config.vocabSize <= auto.config.predictor.embedDim))
+        let table = try ConformerModel(source: container, inputGates: true)
+        let whole = try ConformerModel(source: container, inputGates: false)
+        #expect(table.inputGates != nil && whole.inputGates == nil)
+        let ws = Workspace()
+        var a: PredictorState? = nil, b: PredictorState? = nil
+        var seed: UInt64 = 3
+        for step in 0..<12 {
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            let token = Int(seed >> 33) % table.config.vocabSize
+            a = table.predictorStep(token: token, from: a, workspace: ws)
+            b = whole.predictorStep(token: token, from: b, workspace: ws)
+            let (x, y) = (try #require(a), try #require(b))
+            for l in 0..<x.h.count {
+                #expect(Self.error(x.h[l], y.h[l]) < 1e-5 && Self.error(x.c[l], y.c[l]) < 1e-5, "step \(step), layer \(l)")
+            }
+            #expect(Self.error(x.projected, y.projected) < 1e-5, "step \(step)")
+        }
+    }
+
     /// Layers loaded on several threads are the same weights: the same frames, kernels and prepared bytes.
     @Test func loadingOnThreadsGivesTheSameModel() throws {
         let (one, golden) = try Self.load("exp5")

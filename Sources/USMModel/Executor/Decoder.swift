@@ -60,14 +60,25 @@ extension ConformerModel {
     func predictorStep(token: Int, from state: PredictorState?, workspace ws: Workspace) -> PredictorState {
         let p = config.predictor
         let hidden = p.hidden
-        var x = embedding.dequantizedRow(token)
+        var x = inputGates == nil ? embedding.dequantizedRow(token) : []  // layer 0's input (in the table otherwise)
         var hs: [[Float]] = [], cs: [[Float]] = []
         hs.reserveCapacity(p.layers)
         cs.reserveCapacity(p.layers)
         for l in 0..<p.layers {
-            var xh = x
-            if let h = state?.h[l] { xh.append(contentsOf: h) } else { xh.append(contentsOf: repeatElement(0, count: hidden)) }
-            let gates = linear(lstm[l], xh, 1, ws)
+            var gates: [Float]
+            if l == 0, let table = inputGates {
+                // the token's precomputed W_ih x + b, plus W_hh h (nothing from the zero state)
+                let g = 4 * hidden
+                gates = Array(table[(token * g)..<((token + 1) * g)])
+                if let h = state?.h[0] {
+                    let recurrent = linear(lstm[0], h, 1, ws)
+                    for i in 0..<g { gates[i] += recurrent[i] }
+                }
+            } else {
+                var xh = x
+                if let h = state?.h[l] { xh.append(contentsOf: h) } else { xh.append(contentsOf: repeatElement(0, count: hidden)) }
+                gates = linear(lstm[l], xh, 1, ws)
+            }
             var c = state?.c[l] ?? [Float](repeating: 0, count: hidden)
             var h = [Float](repeating: 0, count: hidden)
             gates.withUnsafeBufferPointer { g in

@@ -52,7 +52,12 @@ public struct ConformerModel: Sendable {
     let layers: [LayerWeights]
     /// kept packed (or f32) as stored; rows are decoded on lookup
     let embedding: PackedTensor
+    /// layer l's `[4 hidden, input + hidden]` matrix with its bias; with `inputGates`, layer 0's is only its
+    /// recurrent part `[4 hidden, hidden]` (no bias)
     let lstm: [PreparedWeight]
+    /// `W_ih embedding(t) + b` of layer 0 for every token t, `[vocab, 4 hidden]`, when the weights are f32 and the
+    /// table is no larger than the input weights it replaces (vocab <= embedding dim); nil otherwise
+    let inputGates: [Float]?
     let encProj: PreparedWeight, predProj: PreparedWeight, jointOut: PreparedWeight
     /// kernel name -> number of matrices using it
     public let kernels: [String: Int]
@@ -74,7 +79,9 @@ public struct ConformerModel: Sendable {
     /// released before the next, so loading never holds the whole decompressed image.
     ///   - threads: threads loading the encoder layers (each layer on one thread, several layers at once); the
     ///     weights are the same whatever the count
-    public init(source container: some TensorSource, activations: ActivationMode = .float, threads: Int = 1) throws(ModelError) {
+    ///   - inputGates: precompute layer 0's input gates per token (`inputGates`); nil: where it saves memory
+    public init(source container: some TensorSource, activations: ActivationMode = .float, threads: Int = 1,
+                inputGates tableWanted: Bool? = nil) throws(ModelError) {
         let config = try ConformerConfig.decode(container.metadata.architecture)
         self.config = config
         self.activations = activations
@@ -87,8 +94,20 @@ public struct ConformerModel: Sendable {
         embedding = try main.tensor("predictor.embedding")
         main.prepared += embedding.layout.payloadLength
         var lstm: [PreparedWeight] = []
-        for l in 0..<config.predictor.layers { lstm.append(try main.linear("predictor.lstm.\(l)")) }
+        var table: [Float]? = nil
+        for l in 0..<config.predictor.layers {
+            let p = config.predictor
+            let weight = try main.tensor("predictor.lstm.\(l).weight")
+            if l == 0, weight.scheme == .f32, tableWanted ?? (config.vocabSize <= p.embedDim) {
+                let (recurrent, gates) = try main.splitInputGates(weight, embedding: embedding, config: config)
+                lstm.append(recurrent)
+                table = gates
+            } else {
+                lstm.append(try main.linear("predictor.lstm.\(l)"))
+            }
+        }
         self.lstm = lstm
+        inputGates = table
         encProj = try main.linear("joint.enc_proj")
         predProj = try main.linear("joint.pred_proj")
         jointOut = try main.linear("joint.out")
@@ -213,6 +232,41 @@ private struct Loader<Source: TensorSource> {
         kernels[p.kernelName, default: 0] += 1
         if kernelLayouts[p.kernelName] == nil { kernelLayouts[p.kernelName] = p.layoutDescription }
         return p
+    }
+
+    /// LSTM layer 0 as its recurrent matrix `[4H, H]` (prepared, no bias) and the table of `W_ih e_t + b` for every
+    /// token t (`[vocab, 4H]`, computed here with the f32 kernel); `weight` is `[4H, E + H]`, f32.
+    mutating func splitInputGates(_ weight: PackedTensor, embedding: PackedTensor,
+                                  config: ConformerConfig) throws(ModelError) -> (PreparedWeight, [Float]) {
+        let p = config.predictor
+        let rows = 4 * p.hidden, e = p.embedDim, h = p.hidden, vocab = config.vocabSize
+        let bias = try floats("predictor.lstm.0.bias")
+        let full = weight.dequantized()
+        var wih = [Float](), whh = [Float]()
+        wih.reserveCapacity(rows * e)
+        whh.reserveCapacity(rows * h)
+        for r in 0..<rows {
+            wih += full[(r * (e + h))..<(r * (e + h) + e)]
+            whh += full[(r * (e + h) + e)..<((r + 1) * (e + h))]
+        }
+        let input = try prepare("'predictor.lstm.0.weight' (input part)") {
+            try PreparedWeight(try PackedTensor(f32: wih, shape: [rows, e]), bias: bias)
+        }
+        prepared -= input.preparedBytes  // used here only
+        let recurrent = try prepare("'predictor.lstm.0.weight' (recurrent part)") {
+            try PreparedWeight(try PackedTensor(f32: whh, shape: [rows, h]))
+        }
+        kernels[recurrent.kernelName, default: 0] += 1
+        if kernelLayouts[recurrent.kernelName] == nil { kernelLayouts[recurrent.kernelName] = recurrent.layoutDescription }
+        var tokens = [Float]()
+        tokens.reserveCapacity(vocab * e)
+        for t in 0..<vocab { tokens += embedding.dequantizedRow(t) }
+        var table = [Float](repeating: 0, count: vocab * rows)
+        tokens.withUnsafeBufferPointer { x in
+            table.withUnsafeMutableBufferPointer { input.apply(x, n: vocab, into: $0, workspace: Workspace()) }
+        }
+        prepared += table.count * 4
+        return (recurrent, table)
     }
 
     mutating func merge(_ other: Loader) {
