@@ -235,6 +235,45 @@ void usm_lstm_cell(int32_t isa, const float *gates, float *c, float *h, int64_t 
     void (*fn)(const float *, float *, float *, int64_t); ew_lstm_pick(isa, &fn); fn(gates, c, h, hidden);
 }
 
+// ---- subsampling conv helpers -------------------------------------------------------------------------------------
+
+void usm_im2col_s2(const float *in, int64_t base, int64_t end, int64_t cin, int64_t fin, int64_t fout, int64_t t0,
+                   int64_t bt, float *cols) {
+    const int64_t kk = cin * 9, width = cin * fin;
+    for (int64_t n = 0; n < bt; n++) {
+        const int64_t t = t0 + n;
+        const float *rows[3];
+        for (int kt = 0; kt < 3; kt++) {
+            const int64_t ti = 2 * t + kt - 1;
+            rows[kt] = ti >= 0 && ti < end ? in + (ti - base) * width : NULL;
+        }
+        for (int64_t f = 0; f < fout; f++) {
+            float *dst = cols + (n * fout + f) * kk;
+            const int64_t fi = 2 * f - 1;
+            for (int64_t ci = 0; ci < cin; ci++)
+                for (int kt = 0; kt < 3; kt++, dst += 3) {
+                    if (!rows[kt]) { dst[0] = dst[1] = dst[2] = 0; continue; }
+                    const float *src = rows[kt] + ci * fin;
+                    dst[0] = fi >= 0 ? src[fi] : 0.0f;
+                    dst[1] = src[fi + 1];
+                    dst[2] = fi + 2 < fin ? src[fi + 2] : 0.0f;
+                }
+        }
+    }
+}
+
+void usm_relu_transpose(const float *y, int64_t bt, int64_t fout, int64_t cout, float *out) {
+    for (int64_t n = 0; n < bt; n++) {
+        const float *yn = y + n * fout * cout;
+        float *on = out + n * cout * fout;
+        for (int64_t f = 0; f < fout; f++)
+            for (int64_t c = 0; c < cout; c++) {
+                const float v = yn[f * cout + c];
+                on[c * fout + f] = v > 0 ? v : 0.0f;
+            }
+    }
+}
+
 // ---- log-mel frontend --------------------------------------------------------------------------------------------
 
 // One frame: window, real FFT of size nfft through a complex FFT of size nfft / 2 (even samples real, odd samples

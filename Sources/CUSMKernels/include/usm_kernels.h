@@ -156,6 +156,15 @@ void usm_dwconv_bn_swish(int32_t isa, const float *g, int64_t gs, int64_t gbase,
 /// LSTM cell from gate pre-activations [4 * hidden] in PyTorch order (i, f, g, o): c = f*c + i*g, h = o*tanh(c)
 void usm_lstm_cell(int32_t isa, const float *gates, float *c, float *h, int64_t hidden);
 
+/// im2col of a 3x3 conv with stride 2 and padding 1 over time and frequency (the subsampling convs): for output time
+/// t0 + n (n < bt) and frequency f < fout, row n * fout + f of `cols` (cin * 9 floats) holds the window
+/// [(ci * 3 + kt) * 3 + kf] = input row 2t + kt - 1, channel ci, bin 2f + kf - 1, zero outside rows [0, end) and bins
+/// [0, fin). Input row r is at in + (r - base) * cin * fin ([cin][fin]); rows in [0, base) must not be needed.
+void usm_im2col_s2(const float *in, int64_t base, int64_t end, int64_t cin, int64_t fin, int64_t fout, int64_t t0,
+                   int64_t bt, float *cols);
+/// out[n][c][f] = max(y[n][f][c], 0) for n < bt, f < fout, c < cout (the conv product's rows to [time][channel][freq]).
+void usm_relu_transpose(const float *y, int64_t bt, int64_t fout, int64_t cout, float *out);
+
 /// Log-mel features (Architecture.md section 2, steps 3-7) of `frames` frames of `win` pre-emphasised samples
 /// starting every `hop` samples, in double precision: periodic window, real FFT of size nfft (power of two >= 4,
 /// computed as a complex FFT of nfft / 2 points), |X| or |X|^2 (power), sparse mel filters (filter f: flen[f] weights

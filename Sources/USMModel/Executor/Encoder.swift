@@ -1,3 +1,4 @@
+internal import CUSMKernels
 import Foundation
 import USMKernels
 
@@ -461,33 +462,12 @@ extension ConformerModel {
                         while t0 < times.upperBound {
                             let bt = min(block, times.upperBound - t0)
                             let pixels = bt * fout
-                            col.baseAddress!.update(repeating: 0, count: pixels * kk)
-                            for n in 0..<bt {
-                                let t = t0 + n
-                                for kt in 0..<3 {
-                                    let ti = 2 * t + kt - 1
-                                    guard ti >= 0, ti < input.end else { continue }
-                                    let row = input.offset(ti)
-                                    for ci in 0..<cin {
-                                        let src = inp.baseAddress! + row + ci * fin
-                                        for f in 0..<fout {
-                                            let dst = col.baseAddress! + (n * fout + f) * kk + (ci * 3 + kt) * 3
-                                            let fi = 2 * f - 1
-                                            if fi >= 0 { dst[0] = src[fi] }
-                                            dst[1] = src[fi + 1]
-                                            if fi + 2 < fin { dst[2] = src[fi + 2] }
-                                        }
-                                    }
-                                }
-                            }
+                            precondition(max(2 * t0 - 1, 0) >= input.base, "conv input row \(2 * t0 - 1) was dropped")
+                            usm_im2col_s2(inp.baseAddress, Int64(input.base), Int64(input.end), Int64(cin), Int64(fin),
+                                          Int64(fout), Int64(t0), Int64(bt), col.baseAddress!)
                             mm(c.matrix, col.baseAddress!, pixels, y.baseAddress!, workspace)  // [pixels, cout]
-                            let o = out.baseAddress! + (t0 - times.lowerBound) * cout * fout
-                            for n in 0..<bt {
-                                for co in 0..<cout {
-                                    let dst = o + (n * cout + co) * fout, src = y.baseAddress! + n * fout * cout + co
-                                    for f in 0..<fout { dst[f] = max(src[f * cout], 0) }
-                                }
-                            }
+                            usm_relu_transpose(y.baseAddress!, Int64(bt), Int64(fout), Int64(cout),
+                                               out.baseAddress! + (t0 - times.lowerBound) * cout * fout)
                             t0 += bt
                         }
                     }
