@@ -1019,9 +1019,20 @@ T512 void usm_local_attention_avx512(const float *q, int64_t qs, const float *k,
     }
     const int64_t kts = USM_ATTENTION_BLOCK + nw;
     float *pr = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63), *kt = pr + dh * nw, *sc = kt + dh * kts;
-    // pr[c][t] = pos[w - 1 - t][c] (relative position i - j = left - 1 - t), zero past the window
-    for (int64_t t = 0; t < nw; t++)
-        for (int64_t c = 0; c < dh; c++) pr[c * nw + t] = t < w ? pos[(w - 1 - t) * ps + c] : 0.0f;
+    // pr[c][t] = pos[w - 1 - t][c] (relative position i - j = left - 1 - t), zero past the window: 16 positions x 16
+    // dims at a time through a register transpose
+    for (int64_t t0 = 0; t0 < nw; t0 += 16) {
+        const float *rows[16];
+        for (int z = 0; z < 16; z++) rows[z] = t0 + z < w ? pos + (w - 1 - t0 - z) * ps : NULL;
+        for (int64_t c0 = 0; c0 < dh; c0 += 16) {
+            const __mmask16 m = usm_lanes16(0, dh - c0);
+            __m512 r[16];
+            for (int z = 0; z < 16; z++) r[z] = rows[z] ? _mm512_maskz_loadu_ps(m, rows[z] + c0) : _mm512_setzero_ps();
+            usm_transpose16(r);
+            const int64_t nc = dh - c0 < 16 ? dh - c0 : 16;
+            for (int64_t z = 0; z < nc; z++) _mm512_store_ps(pr + (c0 + z) * nw + t0, r[z]);
+        }
+    }
     for (int64_t b0 = i0; b0 < i1; b0 += USM_ATTENTION_BLOCK) {
         const int64_t b1 = b0 + USM_ATTENTION_BLOCK < i1 ? b0 + USM_ATTENTION_BLOCK : i1;
         // kt[c][col] = k of frame f0 + col for the frames in [0, end) the block's windows reach, zero elsewhere
