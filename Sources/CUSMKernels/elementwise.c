@@ -276,67 +276,12 @@ void usm_relu_transpose(const float *y, int64_t bt, int64_t fout, int64_t cout, 
 
 // ---- log-mel frontend --------------------------------------------------------------------------------------------
 
-// One frame: window, real FFT of size nfft through a complex FFT of size nfft / 2 (even samples real, odd samples
-// imaginary, then the split step), magnitude or power, sparse mel filters, log with floor, per-bin normalisation.
-// Double precision throughout, as the Swift reference (LogMelFrontend.features) computes.
-static void usm_logmel_frame(const double *x, int64_t win, const double *window, int64_t nfft, const double *cos_tab,
-                             const double *sin_tab, const int32_t *bitrev, int power, int64_t mels,
-                             const int32_t *fstart, const int32_t *flen, const int32_t *foff, const double *fweights,
-                             double log_floor, const float *mean, const float *std, float *out, double *work) {
-#pragma clang fp contract(off)
-    const int64_t m = nfft / 2;
-    double *re = work, *im = work + m, *spec = work + 2 * m;
-    for (int64_t k = 0; k < m; k++) {
-        int64_t a = 2 * k, b = 2 * k + 1;
-        re[bitrev[k]] = a < win ? x[a] * window[a] : 0.0;
-        im[bitrev[k]] = b < win ? x[b] * window[b] : 0.0;
-    }
-    for (int64_t len = 2; len <= m; len *= 2) {
-        const int64_t half = len / 2, step = 2 * (m / len);  // twiddle e^{-2 pi i j / len} = tab[j * nfft / len]
-        for (int64_t start = 0; start < m; start += len)
-            for (int64_t j = 0; j < half; j++) {
-                const double wr = cos_tab[j * step], wi = sin_tab[j * step];
-                const int64_t a = start + j, b = a + half;
-                const double tr = re[b] * wr - im[b] * wi, ti = re[b] * wi + im[b] * wr;
-                re[b] = re[a] - tr; im[b] = im[a] - ti;
-                re[a] += tr; im[a] += ti;
-            }
-    }
-    for (int64_t k = 0; k <= m; k++) {
-        const int64_t p = k % m, q = (m - k) % m;
-        const double zr = re[p], zi = im[p], cr = re[q], ci = -im[q];
-        const double er = 0.5 * (zr + cr), ei = 0.5 * (zi + ci);
-        const double dr = zr - cr, di = zi - ci;
-        const double orr = 0.5 * di, oi = -0.5 * dr;
-        const double wr = k < m ? cos_tab[k] : -1.0, wi = k < m ? sin_tab[k] : 0.0;
-        const double xr = er + wr * orr - wi * oi, xi = ei + wr * oi + wi * orr;
-        const double pw = xr * xr + xi * xi;
-        spec[k] = power ? pw : sqrt(pw);
-    }
-    for (int64_t f = 0; f < mels; f++) {
-        double e = 0;
-        const double *w = fweights + foff[f];
-        const double *s = spec + fstart[f];
-        for (int32_t i = 0; i < flen[f]; i++) e += w[i] * s[i];
-        const float v = (float)log(e > log_floor ? e : log_floor);
-        out[f] = (v - mean[f]) / std[f];
-    }
-}
-
-void usm_logmel_scalar(const double *samples, int64_t hop, int64_t frames, int64_t win, const double *window,
-                       int64_t nfft, const double *cos_tab, const double *sin_tab, const int32_t *bitrev, int32_t power,
-                       int64_t mels, const int32_t *fstart, const int32_t *flen, const int32_t *foff,
-                       const double *fweights, double log_floor, const float *mean, const float *std, float *out,
-                       double *work) {
-    for (int64_t t = 0; t < frames; t++)
-        usm_logmel_frame(samples + t * hop, win, window, nfft, cos_tab, sin_tab, bitrev, power, mels, fstart, flen, foff,
-                         fweights, log_floor, mean, std, out + t * mels, work);
-}
-
-// The same frames, LM_LANES at a time: lane l of every vector is frame t0 + l, and each lane goes through exactly the
-// scalar frame's operations in the same order (separate multiplies and adds: contraction into FMAs is off here,
-// which is what makes the result bit-identical to usm_logmel_scalar; sqrt is correctly rounded either way, log is
-// libm's per lane).
+// Log-mel of up to LM_LANES frames at once: window, real FFT of size nfft through a complex FFT of size nfft / 2
+// (even samples real, odd samples imaginary, then the split step), magnitude or power, sparse mel filters, log with
+// floor, per-bin normalisation, in double precision as the Swift reference (LogMelFrontend.features) computes. Lane l
+// of every vector is frame l, and every lane goes through the same operations in the same order (separate multiplies
+// and adds: contraction into FMAs is off), so a frame's values do not depend on its lane, the other lanes or the tier
+// (sqrt is correctly rounded, log is libm's per lane).
 #define LM_LANES 8
 typedef double usm_v8d __attribute__((vector_size(64), aligned(8)));
 
@@ -404,14 +349,15 @@ EWI void lm_group_body(const double *x, int64_t hop, int64_t lanes, int64_t win,
      log_floor, mean, std, out, work)
 EW_VARIANTS(lm_group, LM_PARAMS, LM_ARGS)
 
-void usm_logmel(int32_t isa, const double *samples, int64_t hop, int64_t frames, int64_t win, const double *window,
-                int64_t nfft, const double *cos_tab, const double *sin_tab, const int32_t *bitrev, int32_t power,
-                int64_t mels, const int32_t *fstart, const int32_t *flen, const int32_t *foff, const double *fweights,
-                double log_floor, const float *mean, const float *std, float *out, double *work) {
+void usm_logmel(int32_t isa, int64_t group, const double *samples, int64_t hop, int64_t frames, int64_t win,
+                const double *window, int64_t nfft, const double *cos_tab, const double *sin_tab, const int32_t *bitrev,
+                int32_t power, int64_t mels, const int32_t *fstart, const int32_t *flen, const int32_t *foff,
+                const double *fweights, double log_floor, const float *mean, const float *std, float *out, double *work) {
     void(*fn) LM_PARAMS;
     lm_group_pick(isa, &fn);
-    for (int64_t t = 0; t < frames; t += LM_LANES) {
-        const int64_t lanes = frames - t < LM_LANES ? frames - t : LM_LANES;
+    group = group < 1 ? 1 : group > LM_LANES ? LM_LANES : group;
+    for (int64_t t = 0; t < frames; t += group) {
+        const int64_t lanes = frames - t < group ? frames - t : group;
         fn(samples + t * hop, hop, lanes, win, window, nfft, cos_tab, sin_tab, bitrev, power, mels, fstart, flen, foff,
            fweights, log_floor, mean, std, out + t * mels, (usm_v8d *)work);
     }

@@ -148,12 +148,18 @@ import USMKernels
 /// The C log-mel kernel (usm_logmel: real FFT as a half-size complex FFT, all in Double) against its reference twin
 /// `LogMelFrontend.features` (Swift, full-size FFT), streamed in uneven chunks, for magnitude and power spectra.
 @Suite struct LogMelKernelTwin {
-    @Test(arguments: ["magnitude", "power"])
-    func kernelMatchesReference(spectrum: String) throws {
+    /// The trained model's frontend with `spectrum` and made-up normalisation.
+    static func frontend(spectrum: String) throws -> LogMelFrontend {
         var config = ConformerConfig.trained.frontend
         config.spectrum = spectrum
         let mean = (0..<config.melBins).map { Float($0) * 0.01 - 0.3 }, std = (0..<config.melBins).map { 1 + Float($0) * 0.02 }
-        let fe = try LogMelFrontend(config: config, sampleRate: 16000, mean: mean, std: std)
+        return try LogMelFrontend(config: config, sampleRate: 16000, mean: mean, std: std)
+    }
+
+    @Test(arguments: ["magnitude", "power"])
+    func kernelMatchesReference(spectrum: String) throws {
+        let fe = try Self.frontend(spectrum: spectrum)
+        let config = fe.config
         var seed: UInt64 = 7
         let audio: [Float] = (0..<9_001).map { i in
             seed = seed &* 6364136223846793005 &+ 1442695040888963407
@@ -175,14 +181,12 @@ import USMKernels
         for i in a.indices { #expect(abs(a[i] - b[i]) <= 1e-5 * max(1, abs(b[i])), "feature \(i): \(a[i]) vs \(b[i])") }
     }
 
-    /// The batched kernel (8 frames per vector body) on every tier this CPU runs gives its scalar twin's bits, for
-    /// frame counts that fill no group, one group, and groups with tails.
+    /// The kernel with 8 frames per vector body on every tier this CPU runs gives the bits of the portable tier one
+    /// frame at a time, for frame counts that fill no group, one group, and groups with tails.
     @Test(arguments: ["magnitude", "power"])
     func batchedKernelIsBitExact(spectrum: String) throws {
-        var config = ConformerConfig.trained.frontend
-        config.spectrum = spectrum
-        let mean = (0..<config.melBins).map { Float($0) * 0.01 - 0.3 }, std = (0..<config.melBins).map { 1 + Float($0) * 0.02 }
-        let fe = try LogMelFrontend(config: config, sampleRate: 16000, mean: mean, std: std)
+        let fe = try Self.frontend(spectrum: spectrum)
+        let config = fe.config
         let hop = config.hopSize, win = config.windowSize, mels = config.melBins
         var seed: UInt64 = 11
         for frames in [1, 2, 7, 8, 9, 16, 21] {

@@ -170,19 +170,13 @@ void usm_relu_transpose(const float *y, int64_t bt, int64_t fout, int64_t cout, 
 /// computed as a complex FFT of nfft / 2 points), |X| or |X|^2 (power), sparse mel filters (filter f: flen[f] weights
 /// at fweights + foff[f] for bins fstart[f] ...), log(max(e, log_floor)), then (v - mean) / std in f32.
 /// cos_tab/sin_tab: [nfft / 2] cos/sin(-2 pi k / nfft); bitrev: [nfft / 2] bit reversal of log2(nfft / 2) bits;
-/// work: usm_logmel_work_doubles(nfft) doubles; out: [frames][mels]. Frames go 8 at a time through one vector body
-/// (portable, AVX2 or AVX-512 by `isa`); every tier gives usm_logmel_scalar's bits.
-void usm_logmel(int32_t isa, const double *samples, int64_t hop, int64_t frames, int64_t win, const double *window,
-                int64_t nfft, const double *cos_tab, const double *sin_tab, const int32_t *bitrev, int32_t power,
-                int64_t mels, const int32_t *fstart, const int32_t *flen, const int32_t *foff, const double *fweights,
-                double log_floor, const float *mean, const float *std, float *out, double *work);
-/// The reference twin of usm_logmel: one frame at a time, scalar.
-void usm_logmel_scalar(const double *samples, int64_t hop, int64_t frames, int64_t win, const double *window,
-                       int64_t nfft, const double *cos_tab, const double *sin_tab, const int32_t *bitrev, int32_t power,
-                       int64_t mels, const int32_t *fstart, const int32_t *flen, const int32_t *foff,
-                       const double *fweights, double log_floor, const float *mean, const float *std, float *out,
-                       double *work);
-/// Doubles of `work` that usm_logmel and usm_logmel_scalar need for an FFT of nfft points.
+/// work: usm_logmel_work_doubles(nfft) doubles; out: [frames][mels]. `group` frames (1 ... 8) go through one vector
+/// body (portable, AVX2 or AVX-512 by `isa`); every tier and group size gives the same bits.
+void usm_logmel(int32_t isa, int64_t group, const double *samples, int64_t hop, int64_t frames, int64_t win,
+                const double *window, int64_t nfft, const double *cos_tab, const double *sin_tab, const int32_t *bitrev,
+                int32_t power, int64_t mels, const int32_t *fstart, const int32_t *flen, const int32_t *foff,
+                const double *fweights, double log_floor, const float *mean, const float *std, float *out, double *work);
+/// Doubles of `work` that usm_logmel needs for an FFT of nfft points.
 static inline int64_t usm_logmel_work_doubles(int64_t nfft) { return 8 * (3 * (nfft / 2) + 1); }
 
 #endif

@@ -151,7 +151,7 @@ struct EncoderScratch: Sendable {
         features.reserveCapacity(featureFrames * c.frontend.melBins)
         let sub = c.subsampling
         var f = c.frontend.melBins, t = featureFrames
-        var colCount = 0, productCount = 0, outCount = 0
+        var colCount = 0, productCount = 0, passCount = 0
         let block = ConformerModel.convTimeBlock
         for i in 0..<sub.layers {
             let cin = i == 0 ? 1 : sub.channels
@@ -159,11 +159,12 @@ struct EncoderScratch: Sendable {
             f = (f + 1) / 2
             colCount = max(colCount, block * f * cin * 9)
             productCount = max(productCount, block * f * sub.channels)
-            outCount = max(outCount, t * sub.channels * f)
+            passCount = max(passCount, min(t, ConformerModel.convPassSteps) * sub.channels * f)
         }
         Workspace.grow(&cols, colCount)
         Workspace.grow(&product, productCount)
-        Workspace.grow(&convOut, outCount)
+        Workspace.grow(&convPass, passCount)
+        convOut.reserveCapacity(t * sub.channels * f)  // the last conv's rows of one chunk
         layers = c.encoder.layers
         (inputRows, stepRows) = (t + 1, ConformerModel.layerSlice + 1)
     }
@@ -429,7 +430,9 @@ extension ConformerModel {
                     state.convDone[i] = limit
                     progressed = true
                 }
-                state.convInputs[i].drop(before: 2 * limit - 1)
+                // the later convs' inputs (a pass or two) as they go; the features once, after the loop (dropping
+                // them per pass would move what remains of a long utterance's features every pass)
+                if i > 0 { state.convInputs[i].drop(before: 2 * limit - 1) }
                 let rows = conv.cout * conv.fout * times
                 if i < last {
                     state.scratch.convPass.withUnsafeBufferPointer { state.convInputs[i + 1].append($0.baseAddress!, count: times) }
@@ -439,6 +442,7 @@ extension ConformerModel {
                 }
             }
         }
+        state.convInputs[0].drop(before: 2 * state.convDone[0] - 1)
         return count
     }
 

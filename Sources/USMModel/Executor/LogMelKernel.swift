@@ -7,7 +7,8 @@ enum LogMelKernel {
     /// Doubles of `work` for `run`.
     static func workCount(fftSize: Int) -> Int { Int(usm_logmel_work_doubles(Int64(fftSize))) }
 
-    /// `isa`: the tier of the batched kernel (`usm_logmel`), or nil for its scalar twin (`usm_logmel_scalar`).
+    /// `isa`: the tier, 8 frames per vector body; nil: the portable tier one frame at a time (the twin the tiers are
+    /// tested against).
     static func run(samples: UnsafePointer<Double>, hop: Int, frames: Int, frontend f: LogMelFrontend,
                     out: UnsafeMutablePointer<Float>, work: UnsafeMutablePointer<Double>, isa: KernelISA? = .best) {
         let c = f.config
@@ -21,19 +22,12 @@ enum LogMelKernel {
                                     f.filterWeights.withUnsafeBufferPointer { fw in
                                         f.mean.withUnsafeBufferPointer { mean in
                                             f.std.withUnsafeBufferPointer { std in
-                                                let (power, mels, win, fft) = (Int32(c.spectrum == "power" ? 1 : 0), Int64(c.melBins),
-                                                                               Int64(c.windowSize), Int64(c.fftSize))
-                                                if let isa {
-                                                    usm_logmel(isa.rawValue, samples, Int64(hop), Int64(frames), win, w.baseAddress!, fft,
-                                                               ct.baseAddress!, st.baseAddress!, br.baseAddress!, power, mels,
-                                                               fs.baseAddress!, fl.baseAddress!, fo.baseAddress!, fw.baseAddress!,
-                                                               c.logFloor, mean.baseAddress!, std.baseAddress!, out, work)
-                                                } else {
-                                                    usm_logmel_scalar(samples, Int64(hop), Int64(frames), win, w.baseAddress!, fft,
-                                                                      ct.baseAddress!, st.baseAddress!, br.baseAddress!, power, mels,
-                                                                      fs.baseAddress!, fl.baseAddress!, fo.baseAddress!, fw.baseAddress!,
-                                                                      c.logFloor, mean.baseAddress!, std.baseAddress!, out, work)
-                                                }
+                                                usm_logmel((isa ?? .portable).rawValue, isa == nil ? 1 : 8, samples, Int64(hop),
+                                                           Int64(frames), Int64(c.windowSize), w.baseAddress!, Int64(c.fftSize),
+                                                           ct.baseAddress!, st.baseAddress!, br.baseAddress!,
+                                                           c.spectrum == "power" ? 1 : 0, Int64(c.melBins), fs.baseAddress!,
+                                                           fl.baseAddress!, fo.baseAddress!, fw.baseAddress!, c.logFloor,
+                                                           mean.baseAddress!, std.baseAddress!, out, work)
                                             }
                                         }
                                     }

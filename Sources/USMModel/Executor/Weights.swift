@@ -96,14 +96,14 @@ public struct ConformerModel: Sendable {
         var lstm: [PreparedWeight] = []
         var table: [Float]? = nil
         for l in 0..<config.predictor.layers {
-            let p = config.predictor
-            let weight = try main.tensor("predictor.lstm.\(l).weight")
-            if l == 0, weight.scheme == .f32, tableWanted ?? (config.vocabSize <= p.embedDim) {
-                let (recurrent, gates) = try main.splitInputGates(weight, embedding: embedding, config: config)
+            let name = "predictor.lstm.\(l)"
+            let weight = try main.tensor(name + ".weight"), bias = try main.floats(name + ".bias")
+            if l == 0, weight.scheme == .f32, tableWanted ?? (config.vocabSize <= config.predictor.embedDim) {
+                let (recurrent, gates) = try main.splitInputGates(weight, bias: bias, embedding: embedding, config: config)
                 lstm.append(recurrent)
                 table = gates
             } else {
-                lstm.append(try main.linear("predictor.lstm.\(l)"))
+                lstm.append(try main.linear(name, weight: weight, bias: bias))
             }
         }
         self.lstm = lstm
@@ -226,21 +226,27 @@ private struct Loader<Source: TensorSource> {
     mutating func linear(_ prefix: String, bias: Bool = true) throws(ModelError) -> PreparedWeight {
         // the bias first: with a scratch, the weight is only valid until the next tensor is read
         let b = bias ? try floats(prefix + ".bias") : nil
-        let w = try tensor(prefix + ".weight")
+        return try linear(prefix, weight: try tensor(prefix + ".weight"), bias: b)
+    }
+
+    /// `prefix`'s matrix `w` prepared for its kernel with bias `b`, and its kernel counted.
+    mutating func linear(_ prefix: String, weight w: PackedTensor, bias b: [Float]?) throws(ModelError) -> PreparedWeight {
         let activations = w.scheme == .f32 ? .float : self.activations
         let p = try prepare("'\(prefix).weight'") { try PreparedWeight(w, bias: b, activations: activations) }
-        kernels[p.kernelName, default: 0] += 1
-        if kernelLayouts[p.kernelName] == nil { kernelLayouts[p.kernelName] = p.layoutDescription }
+        count(p)
         return p
     }
 
-    /// LSTM layer 0 as its recurrent matrix `[4H, H]` (prepared, no bias) and the table of `W_ih e_t + b` for every
+    mutating func count(_ p: PreparedWeight) {
+        kernels[p.kernelName, default: 0] += 1
+        if kernelLayouts[p.kernelName] == nil { kernelLayouts[p.kernelName] = p.layoutDescription }
+    }
+
+    /// LSTM layer 0 as its recurrent matrix `[4H, H]` (prepared, no bias) and the table of `W_ih e_t + bias` for every
     /// token t (`[vocab, 4H]`, computed here with the f32 kernel); `weight` is `[4H, E + H]`, f32.
-    mutating func splitInputGates(_ weight: PackedTensor, embedding: PackedTensor,
+    mutating func splitInputGates(_ weight: PackedTensor, bias: [Float], embedding: PackedTensor,
                                   config: ConformerConfig) throws(ModelError) -> (PreparedWeight, [Float]) {
-        let p = config.predictor
-        let rows = 4 * p.hidden, e = p.embedDim, h = p.hidden, vocab = config.vocabSize
-        let bias = try floats("predictor.lstm.0.bias")
+        let rows = 4 * config.predictor.hidden, e = config.predictor.embedDim, h = config.predictor.hidden
         let full = weight.dequantized()
         var wih = [Float](), whh = [Float]()
         wih.reserveCapacity(rows * e)
@@ -256,13 +262,10 @@ private struct Loader<Source: TensorSource> {
         let recurrent = try prepare("'predictor.lstm.0.weight' (recurrent part)") {
             try PreparedWeight(try PackedTensor(f32: whh, shape: [rows, h]))
         }
-        kernels[recurrent.kernelName, default: 0] += 1
-        if kernelLayouts[recurrent.kernelName] == nil { kernelLayouts[recurrent.kernelName] = recurrent.layoutDescription }
-        var tokens = [Float]()
-        tokens.reserveCapacity(vocab * e)
-        for t in 0..<vocab { tokens += embedding.dequantizedRow(t) }
+        count(recurrent)
+        let vocab = config.vocabSize
         var table = [Float](repeating: 0, count: vocab * rows)
-        tokens.withUnsafeBufferPointer { x in
+        embedding.dequantized().withUnsafeBufferPointer { x in  // [vocab, E]
             table.withUnsafeMutableBufferPointer { input.apply(x, n: vocab, into: $0, workspace: Workspace()) }
         }
         prepared += table.count * 4
