@@ -183,15 +183,21 @@ public struct PreparedWeight: Sendable {
             func tiled(_ part: TensorPart) -> [UInt8] {
                 let es = int8Meta ? 1 : 4
                 var out = [UInt8](repeating: 0, count: tiles * nb * 16 * es)
-                out.withUnsafeMutableBytes { o in
-                    w.withPart(part) { src in
-                        let (dst, from) = (o.baseAddress!, src.baseAddress!)
-                        for z in 0..<rows {
-                            let row = from + z * nb * es, first = dst + ((z >> 4) * nb * 16 + (z & 15)) * es
-                            for j in 0..<nb { (first + j * 16 * es).copyMemory(from: row + j * es, byteCount: es) }
+                // element by element as whole values (1 or 4 bytes), not a memcpy per element
+                func regroup<T: BitwiseCopyable>(_: T.Type) {
+                    out.withUnsafeMutableBytes { o in
+                        w.withPart(part) { src in
+                            for z in 0..<rows {
+                                let row = z * nb * es, first = ((z >> 4) * nb * 16 + (z & 15)) * es
+                                for j in 0..<nb {
+                                    o.storeBytes(of: src.loadUnaligned(fromByteOffset: row + j * es, as: T.self),
+                                                 toByteOffset: first + j * 16 * es, as: T.self)
+                                }
+                            }
                         }
                     }
                 }
+                if es == 1 { regroup(UInt8.self) } else { regroup(UInt32.self) }
                 return out
             }
             func factors(_ part: TensorPart) -> [Float] {

@@ -196,19 +196,31 @@ import USMKernels
         }
     }
 
-    /// Layers loaded on several threads are the same weights: the same frames, kernels and prepared bytes.
+    /// A model loaded on several threads (the decoder units beside the encoder layers) is the same weights: the same
+    /// frames, kernels, prepared bytes, and the same beam search (tokens and log-probabilities, bit for bit).
     @Test func loadingOnThreadsGivesTheSameModel() throws {
         let (one, golden) = try Self.load("exp5")
         let container = try Container.read(path: Self.dir.appendingPathComponent("small-exp5.usm").path)
         let audio = try #require(golden.tensor("audio")).floatValues
         var s1 = one.makeEncoderState()
         let reference = one.encode(audio, state: &s1, final: true, workspace: Workspace())
+        func search(_ m: ConformerModel) -> [(tokens: [EmittedToken], logProb: Double)] {
+            let ws = Workspace()
+            var d = m.makeDecoderState(method: .beam(width: 4), workspace: ws)
+            m.decode(reference, state: &d, workspace: ws)
+            return d.hypotheses.map { ($0.tokens, $0.logProb) }
+        }
+        let hypotheses = search(one)
         for threads in [2, 3, 8] {
             let model = try ConformerModel(source: container, threads: threads)
             #expect(model.kernels == one.kernels && model.preparedBytes == one.preparedBytes, "\(threads) threads")
             var st = model.makeEncoderState()
             #expect(model.encode(audio, state: &st, final: true, workspace: Workspace()) == reference, "\(threads) threads")
+            let h = search(model)
+            #expect(h.map(\.tokens) == hypotheses.map(\.tokens) && h.map(\.logProb) == hypotheses.map(\.logProb),
+                    "\(threads) threads")
         }
+        #expect(hypotheses.contains { !$0.tokens.isEmpty }, "the search emits something to compare")
     }
 
     @Test func missingOrMisshapenTensorsAreTypedErrors() throws {
@@ -227,6 +239,17 @@ import USMKernels
         for threads in [1, 2, 3] {
             #expect(throws: ModelError.missingTensor("encoder.layers.0.conv.bn.bias")) {
                 try ConformerModel(source: holes, threads: threads)
+            }
+        }
+        // a decoder unit fails before any layer (its units come first), whichever thread meets it
+        var wd = ContainerWriter(metadata: c.metadata)
+        for name in c.tensorNames where name != "joint.pred_proj.weight" && name != "encoder.layers.0.conv.bn.bias" {
+            try wd.add(name, c.tensor(name)!)
+        }
+        let decoderHole = try Container.read(bytes: try wd.serialize())
+        for threads in [1, 2, 3] {
+            #expect(throws: ModelError.missingTensor("joint.pred_proj.weight")) {
+                try ConformerModel(source: decoderHole, threads: threads)
             }
         }
         var meta = c.metadata

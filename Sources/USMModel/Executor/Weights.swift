@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import USMFormat
 import USMKernels
 import USMTensor
@@ -39,6 +40,21 @@ struct ConvLayerWeights: Sendable {
     var cin: Int, cout: Int
     /// frequency bins in and out
     var fin: Int, fout: Int
+}
+
+/// The joint network and everything before the encoder layers, as one load unit.
+struct FrontWeights {
+    var encProj: PreparedWeight, predProj: PreparedWeight, jointOut: PreparedWeight
+    var frontend: LogMelFrontend
+    var convs: [ConvLayerWeights]
+    var projection: PreparedWeight
+}
+
+/// What one unit of `ConformerModel.init`'s parallel load gives.
+enum LoadedUnit {
+    case predictor(embedding: PackedTensor, lstm: [PreparedWeight], inputGates: [Float]?)
+    case front(FrontWeights)
+    case layer(LayerWeights)
 }
 
 /// The immutable weights of a Conformer RNN-T, loaded from a container and shared by every stream.
@@ -87,81 +103,68 @@ public struct ConformerModel: Sendable {
         self.activations = activations
         tokenizer = try Tokenizer(json: container.metadata.tokenizer, vocabSize: config.vocabSize)
         let expected = Dictionary(uniqueKeysWithValues: config.tensors.map { ($0.name, $0.shape) })
-        var main = Loader(source: container, expected: expected, activations: activations)
 
-        // The decoder first: its f32 matrices are the largest tensors (42 MB for USM-1B's joint output), and a
-        // tensor is held twice while it is repacked, so that peak comes while little else is loaded.
-        embedding = try main.tensor("predictor.embedding")
-        main.prepared += embedding.layout.payloadLength
-        var lstm: [PreparedWeight] = []
-        var table: [Float]? = nil
-        for l in 0..<config.predictor.layers {
-            let name = "predictor.lstm.\(l)"
-            let weight = try main.tensor(name + ".weight"), bias = try main.floats(name + ".bias")
-            if l == 0, weight.scheme == .f32, tableWanted ?? (config.vocabSize <= config.predictor.embedDim) {
-                let (recurrent, gates) = try main.splitInputGates(weight, bias: bias, embedding: embedding, config: config)
-                lstm.append(recurrent)
-                table = gates
-            } else {
-                lstm.append(try main.linear(name, weight: weight, bias: bias))
-            }
-        }
-        self.lstm = lstm
-        inputGates = table
-        encProj = try main.linear("joint.enc_proj")
-        predProj = try main.linear("joint.pred_proj")
-        jointOut = try main.linear("joint.out")
-
-        frontend = try LogMelFrontend(config: config.frontend, sampleRate: config.sampleRate,
-                                      mean: try main.floats("frontend.mean"), std: try main.floats("frontend.std"))
-        var convs: [ConvLayerWeights] = []
-        var f = config.frontend.melBins
-        for i in 0..<config.subsampling.layers {
-            let c = config.subsampling.channels
-            let cin = i == 0 ? 1 : c
-            let weight = try main.floats("subsampling.conv\(i).weight"), bias = try main.floats("subsampling.conv\(i).bias")
-            let matrix = try main.prepare("subsampling.conv\(i)") {
-                try PreparedWeight(try PackedTensor(f32: weight, shape: [c, cin * 9]), bias: bias)
-            }
-            convs.append(ConvLayerWeights(matrix: matrix, cin: cin, cout: c, fin: f, fout: (f + 1) / 2))
-            f = (f + 1) / 2
-        }
-        self.convs = convs
-        projection = try main.linear("subsampling.proj")
-
-        // The encoder layers, `parts` at a time (each part its own loader and workspace); the first failure in layer
-        // order is what throws, whatever the thread count.
+        // Loading runs as work units on `threads` threads, each unit taken by the next free thread: the predictor
+        // (embedding, LSTM, input-gate table), the joint with the frontend and subsampling, then the encoder layers.
+        // The two decoder units come first: they hold the largest tensors (42 MB for USM-1B's joint output, live
+        // twice while repacked), so that peak comes while little else is loaded. Each thread has one loader with
+        // its decode scratch, dropped after a decoder unit so the largest tensor's scratch does not outlive it. The
+        // weights are the same whatever the thread count; the first failure in unit order is what throws.
         let e = config.encoder
         let pe = Self.sinusoids(from: -e.rightContext, to: e.leftContext - 1, dim: e.dim)  // every layer's positions
-        let parts = max(1, min(threads, e.layers))
+        let units = 2 + e.layers
+        let parts = max(1, min(threads, units))
         var loaders = (0..<parts).map { _ in
             Loader(source: container, expected: expected, activations: activations, scratch: DecodeScratch())
         }
-        var built = [Result<LayerWeights, ModelError>?](repeating: nil, count: e.layers)
+        var built = [Result<LoadedUnit, ModelError>?](repeating: nil, count: units)
+        let next = Atomic<Int>(0), failed = Atomic<Bool>(false)
         loaders.withUnsafeMutableBufferPointer { lp in
             built.withUnsafeMutableBufferPointer { bp in
                 parallelFor(parts) { part in
                     let ws = Workspace()
-                    for i in stride(from: part, to: e.layers, by: parts) {
+                    while !failed.load(ordering: .relaxed) {
+                        let u = next.wrappingAdd(1, ordering: .relaxed).oldValue
+                        guard u < units else { return }
                         do throws(ModelError) {
-                            bp[i] = .success(try lp[part].layer(i, config: config, positions: pe, workspace: ws))
+                            switch u {
+                            case 0:
+                                bp[u] = .success(try lp[part].predictor(config: config, inputGates: tableWanted))
+                                lp[part].scratch = DecodeScratch()
+                            case 1:
+                                bp[u] = .success(try lp[part].front(config: config))
+                                lp[part].scratch = DecodeScratch()
+                            default:
+                                bp[u] = .success(.layer(try lp[part].layer(u - 2, config: config, positions: pe, workspace: ws)))
+                            }
                         } catch {
-                            bp[i] = .failure(error)
+                            bp[u] = .failure(error)
+                            failed.store(true, ordering: .relaxed)
                             return
                         }
                     }
                 }
             }
         }
+        // units are taken in order and a thread finishes the unit it took, so every unit before a failed one ran
+        var predictor: (PackedTensor, [PreparedWeight], [Float]?)?
+        var front: FrontWeights?
         var layers: [LayerWeights] = []
-        for (i, r) in built.enumerated() {
+        for r in built {
             switch r {
-            case .success(let w): layers.append(w)
+            case .success(.predictor(let embedding, let lstm, let table)): predictor = (embedding, lstm, table)
+            case .success(.front(let f)): front = f
+            case .success(.layer(let w)): layers.append(w)
             case .failure(let error): throw error
-            case nil: preconditionFailure("layer \(i) was not loaded")  // a part stops only after a failure
+            case nil: preconditionFailure("a load unit was not run")  // threads stop early only after a failure
             }
         }
+        guard let (embedding, lstm, table) = predictor, let front else { preconditionFailure("decoder units missing") }
+        (self.embedding, self.lstm, inputGates) = (embedding, lstm, table)
+        (encProj, predProj, jointOut) = (front.encProj, front.predProj, front.jointOut)
+        (frontend, convs, projection) = (front.frontend, front.convs, front.projection)
         self.layers = layers
+        var main = Loader(source: container, expected: expected, activations: activations)
         for l in loaders { main.merge(l) }
         self.kernels = main.kernels
         self.kernelLayouts = main.kernelLayouts
@@ -270,6 +273,51 @@ private struct Loader<Source: TensorSource> {
         }
         prepared += table.count * 4
         return (recurrent, table)
+    }
+
+    /// The predictor: the embedding (kept as decoded, so read without the scratch), then the LSTM layers.
+    mutating func predictor(config: ConformerConfig, inputGates tableWanted: Bool?) throws(ModelError) -> LoadedUnit {
+        let keep = scratch
+        scratch = nil
+        let embedding = try tensor("predictor.embedding")
+        scratch = keep
+        prepared += embedding.layout.payloadLength
+        var lstm: [PreparedWeight] = []
+        var table: [Float]? = nil
+        for l in 0..<config.predictor.layers {
+            let name = "predictor.lstm.\(l)"
+            // the bias first: with a scratch, the weight is only valid until the next tensor is read
+            let bias = try floats(name + ".bias"), weight = try tensor(name + ".weight")
+            if l == 0, weight.scheme == .f32, tableWanted ?? (config.vocabSize <= config.predictor.embedDim) {
+                let (recurrent, gates) = try splitInputGates(weight, bias: bias, embedding: embedding, config: config)
+                lstm.append(recurrent)
+                table = gates
+            } else {
+                lstm.append(try linear(name, weight: weight, bias: bias))
+            }
+        }
+        return .predictor(embedding: embedding, lstm: lstm, inputGates: table)
+    }
+
+    /// The joint network, the frontend's normalisation and the subsampling convs with their projection.
+    mutating func front(config: ConformerConfig) throws(ModelError) -> LoadedUnit {
+        let encProj = try linear("joint.enc_proj"), predProj = try linear("joint.pred_proj"), jointOut = try linear("joint.out")
+        let frontend = try LogMelFrontend(config: config.frontend, sampleRate: config.sampleRate,
+                                          mean: try floats("frontend.mean"), std: try floats("frontend.std"))
+        var convs: [ConvLayerWeights] = []
+        var f = config.frontend.melBins
+        for i in 0..<config.subsampling.layers {
+            let c = config.subsampling.channels
+            let cin = i == 0 ? 1 : c
+            let weight = try floats("subsampling.conv\(i).weight"), bias = try floats("subsampling.conv\(i).bias")
+            let matrix = try prepare("subsampling.conv\(i)") {
+                try PreparedWeight(try PackedTensor(f32: weight, shape: [c, cin * 9]), bias: bias)
+            }
+            convs.append(ConvLayerWeights(matrix: matrix, cin: cin, cout: c, fin: f, fout: (f + 1) / 2))
+            f = (f + 1) / 2
+        }
+        return .front(FrontWeights(encProj: encProj, predProj: predProj, jointOut: jointOut, frontend: frontend,
+                                   convs: convs, projection: try linear("subsampling.proj")))
     }
 
     mutating func merge(_ other: Loader) {
