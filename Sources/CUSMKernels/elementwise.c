@@ -8,6 +8,7 @@
 // [-87.33654, 88]; within that range the maximum relative error against libm's expf is below 4e-7 (tested).
 // sigmoid(x) = 1 / (1 + e^-x), swish(x) = x / (1 + e^-x), tanh: Cephes' odd polynomial for |x| < 0.625, otherwise
 // 1 - 2 / (e^2|x| + 1) with the sign of x (absolute error below 4e-7, tested).
+#include <string.h>
 #include <math.h>
 #include "internal.h"
 
@@ -233,6 +234,95 @@ void usm_dwconv_bn_swish(int32_t isa, const float *g, int64_t gs, int64_t gbase,
 }
 void usm_lstm_cell(int32_t isa, const float *gates, float *c, float *h, int64_t hidden) {
     void (*fn)(const float *, float *, float *, int64_t); ew_lstm_pick(isa, &fn); fn(gates, c, h, hidden);
+}
+
+// ---- binary16 conversions (stream context rows kept as f16) -----------------------------------------------------
+
+// Round to nearest even, as the hardware converters do: overflow to infinity, NaN to a quiet NaN with the payload's
+// top bits, subnormal halves exact.
+static inline uint16_t ew_f32_to_f16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000u, ax = x & 0x7fffffffu;
+    if (ax >= 0x7f800000u) return (uint16_t)(sign | (ax > 0x7f800000u ? 0x7e00u | ((ax >> 13) & 0x3ffu) : 0x7c00u));
+    if (ax >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u);  // rounds to at least 65520: infinity
+    if (ax < 0x38800000u) {
+        // below the smallest normal half: adding 0.5 leaves units of 2^-24 (the subnormal step) in the low bits,
+        // rounded to nearest even by the FPU
+        float a, t;
+        memcpy(&a, &ax, 4);
+        t = a + 0.5f;
+        uint32_t tb;
+        memcpy(&tb, &t, 4);
+        return (uint16_t)(sign | (tb - 0x3f000000u));
+    }
+    // rebias the exponent (127 -> 15) and round the 13 dropped bits to nearest even (a carry moves the exponent)
+    ax += 0xc8000fffu + ((ax >> 13) & 1u);
+    return (uint16_t)(sign | (ax >> 13));
+}
+
+static inline float ew_f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu, bits;
+    if (e == 0x1f) bits = sign | 0x7f800000u | (m << 13) | (m ? 0x400000u : 0);  // NaN comes out quiet
+    else if (e == 0) {
+        float v = (float)m * 0x1p-24f;  // exact
+        memcpy(&bits, &v, 4);
+        bits |= sign;
+    } else bits = sign | ((e + 112u) << 23) | (m << 13);
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+static void ew_f2h_portable(const float *x, uint16_t *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] = ew_f32_to_f16(x[i]);
+}
+static void ew_h2f_portable(const uint16_t *x, float *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] = ew_f16_to_f32(x[i]);
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+__attribute__((target("avx2,f16c"))) static void ew_f2h_avx2(const float *x, uint16_t *y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) y[i] = ew_f32_to_f16(x[i]);
+}
+__attribute__((target("avx2,f16c"))) static void ew_h2f_avx2(const uint16_t *x, float *y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))));
+    for (; i < n; i++) y[i] = ew_f16_to_f32(x[i]);
+}
+__attribute__((target("avx512f"))) static void ew_f2h_avx512(const float *x, uint16_t *y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256((__m256i *)(y + i), _mm512_cvtps_ph(_mm512_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) y[i] = ew_f32_to_f16(x[i]);
+}
+__attribute__((target("avx512f"))) static void ew_h2f_avx512(const uint16_t *x, float *y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + i))));
+    for (; i < n; i++) y[i] = ew_f16_to_f32(x[i]);
+}
+#endif
+
+void usm_f32_to_f16(int32_t isa, const float *x, uint16_t *y, int64_t n) {
+#if defined(__x86_64__)
+    if (isa >= USM_ISA_AVX512 && usm_isa_supported(USM_ISA_AVX512)) { ew_f2h_avx512(x, y, n); return; }
+    if (isa >= USM_ISA_AVX2 && usm_isa_supported(USM_ISA_AVX2)) { ew_f2h_avx2(x, y, n); return; }
+#endif
+    (void)isa;
+    ew_f2h_portable(x, y, n);
+}
+
+void usm_f16_to_f32(int32_t isa, const uint16_t *x, float *y, int64_t n) {
+#if defined(__x86_64__)
+    if (isa >= USM_ISA_AVX512 && usm_isa_supported(USM_ISA_AVX512)) { ew_h2f_avx512(x, y, n); return; }
+    if (isa >= USM_ISA_AVX2 && usm_isa_supported(USM_ISA_AVX2)) { ew_h2f_avx2(x, y, n); return; }
+#endif
+    (void)isa;
+    ew_h2f_portable(x, y, n);
 }
 
 // ---- subsampling conv helpers -------------------------------------------------------------------------------------

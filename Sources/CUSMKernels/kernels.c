@@ -12,7 +12,7 @@ static uint64_t usm_xgetbv0(void) {
 }
 
 enum { F_AVX2 = 1, F_FMA = 2, F_512F = 4, F_512BW = 8, F_512VL = 16, F_512DQ = 32, F_VNNI = 64, F_VPOPCNT = 128,
-       F_VBMI = 256 };
+       F_VBMI = 256, F_F16C = 512 };
 
 static int usm_features(void) {
     static int cached = -1;
@@ -21,13 +21,14 @@ static int usm_features(void) {
     f = 0;
     unsigned a, b, c, d;
     if (__get_cpuid(1, &a, &b, &c, &d)) {
-        int osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, fma = (c >> 12) & 1;
+        int osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, fma = (c >> 12) & 1, f16c = (c >> 29) & 1;
         uint64_t xcr0 = osxsave ? usm_xgetbv0() : 0;
         int ymm = avx && (xcr0 & 6) == 6;
         int zmm = ymm && (xcr0 & 0xE0) == 0xE0;
         if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
             if (ymm && ((b >> 5) & 1)) f |= F_AVX2;
             if (ymm && fma) f |= F_FMA;
+            if (ymm && f16c) f |= F_F16C;
             if (zmm) {
                 if ((b >> 16) & 1) f |= F_512F;
                 if ((b >> 30) & 1) f |= F_512BW;
@@ -47,7 +48,7 @@ int usm_isa_supported(int32_t isa) {
     int f = usm_features();
     switch (isa) {
     case USM_ISA_PORTABLE: return 1;
-    case USM_ISA_AVX2: return (f & (F_AVX2 | F_FMA)) == (F_AVX2 | F_FMA);
+    case USM_ISA_AVX2: return (f & (F_AVX2 | F_FMA | F_F16C)) == (F_AVX2 | F_FMA | F_F16C);
     case USM_ISA_AVX512: {
         int need = F_512F | F_512BW | F_512VL | F_512DQ | F_VNNI;
         return (f & need) == need;

@@ -35,6 +35,15 @@ public enum Elementwise {
                                  _ n: Int, isa: KernelISA = .best) {
         usm_add_scaled(isa.rawValue, x, o, a, y, Int64(n))
     }
+    /// f32 to IEEE binary16 bits, rounded to nearest even (overflow to infinity, NaN to a quiet NaN); the same
+    /// bits on every tier (Swift's `Float16(x)` is the reference).
+    public static func toHalf(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt16>, _ n: Int, isa: KernelISA = .best) {
+        usm_f32_to_f16(isa.rawValue, x, y, Int64(n))
+    }
+    /// IEEE binary16 bits to f32 (exact).
+    public static func fromHalf(_ x: UnsafePointer<UInt16>, _ y: UnsafeMutablePointer<Float>, _ n: Int, isa: KernelISA = .best) {
+        usm_f16_to_f32(isa.rawValue, x, y, Int64(n))
+    }
     /// GLU over rows of `2 * d`: y[r, c] = g[r, c] * sigmoid(g[r, d + c]); y is `[rows, d]`.
     public static func glu(_ g: UnsafePointer<Float>, rows: Int, d: Int, _ y: UnsafeMutablePointer<Float>, isa: KernelISA = .best) {
         usm_glu(isa.rawValue, g, Int64(rows), Int64(d), y)

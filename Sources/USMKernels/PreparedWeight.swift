@@ -33,6 +33,14 @@ public final class Workspace {
         return attention.withUnsafeMutableBufferPointer { $0.baseAddress! }
     }
 
+    package var context: [Float] = []
+
+    /// Scratch of `n` floats for a stream's context rows widened from f16 (kept between calls).
+    package func contextScratch(_ n: Int) -> UnsafeMutablePointer<Float> {
+        Self.grow(&context, n)
+        return context.withUnsafeMutableBufferPointer { $0.baseAddress! }
+    }
+
     package func floatScratch(_ n: Int) -> UnsafeMutableBufferPointer<Float> {
         if floats.count < n { floats = [Float](repeating: 0, count: n) }
         return floats.withUnsafeMutableBufferPointer { $0 }

@@ -48,14 +48,19 @@ public struct RecognizerOptions: Sendable {
     /// every such allocation (~3 % of the small model's time, hence the size limit); turn it off to leave the heap
     /// as the host set it.
     public var mapLargeBlocks: Bool
+    /// How each stream keeps its encoder layers' context rows (keys, values, rows waiting for their right context):
+    /// `.float32` (the default: the same frames as the offline encoder, bit for bit) or `.float16` (half of that
+    /// memory, about 48 MB per stream at USM-1B shape, for frames that differ by the rounding of the kept values).
+    public var contextPrecision: ContextPrecision
 
     public init(activations: ActivationMode = .int8PerBlock, threads: Int = 1, search: SearchMethod = .greedy,
-                maxBlockSeconds: Double = 2, mapLargeBlocks: Bool = true) {
+                maxBlockSeconds: Double = 2, mapLargeBlocks: Bool = true, contextPrecision: ContextPrecision = .float32) {
         self.activations = activations
         self.threads = threads
         self.search = search
         self.maxBlockSeconds = max(maxBlockSeconds, 0.01)
         self.mapLargeBlocks = mapLargeBlocks
+        self.contextPrecision = contextPrecision
     }
 }
 
@@ -163,7 +168,8 @@ public final class Recognizer: Sendable {
     static let maxSpareBytes = 32 << 20
 
     func takeEncoderState() -> EncoderState {
-        spareEncoders.withLock { $0.popLast() } ?? model.makeEncoderState(maxChunkSeconds: options.maxBlockSeconds)
+        spareEncoders.withLock { $0.popLast() } ?? model.makeEncoderState(maxChunkSeconds: options.maxBlockSeconds,
+                                                                           contextPrecision: options.contextPrecision)
     }
 
     func recycle(_ state: consuming EncoderState) {

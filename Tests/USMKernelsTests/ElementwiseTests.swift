@@ -154,4 +154,40 @@ import USMKernels
             }
         }
     }
+
+    #if !(os(macOS) && arch(x86_64))  // Swift's Float16, the reference, is not available there
+    /// binary16 conversions against Swift's `Float16` (correctly rounded): every half back to f32, and f32 values
+    /// from random bit patterns (all exponents: subnormal halves, overflow, infinities, NaN) plus the rounding edge
+    /// cases, bit for bit on every tier (NaN only as NaN), in lengths that run the vector tails.
+    @Test(arguments: tiers)
+    func halfConversionsMatchFloat16(isa: KernelISA) {
+        let halves = (0...0xffff).map { UInt16($0) }
+        var f = [Float](repeating: 0, count: halves.count)
+        halves.withUnsafeBufferPointer { h in f.withUnsafeMutableBufferPointer { Elementwise.fromHalf(h.baseAddress!, $0.baseAddress!, h.count, isa: isa) } }
+        for (h, v) in zip(halves, f) {
+            let r = Float(Float16(bitPattern: h))
+            #expect(r.isNaN ? v.isNaN : v.bitPattern == r.bitPattern, "half \(String(h, radix: 16)) -> \(v), Float16 \(r)")
+        }
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        var x = (0..<40_000).map { _ -> Float in
+            state ^= state << 13; state ^= state >> 7; state ^= state << 17
+            return Float(bitPattern: UInt32(truncatingIfNeeded: state >> 16))
+        }
+        // halfway cases between halves (ties to even), the largest values that round down and up, subnormal steps
+        let edges: [Float] = [0, -0.0, 65504, 65519.99, 65520, -65520, 1e9, .infinity, -.infinity, .nan,
+                              0x1p-14, 0x1p-24, 0x1p-25, 0x1.8p-24, 0x1p-26, 0x1.fffp-15, 1 + 0x1p-11, 1 + 0x3p-11,
+                              -(1 + 0x1p-11), 2049, 2051, 0x1.ffcp-15, Float.leastNonzeroMagnitude]
+        x.replaceSubrange(0..<edges.count, with: edges)
+        for n in [x.count, 17, 15, 1] {
+            var y = [UInt16](repeating: 0, count: n)
+            x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { Elementwise.toHalf(xp.baseAddress!, $0.baseAddress!, n, isa: isa) } }
+            for i in 0..<n {
+                let r = Float16(x[i])
+                let ok = r.isNaN ? Float16(bitPattern: y[i]).isNaN : y[i] == r.bitPattern
+                #expect(ok, "\(x[i]) -> \(String(y[i], radix: 16)), Float16 \(String(r.bitPattern, radix: 16))")
+                if !ok { return }
+            }
+        }
+    }
+    #endif
 }

@@ -101,16 +101,20 @@ import USMKernels
 
     /// Streaming gives exactly the offline frames, whatever the chunk size: every frame is computed from the same
     /// inputs, and the kernels are batch invariant (a product's rows do not depend on how many frames a call has).
-    @Test(arguments: [160, 1000, 2357, 6400], [ActivationMode.float, .int8PerBlock])
-    func streamingEqualsOffline(chunk: Int, activations: ActivationMode) throws {
+    /// The same holds with the context rows kept as f16 (against offline at f16).
+    @Test(arguments: [160, 1000, 2357, 6400], [(ActivationMode.float, ContextPrecision.float32),
+                                                (.int8PerBlock, .float32), (.int8PerBlock, .float16)])
+    func streamingEqualsOffline(chunk: Int, mode: (activations: ActivationMode, context: ContextPrecision)) throws {
+        let (activations, context) = mode
         let (_, golden) = try Self.load("exp5")
         let model = try ConformerModel(container: try Container.read(path: Self.dir.appendingPathComponent("small-exp5.usm").path),
                                        activations: activations)
         let audio = try #require(golden.tensor("audio")).floatValues
         let ws = Workspace()
-        var offline = model.makeEncoderState()
+        func state() -> EncoderState { model.makeEncoderState(contextPrecision: context) }
+        var offline = state()
         let whole = model.encode(audio, state: &offline, final: true, workspace: ws)
-        var streaming = model.makeEncoderState()
+        var streaming = state()
         var pieces: [Float] = []
         var start = 0
         while start < audio.count {
@@ -124,14 +128,14 @@ import USMKernels
         streaming.reset()
         #expect(model.encode(audio, state: &streaming, final: true, workspace: ws) == whole, "after reset")
         // layer by layer (the offline path) on a new state and on a reset one that streamed before
-        var layerMajor = model.makeEncoderState(), byLayer: [Float] = []
+        var layerMajor = state(), byLayer: [Float] = []
         model.encodeUtterance(audio, state: &layerMajor, workspace: ws, into: &byLayer)
         #expect(byLayer == whole, "chunk \(chunk), \(activations): layer by layer")
         streaming.reset()
         model.encodeUtterance(audio, state: &streaming, workspace: ws, into: &byLayer)
         #expect(byLayer == whole, "layer by layer after streaming")
         for cut in [0, 100, 700] {  // no frame, fewer frames than one look-ahead
-            var a = model.makeEncoderState(), b = model.makeEncoderState(), y: [Float] = []
+            var a = state(), b = state(), y: [Float] = []
             model.encodeUtterance(Array(audio.prefix(cut)), state: &a, workspace: ws, into: &y)
             #expect(y == model.encode(Array(audio.prefix(cut)), state: &b, final: true, workspace: ws), "\(cut) samples")
         }
@@ -139,6 +143,23 @@ import USMKernels
         model.decode(whole, state: &d1, workspace: ws)
         model.decode(pieces, state: &d2, workspace: ws)
         #expect(d1.tokens == d2.tokens)
+    }
+
+    /// Context rows kept as f16 change the trained model's frames by the rounding of the kept values only: within
+    /// 2e-3 of the f32 frames (relative to the largest), and the same greedy tokens on the golden audio.
+    @Test func halfContextStaysCloseToF32() throws {
+        let (model, golden) = try Self.load("trained")
+        let audio = try #require(golden.tensor("audio")).floatValues
+        let ws = Workspace()
+        var a = model.makeEncoderState(), b = model.makeEncoderState(contextPrecision: .float16)
+        let full = model.encode(audio, state: &a, final: true, workspace: ws)
+        let half = model.encode(audio, state: &b, final: true, workspace: ws)
+        let err = Self.error(half, full)
+        #expect(err < 2e-3 && err > 0, "f16 context: relative error \(err)")
+        var d1 = model.makeDecoderState(workspace: ws), d2 = model.makeDecoderState(workspace: ws)
+        model.decode(full, state: &d1, workspace: ws)
+        model.decode(half, state: &d2, workspace: ws)
+        #expect(d1.tokens == d2.tokens && !d1.tokens.isEmpty)
     }
 
     /// With int8 activations (the deployment default) the encoder stays close to the float reference.

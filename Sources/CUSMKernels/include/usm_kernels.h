@@ -156,6 +156,11 @@ void usm_dwconv_bn_swish(int32_t isa, const float *g, int64_t gs, int64_t gbase,
 /// LSTM cell from gate pre-activations [4 * hidden] in PyTorch order (i, f, g, o): c = f*c + i*g, h = o*tanh(c)
 void usm_lstm_cell(int32_t isa, const float *gates, float *c, float *h, int64_t hidden);
 
+/// f32 -> IEEE binary16 (round to nearest even; overflow to infinity, NaN to a quiet NaN) and back (exact), n
+/// values; every tier gives the same bits (F16C / AVX-512F converters, a bit-exact portable loop elsewhere).
+void usm_f32_to_f16(int32_t isa, const float *x, uint16_t *y, int64_t n);
+void usm_f16_to_f32(int32_t isa, const uint16_t *x, float *y, int64_t n);
+
 /// im2col of a 3x3 conv with stride 2 and padding 1 over time and frequency (the subsampling convs): for output time
 /// t0 + n (n < bt) and frequency f < fout, row n * fout + f of `cols` (cin * 9 floats) holds the window
 /// [(ci * 3 + kt) * 3 + kf] = input row 2t + kt - 1, channel ci, bin 2f + kf - 1, zero outside rows [0, end) and bins

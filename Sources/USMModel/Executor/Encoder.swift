@@ -2,57 +2,99 @@ internal import CUSMKernels
 import Foundation
 import USMKernels
 
+/// How a stream keeps the context rows of its encoder layers: keys, values, and the rows waiting for their right or
+/// conv context (at USM-1B shape about 6 MB per layer in f32).
+public enum ContextPrecision: String, Sendable, CaseIterable, Codable {
+    /// f32: the frames are the offline encoder's, bit for bit
+    case float32 = "f32"
+    /// IEEE binary16, half the memory: each kept value is rounded to 11 significant bits (relative error at most
+    /// 2^-11) and widened again when used, so the frames differ slightly from f32's (they are still the same for
+    /// any chunking, offline included, at this precision)
+    case float16 = "f16"
+}
+
 /// Rows of `width` floats with absolute frame indices; old rows are dropped once no stage needs them. Capacity is
-/// reserved at creation, and dropping keeps it, so steady-state streaming appends without allocating.
+/// reserved at creation, and dropping keeps it, so steady-state streaming appends without allocating. Rows are
+/// stored as f32 (`data`) or as binary16 (`halves`, with `half`).
 struct FrameBuffer: Sendable {
     let width: Int
+    let half: Bool
     private(set) var data: [Float] = []
+    private(set) var halves: [UInt16] = []
     /// absolute index of the first stored row
     private(set) var base = 0
     /// absolute index one past the last row
-    var end: Int { base + data.count / width }
+    var end: Int { base + (half ? halves.count : data.count) / width }
 
     /// rows reserved on the first append (a buffer that is never used costs no memory)
     let reserveRows: Int
 
-    init(width: Int, reserveRows: Int = 0) {
+    init(width: Int, reserveRows: Int = 0, precision: ContextPrecision = .float32) {
         self.width = width
         self.reserveRows = reserveRows
+        half = precision == .float16
     }
 
     mutating func append(_ rows: [Float]) {
         precondition(rows.count % width == 0)
-        if data.capacity == 0 { data.reserveCapacity(max(reserveRows * width, rows.count)) }
-        data.append(contentsOf: rows)
+        rows.withUnsafeBufferPointer { append($0.baseAddress!, count: rows.count / width) }
     }
 
     mutating func append(_ rows: UnsafePointer<Float>, count n: Int) {
-        if data.capacity == 0 { data.reserveCapacity(max(reserveRows, n) * width) }
-        data.append(contentsOf: UnsafeBufferPointer(start: rows, count: n * width))
+        guard n > 0 else { return }
+        if half {
+            if halves.capacity == 0 { halves.reserveCapacity(max(reserveRows, n) * width) }
+            let old = halves.count
+            halves.append(contentsOf: repeatElement(0, count: n * width))
+            halves.withUnsafeMutableBufferPointer { Elementwise.toHalf(rows, $0.baseAddress! + old, n * width) }
+        } else {
+            if data.capacity == 0 { data.reserveCapacity(max(reserveRows, n) * width) }
+            data.append(contentsOf: UnsafeBufferPointer(start: rows, count: n * width))
+        }
     }
 
-    /// Offset of absolute row `t` in `data`.
+    /// Offset of absolute row `t` in the storage.
     @inline(__always) func offset(_ t: Int) -> Int {
         precondition(t >= base && t < end, "frame \(t) not buffered (\(base)..<\(end))")
         return (t - base) * width
     }
 
-    func rows(_ range: Range<Int>) -> [Float] {
-        range.isEmpty ? [] : Array(data[offset(range.lowerBound)..<(offset(range.upperBound - 1) + width)])
+    /// Runs `body` with rows `range` as f32: in place for f32 rows, widened into `scratch` (room for the range)
+    /// for binary16 rows.
+    func withRows<R>(_ range: Range<Int>, scratch: UnsafeMutablePointer<Float>, _ body: (UnsafePointer<Float>) -> R) -> R {
+        guard !range.isEmpty else { return body(scratch) }
+        let at = offset(range.lowerBound)
+        _ = offset(range.upperBound - 1)
+        if half {
+            halves.withUnsafeBufferPointer { Elementwise.fromHalf($0.baseAddress! + at, scratch, range.count * width) }
+            return body(scratch)
+        }
+        return data.withUnsafeBufferPointer { body($0.baseAddress! + at) }
     }
 
-    var capacityBytes: Int { data.capacity * 4 }
+    /// Rows `range` as f32 into `out`.
+    func copyRows(_ range: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+        withRows(range, scratch: out) { p in if p != UnsafePointer(out) { out.update(from: p, count: range.count * width) } }
+    }
+
+    /// Every stored row as f32 (see `withRows`).
+    func withAllRows<R>(scratch: UnsafeMutablePointer<Float>, _ body: (UnsafePointer<Float>) -> R) -> R {
+        withRows(base..<end, scratch: scratch, body)
+    }
+
+    var capacityBytes: Int { data.capacity * 4 + halves.capacity * 2 }
 
     /// Empty again at absolute row 0, keeping the capacity.
     mutating func reset() {
         data.removeAll(keepingCapacity: true)
+        halves.removeAll(keepingCapacity: true)
         base = 0
     }
 
     mutating func drop(before t: Int) {
-        let n = min(max(t - base, 0), data.count / width)
+        let n = min(max(t - base, 0), end - base)
         guard n > 0 else { return }
-        data.removeFirst(n * width)  // keeps the capacity
+        if half { halves.removeFirst(n * width) } else { data.removeFirst(n * width) }  // keeps the capacity
         base += n
     }
 }
@@ -92,11 +134,12 @@ struct LayerState: Sendable {
     }
 
     /// `rows`: new frames per call the buffers are reserved for (beyond the context they keep).
-    init(dim: Int, rows: Int = 0, left: Int = 0, right: Int = 0, halfKernel: Int = 0) {
-        x1 = FrameBuffer(width: dim, reserveRows: rows + right + 1)
-        k = FrameBuffer(width: dim, reserveRows: rows + left + right + 1); v = FrameBuffer(width: dim, reserveRows: rows + left + right + 1)
-        x2 = FrameBuffer(width: dim, reserveRows: rows + halfKernel + 1)
-        g = FrameBuffer(width: dim, reserveRows: rows + 2 * halfKernel + 1)
+    init(dim: Int, rows: Int = 0, left: Int = 0, right: Int = 0, halfKernel: Int = 0, precision: ContextPrecision = .float32) {
+        x1 = FrameBuffer(width: dim, reserveRows: rows + right + 1, precision: precision)
+        k = FrameBuffer(width: dim, reserveRows: rows + left + right + 1, precision: precision)
+        v = FrameBuffer(width: dim, reserveRows: rows + left + right + 1, precision: precision)
+        x2 = FrameBuffer(width: dim, reserveRows: rows + halfKernel + 1, precision: precision)
+        g = FrameBuffer(width: dim, reserveRows: rows + 2 * halfKernel + 1, precision: precision)
     }
 }
 
@@ -213,7 +256,11 @@ public struct EncoderState: Sendable {
     /// encoder time by layer type (seconds): subsampling, ffn, attention, conv
     public internal(set) var layerTypeSeconds = LayerTypeSeconds()
 
-    init(model: ConformerModel, maxChunkSeconds: Double) {
+    /// how the layers keep their context rows
+    public let contextPrecision: ContextPrecision
+
+    init(model: ConformerModel, maxChunkSeconds: Double, contextPrecision: ContextPrecision) {
+        self.contextPrecision = contextPrecision
         let c = model.config
         let e = c.encoder
         scratch = EncoderScratch(config: c, maxChunkSeconds: maxChunkSeconds)
@@ -225,7 +272,7 @@ public struct EncoderState: Sendable {
         convDone = [Int](repeating: 0, count: model.convs.count)
         layers = (0..<e.layers).map { _ in
             LayerState(dim: e.dim, rows: ConformerModel.layerSlice + 1, left: e.leftContext,
-                       right: e.rightContext, halfKernel: (e.convKernel - 1) / 2)
+                       right: e.rightContext, halfKernel: (e.convKernel - 1) / 2, precision: contextPrecision)
         }
         frontend.pending.reserveCapacity(Int(maxChunkSeconds * Double(c.sampleRate)) + c.frontend.windowSize)
     }
@@ -257,9 +304,9 @@ extension EncoderState {
 
 extension ConformerModel {
     /// A new stream's encoder state, with scratch for chunks of up to `maxChunkSeconds` (longer chunks work too and
-    /// grow the scratch once).
-    public func makeEncoderState(maxChunkSeconds: Double = 10) -> EncoderState {
-        EncoderState(model: self, maxChunkSeconds: maxChunkSeconds)
+    /// grow the scratch once), keeping its layers' context rows at `contextPrecision`.
+    public func makeEncoderState(maxChunkSeconds: Double = 10, contextPrecision: ContextPrecision = .float32) -> EncoderState {
+        EncoderState(model: self, maxChunkSeconds: maxChunkSeconds, contextPrecision: contextPrecision)
     }
 
     /// Feeds samples (and, with `final`, ends the stream); returns the encoder frames that became computable,
@@ -586,9 +633,9 @@ extension ConformerModel {
             let a = w.attention
             // the queries of the frames attended now, from x1 (row-wise norm and batch-invariant products: the same
             // values as projecting them when they arrived)
-            s.x1.data.withUnsafeBufferPointer { x1 in
-                layerNorm(x1.baseAddress! + s.x1.offset(s.attended), ls.o, m, a.normScale, a.normBias)
-            }
+            // x1's rows of these frames, copied (or widened from f16) into ls.x, which is free until x2 is written
+            s.x1.copyRows(s.attended..<attEnd, into: ls.x)
+            layerNorm(ls.x, ls.o, m, a.normScale, a.normBias)
             mm(a.query, ls.o, m, ls.q, ws)
             a.queryScale.withUnsafeBufferPointer { qs in
                 let scale = qs.baseAddress!
@@ -599,13 +646,15 @@ extension ConformerModel {
                     }
                 }
             }
-            s.k.data.withUnsafeBufferPointer { k in
-                s.v.data.withUnsafeBufferPointer { v in
+            let kvRows = (s.k.end - s.k.base) * d
+            let kvScratch = s.k.half ? ws.contextScratch(2 * kvRows) : ls.t
+            s.k.withAllRows(scratch: kvScratch) { k in
+                s.v.withAllRows(scratch: kvScratch + kvRows) { v in
                     a.positions.withUnsafeBufferPointer { p in
                         a.u.withUnsafeBufferPointer { u in
                             a.v.withUnsafeBufferPointer { vb in
-                                LocalAttention.apply(queries: ls.q, keys: k.baseAddress!,
-                                                     values: v.baseAddress!, keyBase: s.k.base, positions: p.baseAddress!,
+                                LocalAttention.apply(queries: ls.q, keys: k,
+                                                     values: v, keyBase: s.k.base, positions: p.baseAddress!,
                                                      u: u.baseAddress!, v: vb.baseAddress!, heads: heads, headDim: dh,
                                                      range: s.attended..<attEnd, end: end, left: e.leftContext,
                                                      right: e.rightContext, out: ls.t,
@@ -617,9 +666,7 @@ extension ConformerModel {
                 }
             }
             mm(a.out, ls.t, m, ls.o, ws)
-            s.x1.data.withUnsafeBufferPointer { x1 in
-                Elementwise.addScaled(x1.baseAddress! + s.x1.offset(s.attended), ls.o, 1, ls.x, m * d)  // x2
-            }
+            Elementwise.addScaled(ls.x, ls.o, 1, ls.x, m * d)  // x2 = x1 + attention
             lap(\.attention)
             layerNorm(ls.x, ls.t, m, w.conv.normScale, w.conv.normBias)
             mm(w.conv.pointwise1, ls.t, m, ls.h, ws)
@@ -640,11 +687,11 @@ extension ConformerModel {
         let m = convEnd - s.convolved
         let cw = w.conv
         let first = s.convolved, valid = s.attended
-        s.g.data.withUnsafeBufferPointer { g in
+        s.g.withAllRows(scratch: s.g.half ? ws.contextScratch((s.g.end - s.g.base) * d) : ls.h) { g in
             cw.depthwiseTapMajor.withUnsafeBufferPointer { dw in
                 cw.bnScale.withUnsafeBufferPointer { bs in
                     cw.bnBias.withUnsafeBufferPointer { bb in
-                        Elementwise.depthwiseBNSwish(g.baseAddress!, rowStride: d, base: s.g.base, end: valid, first: first,
+                        Elementwise.depthwiseBNSwish(g, rowStride: d, base: s.g.base, end: valid, first: first,
                                                      count: m, weights: dw.baseAddress!, kernel: e.convKernel,
                                                      bnScale: bs.baseAddress!, bnBias: bb.baseAddress!, d: d, ls.q, outStride: d)
                     }
@@ -652,8 +699,8 @@ extension ConformerModel {
             }
         }
         mm(cw.pointwise2, ls.q, m, ls.o, ws)
-        s.x2.data.withUnsafeBufferPointer { x2 in
-            Elementwise.addScaled(x2.baseAddress! + s.x2.offset(first), ls.o, 1, ls.x, m * d)  // x3
+        s.x2.withRows(first..<convEnd, scratch: ls.x) { x2 in
+            Elementwise.addScaled(x2, ls.o, 1, ls.x, m * d)  // x3 (in place when x2 was widened into ls.x)
         }
         s.convolved = convEnd
         s.x2.drop(before: s.convolved)
