@@ -163,11 +163,11 @@ struct EncoderScratch: Sendable {
     private(set) var inputRows = 0
     /// rows one layer call can take in and give out (a slice)
     private(set) var stepRows = 0
-    /// layers with an output buffer in the arena (0 until a depth-first call needs them)
+    /// output buffers in the arena (0 until a depth-first call needs them, then 2: see `encode`)
     private(set) var outputLayers = 0
     private(set) var dim = 0, wide = 0, attentionCount = 0, layers = 0
     /// `input` of `[inputRows, dim]`, the temporaries `[t, o, q, x]` of `[stepRows, dim]`, `h` of `[stepRows, wide]`,
-    /// then (for depth-first calls) one output buffer per layer of `[stepRows, dim]`
+    /// then (for depth-first calls) two output buffers of `[stepRows, dim]` that the layers take in turn
     var arena: [Float] = []
     /// frontend output of one call, `[frames, mel_bins]`
     var features: [Float] = []
@@ -216,15 +216,15 @@ struct EncoderScratch: Sendable {
     /// output buffer (allocating only when it grows).
     mutating func ensure(inputRows: Int, stepRows: Int? = nil, layerOutputs: Bool = true) {
         let i = max(inputRows, self.inputRows), st = max(stepRows ?? 0, self.stepRows)
-        let o = max(layerOutputs ? max(layers, 1) : 0, outputLayers)
+        let o = max(layerOutputs ? min(max(layers, 1), 2) : 0, outputLayers)
         guard i > self.inputRows || st > self.stepRows || o > outputLayers || arena.isEmpty else { return }
         (self.inputRows, self.stepRows, outputLayers) = (i, st, o)
         arena = []  // the old arena goes before the new one comes
         arena = [Float](repeating: 0, count: (i + (o + 4) * st) * dim + st * wide)
     }
 
-    /// Runs `body` with the arena split into the first layer's input, the per-layer outputs (layer l's at
-    /// `outputs + l * stepRows * dim`; only after `ensure` with `layerOutputs`) and the temporaries.
+    /// Runs `body` with the arena split into the first layer's input, the output buffers (layer l's at
+    /// `outputs + (l % 2) * stepRows * dim`; only after `ensure` with `layerOutputs`) and the temporaries.
     mutating func withLayerScratch<R>(_ body: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, LayerScratch) -> R) -> R {
         let (sd, st) = (stepRows * dim, stepRows)
         let temps = inputRows * dim, outputs = temps + 4 * sd + st * wide
@@ -405,12 +405,15 @@ extension ConformerModel {
             // every layer held back (which for USM-1B's 16 x 130 frames would otherwise pass all of a clip through
             // each layer at once): a flushing layer gives its held-back frames a slice per call until it is
             // drained, and only its last piece is final for the next layer. The frames do not depend on the slicing.
+            // Layers write to two output buffers in turn: layer l + 1 reads all of layer l's output (a slice at
+            // most, so one call) before layer l + 2 overwrites that buffer, and its flushing calls read no input.
             func push(_ l: Int, _ x: UnsafeMutablePointer<Float>, _ n: Int, _ final: Bool) {
                 if l == layers.count {
                     out.append(contentsOf: UnsafeBufferPointer(start: x, count: n * d))
                     return
                 }
-                let y = outputs + l * stepRows * d
+                precondition(l == 0 || n <= slice, "layer \(l - 1) gave \(n) rows, more than a slice")
+                let y = outputs + (l % 2) * stepRows * d
                 var start = 0
                 repeat {
                     let m = min(slice, n - start)
