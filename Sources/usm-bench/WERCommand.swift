@@ -199,7 +199,7 @@ struct WERCommand: ParsableCommand {
         let out = Pipe()
         proc.standardOutput = out
         let errURL = FileManager.default.temporaryDirectory.appendingPathComponent("usm-bench-peer-\(getpid()).stderr")
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)  // a failure shows in the open below
         defer { try? FileManager.default.removeItem(at: errURL) }
         guard let errHandle = try? FileHandle(forWritingTo: errURL) else { return skipped("cannot create \(errURL.path)") }
         proc.standardError = errHandle

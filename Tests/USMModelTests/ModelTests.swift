@@ -159,7 +159,6 @@ import USMKernels
     @Test(arguments: ["magnitude", "power"])
     func kernelMatchesReference(spectrum: String) throws {
         let fe = try Self.frontend(spectrum: spectrum)
-        let config = fe.config
         var seed: UInt64 = 7
         let audio: [Float] = (0..<9_001).map { i in
             seed = seed &* 6364136223846793005 &+ 1442695040888963407
