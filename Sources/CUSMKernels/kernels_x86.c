@@ -998,6 +998,19 @@ static USM_AI T512 void usm_att_lanes(const int G, const float *q, int64_t qs, c
     }
 }
 
+// dst[c * stride + z] = rows[z][c] for c < dh, z < 16 (a NULL row reads as zeros): 16 x 16 blocks through a
+// register transpose.
+static USM_AI T512 void usm_rows16_to_dim_major(const float *const rows[16], int64_t dh, float *dst, int64_t stride) {
+    for (int64_t c0 = 0; c0 < dh; c0 += 16) {
+        const __mmask16 m = usm_lanes16(0, dh - c0);
+        __m512 r[16];
+        for (int z = 0; z < 16; z++) r[z] = rows[z] ? _mm512_maskz_loadu_ps(m, rows[z] + c0) : _mm512_setzero_ps();
+        usm_transpose16(r);
+        const int64_t nc = dh - c0 < 16 ? dh - c0 : 16;
+        for (int64_t z = 0; z < nc; z++) _mm512_storeu_ps(dst + (c0 + z) * stride, r[z]);
+    }
+}
+
 T512 void usm_local_attention_avx512(const float *q, int64_t qs, const float *k, const float *v, int64_t kvs, int64_t kbase,
                                      const float *pos, int64_t ps, const float *u, const float *vb, int64_t dh, int64_t i0,
                                      int64_t i1, int64_t end, int64_t left, int64_t right, float *out, int64_t os,
@@ -1024,14 +1037,7 @@ T512 void usm_local_attention_avx512(const float *q, int64_t qs, const float *k,
     for (int64_t t0 = 0; t0 < nw; t0 += 16) {
         const float *rows[16];
         for (int z = 0; z < 16; z++) rows[z] = t0 + z < w ? pos + (w - 1 - t0 - z) * ps : NULL;
-        for (int64_t c0 = 0; c0 < dh; c0 += 16) {
-            const __mmask16 m = usm_lanes16(0, dh - c0);
-            __m512 r[16];
-            for (int z = 0; z < 16; z++) r[z] = rows[z] ? _mm512_maskz_loadu_ps(m, rows[z] + c0) : _mm512_setzero_ps();
-            usm_transpose16(r);
-            const int64_t nc = dh - c0 < 16 ? dh - c0 : 16;
-            for (int64_t z = 0; z < nc; z++) _mm512_store_ps(pr + (c0 + z) * nw + t0, r[z]);
-        }
+        usm_rows16_to_dim_major(rows, dh, pr + t0, nw);
     }
     for (int64_t b0 = i0; b0 < i1; b0 += USM_ATTENTION_BLOCK) {
         const int64_t b1 = b0 + USM_ATTENTION_BLOCK < i1 ? b0 + USM_ATTENTION_BLOCK : i1;
@@ -1043,14 +1049,7 @@ T512 void usm_local_attention_avx512(const float *q, int64_t qs, const float *k,
             const int64_t f = f0 + col;
             const float *rows[16];
             for (int z = 0; z < 16; z++) rows[z] = f + z >= lo && f + z < hi ? k + (f + z - kbase) * kvs : NULL;
-            for (int64_t c0 = 0; c0 < dh; c0 += 16) {
-                const __mmask16 m = usm_lanes16(0, dh - c0);
-                __m512 r[16];
-                for (int z = 0; z < 16; z++) r[z] = rows[z] ? _mm512_maskz_loadu_ps(m, rows[z] + c0) : _mm512_setzero_ps();
-                usm_transpose16(r);
-                const int64_t nc = dh - c0 < 16 ? dh - c0 : 16;
-                for (int64_t z = 0; z < nc; z++) _mm512_storeu_ps(kt + (c0 + z) * kts + col, r[z]);
-            }
+            usm_rows16_to_dim_major(rows, dh, kt + col, kts);
         }
         const float *qb = q + (b0 - i0) * qs;
         float *ob = out + (b0 - i0) * os;

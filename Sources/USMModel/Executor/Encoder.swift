@@ -59,15 +59,17 @@ struct FrameBuffer: Sendable {
         return (t - base) * width
     }
 
-    /// Runs `body` with rows `range` as f32: in place for f32 rows, widened into `scratch` (room for the range)
-    /// for binary16 rows.
-    func withRows<R>(_ range: Range<Int>, scratch: UnsafeMutablePointer<Float>, _ body: (UnsafePointer<Float>) -> R) -> R {
-        guard !range.isEmpty else { return body(scratch) }
+    /// Runs `body` with rows `range` as f32: in place for f32 rows, widened into `scratch` (room for the range; only
+    /// asked for then) for binary16 rows.
+    func withRows<R>(_ range: Range<Int>, scratch: @autoclosure () -> UnsafeMutablePointer<Float>,
+                     _ body: (UnsafePointer<Float>) -> R) -> R {
+        guard !range.isEmpty else { return body(scratch()) }
         let at = offset(range.lowerBound)
         _ = offset(range.upperBound - 1)
         if half {
-            halves.withUnsafeBufferPointer { Elementwise.fromHalf($0.baseAddress! + at, scratch, range.count * width) }
-            return body(scratch)
+            let out = scratch()
+            halves.withUnsafeBufferPointer { Elementwise.fromHalf($0.baseAddress! + at, out, range.count * width) }
+            return body(out)
         }
         return data.withUnsafeBufferPointer { body($0.baseAddress! + at) }
     }
@@ -78,8 +80,8 @@ struct FrameBuffer: Sendable {
     }
 
     /// Every stored row as f32 (see `withRows`).
-    func withAllRows<R>(scratch: UnsafeMutablePointer<Float>, _ body: (UnsafePointer<Float>) -> R) -> R {
-        withRows(base..<end, scratch: scratch, body)
+    func withAllRows<R>(scratch: @autoclosure () -> UnsafeMutablePointer<Float>, _ body: (UnsafePointer<Float>) -> R) -> R {
+        withRows(base..<end, scratch: scratch(), body)
     }
 
     var capacityBytes: Int { data.capacity * 4 + halves.capacity * 2 }
@@ -164,7 +166,7 @@ struct EncoderScratch: Sendable {
     /// rows one layer call can take in and give out (a slice)
     private(set) var stepRows = 0
     /// output buffers in the arena (0 until a depth-first call needs them, then 2: see `encode`)
-    private(set) var outputLayers = 0
+    private(set) var outputBuffers = 0
     private(set) var dim = 0, wide = 0, attentionCount = 0, layers = 0
     /// `input` of `[inputRows, dim]`, the temporaries `[t, o, q, x]` of `[stepRows, dim]`, `h` of `[stepRows, wide]`,
     /// then (for depth-first calls) two output buffers of `[stepRows, dim]` that the layers take in turn
@@ -185,7 +187,7 @@ struct EncoderScratch: Sendable {
     }
 
     /// Sizes the buffers for chunks of `maxChunkSeconds`; the arena is allocated by the first call, which knows
-    /// whether it needs the per-layer outputs.
+    /// whether it needs the depth-first output buffers.
     init(config c: ConformerConfig, maxChunkSeconds: Double) {
         dim = c.encoder.dim
         wide = max(c.encoder.ffnDim, 2 * c.encoder.dim)
@@ -212,13 +214,13 @@ struct EncoderScratch: Sendable {
         (inputRows, stepRows) = (t + 1, ConformerModel.layerSlice + 1)
     }
 
-    /// Makes the arena hold `inputRows` input rows, slices of `stepRows` and, with `layerOutputs`, every layer's
-    /// output buffer (allocating only when it grows).
+    /// Makes the arena hold `inputRows` input rows, slices of `stepRows` and, with `layerOutputs`, the depth-first
+    /// output buffers (allocating only when it grows).
     mutating func ensure(inputRows: Int, stepRows: Int? = nil, layerOutputs: Bool = true) {
         let i = max(inputRows, self.inputRows), st = max(stepRows ?? 0, self.stepRows)
-        let o = max(layerOutputs ? min(max(layers, 1), 2) : 0, outputLayers)
-        guard i > self.inputRows || st > self.stepRows || o > outputLayers || arena.isEmpty else { return }
-        (self.inputRows, self.stepRows, outputLayers) = (i, st, o)
+        let o = max(layerOutputs ? min(max(layers, 1), 2) : 0, outputBuffers)
+        guard i > self.inputRows || st > self.stepRows || o > outputBuffers || arena.isEmpty else { return }
+        (self.inputRows, self.stepRows, outputBuffers) = (i, st, o)
         arena = []  // the old arena goes before the new one comes
         arena = [Float](repeating: 0, count: (i + (o + 4) * st) * dim + st * wide)
     }
@@ -635,8 +637,8 @@ extension ConformerModel {
             let m = attEnd - s.attended
             let a = w.attention
             // the queries of the frames attended now, from x1 (row-wise norm and batch-invariant products: the same
-            // values as projecting them when they arrived)
-            // x1's rows of these frames, copied (or widened from f16) into ls.x, which is free until x2 is written
+            // values as projecting them when they arrived); x1's rows are copied (or widened from f16) into ls.x,
+            // which is free until x2 is written there
             s.x1.copyRows(s.attended..<attEnd, into: ls.x)
             layerNorm(ls.x, ls.o, m, a.normScale, a.normBias)
             mm(a.query, ls.o, m, ls.q, ws)
@@ -649,10 +651,9 @@ extension ConformerModel {
                     }
                 }
             }
-            let kvRows = (s.k.end - s.k.base) * d
-            let kvScratch = s.k.half ? ws.contextScratch(2 * kvRows) : ls.t
-            s.k.withAllRows(scratch: kvScratch) { k in
-                s.v.withAllRows(scratch: kvScratch + kvRows) { v in
+            let kvRows = (s.k.end - s.k.base) * d  // keys then values, widened from f16 into the workspace
+            s.k.withAllRows(scratch: ws.contextScratch(2 * kvRows)) { k in
+                s.v.withAllRows(scratch: ws.contextScratch(2 * kvRows) + kvRows) { v in
                     a.positions.withUnsafeBufferPointer { p in
                         a.u.withUnsafeBufferPointer { u in
                             a.v.withUnsafeBufferPointer { vb in
@@ -690,7 +691,7 @@ extension ConformerModel {
         let m = convEnd - s.convolved
         let cw = w.conv
         let first = s.convolved, valid = s.attended
-        s.g.withAllRows(scratch: s.g.half ? ws.contextScratch((s.g.end - s.g.base) * d) : ls.h) { g in
+        s.g.withAllRows(scratch: ws.contextScratch((s.g.end - s.g.base) * d)) { g in
             cw.depthwiseTapMajor.withUnsafeBufferPointer { dw in
                 cw.bnScale.withUnsafeBufferPointer { bs in
                     cw.bnBias.withUnsafeBufferPointer { bb in

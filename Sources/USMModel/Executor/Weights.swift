@@ -164,8 +164,8 @@ public struct ConformerModel: Sendable {
         (encProj, predProj, jointOut) = (front.encProj, front.predProj, front.jointOut)
         (frontend, convs, projection) = (front.frontend, front.convs, front.projection)
         self.layers = layers
-        var main = Loader(source: container, expected: expected, activations: activations)
-        for l in loaders { main.merge(l) }
+        var main = loaders[0]
+        for l in loaders.dropFirst() { main.merge(l) }
         self.kernels = main.kernels
         self.kernelLayouts = main.kernelLayouts
         preparedBytes = main.prepared
@@ -188,17 +188,18 @@ private struct Loader<Source: TensorSource> {
     let source: Source
     let expected: [String: [Int]]
     let activations: ActivationMode
-    /// Where tensors are decoded when everything asked for is prepared or copied out before the next (the
-    /// encoder layers); nil where a tensor is kept as decoded (the embedding).
+    /// Where tensors are decoded when they are prepared or copied out before the next is read (`tensor(_:keep:)`
+    /// reads one that is kept as decoded into a buffer of its own); nil: every tensor gets its own.
     var scratch: DecodeScratch? = nil
     var kernels: [String: Int] = [:]
     var kernelLayouts: [String: String] = [:]
     var prepared = 0
 
-    func tensor(_ name: String) throws(ModelError) -> PackedTensor {
+    /// The tensor `name`, checked against the config; with `keep`, in a buffer of its own (not the scratch).
+    func tensor(_ name: String, keep: Bool = false) throws(ModelError) -> PackedTensor {
         let found: PackedTensor?
         do throws(ContainerError) {
-            if let scratch { found = try source.tensor(named: name, scratch: scratch) } else { found = try source.tensor(named: name) }
+            if let scratch, !keep { found = try source.tensor(named: name, scratch: scratch) } else { found = try source.tensor(named: name) }
         } catch { throw .file(error) }
         guard let t = found else { throw .missingTensor(name) }
         if let shape = expected[name], shape != t.shape {
@@ -275,12 +276,9 @@ private struct Loader<Source: TensorSource> {
         return (recurrent, table)
     }
 
-    /// The predictor: the embedding (kept as decoded, so read without the scratch), then the LSTM layers.
+    /// The predictor: the embedding (kept as decoded), then the LSTM layers.
     mutating func predictor(config: ConformerConfig, inputGates tableWanted: Bool?) throws(ModelError) -> LoadedUnit {
-        let keep = scratch
-        scratch = nil
-        let embedding = try tensor("predictor.embedding")
-        scratch = keep
+        let embedding = try tensor("predictor.embedding", keep: true)
         prepared += embedding.layout.payloadLength
         var lstm: [PreparedWeight] = []
         var table: [Float]? = nil
