@@ -325,6 +325,117 @@ void usm_f16_to_f32(int32_t isa, const uint16_t *x, float *y, int64_t n) {
     ew_h2f_portable(x, y, n);
 }
 
+// Strided rows of binary16 to f32 (the attention widens one head's columns of f16 keys, values and positions).
+void usm_f16_to_f32_rows(int32_t isa, const uint16_t *x, int64_t xs, float *y, int64_t ys, int64_t rows, int64_t cols) {
+    void (*fn)(const uint16_t *, float *, int64_t) = ew_h2f_portable;
+#if defined(__x86_64__)
+    if (isa >= USM_ISA_AVX512 && usm_isa_supported(USM_ISA_AVX512)) fn = ew_h2f_avx512;
+    else if (isa >= USM_ISA_AVX2 && usm_isa_supported(USM_ISA_AVX2)) fn = ew_h2f_avx2;
+#endif
+    (void)isa;
+    for (int64_t r = 0; r < rows; r++) fn(x + r * xs, y + r * ys, cols);
+}
+
+// ---- int8 rows with a scale per group (stream keys and values kept as int8) -------------------------------------
+
+// One group: scale = max|x| / 127 and q = x * (127 / max|x|) rounded to nearest even. Every tier computes the same
+// f32 operations in the same order (a maximum is exact in any order), so the bits agree.
+static void ew_quant_group_portable(const float *x, int64_t n, int8_t *q, float *scale) {
+    float amax = 0;
+    int bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const float a = fabsf(x[i]);
+        bad |= !(a < INFINITY);
+        amax = a > amax ? a : amax;
+    }
+    if (bad || amax == 0) {
+        memset(q, 0, (size_t)n);
+        *scale = bad ? NAN : 0;
+        return;
+    }
+    const float inv = 127.0f / amax;
+    for (int64_t i = 0; i < n; i++) {
+        float v = nearbyintf(x[i] * inv);
+        v = v > 127 ? 127 : (v < -127 ? -127 : v);
+        q[i] = (int8_t)v;
+    }
+    *scale = amax / 127.0f;
+}
+
+static void ew_dequant_row_portable(const int8_t *q, float s, float *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] = (float)q[i] * s;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"))) static void ew_quant_group_avx512(const float *x, int64_t n, int8_t *q,
+                                                                             float *scale) {
+    const __m512 sign = _mm512_set1_ps(-0.0f), inf = _mm512_set1_ps(INFINITY);
+    __m512 amax = _mm512_setzero_ps();
+    __mmask16 bad = 0;
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        const __m512 a = _mm512_andnot_ps(sign, _mm512_maskz_loadu_ps(m, x + i));
+        bad |= _mm512_mask_cmp_ps_mask(m, a, inf, _CMP_NLT_UQ);
+        amax = _mm512_max_ps(amax, a);
+    }
+    const float am = _mm512_reduce_max_ps(amax);
+    if (bad || am == 0) {
+        memset(q, 0, (size_t)n);
+        *scale = bad ? NAN : 0;
+        return;
+    }
+    const __m512 inv = _mm512_set1_ps(127.0f / am), hi = _mm512_set1_ps(127), lo = _mm512_set1_ps(-127);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 v = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), inv),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+        _mm_mask_storeu_epi8(q + i, m, _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(v)));
+    }
+    *scale = am / 127.0f;
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vl"))) static void ew_dequant_row_avx512(const int8_t *q, float s, float *y,
+                                                                             int64_t n) {
+    const __m512 sv = _mm512_set1_ps(s);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        const __m512i w = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, q + i));
+        _mm512_mask_storeu_ps(y + i, m, _mm512_mul_ps(_mm512_cvtepi32_ps(w), sv));
+    }
+}
+
+__attribute__((target("avx2"))) static void ew_dequant_row_avx2(const int8_t *q, float s, float *y, int64_t n) {
+    const __m256 sv = _mm256_set1_ps(s);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256i w = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q + i)));
+        _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_cvtepi32_ps(w), sv));
+    }
+    for (; i < n; i++) y[i] = (float)q[i] * s;
+}
+#endif
+
+void usm_f32_to_i8_groups(int32_t isa, const float *x, int64_t groups, int64_t group, int8_t *q, float *scales) {
+    void (*fn)(const float *, int64_t, int8_t *, float *) = ew_quant_group_portable;
+#if defined(__x86_64__)
+    if (isa >= USM_ISA_AVX512 && usm_isa_supported(USM_ISA_AVX512)) fn = ew_quant_group_avx512;
+#endif
+    (void)isa;
+    for (int64_t g = 0; g < groups; g++) fn(x + g * group, group, q + g * group, scales + g);
+}
+
+void usm_i8_to_f32_rows(int32_t isa, const int8_t *q, int64_t qs, const float *scales, int64_t ss, float *y, int64_t ys,
+                        int64_t rows, int64_t cols) {
+    void (*fn)(const int8_t *, float, float *, int64_t) = ew_dequant_row_portable;
+#if defined(__x86_64__)
+    if (isa >= USM_ISA_AVX512 && usm_isa_supported(USM_ISA_AVX512)) fn = ew_dequant_row_avx512;
+    else if (isa >= USM_ISA_AVX2 && usm_isa_supported(USM_ISA_AVX2)) fn = ew_dequant_row_avx2;
+#endif
+    (void)isa;
+    for (int64_t r = 0; r < rows; r++) fn(q + r * qs, scales[r * ss], y + r * ys, cols);
+}
+
 // ---- subsampling conv helpers -------------------------------------------------------------------------------------
 
 void usm_im2col_s2(const float *in, int64_t base, int64_t end, int64_t cin, int64_t fin, int64_t fout, int64_t t0,

@@ -44,6 +44,26 @@ public enum Elementwise {
     public static func fromHalf(_ x: UnsafePointer<UInt16>, _ y: UnsafeMutablePointer<Float>, _ n: Int, isa: KernelISA = .best) {
         usm_f16_to_f32(isa.rawValue, x, y, Int64(n))
     }
+    /// Strided binary16 rows to f32: `y[r * yStride + c] = x[r * xStride + c]` for `r < rows`, `c < cols` (exact).
+    public static func fromHalf(_ x: UnsafePointer<UInt16>, stride xStride: Int, _ y: UnsafeMutablePointer<Float>,
+                                stride yStride: Int, rows: Int, cols: Int, isa: KernelISA = .best) {
+        usm_f16_to_f32_rows(isa.rawValue, x, Int64(xStride), y, Int64(yStride), Int64(rows), Int64(cols))
+    }
+    /// `groups` consecutive groups of `group` values to int8 with one scale per group: `scale = max|x| / 127`,
+    /// `q = x * (127 / max|x|)` rounded to nearest even, so `q * scale` is within `scale / 2` of x. An all-zero group
+    /// gets scale 0; one holding an infinity or NaN gets scale NaN (it widens to NaN). The same bits on every tier.
+    public static func toInt8(_ x: UnsafePointer<Float>, groups: Int, group: Int, _ q: UnsafeMutablePointer<Int8>,
+                              scales: UnsafeMutablePointer<Float>, isa: KernelISA = .best) {
+        usm_f32_to_i8_groups(isa.rawValue, x, Int64(groups), Int64(group), q, scales)
+    }
+    /// Strided int8 rows to f32: `y[r * yStride + c] = q[r * qStride + c] * scales[r * scaleStride]` (one product
+    /// per value: exact, the same on every tier).
+    public static func fromInt8(_ q: UnsafePointer<Int8>, stride qStride: Int, scales: UnsafePointer<Float>, scaleStride: Int,
+                                _ y: UnsafeMutablePointer<Float>, stride yStride: Int, rows: Int, cols: Int,
+                                isa: KernelISA = .best) {
+        usm_i8_to_f32_rows(isa.rawValue, q, Int64(qStride), scales, Int64(scaleStride), y, Int64(yStride), Int64(rows),
+                           Int64(cols))
+    }
     /// GLU over rows of `2 * d`: y[r, c] = g[r, c] * sigmoid(g[r, d + c]); y is `[rows, d]`.
     public static func glu(_ g: UnsafePointer<Float>, rows: Int, d: Int, _ y: UnsafeMutablePointer<Float>, isa: KernelISA = .best) {
         usm_glu(isa.rawValue, g, Int64(rows), Int64(d), y)

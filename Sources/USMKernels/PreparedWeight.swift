@@ -35,7 +35,7 @@ public final class Workspace {
 
     package var context: [Float] = []
 
-    /// Scratch of `n` floats for a stream's context rows widened from f16 (kept between calls).
+    /// Scratch of `n` floats for a stream's context rows widened from f16 or int8 (kept between calls).
     package func contextScratch(_ n: Int) -> UnsafeMutablePointer<Float> {
         Self.grow(&context, n)
         return context.withUnsafeMutableBufferPointer { $0.baseAddress! }

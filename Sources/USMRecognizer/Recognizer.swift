@@ -49,19 +49,30 @@ public struct RecognizerOptions: Sendable {
     /// as the host set it.
     public var mapLargeBlocks: Bool
     /// How each stream keeps its encoder layers' context rows (keys, values, rows waiting for their right context):
-    /// `.float32` (the default: the same frames as the offline encoder, bit for bit) or `.float16` (half of that
-    /// memory: a 10 s USM-1B stream peaked at 380 MB instead of 417, for frames that differ by the rounding of the
-    /// kept values).
+    /// `.float32` (the default: the same frames as the reference executor, bit for bit), `.float16` (half of that
+    /// memory) or `.int8` (keys and values int8, the rest f16: about a third), for frames that differ by the rounding
+    /// of the kept values (README.md, "Latency at USM-1B shape", has the memory and accuracy measured).
     public var contextPrecision: ContextPrecision
+    /// How the model keeps its relative-position tables (USM-1B: 25 MB in f32): `.float32` (the default) or
+    /// `.float16` (half, for frames that differ by that rounding).
+    public var positionPrecision: PositionPrecision
+
+    /// The smallest memory this runtime offers, at the cost of exactness: int8 keys and values, f16 context rows
+    /// and position tables (the frames differ from the default's by those roundings).
+    public static func compact(threads: Int = 1, search: SearchMethod = .greedy) -> RecognizerOptions {
+        RecognizerOptions(threads: threads, search: search, contextPrecision: .int8, positionPrecision: .float16)
+    }
 
     public init(activations: ActivationMode = .int8PerBlock, threads: Int = 1, search: SearchMethod = .greedy,
-                maxBlockSeconds: Double = 2, mapLargeBlocks: Bool = true, contextPrecision: ContextPrecision = .float32) {
+                maxBlockSeconds: Double = 2, mapLargeBlocks: Bool = true, contextPrecision: ContextPrecision = .float32,
+                positionPrecision: PositionPrecision = .float32) {
         self.activations = activations
         self.threads = threads
         self.search = search
         self.maxBlockSeconds = max(maxBlockSeconds, 0.01)
         self.mapLargeBlocks = mapLargeBlocks
         self.contextPrecision = contextPrecision
+        self.positionPrecision = positionPrecision
     }
 }
 
@@ -205,7 +216,8 @@ public final class Recognizer: Sendable {
 
     init(source container: some TensorSource, options: RecognizerOptions, started: ContinuousClock.Instant) throws(RecognizerError) {
         if options.mapLargeBlocks && container.header.imageSize >= Recognizer.largeModelBytes { Heap.mapLargeBlocks() }
-        do { model = try ConformerModel(source: container, activations: options.activations, threads: options.threads) } catch {
+        do { model = try ConformerModel(source: container, activations: options.activations, threads: options.threads,
+                                       positions: options.positionPrecision) } catch {
             if case .file(let e) = error { throw .modelFile(e) }
             throw .modelMismatch(error)
         }

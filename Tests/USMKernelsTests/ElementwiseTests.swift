@@ -155,6 +155,84 @@ import USMKernels
         }
     }
 
+    /// int8 groups against a plain Swift statement of the contract (scale = max|x| / 127, q = x * (127 / max|x|)
+    /// rounded to nearest even), bit for bit on every tier, for group lengths that run the vector tails; all-zero
+    /// groups give scale 0, groups holding an infinity or NaN scale NaN; the widened values stay within half a step.
+    @Test(arguments: tiers)
+    func int8GroupsMatchTheContract(isa: KernelISA) {
+        for group in [1, 5, 16, 36, 96, 100] {
+            let groups = 7
+            var x = pseudoRandom(groups * group, seed: UInt64(group)).map { $0 * 3 }
+            for i in 0..<group { x[2 * group + i] = 0 }  // group 2: zeros
+            x[3 * group + group / 2] = .infinity  // group 3: an infinity
+            x[4 * group] = .nan  // group 4: a NaN
+            for i in 0..<group { x[5 * group + i] *= 1e-30 }  // group 5: tiny values
+            x[6 * group + group - 1] = -50  // group 6: the largest magnitude negative, last
+            var q = [Int8](repeating: 99, count: x.count), scales = [Float](repeating: 7, count: groups)
+            x.withUnsafeBufferPointer { xp in
+                q.withUnsafeMutableBufferPointer { qp in
+                    scales.withUnsafeMutableBufferPointer { Elementwise.toInt8(xp.baseAddress!, groups: groups, group: group,
+                                                                               qp.baseAddress!, scales: $0.baseAddress!, isa: isa) }
+                }
+            }
+            for g in 0..<groups {
+                let v = x[(g * group)..<((g + 1) * group)]
+                let bad = v.contains { !$0.isFinite }
+                let amax = v.reduce(Float(0)) { max($0, abs($1)) }
+                let label = "\(isa) group \(group) #\(g)"
+                if bad || amax == 0 {
+                    #expect(bad ? scales[g].isNaN : scales[g] == 0, "\(label): scale \(scales[g])")
+                    let codes = q[(g * group)..<((g + 1) * group)]
+                    #expect(codes.allSatisfy { $0 == 0 }, "\(label): codes")
+                    continue
+                }
+                #expect(scales[g].bitPattern == (amax / 127).bitPattern, "\(label): scale")
+                let inv = 127 / amax
+                for i in v.indices {
+                    let r = Int8(max(-127, min(127, (v[i] * inv).rounded(.toNearestOrEven))))
+                    #expect(q[i] == r, "\(label): \(v[i]) -> \(q[i]), want \(r)")
+                    #expect(abs(Float(q[i]) * scales[g] - v[i]) <= scales[g] * 0.5 * (1 + 1e-5), "\(label): within half a step")
+                }
+            }
+            // widening: strided rows (the groups as rows of a wider matrix, a scale stride) into a strided output
+            var y = [Float](repeating: .nan, count: groups * (group + 3))
+            q.withUnsafeBufferPointer { qp in
+                scales.withUnsafeBufferPointer { sp in
+                    y.withUnsafeMutableBufferPointer { Elementwise.fromInt8(qp.baseAddress!, stride: group, scales: sp.baseAddress!,
+                                                                            scaleStride: 1, $0.baseAddress!, stride: group + 3,
+                                                                            rows: groups, cols: group, isa: isa) }
+                }
+            }
+            for g in 0..<groups {
+                for i in 0..<group {
+                    let want = Float(q[g * group + i]) * scales[g]
+                    let got = y[g * (group + 3) + i]
+                    #expect(want.isNaN ? got.isNaN : got.bitPattern == want.bitPattern, "\(isa) widen \(group) #\(g) at \(i)")
+                }
+                let gaps = y[(g * (group + 3) + group)..<((g + 1) * (group + 3))]
+                #expect(gaps.allSatisfy { $0.isNaN }, "gaps untouched")
+            }
+        }
+    }
+
+    /// Strided binary16 rows widen to what the contiguous conversion gives, leaving the gaps alone.
+    @Test(arguments: tiers)
+    func stridedHalfRowsMatchContiguous(isa: KernelISA) {
+        for (rows, cols, stride) in [(3, 1, 2), (5, 17, 20), (4, 96, 1536), (2, 36, 144)] {
+            let h = (0..<(rows * stride)).map { UInt16(truncatingIfNeeded: $0 &* 2654435761 >> 7) & 0x7bff }
+            var y = [Float](repeating: -1, count: rows * (cols + 1)), want = [Float](repeating: 0, count: rows * stride)
+            h.withUnsafeBufferPointer { hp in
+                want.withUnsafeMutableBufferPointer { Elementwise.fromHalf(hp.baseAddress!, $0.baseAddress!, hp.count, isa: .portable) }
+                y.withUnsafeMutableBufferPointer { Elementwise.fromHalf(hp.baseAddress!, stride: stride, $0.baseAddress!, stride: cols + 1,
+                                                                        rows: rows, cols: cols, isa: isa) }
+            }
+            for r in 0..<rows {
+                for c in 0..<cols { #expect(y[r * (cols + 1) + c].bitPattern == want[r * stride + c].bitPattern, "\(isa) \(rows)x\(cols)") }
+                #expect(y[r * (cols + 1) + cols] == -1, "gap untouched")
+            }
+        }
+    }
+
     #if !(os(macOS) && arch(x86_64))  // Swift's Float16, the reference, is not available there
     /// binary16 conversions against Swift's `Float16` (correctly rounded): every half back to f32, and f32 values
     /// from random bit patterns (all exponents: subnormal halves, overflow, infinities, NaN) plus the rounding edge

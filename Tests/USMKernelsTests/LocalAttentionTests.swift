@@ -107,4 +107,69 @@ import USMKernels
         #expect(start == end)
         #expect(pieces == whole, "\(isa)")
     }
+
+    /// Keys and values kept as f16 or int8 (a scale per row and head) and positions kept as f16, widened a head at
+    /// a time in the threads' scratch, give the bits of the f32 path on the widened values, for any thread count and
+    /// with old keys before the window (keyBase > 0).
+    @Test(arguments: KernelISA.allCases.filter(\.isSupported))
+    func widenedRowsGiveTheF32Result(isa: KernelISA) {
+        for (heads, dh, left, right, end, base) in [(4, 36, 65, 4, 150, 20), (3, 128, 129, 128, 300, 0), (2, 20, 9, 3, 40, 5)] {
+            let d = heads * dh, rows = end - base
+            let q = pseudoRandom(end * d, seed: 31), k = pseudoRandom(rows * d, seed: 32), v = pseudoRandom(rows * d, seed: 33)
+            let pos = pseudoRandom((left + right) * d, seed: 34), u = pseudoRandom(d, seed: 35), vb = pseudoRandom(d, seed: 36)
+            // the stored forms and their widened values
+            func half(_ x: [Float]) -> ([UInt16], [Float]) {
+                var h = [UInt16](repeating: 0, count: x.count), w = [Float](repeating: 0, count: x.count)
+                x.withUnsafeBufferPointer { xp in h.withUnsafeMutableBufferPointer { Elementwise.toHalf(xp.baseAddress!, $0.baseAddress!, x.count) } }
+                h.withUnsafeBufferPointer { hp in w.withUnsafeMutableBufferPointer { Elementwise.fromHalf(hp.baseAddress!, $0.baseAddress!, x.count) } }
+                return (h, w)
+            }
+            func int8(_ x: [Float]) -> ([Int8], [Float], [Float]) {
+                var q8 = [Int8](repeating: 0, count: x.count), sc = [Float](repeating: 0, count: x.count / dh)
+                x.withUnsafeBufferPointer { xp in q8.withUnsafeMutableBufferPointer { qp in sc.withUnsafeMutableBufferPointer {
+                    Elementwise.toInt8(xp.baseAddress!, groups: x.count / dh, group: dh, qp.baseAddress!, scales: $0.baseAddress!)
+                } } }
+                return (q8, sc, (0..<x.count).map { Float(q8[$0]) * sc[$0 / dh] })
+            }
+            let (kh, kw) = half(k), (vh, vw) = half(v), (ph, pw) = half(pos)
+            let (kq, ks, kqw) = int8(k), (vq, vs, vqw) = int8(v)
+            let range = (base + left - 1)..<end
+            func run(_ keys: LocalAttention.Rows, _ values: LocalAttention.Rows, _ positions: LocalAttention.Rows,
+                     threads: Int) -> [Float] {
+                let count = LocalAttention.scratchCount(left: left, right: right, headDim: dh, keyRows: rows, positions: true)
+                var out = [Float](repeating: 0, count: range.count * d), scratch = [Float](repeating: .nan, count: count * threads)
+                q.withUnsafeBufferPointer { qp in u.withUnsafeBufferPointer { up in vb.withUnsafeBufferPointer { bp in
+                    out.withUnsafeMutableBufferPointer { op in scratch.withUnsafeMutableBufferPointer { sp in
+                        LocalAttention.apply(queries: qp.baseAddress! + range.lowerBound * d, keys: keys, values: values,
+                                             keyRows: rows, keyBase: base, positions: positions, u: up.baseAddress!,
+                                             v: bp.baseAddress!, heads: heads, headDim: dh, range: range, end: end, left: left,
+                                             right: right, out: op.baseAddress!, scratch: sp.baseAddress!, threads: threads, isa: isa)
+                    } }
+                } } }
+                return out
+            }
+            func f32(_ keys: [Float], _ values: [Float], _ positions: [Float]) -> [Float] {
+                keys.withUnsafeBufferPointer { kp in values.withUnsafeBufferPointer { vp in positions.withUnsafeBufferPointer { pp in
+                    run(.float32(kp.baseAddress!), .float32(vp.baseAddress!), .float32(pp.baseAddress!), threads: 1)
+                } } }
+            }
+            for threads in [1, 2, 3] {
+                let label = "\(isa) dh \(dh) threads \(threads)"
+                let halfOut = kh.withUnsafeBufferPointer { kp in vh.withUnsafeBufferPointer { vp in ph.withUnsafeBufferPointer { pp in
+                    run(.float16(kp.baseAddress!), .float16(vp.baseAddress!), .float16(pp.baseAddress!), threads: threads)
+                } } }
+                let halfWant = f32(kw, vw, pw)
+                #expect(halfOut == halfWant, "\(label): f16")
+                let int8Out = kq.withUnsafeBufferPointer { kp in vq.withUnsafeBufferPointer { vp in
+                    ks.withUnsafeBufferPointer { ksp in vs.withUnsafeBufferPointer { vsp in pos.withUnsafeBufferPointer { pp in
+                        run(.int8(kp.baseAddress!, scales: ksp.baseAddress!), .int8(vp.baseAddress!, scales: vsp.baseAddress!),
+                            .float32(pp.baseAddress!), threads: threads)
+                    } } }
+                } }
+                let int8Want = f32(kqw, vqw, pos), exact = f32(k, v, pos)
+                #expect(int8Out == int8Want, "\(label): int8")
+                #expect(int8Out != exact, "\(label): int8 rounding shows")
+            }
+        }
+    }
 }

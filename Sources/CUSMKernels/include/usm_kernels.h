@@ -160,6 +160,17 @@ void usm_lstm_cell(int32_t isa, const float *gates, float *c, float *h, int64_t 
 /// values; every tier gives the same bits (F16C / AVX-512F converters, a bit-exact portable loop elsewhere).
 void usm_f32_to_f16(int32_t isa, const float *x, uint16_t *y, int64_t n);
 void usm_f16_to_f32(int32_t isa, const uint16_t *x, float *y, int64_t n);
+/// Strided binary16 rows to f32: y[r * ys + c] = x[r * xs + c] for r < rows, c < cols (exact).
+void usm_f16_to_f32_rows(int32_t isa, const uint16_t *x, int64_t xs, float *y, int64_t ys, int64_t rows, int64_t cols);
+/// `groups` consecutive groups of `group` f32 values to int8, one scale per group: scale = max|x| / 127 and q = x *
+/// (127 / max|x|) rounded to nearest even (|q| <= 127, so q * scale is within scale / 2 of x); an all-zero group
+/// gets scale 0, a group holding an infinity or NaN gets scale NaN (its values then widen to NaN, never to a wrong
+/// finite number); q all zero in both. Every tier gives the same bits.
+void usm_f32_to_i8_groups(int32_t isa, const float *x, int64_t groups, int64_t group, int8_t *q, float *scales);
+/// Strided int8 rows to f32: y[r * ys + c] = q[r * qs + c] * scales[r * ss] (one product per value: exact and the
+/// same in every tier).
+void usm_i8_to_f32_rows(int32_t isa, const int8_t *q, int64_t qs, const float *scales, int64_t ss, float *y, int64_t ys,
+                        int64_t rows, int64_t cols);
 
 /// im2col of a 3x3 conv with stride 2 and padding 1 over time and frequency (the subsampling convs): for output time
 /// t0 + n (n < bt) and frequency f < fout, row n * fout + f of `cols` (cin * 9 floats) holds the window

@@ -11,28 +11,51 @@ public enum ContextPrecision: String, Sendable, CaseIterable, Codable {
     /// 2^-11) and widened again when used, so the frames differ slightly from f32's (they are still the same for
     /// any chunking, offline included, at this precision)
     case float16 = "f16"
+    /// keys and values as int8 with one f32 scale per row and head (absmax / 127: each value within half a step,
+    /// 1/254 of the head's largest, of the f32 one), the other rows as binary16: about a third of f32's memory.
+    /// The frames are the same for any chunking at this precision.
+    case int8 = "int8"
+}
+
+/// How a `FrameBuffer` stores its rows.
+enum RowStorage: Sendable, Equatable {
+    case float32, float16
+    /// int8 with one scale per group of `width / groups` consecutive values of a row
+    case int8(groups: Int)
 }
 
 /// Rows of `width` floats with absolute frame indices; old rows are dropped once no stage needs them. Capacity is
 /// reserved at creation, and dropping keeps it, so steady-state streaming appends without allocating. Rows are
-/// stored as f32 (`data`) or as binary16 (`halves`, with `half`).
+/// stored as f32 (`data`), binary16 (`halves`) or int8 (`bytes` with `scales`), see `RowStorage`.
 struct FrameBuffer: Sendable {
     let width: Int
-    let half: Bool
+    let storage: RowStorage
     private(set) var data: [Float] = []
-    private(set) var halves: [UInt16] = []
+    private var halves: [UInt16] = []
+    private var bytes: [Int8] = []
+    private var scales: [Float] = []
     /// absolute index of the first stored row
     private(set) var base = 0
+    /// rows stored
+    private(set) var count = 0
     /// absolute index one past the last row
-    var end: Int { base + (half ? halves.count : data.count) / width }
+    var end: Int { base + count }
+    /// scale groups per row (int8 storage), else 1
+    private let groups: Int
 
     /// rows reserved on the first append (a buffer that is never used costs no memory)
     let reserveRows: Int
 
-    init(width: Int, reserveRows: Int = 0, precision: ContextPrecision = .float32) {
+    init(width: Int, reserveRows: Int = 0, storage: RowStorage = .float32) {
         self.width = width
         self.reserveRows = reserveRows
-        half = precision == .float16
+        self.storage = storage
+        if case .int8(let g) = storage {
+            precondition(g > 0 && width % g == 0, "int8 rows of \(width) values in \(g) groups")
+            groups = g
+        } else {
+            groups = 1
+        }
     }
 
     mutating func append(_ rows: [Float]) {
@@ -42,15 +65,32 @@ struct FrameBuffer: Sendable {
 
     mutating func append(_ rows: UnsafePointer<Float>, count n: Int) {
         guard n > 0 else { return }
-        if half {
-            if halves.capacity == 0 { halves.reserveCapacity(max(reserveRows, n) * width) }
+        let reserve = max(reserveRows, n)
+        switch storage {
+        case .float32:
+            if data.capacity == 0 { data.reserveCapacity(reserve * width) }
+            data.append(contentsOf: UnsafeBufferPointer(start: rows, count: n * width))
+        case .float16:
+            if halves.capacity == 0 { halves.reserveCapacity(reserve * width) }
             let old = halves.count
             halves.append(contentsOf: repeatElement(0, count: n * width))
             halves.withUnsafeMutableBufferPointer { Elementwise.toHalf(rows, $0.baseAddress! + old, n * width) }
-        } else {
-            if data.capacity == 0 { data.reserveCapacity(max(reserveRows, n) * width) }
-            data.append(contentsOf: UnsafeBufferPointer(start: rows, count: n * width))
+        case .int8:
+            if bytes.capacity == 0 {
+                bytes.reserveCapacity(reserve * width)
+                scales.reserveCapacity(reserve * groups)
+            }
+            let old = bytes.count, oldScales = scales.count
+            bytes.append(contentsOf: repeatElement(0, count: n * width))
+            scales.append(contentsOf: repeatElement(0, count: n * groups))
+            bytes.withUnsafeMutableBufferPointer { q in
+                scales.withUnsafeMutableBufferPointer { sc in
+                    Elementwise.toInt8(rows, groups: n * groups, group: width / groups, q.baseAddress! + old,
+                                       scales: sc.baseAddress! + oldScales)
+                }
+            }
         }
+        count += n
     }
 
     /// Offset of absolute row `t` in the storage.
@@ -60,18 +100,39 @@ struct FrameBuffer: Sendable {
     }
 
     /// Runs `body` with rows `range` as f32: in place for f32 rows, widened into `scratch` (room for the range; only
-    /// asked for then) for binary16 rows.
+    /// asked for then) for binary16 and int8 rows.
     func withRows<R>(_ range: Range<Int>, scratch: @autoclosure () -> UnsafeMutablePointer<Float>,
                      _ body: (UnsafePointer<Float>) -> R) -> R {
         guard !range.isEmpty else { return body(scratch()) }
         let at = offset(range.lowerBound)
         _ = offset(range.upperBound - 1)
-        if half {
+        switch storage {
+        case .float32:
+            return data.withUnsafeBufferPointer { body($0.baseAddress! + at) }
+        case .float16:
             let out = scratch()
             halves.withUnsafeBufferPointer { Elementwise.fromHalf($0.baseAddress! + at, out, range.count * width) }
             return body(out)
+        case .int8:
+            let out = scratch(), group = width / groups
+            bytes.withUnsafeBufferPointer { q in
+                scales.withUnsafeBufferPointer { sc in
+                    Elementwise.fromInt8(q.baseAddress! + at, stride: group, scales: sc.baseAddress! + at / group,
+                                         scaleStride: 1, out, stride: group, rows: range.count * groups, cols: group)
+                }
+            }
+            return body(out)
         }
-        return data.withUnsafeBufferPointer { body($0.baseAddress! + at) }
+    }
+
+    /// Runs `body` with every stored row as the attention reads them (first row: `base`; no copy).
+    func withAttentionRows<R>(_ body: (LocalAttention.Rows) -> R) -> R {
+        switch storage {
+        case .float32: data.withUnsafeBufferPointer { body(.float32($0.baseAddress!)) }
+        case .float16: halves.withUnsafeBufferPointer { body(.float16($0.baseAddress!)) }
+        case .int8:
+            bytes.withUnsafeBufferPointer { q in scales.withUnsafeBufferPointer { body(.int8(q.baseAddress!, scales: $0.baseAddress!)) } }
+        }
     }
 
     /// Rows `range` as f32 into `out`.
@@ -84,20 +145,29 @@ struct FrameBuffer: Sendable {
         withRows(base..<end, scratch: scratch(), body)
     }
 
-    var capacityBytes: Int { data.capacity * 4 + halves.capacity * 2 }
+    var capacityBytes: Int { data.capacity * 4 + halves.capacity * 2 + bytes.capacity + scales.capacity * 4 }
 
     /// Empty again at absolute row 0, keeping the capacity.
     mutating func reset() {
         data.removeAll(keepingCapacity: true)
         halves.removeAll(keepingCapacity: true)
-        base = 0
+        bytes.removeAll(keepingCapacity: true)
+        scales.removeAll(keepingCapacity: true)
+        (base, count) = (0, 0)
     }
 
     mutating func drop(before t: Int) {
-        let n = min(max(t - base, 0), end - base)
+        let n = min(max(t - base, 0), count)
         guard n > 0 else { return }
-        if half { halves.removeFirst(n * width) } else { data.removeFirst(n * width) }  // keeps the capacity
+        switch storage {  // removeFirst keeps the capacity
+        case .float32: data.removeFirst(n * width)
+        case .float16: halves.removeFirst(n * width)
+        case .int8:
+            bytes.removeFirst(n * width)
+            scales.removeFirst(n * groups)
+        }
         base += n
+        count -= n
     }
 }
 
@@ -136,12 +206,19 @@ struct LayerState: Sendable {
     }
 
     /// `rows`: new frames per call the buffers are reserved for (beyond the context they keep).
-    init(dim: Int, rows: Int = 0, left: Int = 0, right: Int = 0, halfKernel: Int = 0, precision: ContextPrecision = .float32) {
-        x1 = FrameBuffer(width: dim, reserveRows: rows + right + 1, precision: precision)
-        k = FrameBuffer(width: dim, reserveRows: rows + left + right + 1, precision: precision)
-        v = FrameBuffer(width: dim, reserveRows: rows + left + right + 1, precision: precision)
-        x2 = FrameBuffer(width: dim, reserveRows: rows + halfKernel + 1, precision: precision)
-        g = FrameBuffer(width: dim, reserveRows: rows + 2 * halfKernel + 1, precision: precision)
+    init(dim: Int, heads: Int = 1, rows: Int = 0, left: Int = 0, right: Int = 0, halfKernel: Int = 0,
+         precision: ContextPrecision = .float32) {
+        let kv: RowStorage, other: RowStorage
+        switch precision {
+        case .float32: (kv, other) = (.float32, .float32)
+        case .float16: (kv, other) = (.float16, .float16)
+        case .int8: (kv, other) = (.int8(groups: heads), .float16)
+        }
+        x1 = FrameBuffer(width: dim, reserveRows: rows + right + 1, storage: other)
+        k = FrameBuffer(width: dim, reserveRows: rows + left + right + 1, storage: kv)
+        v = FrameBuffer(width: dim, reserveRows: rows + left + right + 1, storage: kv)
+        x2 = FrameBuffer(width: dim, reserveRows: rows + halfKernel + 1, storage: other)
+        g = FrameBuffer(width: dim, reserveRows: rows + 2 * halfKernel + 1, storage: other)
     }
 }
 
@@ -152,8 +229,6 @@ struct LayerScratch {
     let x: UnsafeMutablePointer<Float>
     /// `[rows, max(ffn_dim, 2 * dim)]`
     let h: UnsafeMutablePointer<Float>
-    /// floats of LocalAttention scratch one thread needs (the workspace holds it)
-    let attentionCount: Int
 }
 
 /// Per-stream scratch of the encoder: every temporary of an `encode` call, allocated when the state is made, for
@@ -167,7 +242,7 @@ struct EncoderScratch: Sendable {
     private(set) var stepRows = 0
     /// output buffers in the arena (0 until a depth-first call needs them, then 2: see `encode`)
     private(set) var outputBuffers = 0
-    private(set) var dim = 0, wide = 0, attentionCount = 0, layers = 0
+    private(set) var dim = 0, wide = 0, layers = 0
     /// `input` of `[inputRows, dim]`, the temporaries `[t, o, q, x]` of `[stepRows, dim]`, `h` of `[stepRows, wide]`,
     /// then (for depth-first calls) two output buffers of `[stepRows, dim]` that the layers take in turn
     var arena: [Float] = []
@@ -191,7 +266,6 @@ struct EncoderScratch: Sendable {
     init(config c: ConformerConfig, maxChunkSeconds: Double) {
         dim = c.encoder.dim
         wide = max(c.encoder.ffnDim, 2 * c.encoder.dim)
-        attentionCount = LocalAttention.scratchCount(left: c.encoder.leftContext, right: c.encoder.rightContext, headDim: c.headDim)
         let featureFrames = Self.featureFrames(c, seconds: maxChunkSeconds)
         features.reserveCapacity(featureFrames * c.frontend.melBins)
         let sub = c.subsampling
@@ -233,8 +307,7 @@ struct EncoderScratch: Sendable {
         return arena.withUnsafeMutableBufferPointer { a in
             let p = a.baseAddress!
             return body(p, p + outputs, LayerScratch(t: p + temps, o: p + temps + sd, q: p + temps + 2 * sd,
-                                                     x: p + temps + 3 * sd, h: p + temps + 4 * sd,
-                                                     attentionCount: attentionCount))
+                                                     x: p + temps + 3 * sd, h: p + temps + 4 * sd))
         }
     }
 }
@@ -273,7 +346,7 @@ public struct EncoderState: Sendable {
             }
         convDone = [Int](repeating: 0, count: model.convs.count)
         layers = (0..<e.layers).map { _ in
-            LayerState(dim: e.dim, rows: ConformerModel.layerSlice + 1, left: e.leftContext,
+            LayerState(dim: e.dim, heads: e.heads, rows: ConformerModel.layerSlice + 1, left: e.leftContext,
                        right: e.rightContext, halfKernel: (e.convKernel - 1) / 2, precision: contextPrecision)
         }
         frontend.pending.reserveCapacity(Int(maxChunkSeconds * Double(c.sampleRate)) + c.frontend.windowSize)
@@ -367,6 +440,7 @@ extension ConformerModel {
         }
         let stepRows = scratch.stepRows
         let slice = Self.layerSlice
+        let flushSlice = layerMajor ? Self.layerSlice : Self.streamFlushSlice
         let rows: Int = scratch.withLayerScratch { input, outputs, ls in
             conv.withUnsafeBufferPointer { project($0.baseAddress!, n0, input, workspace) }
             state.layerTypeSeconds.subsampling += (clock.now - t1).seconds
@@ -386,10 +460,10 @@ extension ConformerModel {
                             let m = min(slice, n0 - start)
                             let last = start + m == n0
                             produced += runLayer(l, input: src + start * d, rows: m, output: dst + produced * d, state: &s,
-                                                 final: last, scratch: ls, workspace: workspace, timing: &state.layerTypeSeconds)
+                                                 final: last, slice: flushSlice, scratch: ls, workspace: workspace, timing: &state.layerTypeSeconds)
                             while last && !s.drained {
                                 produced += runLayer(l, input: src, rows: 0, output: dst + produced * d, state: &s, final: true,
-                                                     scratch: ls, workspace: workspace, timing: &state.layerTypeSeconds)
+                                                     slice: flushSlice, scratch: ls, workspace: workspace, timing: &state.layerTypeSeconds)
                             }
                             start += m
                         } while start < n0
@@ -405,8 +479,9 @@ extension ConformerModel {
             // Depth first, in slices of at most `layerSlice` rows: each slice goes through every layer before the
             // next, so a layer call never takes or gives more than a slice, even when a final flush releases what
             // every layer held back (which for USM-1B's 16 x 130 frames would otherwise pass all of a clip through
-            // each layer at once): a flushing layer gives its held-back frames a slice per call until it is
-            // drained, and only its last piece is final for the next layer. The frames do not depend on the slicing.
+            // each layer at once): a flushing layer gives its held-back frames `streamFlushSlice` rows per call
+            // until it is drained, and only its last piece is final for the next layer. The frames do not depend on
+            // the slicing.
             // Layers write to two output buffers in turn: layer l + 1 reads all of layer l's output (a slice at
             // most, so one call) before layer l + 2 overwrites that buffer, and its flushing calls read no input.
             func push(_ l: Int, _ x: UnsafeMutablePointer<Float>, _ n: Int, _ final: Bool) {
@@ -422,10 +497,10 @@ extension ConformerModel {
                     let last = start + m == n
                     let flush = final && last
                     var r = runLayer(l, input: x + start * d, rows: m, output: y, state: &state.layers[l],
-                                     final: flush, scratch: ls, workspace: workspace, timing: &state.layerTypeSeconds)
+                                     final: flush, slice: flushSlice, scratch: ls, workspace: workspace, timing: &state.layerTypeSeconds)
                     while flush && !state.layers[l].drained {
                         if r > 0 { push(l + 1, y, r, false) }
-                        r = runLayer(l, input: x, rows: 0, output: y, state: &state.layers[l], final: true, scratch: ls,
+                        r = runLayer(l, input: x, rows: 0, output: y, state: &state.layers[l], final: true, slice: flushSlice, scratch: ls,
                                      workspace: workspace, timing: &state.layerTypeSeconds)
                     }
                     if r > 0 || flush { push(l + 1, y, r, flush) }
@@ -538,6 +613,11 @@ extension ConformerModel {
     static let convTimeBlock = 8
     /// Encoder frames one layer call takes at most (see `encode`).
     static let layerSlice = 64
+    /// Rows a layer gives per call when a depth-first (streaming) final flush releases its held-back frames. A layer
+    /// holds `left + right` keys and values plus the rows of one call, so this bounds a stream's peak at its end
+    /// (USM-1B: 16 instead of 64 rows took a 10 s stream's peak from 378 to 368 MB at f16); offline (layer by layer)
+    /// keeps `layerSlice`, whose products are faster.
+    static let streamFlushSlice = 16
 
     @inline(__always)
     func mm(_ w: PreparedWeight, _ x: UnsafePointer<Float>, _ n: Int, _ y: UnsafeMutablePointer<Float>, _ ws: Workspace) {
@@ -599,11 +679,11 @@ extension ConformerModel {
     /// One Conformer block on `n` new input rows at `x`; writes the rows that became computable to `out` and returns
     /// their number. `x`, `out` and the scratch must not overlap; every buffer holds the rows `EncoderScratch.ensure`
     /// was given (at least `max(n, layerSlice)` here). Without `final` at most `n` rows come out; with `final` (no
-    /// more input) at most `layerSlice` held-back rows come out per call, so the caller repeats it (with `n` = 0)
+    /// more input) at most `slice` (<= `layerSlice`) held-back rows come out per call, so the caller repeats it (with `n` = 0)
     /// until `state.drained`.
     func runLayer(_ l: Int, input x: UnsafeMutablePointer<Float>, rows n: Int, output out: UnsafeMutablePointer<Float>,
-                  state s: inout LayerState, final: Bool, scratch ls: LayerScratch, workspace ws: Workspace,
-                  timing: inout LayerTypeSeconds) -> Int {
+                  state s: inout LayerState, final: Bool, slice cap: Int = layerSlice, scratch ls: LayerScratch,
+                  workspace ws: Workspace, timing: inout LayerTypeSeconds) -> Int {
         let clock = ContinuousClock()
         var mark = clock.now
         func lap(_ keyPath: WritableKeyPath<LayerTypeSeconds, Double>) {
@@ -631,7 +711,6 @@ extension ConformerModel {
         let end = s.x1.end
 
         // Attention for the frames whose right context is available.
-        let cap = Self.layerSlice
         let attEnd = final ? min(end, s.attended + cap) : max(s.attended, end - e.rightContext)
         if attEnd > s.attended {
             let m = attEnd - s.attended
@@ -651,18 +730,22 @@ extension ConformerModel {
                     }
                 }
             }
-            let kvRows = (s.k.end - s.k.base) * d  // keys then values, widened from f16 into the workspace
-            s.k.withAllRows(scratch: ws.contextScratch(2 * kvRows)) { k in
-                s.v.withAllRows(scratch: ws.contextScratch(2 * kvRows) + kvRows) { v in
-                    a.positions.withUnsafeBufferPointer { p in
+            // keys, values and positions kept as f16 or int8 are widened a head at a time in the threads' scratch
+            let kvRows = s.k.count
+            precondition(s.v.base == s.k.base && s.v.count == kvRows)
+            let widened = s.k.storage != .float32
+            let scratchCount = LocalAttention.scratchCount(left: e.leftContext, right: e.rightContext, headDim: dh,
+                                                           keyRows: widened ? kvRows : 0, positions: a.positionsWiden)
+            s.k.withAttentionRows { k in
+                s.v.withAttentionRows { v in
+                    a.withPositions { p in
                         a.u.withUnsafeBufferPointer { u in
                             a.v.withUnsafeBufferPointer { vb in
-                                LocalAttention.apply(queries: ls.q, keys: k,
-                                                     values: v, keyBase: s.k.base, positions: p.baseAddress!,
-                                                     u: u.baseAddress!, v: vb.baseAddress!, heads: heads, headDim: dh,
-                                                     range: s.attended..<attEnd, end: end, left: e.leftContext,
+                                LocalAttention.apply(queries: ls.q, keys: k, values: v, keyRows: kvRows, keyBase: s.k.base,
+                                                     positions: p, u: u.baseAddress!, v: vb.baseAddress!, heads: heads,
+                                                     headDim: dh, range: s.attended..<attEnd, end: end, left: e.leftContext,
                                                      right: e.rightContext, out: ls.t,
-                                                     scratch: ws.attentionScratch(perThread: ls.attentionCount),
+                                                     scratch: ws.attentionScratch(perThread: scratchCount),
                                                      threads: ws.threads)
                             }
                         }

@@ -12,12 +12,34 @@ struct FFNWeights: Sendable {
 struct AttentionWeights: Sendable {
     var normScale: [Float], normBias: [Float]
     var query: PreparedWeight, key: PreparedWeight, value: PreparedWeight, out: PreparedWeight
-    /// `pos(PE(r))` for r = -right ... left-1, row `r + right`, `[R, dim]`
+    /// `pos(PE(r))` for r = -right ... left-1, row `r + right`, `[R, dim]`: f32, or (`PositionPrecision.float16`)
+    /// binary16 in `positionHalves` with `positions` empty
     var positions: [Float]
+    var positionHalves: [UInt16] = []
     /// u and v biases, `[heads * dh]`
     var u: [Float], v: [Float]
     /// softplus(per_dim_scale) * log2(e) / sqrt(dh), `[dh]`
     var queryScale: [Float]
+}
+
+extension AttentionWeights {
+    /// Whether the attention widens the position table (kept as f16).
+    var positionsWiden: Bool { !positionHalves.isEmpty }
+
+    func withPositions<R>(_ body: (LocalAttention.Rows) -> R) -> R {
+        positionsWiden ? positionHalves.withUnsafeBufferPointer { body(.float16($0.baseAddress!)) }
+            : positions.withUnsafeBufferPointer { body(.float32($0.baseAddress!)) }
+    }
+}
+
+/// How the model keeps its encoder layers' relative-position tables (`[left + right, dim]` per layer: 25 MB in f32
+/// at USM-1B shape).
+public enum PositionPrecision: String, Sendable, CaseIterable, Codable {
+    /// as computed (the reference numbers)
+    case float32 = "f32"
+    /// rounded to binary16 (relative error at most 2^-11) and widened one head at a time when attending: half the
+    /// memory, slightly different frames
+    case float16 = "f16"
 }
 
 struct ConvWeights: Sendable {
@@ -63,6 +85,8 @@ public struct ConformerModel: Sendable {
     public let tokenizer: Tokenizer
     public let frontend: LogMelFrontend
     public let activations: ActivationMode
+    /// how the layers keep their relative-position tables
+    public let positionPrecision: PositionPrecision
     let convs: [ConvLayerWeights]
     let projection: PreparedWeight
     let layers: [LayerWeights]
@@ -87,8 +111,8 @@ public struct ConformerModel: Sendable {
         Double(config.frontend.hopSize << config.subsampling.layers) / Double(config.sampleRate)
     }
 
-    public init(container: Container, activations: ActivationMode = .float) throws(ModelError) {
-        try self.init(source: container, activations: activations)
+    public init(container: Container, activations: ActivationMode = .float, positions: PositionPrecision = .float32) throws(ModelError) {
+        try self.init(source: container, activations: activations, positions: positions)
     }
 
     /// Loads from any tensor source; with a `ContainerFile`, each tensor is decoded, prepared for its kernel and
@@ -96,11 +120,13 @@ public struct ConformerModel: Sendable {
     ///   - threads: threads loading the encoder layers (each layer on one thread, several layers at once); the
     ///     weights are the same whatever the count
     ///   - inputGates: precompute layer 0's input gates per token (`inputGates`); nil: where it saves memory
+    ///   - positions: how the layers keep their relative-position tables
     public init(source container: some TensorSource, activations: ActivationMode = .float, threads: Int = 1,
-                inputGates tableWanted: Bool? = nil) throws(ModelError) {
+                inputGates tableWanted: Bool? = nil, positions positionPrecision: PositionPrecision = .float32) throws(ModelError) {
         let config = try ConformerConfig.decode(container.metadata.architecture)
         self.config = config
         self.activations = activations
+        self.positionPrecision = positionPrecision
         tokenizer = try Tokenizer(json: container.metadata.tokenizer, vocabSize: config.vocabSize)
         let expected = Dictionary(uniqueKeysWithValues: config.tensors.map { ($0.name, $0.shape) })
 
@@ -135,7 +161,8 @@ public struct ConformerModel: Sendable {
                                 bp[u] = .success(try lp[part].front(config: config))
                                 lp[part].scratch = DecodeScratch()
                             default:
-                                bp[u] = .success(.layer(try lp[part].layer(u - 2, config: config, positions: pe, workspace: ws)))
+                                bp[u] = .success(.layer(try lp[part].layer(u - 2, config: config, positions: pe,
+                                                                                           precision: positionPrecision, workspace: ws)))
                             }
                         } catch {
                             bp[u] = .failure(error)
@@ -325,7 +352,8 @@ private struct Loader<Source: TensorSource> {
     }
 
     /// Encoder layer `i`, its relative-position table computed from the sinusoids `pe` with `ws`.
-    mutating func layer(_ i: Int, config: ConformerConfig, positions pe: [Float], workspace ws: Workspace) throws(ModelError) -> LayerWeights {
+    mutating func layer(_ i: Int, config: ConformerConfig, positions pe: [Float], precision: PositionPrecision,
+                        workspace ws: Workspace) throws(ModelError) -> LayerWeights {
         let e = config.encoder
         let dh = config.headDim
         let p = "encoder.layers.\(i)."
@@ -340,13 +368,19 @@ private struct Loader<Source: TensorSource> {
         pe.withUnsafeBufferPointer { x in
             positions.withUnsafeMutableBufferPointer { pos.apply(x, n: rows, into: $0, workspace: ws) }
         }
-        prepared += positions.count * 4 - pos.preparedBytes  // the table stays, the projection does not
+        var halves: [UInt16] = []
+        if precision == .float16 {
+            halves = [UInt16](repeating: 0, count: positions.count)
+            positions.withUnsafeBufferPointer { x in halves.withUnsafeMutableBufferPointer { Elementwise.toHalf(x.baseAddress!, $0.baseAddress!, x.count) } }
+            positions = []
+        }
+        prepared += positions.count * 4 + halves.count * 2 - pos.preparedBytes  // the table stays, the projection does not
         let scale = Float(1.442695041 / Double(dh).squareRoot())
         let attention = AttentionWeights(
             normScale: try floats(p + "mhsa.norm.scale"), normBias: try floats(p + "mhsa.norm.bias"),
             query: try linear(p + "mhsa.query"), key: try linear(p + "mhsa.key"),
             value: try linear(p + "mhsa.value"), out: try linear(p + "mhsa.out"),
-            positions: positions, u: try floats(p + "mhsa.u"), v: try floats(p + "mhsa.v"),
+            positions: positions, positionHalves: halves, u: try floats(p + "mhsa.u"), v: try floats(p + "mhsa.v"),
             queryScale: try floats(p + "mhsa.per_dim_scale").map { NN.softplus($0) * scale })
         let depthwise = try floats(p + "conv.depthwise.weight")
         let k = e.convKernel
