@@ -177,6 +177,16 @@ import USMKernels
         let full = model.encode(audio, state: &a, final: true, workspace: ws)
         var d0 = model.makeDecoderState(workspace: ws)
         model.decode(full, state: &d0, workspace: ws)
+        // what the layers keep: f16 halves it; int8 keys and values (160 bytes a row here with their 4 scales, 288
+        // in f16) take it to 0.75 of f16's at this model's shape (USM-1B: about 0.7)
+        var layerBytes: [ContextPrecision: Int] = [:]
+        for context in ContextPrecision.allCases {
+            var st = model.makeEncoderState(contextPrecision: context)
+            _ = model.encode(audio, state: &st, final: true, workspace: ws)
+            layerBytes[context] = st.layers.reduce(0) { $0 + [$1.x1, $1.k, $1.v, $1.x2, $1.g].reduce(0) { $0 + $1.capacityBytes } }
+        }
+        let (f32, f16, i8) = (layerBytes[.float32]!, layerBytes[.float16]!, layerBytes[.int8]!)
+        #expect(abs(f16 * 2 - f32) < f32 / 100 && i8 < f16 * 4 / 5 && i8 > f32 / 4, "layer buffers: \(f32) / \(f16) / \(i8) bytes")
         for (m, context) in [(model, ContextPrecision.int8), (halfTables, .float32), (halfTables, .int8)] {
             var b = m.makeEncoderState(contextPrecision: context)
             let y = m.encode(audio, state: &b, final: true, workspace: ws)

@@ -214,6 +214,20 @@ enum Fixtures {
         let tokens = try #require(golden.tensor("tokens")).floatValues.map { Int($0) }
         let float = try Recognizer(path: bundled, options: RecognizerOptions(activations: .float)).transcribe(file: sample)
         #expect(float.tokens.map(\.id) == tokens, "float activations give the reference's greedy tokens")
+        // the compact options (int8 keys and values, f16 context rows and position tables), offline and streaming,
+        // and through the command's flags
+        let compact = try Recognizer(path: bundled, options: .compact(threads: 2))
+        #expect(compact.model.positionPrecision == .float16 && compact.options.contextPrecision == .int8)
+        #expect(compact.loadReport.preparedBytes < recognizer.loadReport.preparedBytes, "f16 position tables")
+        let c = try compact.transcribe(file: sample)
+        #expect(c.text == api.text)
+        let stream = try compact.makeStream(inputSampleRate: 16000)
+        let audio = try Audio.load(path: sample, sampleRate: 16000).samples
+        for start in stride(from: 0, to: audio.count, by: 5120) { try stream.accept(samples: Array(audio[start..<min(start + 5120, audio.count)])) }
+        #expect(stream.finish().tokens == c.tokens, "compact streaming equals compact offline")
+        let flags = try Self.run(["--context", "int8", "--positions", "f16", sample])
+        #expect(flags.code == 0 && flags.out == api.text + "\n", "\(flags.err)")
+        #expect(try Self.run(["--context", "int4", sample]).code == 64, "an unknown precision is a usage error")
     }
 }
 
