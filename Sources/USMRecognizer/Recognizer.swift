@@ -250,7 +250,7 @@ public final class Recognizer: Sendable {
 
     /// Whether `seconds` of audio are short enough for the layer-by-layer offline path (`encodeUtterance`).
     func fitsUtterance(seconds: Double) -> Bool {
-        seconds / model.secondsPerFrame + 2 <= Double(model.utteranceFrameLimit)
+        seconds / model.secondsPerFrame + 2 <= Double(model.utteranceFrameLimit(context: options.contextPrecision))
     }
 
     /// Offline recognition of an audio file (WAV, FLAC, MP3 and what libsndfile reads), read in blocks.
@@ -310,7 +310,7 @@ public final class RecognitionStream {
     private var encoder: EncoderState
     private var decoder: DecoderState
     private let workspace: Workspace
-    /// encoder frames of the last call (kept so its capacity is reused)
+    /// encoder frames waiting to be decoded (kept so its capacity is reused)
     private var frames: [Float] = []
     private var timings = StageTimings()
     private var samplesIn = 0
@@ -363,17 +363,34 @@ public final class RecognitionStream {
             if utterance {
                 model.encodeUtterance(piece, state: &encoder, workspace: workspace, into: &frames)
             } else {
-                model.encode(piece, state: &encoder, final: final && last, workspace: workspace, into: &frames)
+                // frames are decoded as they come, `decodeRows` at a time, so a final flush (every frame the layers
+                // held back) never collects all of them
+                frames.removeAll(keepingCapacity: true)
+                let rows = Self.decodeRows * model.config.encoder.dim
+                model.encode(piece, state: &encoder, final: final && last, workspace: workspace) { [unowned self] slice in
+                    frames.append(contentsOf: slice)
+                    if frames.count >= rows { decodeFrames() }
+                }
             }
-            let clock = ContinuousClock()
-            let t = clock.now
-            model.decode(frames, state: &decoder, workspace: workspace)
-            timings.decoder += (clock.now - t).seconds
+            decodeFrames()
             start = end
         } while start < samples.count
         timings.features = encoder.featureSeconds
         timings.encoder = encoder.encoderSeconds
         timings.layerTypes = encoder.layerTypeSeconds
+    }
+
+    /// Encoder frames the stream collects before decoding them.
+    static let decodeRows = 64
+
+    /// Decodes the collected frames and empties the buffer (keeping its capacity).
+    private func decodeFrames() {
+        guard !frames.isEmpty else { return }
+        let clock = ContinuousClock()
+        let t = clock.now
+        recognizer.model.decode(frames, state: &decoder, workspace: workspace)
+        timings.decoder += (clock.now - t).seconds
+        frames.removeAll(keepingCapacity: true)
     }
 
     /// The best hypothesis so far.

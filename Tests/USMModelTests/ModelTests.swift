@@ -13,6 +13,16 @@ import USMKernels
         }
     }
 
+    /// Offline recognition goes layer by layer up to the length where its two frame buffers outweigh the depth-first
+    /// look-ahead buffers at the recognizer's context precision (what a layer keeps: keys and values of left + right
+    /// + 16 frames, x1 of right + 16; int8 rows 1536 bytes and 12 scales at USM-1B shape).
+    @Test func utteranceLimitFollowsTheContextPrecision() {
+        let c = ConformerConfig.usm1b
+        let limits = ContextPrecision.allCases.map { ConformerModel.utteranceFrameLimit(config: c, context: $0) }
+        #expect(limits == [16 * (2 * 273 + 144) / 2, 16 * (2 * 273 + 144) / 4, 16 * (2 * 273 * 1584 + 144 * 3072) / (2 * 6144)])
+        #expect(limits == [5520, 2760, 1702])
+    }
+
     @Test func snakeCaseKeysAsArchitectureMdSays() throws {
         let j = ConformerConfig.trained.json()
         #expect(j["encoder"]?["ffn_dim"] == .number(576))

@@ -75,6 +75,14 @@ enum Fixtures {
         #expect(stream.finish().tokens == offline.tokens, "reset starts a fresh utterance")
         stream.reset()
         #expect(try stream.finish(utterance: audio).tokens == offline.tokens, "the whole utterance at once")
+        // 5.5 s in one block: the frames reach the decoder in pieces of 64 or more as the layers give them (the
+        // stream never collects all of them), with the offline result
+        let long = Array([[Float]](repeating: audio, count: 4).joined())
+        let big = try Recognizer(path: Fixtures.modelPath, options: RecognizerOptions(maxBlockSeconds: 10))
+        let whole = try big.transcribe(samples: long, sampleRate: 16000)
+        let s2 = try big.makeStream()
+        try s2.accept(samples: long)
+        #expect(s2.finish().tokens == whole.tokens && whole.tokens.count > 3 * offline.tokens.count)
     }
 
     @Test func resamplesOtherRates() throws {

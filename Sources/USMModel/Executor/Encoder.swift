@@ -395,7 +395,18 @@ extension ConformerModel {
     /// As `encode(_:state:final:workspace:)`, writing the frames into `out` (its contents are replaced and its
     /// capacity reused, so a caller that keeps `out` allocates nothing per call in steady state).
     public func encode(_ samples: [Float], state: inout EncoderState, final: Bool, workspace: Workspace, into out: inout [Float]) {
-        encode(samples, state: &state, final: final, layerMajor: false, workspace: workspace, into: &out)
+        encode(samples, state: &state, final: final, layerMajor: false, workspace: workspace, into: &out, sink: nil)
+    }
+
+    /// As `encode(_:state:final:workspace:)`, handing the frames to `sink` as they come out of the last layer, a
+    /// slice (at most `layerSlice` rows) at a time, instead of collecting them: a final flush releases every frame the
+    /// layers held back (USM-1B: up to 16 x 143 frames, 14 MB in f32), and a sink that decodes each slice keeps
+    /// none of them. `sink` may use `workspace` (no kernel is running when it is called) but not `state`; its time
+    /// is not counted in `state.encoderSeconds`.
+    public func encode(_ samples: [Float], state: inout EncoderState, final: Bool, workspace: Workspace,
+                       frames sink: @escaping (UnsafeBufferPointer<Float>) -> Void) {
+        var unused: [Float] = []
+        encode(samples, state: &state, final: final, layerMajor: false, workspace: workspace, into: &unused, sink: sink)
     }
 
     /// Offline encoding of a whole utterance in one call, one layer at a time: every frame goes through layer l
@@ -404,19 +415,37 @@ extension ConformerModel {
     /// frames are the same as `encode`'s for any chunking. `state` must be new (or reset) and is finished after.
     public func encodeUtterance(_ samples: [Float], state: inout EncoderState, workspace: Workspace, into out: inout [Float]) {
         precondition(state.featureFrames == 0 && state.framesOut == 0, "encodeUtterance on a stream that has started")
-        encode(samples, state: &state, final: true, layerMajor: true, workspace: workspace, into: &out)
+        encode(samples, state: &state, final: true, layerMajor: true, workspace: workspace, into: &out, sink: nil)
     }
 
     /// Encoder frames beyond which `encodeUtterance` holds more than the depth-first `encode` would (its two
-    /// `[frames, dim]` buffers against every layer's look-ahead buffers).
-    public var utteranceFrameLimit: Int {
+    /// `[frames, dim]` f32 buffers against every layer's look-ahead buffers at the f32 context precision).
+    public var utteranceFrameLimit: Int { utteranceFrameLimit(context: .float32) }
+
+    /// As `utteranceFrameLimit`, against look-ahead buffers kept at `context` (smaller ones make it lower).
+    public func utteranceFrameLimit(context: ContextPrecision) -> Int {
+        Self.utteranceFrameLimit(config: config, context: context)
+    }
+
+    /// `utteranceFrameLimit(context:)` of a model with `config` (USM-1B: 5520 frames at f32, 2760 at f16, 1702 at
+    /// int8, i.e. 221, 110 and 68 s of audio; tested).
+    public static func utteranceFrameLimit(config: ConformerConfig, context: ContextPrecision) -> Int {
         let e = config.encoder
-        let perLayer = (e.leftContext + e.rightContext + Self.layerSlice) * 2 + e.rightContext + Self.layerSlice
-        return e.layers * perLayer / 2
+        // what a depth-first layer touches: keys and values of `left + right` frames and a flush slice, x1 of
+        // `right` frames and a slice (x2 and g, a conv kernel's rows, are left out)
+        let kv = e.leftContext + e.rightContext + Self.streamFlushSlice, x1 = e.rightContext + Self.streamFlushSlice
+        let rowBytes = e.dim * 4
+        let kvBytes: Int, x1Bytes: Int
+        switch context {
+        case .float32: (kvBytes, x1Bytes) = (rowBytes, rowBytes)
+        case .float16: (kvBytes, x1Bytes) = (rowBytes / 2, rowBytes / 2)
+        case .int8: (kvBytes, x1Bytes) = (e.dim + 4 * e.heads, rowBytes / 2)
+        }
+        return e.layers * (2 * kv * kvBytes + x1 * x1Bytes) / (2 * rowBytes)
     }
 
     func encode(_ samples: [Float], state: inout EncoderState, final: Bool, layerMajor: Bool, workspace: Workspace,
-                into out: inout [Float]) {
+                into out: inout [Float], sink: ((UnsafeBufferPointer<Float>) -> Void)?) {
         precondition(!state.finished, "encode after the final chunk")
         let clock = ContinuousClock()
         let t0 = clock.now
@@ -439,6 +468,7 @@ extension ConformerModel {
             swap(&scratch, &state.scratch)
         }
         let stepRows = scratch.stepRows
+        var emitted = 0, sinkSeconds = 0.0
         let slice = Self.layerSlice
         let flushSlice = layerMajor ? Self.layerSlice : Self.streamFlushSlice
         let rows: Int = scratch.withLayerScratch { input, outputs, ls in
@@ -486,7 +516,14 @@ extension ConformerModel {
             // most, so one call) before layer l + 2 overwrites that buffer, and its flushing calls read no input.
             func push(_ l: Int, _ x: UnsafeMutablePointer<Float>, _ n: Int, _ final: Bool) {
                 if l == layers.count {
-                    out.append(contentsOf: UnsafeBufferPointer(start: x, count: n * d))
+                    emitted += n
+                    if let sink {
+                        let t = clock.now
+                        sink(UnsafeBufferPointer(start: x, count: n * d))
+                        sinkSeconds += (clock.now - t).seconds
+                    } else {
+                        out.append(contentsOf: UnsafeBufferPointer(start: x, count: n * d))
+                    }
                     return
                 }
                 precondition(l == 0 || n <= slice, "layer \(l - 1) gave \(n) rows, more than a slice")
@@ -508,11 +545,11 @@ extension ConformerModel {
                 } while start < n
             }
             push(0, input, n0, final)
-            return out.count / d
+            return emitted
         }
         state.framesOut += rows
         state.featureSeconds += (t1 - t0).seconds
-        state.encoderSeconds += (clock.now - t1).seconds
+        state.encoderSeconds += (clock.now - t1).seconds - sinkSeconds
         if final { state.finished = true }
     }
 
