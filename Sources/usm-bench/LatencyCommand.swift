@@ -64,6 +64,10 @@ struct LatencyCommand: ParsableCommand {
         var chunkP95: Double?
         var chunkMax: Double?
         var firstPartialSeconds: Double?
+        /// audio seconds after which every encoder layer has frames to run (the look-ahead of all layers)
+        var steadyAfterSeconds: Double?
+        /// chunk latency percentiles over the chunks that start after `steadyAfterSeconds` (nil: none did)
+        var steadyP50: Double?, steadyP95: Double?, steadyChunks: Int?
         /// symbols the offline run emitted per encoder frame
         var symbolsPerFrame = 0.0
         var peakRSS: Int
@@ -186,6 +190,15 @@ struct LatencyCommand: ParsableCommand {
             m.chunkP95 = percentile(latencies, 0.95)
             m.chunkMax = latencies.max()
             m.firstPartialSeconds = firstPartial
+            // before the look-ahead of every layer has filled, the deeper layers have nothing to run and a chunk
+            // costs less than it does from then on
+            let e = r.model.config.encoder
+            let fill = Double(e.layers * e.holdBack) * r.model.secondsPerFrame
+            let steady = latencies.dropLast().enumerated().filter { Double($0.offset * chunkMs) / 1000 >= fill }.map(\.element)
+            m.steadyAfterSeconds = fill
+            if !steady.isEmpty {
+                (m.steadyP50, m.steadyP95, m.steadyChunks) = (percentile(steady, 0.5), percentile(steady, 0.95), steady.count)
+            }
             if canReset { m.peakStreaming = phasePeakRSS() }
         }
         progress.clear()
@@ -224,6 +237,14 @@ struct LatencyCommand: ParsableCommand {
             print("(peak RSS is the process maximum so far: the f32 row includes the packed model's run)")
         }
         if let fp = ms0.firstPartialSeconds { print("\nfirst partial result after \(f(fp)) s of streaming compute") }
+        for m in ms {
+            guard let fill = m.steadyAfterSeconds else { continue }
+            if let p50 = m.steadyP50, let p95 = m.steadyP95, let n = m.steadyChunks {
+                print("\n\(m.label) steady state (the \(n) chunks from \(f(fill, 1)) s of audio on, when every layer runs): chunk p50 \(f(p50 * 1000, 1)) / p95 \(f(p95 * 1000, 1)) ms")
+            } else {
+                print("\n\(m.label): no chunk reached the steady state (every layer running needs more than \(f(fill, 1)) s of audio here), so the chunk latencies above are lower than a long stream's; use --seconds")
+            }
+        }
         for m in ms {
             print("\n\(m.label) resident MB: \(f(Double(m.rssBeforeLoad) / 1e6, 0)) before loading (runtime, audio), \(f(Double(m.rssAfterLoad) / 1e6, 0)) after (model \(f(Double(m.rssAfterLoad - m.rssBeforeLoad) / 1e6, 0))), \(f(Double(m.rssAfterOffline) / 1e6, 0)) after the offline runs; peak \(f(Double(m.peakAfterLoad) / 1e6, 0)) by the end of loading, \(f(Double(m.peakRSS) / 1e6, 0)) in all" + phases(m))
         }
