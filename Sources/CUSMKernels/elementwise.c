@@ -316,15 +316,6 @@ void usm_f32_to_f16(int32_t isa, const float *x, uint16_t *y, int64_t n) {
     ew_f2h_portable(x, y, n);
 }
 
-void usm_f16_to_f32(int32_t isa, const uint16_t *x, float *y, int64_t n) {
-#if defined(__x86_64__)
-    if (isa >= USM_ISA_AVX512 && usm_isa_supported(USM_ISA_AVX512)) { ew_h2f_avx512(x, y, n); return; }
-    if (isa >= USM_ISA_AVX2 && usm_isa_supported(USM_ISA_AVX2)) { ew_h2f_avx2(x, y, n); return; }
-#endif
-    (void)isa;
-    ew_h2f_portable(x, y, n);
-}
-
 // Strided rows of binary16 to f32 (the attention widens one head's columns of f16 keys, values and positions).
 void usm_f16_to_f32_rows(int32_t isa, const uint16_t *x, int64_t xs, float *y, int64_t ys, int64_t rows, int64_t cols) {
     void (*fn)(const uint16_t *, float *, int64_t) = ew_h2f_portable;
@@ -335,6 +326,8 @@ void usm_f16_to_f32_rows(int32_t isa, const uint16_t *x, int64_t xs, float *y, i
     (void)isa;
     for (int64_t r = 0; r < rows; r++) fn(x + r * xs, y + r * ys, cols);
 }
+
+void usm_f16_to_f32(int32_t isa, const uint16_t *x, float *y, int64_t n) { usm_f16_to_f32_rows(isa, x, 0, y, 0, 1, n); }
 
 // ---- int8 rows with a scale per group (stream keys and values kept as int8) -------------------------------------
 
@@ -367,13 +360,17 @@ static void ew_dequant_row_portable(const int8_t *q, float s, float *y, int64_t 
 }
 
 #if defined(__x86_64__)
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"))) static void ew_quant_group_avx512(const float *x, int64_t n, int8_t *q,
-                                                                             float *scale) {
+// lanes i ..< min(i + 16, n) of a 16-float step
+EW_T512 static inline __mmask16 ew_step_mask(int64_t i, int64_t n) {
+    return n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+}
+
+EW_T512 static void ew_quant_group_avx512(const float *x, int64_t n, int8_t *q, float *scale) {
     const __m512 sign = _mm512_set1_ps(-0.0f), inf = _mm512_set1_ps(INFINITY);
     __m512 amax = _mm512_setzero_ps();
     __mmask16 bad = 0;
     for (int64_t i = 0; i < n; i += 16) {
-        const __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        const __mmask16 m = ew_step_mask(i, n);
         const __m512 a = _mm512_andnot_ps(sign, _mm512_maskz_loadu_ps(m, x + i));
         bad |= _mm512_mask_cmp_ps_mask(m, a, inf, _CMP_NLT_UQ);
         amax = _mm512_max_ps(amax, a);
@@ -386,7 +383,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"))) static void ew_qua
     }
     const __m512 inv = _mm512_set1_ps(127.0f / am), hi = _mm512_set1_ps(127), lo = _mm512_set1_ps(-127);
     for (int64_t i = 0; i < n; i += 16) {
-        const __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        const __mmask16 m = ew_step_mask(i, n);
         __m512 v = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), inv),
                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
         v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
@@ -395,11 +392,10 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"))) static void ew_qua
     *scale = am / 127.0f;
 }
 
-__attribute__((target("avx512f,avx512bw,avx512vl"))) static void ew_dequant_row_avx512(const int8_t *q, float s, float *y,
-                                                                             int64_t n) {
+EW_T512 static void ew_dequant_row_avx512(const int8_t *q, float s, float *y, int64_t n) {
     const __m512 sv = _mm512_set1_ps(s);
     for (int64_t i = 0; i < n; i += 16) {
-        const __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        const __mmask16 m = ew_step_mask(i, n);
         const __m512i w = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, q + i));
         _mm512_mask_storeu_ps(y + i, m, _mm512_mul_ps(_mm512_cvtepi32_ps(w), sv));
     }
@@ -504,7 +500,7 @@ EWI void lm_group_body(const double *x, int64_t hop, int64_t lanes, int64_t win,
         im[bitrev[k]] = vb;
     }
     for (int64_t len = 2; len <= m; len *= 2) {
-        const int64_t half = len / 2, step = 2 * (m / len);
+        const int64_t half = len / 2, step = 2 * (m / len);  // twiddle e^{-2 pi i j / len} = tab[j * nfft / len]
         for (int64_t start = 0; start < m; start += len)
             for (int64_t j = 0; j < half; j++) {
                 const double wr = cos_tab[j * step], wi = sin_tab[j * step];

@@ -1,4 +1,10 @@
+import ArgumentParser
 import Foundation
+import USMModel
+
+// --context f32|f16|int8 and --positions f32|f16 (the values are the raw values; the parser lists them in --help)
+extension ContextPrecision: ExpressibleByArgument {}
+extension PositionPrecision: ExpressibleByArgument {}
 
 /// Peak resident set size of this process so far, in bytes.
 func peakRSS() -> Int {

@@ -43,8 +43,10 @@ struct LatencyCommand: ParsableCommand {
     @Option(help: "Activations: int8-block, int8-token or float.") var activations = "int8-block"
     @Flag(help: "Also run streaming and report per-chunk latency.") var streaming = false
     @Option(help: "Streaming chunk length in milliseconds.") var chunkMs = 320
-    @Option(help: "How the encoder keeps its layers' context rows: f32 (exact), f16 (half the memory) or int8 (keys and values int8, the rest f16).") var context = "f32"
-    @Option(help: "How the model keeps its relative-position tables: f32 (exact) or f16 (half the memory).") var positions = "f32"
+    @Option(help: "How the encoder keeps its layers' context rows: f32 (exact), f16 (half the memory) or int8 (keys and values int8, the rest f16).")
+    var context: ContextPrecision = .float32
+    @Option(help: "How the model keeps its relative-position tables: f32 (exact) or f16 (half the memory).")
+    var positions: PositionPrecision = .float32
     @Option(help: "Compare with the same architecture at f32 in the same run (only 'f32').") var vs: String?
     @Option(help: "Offline runs (the median is reported).") var runs = 3
     @Flag(help: "JSON instead of markdown.") var json = false
@@ -84,8 +86,6 @@ struct LatencyCommand: ParsableCommand {
         guard (model == nil) != (config == nil) else { throw ValidationError("give --model FILE or --config NAME") }
         guard vs == nil || vs == "f32" else { throw ValidationError("--vs takes f32") }
         guard ActivationMode(rawValue: activations) != nil else { throw ValidationError("bad --activations") }
-        guard ContextPrecision(rawValue: context) != nil else { throw ValidationError("--context takes f32, f16 or int8") }
-        guard PositionPrecision(rawValue: positions) != nil else { throw ValidationError("--positions takes f32 or f16") }
         guard runs >= 1, threads >= 1, chunkMs >= 10 else { throw ValidationError("--runs, --threads >= 1, --chunk-ms >= 10") }
     }
 
@@ -114,8 +114,7 @@ struct LatencyCommand: ParsableCommand {
             try w.write(to: f32Path!)
         }
         let options = RecognizerOptions(activations: ActivationMode(rawValue: activations)!, threads: threads,
-                                        contextPrecision: ContextPrecision(rawValue: context)!,
-                                        positionPrecision: PositionPrecision(rawValue: positions)!)
+                                        contextPrecision: context, positionPrecision: positions)
         let samples: [Float]
         if let audio {
             samples = try Audio.load(path: audio, sampleRate: 16000).samples
@@ -217,7 +216,7 @@ struct LatencyCommand: ParsableCommand {
 
     func report(_ ms: [Measurement]) {
         let ms0 = ms[0]
-        print("## Latency (\(threads) thread\(threads == 1 ? "" : "s"), activations \(activations), context \(context), positions \(positions), \(f(ms0.audioSeconds, 2)) s of \(audio ?? "synthetic speech-like audio"))\n")
+        print("## Latency (\(threads) thread\(threads == 1 ? "" : "s"), activations \(activations), context \(context.rawValue), positions \(positions.rawValue), \(f(ms0.audioSeconds, 2)) s of \(audio ?? "synthetic speech-like audio"))\n")
         print("| model | file MB | memory MB | load s | load MB/s | offline s | RTF | chunk p50 / p95 / max ms | peak RSS MB | RSS / memory |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for m in ms {

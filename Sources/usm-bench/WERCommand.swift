@@ -21,8 +21,9 @@ struct WERCommand: ParsableCommand {
     @Option(help: "Beam width (1 = greedy).") var beam = 1
     @Option(help: "Kernel threads (also the ONNX Runtime peer's intra-op threads).") var threads = 1
     @Option(help: "Activations: int8-block, int8-token or float.") var activations = "int8-block"
-    @Option(help: "How the encoder keeps its layers' context rows: f32 (exact), f16 or int8 (keys and values int8, the rest f16).") var context = "f32"
-    @Option(help: "How the model keeps its relative-position tables: f32 (exact) or f16.") var positions = "f32"
+    @Option(help: "How the encoder keeps its layers' context rows: f32 (exact), f16 or int8 (keys and values int8, the rest f16).")
+    var context: ContextPrecision = .float32
+    @Option(help: "How the model keeps its relative-position tables: f32 (exact) or f16.") var positions: PositionPrecision = .float32
     @Option(help: "Only the first N utterances.") var limit: Int?
     @Flag(help: "Also run the ONNX Runtime peer (f32 and dynamic int8) on the same model and audio.") var peerOnnx = false
     @Option(help: "Python interpreter for the ONNX Runtime peer.") var python = "python3"
@@ -56,8 +57,6 @@ struct WERCommand: ParsableCommand {
 
     func validate() throws {
         guard ActivationMode(rawValue: activations) != nil else { throw ValidationError("bad --activations") }
-        guard ContextPrecision(rawValue: context) != nil else { throw ValidationError("--context takes f32, f16 or int8") }
-        guard PositionPrecision(rawValue: positions) != nil else { throw ValidationError("--positions takes f32 or f16") }
         guard threads >= 1, beam >= 1 else { throw ValidationError("--threads and --beam must be >= 1") }
         if let limit, limit < 1 { throw ValidationError("--limit must be >= 1") }
         guard rounds >= 1 else { throw ValidationError("--rounds must be >= 1") }
@@ -67,8 +66,7 @@ struct WERCommand: ParsableCommand {
         let mode = ActivationMode(rawValue: activations)!
         let r = try Recognizer(path: model, options: RecognizerOptions(activations: mode, threads: threads,
                                                                         search: beam == 1 ? .greedy : .beam(width: beam),
-                                                                        contextPrecision: ContextPrecision(rawValue: context)!,
-                                                                        positionPrecision: PositionPrecision(rawValue: positions)!))
+                                                                        contextPrecision: context, positionPrecision: positions))
         var items = try EvaluationSet(directory: directory).items
         if let limit { items = Array(items.prefix(limit)) }
         let progress = ProgressLine()

@@ -24,8 +24,9 @@ struct USMInfer: ParsableCommand {
     @Option(help: "Activations of packed layers: int8-block (fast, weights stay packed), int8-token or float (closest to the reference).")
     var activations = "int8-block"
     @Option(help: "How the encoder keeps its layers' context rows: f32 (exact), f16 (half the memory) or int8 (keys and values int8, the rest f16: about a third).")
-    var context = "f32"
-    @Option(help: "How the model keeps its relative-position tables: f32 (exact) or f16 (half the memory).") var positions = "f32"
+    var context: ContextPrecision = .float32
+    @Option(help: "How the model keeps its relative-position tables: f32 (exact) or f16 (half the memory).")
+    var positions: PositionPrecision = .float32
     @Option(help: "Use this channel (0-based) instead of mixing all channels.") var channel: Int?
     @Flag(help: "Print load and per-stage timings to stderr.") var timings = false
     @Argument(help: "Audio files.") var files: [String]
@@ -38,8 +39,6 @@ struct USMInfer: ParsableCommand {
         guard ActivationMode(rawValue: activations) != nil else {
             throw ValidationError("--activations must be float, int8-token or int8-block")
         }
-        guard ContextPrecision(rawValue: context) != nil else { throw ValidationError("--context must be f32, f16 or int8") }
-        guard PositionPrecision(rawValue: positions) != nil else { throw ValidationError("--positions must be f32 or f16") }
         guard !files.isEmpty else { throw ValidationError("no audio files given") }
     }
 
@@ -47,8 +46,7 @@ struct USMInfer: ParsableCommand {
         let path = try model ?? DefaultModel.locate()
         let options = RecognizerOptions(activations: ActivationMode(rawValue: activations)!, threads: threads,
                                         search: beam == 1 ? .greedy : .beam(width: beam),
-                                        contextPrecision: ContextPrecision(rawValue: context)!,
-                                        positionPrecision: PositionPrecision(rawValue: positions)!)
+                                        contextPrecision: context, positionPrecision: positions)
         let recognizer: Recognizer
         do { recognizer = try Recognizer(path: path, options: options) } catch {
             fail(error.description, code: missing(path) ? 66 : 65)
@@ -199,3 +197,7 @@ enum Subtitles {
         return String(format: "%02d:%02d:%02d%@%03d", ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, vtt ? "." : ",", ms % 1000)
     }
 }
+
+// --context f32|f16|int8 and --positions f32|f16 (the values are the raw values; the parser lists them in --help)
+extension ContextPrecision: ExpressibleByArgument {}
+extension PositionPrecision: ExpressibleByArgument {}
