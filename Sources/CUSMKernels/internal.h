@@ -17,7 +17,7 @@ void usm_fgemm_avx512(const usm_fgemm_args *a, int64_t tb, int64_t te, int64_t t
 void usm_fgemm_avx2(const usm_fgemm_args *a, int64_t tb, int64_t te, int64_t t0, int64_t t1);
 void usm_quantize_act_avx512(const float *x, int64_t xstride, int64_t n, int64_t k, int64_t ablock, int64_t wblock,
                              int64_t nb, int8_t *q, int64_t qstride, float *ascale, float *sx, float *sxs,
-                             int32_t *bsum);
+                             int32_t *bsum, int32_t qmax);
 uint64_t usm_read_avx512(const void *src, int64_t bytes);
 #endif
 #if defined(__aarch64__)
@@ -29,7 +29,7 @@ void usm_qgemm_neon_dotprod(const usm_qgemm_args *a, int64_t tb, int64_t te, int
 void usm_fgemm_neon(const usm_fgemm_args *a, int64_t tb, int64_t te, int64_t t0, int64_t t1);
 void usm_quantize_act_neon(const float *x, int64_t xstride, int64_t n, int64_t k, int64_t ablock, int64_t wblock,
                            int64_t nb, int8_t *q, int64_t qstride, float *ascale, float *sx, float *sxs,
-                           int32_t *bsum);
+                           int32_t *bsum, int32_t qmax);
 #endif
 #if defined(__x86_64__)
 void usm_local_attention_avx512(const float *q, int64_t qs, const float *k, const float *v, int64_t kvs, int64_t kbase,

@@ -129,6 +129,7 @@ void usm_repack_codes(const uint8_t *codes, int64_t rows, int64_t row_bytes, int
 
 int64_t usm_lut1_bytes(int64_t rows, int64_t k) { return (rows + 15) / 16 * ((k + 31) / 32) * 64; }
 int64_t usm_lut1_table_bytes(int64_t k) { return (k + 31) / 32 * 256; }
+int64_t usm_lut1a6_table_bytes(int64_t k) { return (k + 31) / 32 * 128; }
 
 void usm_repack_lut1(const uint8_t *codes, int64_t rows, int64_t row_bytes, int64_t k, uint8_t *out) {
     // Block (tile, chunk) holds 16 rows x 32 columns in 64 bytes: 8-byte group r / 2 carries row r's 32 bits in its
@@ -154,6 +155,12 @@ void usm_lut1_gemm(const usm_qgemm_args *a, const uint8_t *tables, int64_t tb, i
     (void)a; (void)tables; (void)tb; (void)te; (void)t0; (void)t1;  // x86-64 AVX-512 VBMI only; never dispatched here
 }
 void usm_lut1_tables(const int8_t *x, int64_t xstride, int64_t n, int64_t k, uint8_t *tables) {
+    (void)x; (void)xstride; (void)n; (void)k; (void)tables;
+}
+void usm_lut1a6_gemm(const usm_qgemm_args *a, const uint8_t *tables, int64_t tb, int64_t te, int64_t t0, int64_t t1) {
+    (void)a; (void)tables; (void)tb; (void)te; (void)t0; (void)t1;
+}
+void usm_lut1a6_tables(const int8_t *x, int64_t xstride, int64_t n, int64_t k, uint8_t *tables) {
     (void)x; (void)xstride; (void)n; (void)k; (void)tables;
 }
 #endif
@@ -247,8 +254,9 @@ static inline float usm_rne(float v) {
 
 static void usm_quantize_act_portable(const float *x, int64_t xstride, int64_t n, int64_t k, int64_t ablock,
                                       int64_t wblock, int64_t nb, int8_t *q, int64_t qstride, float *ascale,
-                                      float *sx, float *sxs, int32_t *bsum) {
+                                      float *sx, float *sxs, int32_t *bsum, int32_t qmax) {
     int64_t abl = ablock ? ablock : k, nab = (k + abl - 1) / abl;
+    const float fq = (float)qmax;
     for (int64_t t = 0; t < n; t++) {
         const float *xr = x + t * xstride;
         int8_t *qr = q + t * qstride;
@@ -259,7 +267,7 @@ static void usm_quantize_act_portable(const float *x, int64_t xstride, int64_t n
                 float v = xr[i] < 0 ? -xr[i] : xr[i];
                 amax = v > amax ? v : amax;
             }
-            float s = amax / 127.0f;
+            float s = amax / fq;
             ascale[t * nab + ab] = s;
             for (int64_t j = a0 / wblock; j < nb && j * wblock < a1; j++) {
                 int64_t b0 = j * wblock, b1 = usm_min64(b0 + wblock, k);
@@ -268,7 +276,7 @@ static void usm_quantize_act_portable(const float *x, int64_t xstride, int64_t n
                     int32_t qi = 0;
                     if (s > 0) {
                         float v = usm_rne(xr[i] / s);
-                        v = v < -127.0f ? -127.0f : (v > 127.0f ? 127.0f : v);
+                        v = v < -fq ? -fq : (v > fq ? fq : v);
                         qi = (int32_t)v;
                     }
                     qr[i] = (int8_t)qi;
@@ -311,20 +319,20 @@ void usm_fgemm(int32_t isa, const usm_fgemm_args *a, int64_t tb, int64_t te, int
 
 void usm_quantize_act(int32_t isa, const float *x, int64_t xstride, int64_t n, int64_t k, int64_t ablock,
                       int64_t wblock, int64_t nb, int8_t *q, int64_t qstride, float *ascale, float *sx, float *sxs,
-                      int32_t *bsum) {
+                      int32_t *bsum, int32_t qmax) {
 #if defined(__x86_64__)
     if (isa >= USM_ISA_AVX512 && usm_isa_supported(USM_ISA_AVX512)) {
-        usm_quantize_act_avx512(x, xstride, n, k, ablock, wblock, nb, q, qstride, ascale, sx, sxs, bsum);
+        usm_quantize_act_avx512(x, xstride, n, k, ablock, wblock, nb, q, qstride, ascale, sx, sxs, bsum, qmax);
         return;
     }
 #elif defined(__aarch64__)
     if (isa >= USM_ISA_NEON) {
-        usm_quantize_act_neon(x, xstride, n, k, ablock, wblock, nb, q, qstride, ascale, sx, sxs, bsum);
+        usm_quantize_act_neon(x, xstride, n, k, ablock, wblock, nb, q, qstride, ascale, sx, sxs, bsum, qmax);
         return;
     }
 #endif
     (void)isa;
-    usm_quantize_act_portable(x, xstride, n, k, ablock, wblock, nb, q, qstride, ascale, sx, sxs, bsum);
+    usm_quantize_act_portable(x, xstride, n, k, ablock, wblock, nb, q, qstride, ascale, sx, sxs, bsum, qmax);
 }
 
 void usm_copy(void *dst, const void *src, int64_t bytes) { memcpy(dst, src, (size_t)bytes); }

@@ -351,12 +351,13 @@ void usm_fgemm_neon(const usm_fgemm_args *a, int64_t tb, int64_t te, int64_t t0,
 // ===================================== activation quantization ==================================================
 
 // Same structure as usm_quantize_act_portable; max|x| in any order (max is exact), x / s by IEEE division, fcvtns
-// rounds half to even like usm_rne (|x / s| stays far below 2^22), clamp to +-127.
+// rounds half to even like usm_rne (|x / s| stays far below 2^22), clamp to +-qmax.
 void usm_quantize_act_neon(const float *x, int64_t xstride, int64_t n, int64_t k, int64_t ablock, int64_t wblock,
                            int64_t nb, int8_t *q, int64_t qstride, float *ascale, float *sx, float *sxs,
-                           int32_t *bsum) {
+                           int32_t *bsum, int32_t qmax) {
     const int64_t abl = ablock ? ablock : k, nab = (k + abl - 1) / abl;
-    const int32x4_t lo = vdupq_n_s32(-127), hi = vdupq_n_s32(127);
+    const int32x4_t lo = vdupq_n_s32(-qmax), hi = vdupq_n_s32(qmax);
+    const float fq = (float)qmax;
     for (int64_t t = 0; t < n; t++) {
         const float *xr = x + t * xstride;
         int8_t *qr = q + t * qstride;
@@ -373,7 +374,7 @@ void usm_quantize_act_neon(const float *x, int64_t xstride, int64_t n, int64_t k
                 float v = xr[i] < 0 ? -xr[i] : xr[i];
                 amax = v > amax ? v : amax;
             }
-            const float s = amax / 127.0f;
+            const float s = amax / fq;
             ascale[t * nab + ab] = s;
             const float32x4_t sv = vdupq_n_f32(s);
             for (int64_t j = a0 / wblock; j < nb && j * wblock < a1; j++) {

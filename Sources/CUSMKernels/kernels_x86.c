@@ -397,6 +397,126 @@ TVBMI void usm_lut1_gemm(const usm_qgemm_args *a, const uint8_t *tables, int64_t
     else usm_lut1_run(a, tables, tb, te, t0, t1, 0);
 }
 
+// ===================================== AVX-512 VBMI: 1-bit table lookup, 6-bit activations ======================
+
+// w1a6: activations within +-31 (usm_quantize_act with qmax 31), so the signed sum of 4 of them, sum_b (2 bit_b - 1)
+// x_b, fits one byte: one table of 16 signed sums per group of 4 columns instead of the low-nibble and high-part pair,
+// one vpermb per 4 weights of 16 rows instead of two, and no correction term (the table already holds the +-1
+// weights). Per token and chunk of 32 columns, 128 bytes: groups 0-3 then 4-7, byte 16 g + idx.
+TVBMI void usm_lut1a6_tables(const int8_t *x, int64_t xstride, int64_t n, int64_t k, uint8_t *tables) {
+    const int64_t halves = (k + 31) / 32 * 2, tb = usm_lut1a6_table_bytes(k);
+    __m512i sel[4];
+    for (int b = 0; b < 4; b++)
+        sel[b] = _mm512_set_epi32(0x01010101 * (12 + b), 0x01010101 * (12 + b), 0x01010101 * (12 + b), 0x01010101 * (12 + b),
+                                  0x01010101 * (8 + b), 0x01010101 * (8 + b), 0x01010101 * (8 + b), 0x01010101 * (8 + b),
+                                  0x01010101 * (4 + b), 0x01010101 * (4 + b), 0x01010101 * (4 + b), 0x01010101 * (4 + b),
+                                  0x01010101 * b, 0x01010101 * b, 0x01010101 * b, 0x01010101 * b);
+    const __mmask64 mb[4] = {0xAAAAAAAAAAAAAAAAULL, 0xCCCCCCCCCCCCCCCCULL, 0xF0F0F0F0F0F0F0F0ULL, 0xFF00FF00FF00FF00ULL};
+    const __m512i zero = _mm512_setzero_si512();
+    for (int64_t t = 0; t < n; t++) {
+        const int8_t *xr = x + t * xstride;
+        uint8_t *tab = tables + t * tb;
+        for (int64_t h = 0; h < halves; h++) {
+            const __m512i xv = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(xr + 16 * h)));
+            __m512i acc = zero;
+            for (int b = 0; b < 4; b++) {
+                const __m512i xb = _mm512_shuffle_epi8(xv, sel[b]);
+                acc = _mm512_add_epi8(acc, _mm512_mask_blend_epi8(mb[b], _mm512_sub_epi8(zero, xb), xb));
+            }
+            _mm512_storeu_si512(tab + h * 64, acc);
+        }
+    }
+}
+
+#ifndef USM_LUT6_TT
+#define USM_LUT6_TT 2
+#endif
+#ifndef USM_LUT6_NT
+#define USM_LUT6_NT 4
+#endif
+
+// TT row tiles x NT tokens share each weight load and index computation (TT ways) and each token's 2 table registers
+// (NT ways). Per block the int32 accumulator is the block dot D itself; y = bias + (fa / 2) * sum_j (s_j * sx_j) * D_j,
+// the same operations in the same order as usm_lut1s_tile, so on the same activations the results are the same bits.
+static USM_AI TVBMI void usm_lut6_tile(const usm_qgemm_args *a, const uint8_t *tables, int64_t tile, int64_t t0,
+                                       const int TT, const int NT, const int DOTS) {
+    const int64_t chunks = (a->groups * 4 + 31) / 32, nb = a->nb;
+    const int64_t bc = nb == 1 ? chunks : a->block_groups / 8;
+    const int64_t tb = usm_lut1a6_table_bytes(a->groups * 4), tstride = chunks * 64;
+    const uint8_t *w = a->w + tile * tstride;
+    const __m512i ctrl1 = _mm512_set1_epi64(0x2C2824200C080400LL), ctrl2 = _mm512_set1_epi64(0x3C3834301C181410LL);
+    const __m512i gpat = _mm512_set1_epi64(0x3020100030201000LL), m0f = _mm512_set1_epi8(0x0F);
+    const __m512i ones = _mm512_set1_epi8(1);
+    const int su8 = a->scale_u8;
+    __m512 fA[2][4];
+    for (int tt = 0; tt < TT; tt++)
+        for (int t = 0; t < NT; t++) fA[tt][t] = _mm512_setzero_ps();
+    for (int64_t j = 0; j < nb; j++) {
+        const int64_t c0 = j * bc, c1 = usm_min64(c0 + bc, chunks);
+        __m512i acc[2][4];
+        for (int tt = 0; tt < TT; tt++)
+            for (int t = 0; t < NT; t++) acc[tt][t] = _mm512_setzero_si512();
+        for (int64_t c = c0; c < c1; c++) {
+            __m512i i1[2], i2[2];
+            if (USM_LUT1_PF > 0 && NT == 1 && TT == 1) _mm_prefetch((const char *)(w + c * 64 + USM_LUT1_PF), _MM_HINT_T0);
+            for (int tt = 0; tt < TT; tt++) {
+                const __m512i v = _mm512_loadu_si512(w + tt * tstride + c * 64);
+                i1[tt] = _mm512_ternarylogic_epi32(_mm512_multishift_epi64_epi8(ctrl1, v), m0f, gpat, 0xEA);
+                i2[tt] = _mm512_ternarylogic_epi32(_mm512_multishift_epi64_epi8(ctrl2, v), m0f, gpat, 0xEA);
+            }
+            for (int t = 0; t < NT; t++) {
+                const uint8_t *tab = tables + (t0 + t) * tb + c * 128;
+                const __m512i A = _mm512_loadu_si512(tab), B = _mm512_loadu_si512(tab + 64);
+                for (int tt = 0; tt < TT; tt++) {
+                    acc[tt][t] = _mm512_dpbusd_epi32(acc[tt][t], ones, _mm512_permutexvar_epi8(i1[tt], A));
+                    acc[tt][t] = _mm512_dpbusd_epi32(acc[tt][t], ones, _mm512_permutexvar_epi8(i2[tt], B));
+                }
+            }
+        }
+        for (int tt = 0; tt < TT; tt++) {
+            const __m512 sv = usm_meta512(a->scale, ((tile + tt) * nb + j) * 16, su8, 0);
+            for (int t = 0; t < NT; t++) {
+                const int64_t ti = (t0 + t) * nb + j;
+                fA[tt][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[tt][t]), _mm512_mul_ps(sv, _mm512_set1_ps(a->sx[ti])), fA[tt][t]);
+                if (DOTS) {
+                    int32_t tmp[16];
+                    const int64_t rp = (a->rows + 15) / 16 * 16;
+                    _mm512_storeu_si512(tmp, acc[tt][t]);
+                    for (int r = 0; r < 16; r++) a->dots[((t0 + t) * rp + (tile + tt) * 16 + r) * nb + j] = tmp[r];
+                }
+            }
+        }
+    }
+    const __m512 inv = _mm512_set1_ps(0.5f);
+    for (int tt = 0; tt < TT; tt++) {
+        const int64_t z0 = (tile + tt) * 16, left = a->rows - z0;
+        const __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        const __m512 b = a->bias ? _mm512_maskz_loadu_ps(m, a->bias + z0) : _mm512_setzero_ps();
+        const __m512 f = _mm512_mul_ps(_mm512_loadu_ps(a->fa + z0), inv);
+        for (int t = 0; t < NT; t++)
+            _mm512_mask_storeu_ps(a->y + (t0 + t) * a->ystride + z0, m, _mm512_fmadd_ps(fA[tt][t], f, b));
+    }
+}
+
+// Tokens in fours outer (their tables, 4 x 6 KB at K = 1536, stay in L1), pairs of row tiles inner; the token tail and
+// GEMV one tile at a time (one sequential weight stream, prefetched).
+static USM_AI TVBMI void usm_lut6_run(const usm_qgemm_args *a, const uint8_t *tables, int64_t tb, int64_t te,
+                                      int64_t t0, int64_t t1, const int DOTS) {
+    int64_t t = t0;
+    for (; t + USM_LUT6_NT <= t1; t += USM_LUT6_NT) {
+        int64_t tile = tb;
+        for (; tile + USM_LUT6_TT <= te; tile += USM_LUT6_TT) usm_lut6_tile(a, tables, tile, t, USM_LUT6_TT, USM_LUT6_NT, DOTS);
+        for (; tile < te; tile++) usm_lut6_tile(a, tables, tile, t, 1, USM_LUT6_NT, DOTS);
+    }
+    for (; t < t1; t++)
+        for (int64_t tile = tb; tile < te; tile++) usm_lut6_tile(a, tables, tile, t, 1, 1, DOTS);
+}
+
+TVBMI void usm_lut1a6_gemm(const usm_qgemm_args *a, const uint8_t *tables, int64_t tb, int64_t te, int64_t t0, int64_t t1) {
+    if (a->dots) usm_lut6_run(a, tables, tb, te, t0, t1, 1);
+    else usm_lut6_run(a, tables, tb, te, t0, t1, 0);
+}
+
 // ===================================== AVX2: int8 activations ===================================================
 
 // rows 0-7 in lo, rows 8-15 in hi. For bits 8 the result is q (signed), not u.
@@ -660,9 +780,10 @@ static USM_AI T512 __mmask16 usm_tail16(int64_t left) {
 
 T512 void usm_quantize_act_avx512(const float *x, int64_t xstride, int64_t n, int64_t k, int64_t ablock,
                                   int64_t wblock, int64_t nb, int8_t *q, int64_t qstride, float *ascale, float *sx,
-                                  float *sxs, int32_t *bsum) {
+                                  float *sxs, int32_t *bsum, int32_t qmax) {
     int64_t abl = ablock ? ablock : k, nab = (k + abl - 1) / abl;
-    const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127);
+    const __m512i lo = _mm512_set1_epi32(-qmax), hi = _mm512_set1_epi32(qmax);
+    const float fq = (float)qmax;
     for (int64_t t = 0; t < n; t++) {
         const float *xr = x + t * xstride;
         int8_t *qr = q + t * qstride;
@@ -676,7 +797,7 @@ T512 void usm_quantize_act_avx512(const float *x, int64_t xstride, int64_t n, in
             }
             for (; i < a1; i += 16) m0 = _mm512_max_ps(m0, _mm512_abs_ps(_mm512_maskz_loadu_ps(usm_tail16(a1 - i), xr + i)));
             float amax = _mm512_reduce_max_ps(_mm512_max_ps(m0, m1));
-            float s = amax / 127.0f;
+            float s = amax / fq;
             ascale[t * nab + ab] = s;
             const __m512 sv = _mm512_set1_ps(s);
             for (int64_t j = a0 / wblock; j < nb && j * wblock < a1; j++) {

@@ -25,12 +25,16 @@ public struct QuantizedActivations: Sendable {
 }
 
 public enum ActivationQuantizer {
-    /// Reference dynamic quantization: per group `s = max|x| / 127`, `q = round_half_even(x / s)` (0 when s = 0).
-    public static func quantize(_ x: [Float], n: Int, k: Int, blockSize: Int = 0) throws(KernelError) -> QuantizedActivations {
+    /// Reference dynamic quantization: per group `s = max|x| / maxCode`, `q = round_half_even(x / s)` clamped to
+    /// `±maxCode` (0 when s = 0). `maxCode` 127 is int8; 31 gives the 6-bit codes of the w1a6 table lookup.
+    public static func quantize(_ x: [Float], n: Int, k: Int, blockSize: Int = 0,
+                                maxCode: Int = 127) throws(KernelError) -> QuantizedActivations {
         guard n >= 0, k >= 1, x.count == n * k else {
             throw .shapeMismatch("activations have \(x.count) values, expected n*k = \(n)*\(k)")
         }
         guard blockSize >= 0 else { throw .shapeMismatch("negative activation block size \(blockSize)") }
+        guard (1...127).contains(maxCode) else { throw .shapeMismatch("activation code limit \(maxCode) is outside 1...127") }
+        let fq = Float(maxCode)
         let bl = blockSize == 0 ? k : blockSize
         let nb = (k + bl - 1) / bl
         var q = [Int8](repeating: 0, count: n * k)
@@ -40,10 +44,10 @@ public enum ActivationQuantizer {
                 let range = (t * k + j * bl)..<(t * k + min((j + 1) * bl, k))
                 var amax: Float = 0
                 for i in range { amax = max(amax, abs(x[i])) }
-                let s = amax / 127
+                let s = amax / fq
                 scales[t * nb + j] = s
                 guard s > 0 else { continue }
-                for i in range { q[i] = Int8(min(max((x[i] / s).rounded(.toNearestOrEven), -127), 127)) }
+                for i in range { q[i] = Int8(min(max((x[i] / s).rounded(.toNearestOrEven), -fq), fq)) }
             }
         }
         return QuantizedActivations(n: n, k: k, blockSize: blockSize, values: q, scales: scales)

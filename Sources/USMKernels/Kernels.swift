@@ -60,7 +60,7 @@ public struct KernelDescriptor: Sendable, Hashable, CustomStringConvertible {
     public let isa: KernelISA
     /// Bits per weight code it reads (32 = f32 values).
     public let weightBits: Int
-    /// 8 = dynamically quantized int8 activations, 32 = f32 activations.
+    /// 8 = dynamically quantized int8 activations, 6 = quantized to +-31 (w1a6 table lookup), 32 = f32 activations.
     public let activationBits: Int
     /// Which schemes it serves.
     public let schemes: [QuantScheme]
@@ -77,6 +77,10 @@ public enum KernelRegistry {
 
     public static let all: [KernelDescriptor] = {
         var list: [KernelDescriptor] = [
+            KernelDescriptor(
+                name: "w1a6-lut-vpermb-32x4-avx512vbmi", isa: .avx512vbmi, weightBits: 1, activationBits: 6,
+                schemes: [.bin, .binNorm],
+                summary: "activations within +-31, so per token and 4 columns one byte table of the 16 signed sums sum (2 bit - 1) x; one vpermb per 4 weight bits of 16 rows (half the 8-bit form's lookups, no byte adds, no correction term), widened by vpdpbusd with ones into the int32 block dot D; 2 row tiles x 4 tokens per step (each token's 2 table registers serve 2 tiles); GEMV and token tails 1 tile x 1 token, same arithmetic; y bit-identical to the 32x2 kernel on the same activations"),
             KernelDescriptor(
                 name: "w1a8-lut-vpermb-32x2-avx512vbmi", isa: .avx512vbmi, weightBits: 1, activationBits: 8,
                 schemes: [.bin, .binNorm],
@@ -129,21 +133,33 @@ public enum KernelRegistry {
 
     public static var supported: [KernelDescriptor] { all.filter(\.isSupported) }
 
+    /// Kernels that can run `scheme` with activations of `activationBits` (32: f32; 8: int8; 6: codes within +-31),
+    /// fastest first. An 8-bit kernel runs 6-bit codes exactly, so it follows the 6-bit ones as their fallback.
+    public static func candidates(for scheme: QuantScheme, activationBits: Int) -> [KernelDescriptor] {
+        let serving = all.filter { $0.schemes.contains(scheme) }
+        if activationBits == 32 || scheme == .f32 { return serving.filter { $0.activationBits == 32 } }
+        let exact = serving.filter { $0.activationBits == activationBits }
+        return activationBits == 8 ? exact : exact + serving.filter { $0.activationBits == 8 }
+    }
+
     /// Kernels that can run `scheme` with int8 (`floatActivations` false) or f32 activations, fastest first.
     public static func candidates(for scheme: QuantScheme, floatActivations: Bool) -> [KernelDescriptor] {
-        all.filter {
-            $0.schemes.contains(scheme) && (floatActivations || scheme == .f32 ? $0.activationBits == 32 : $0.activationBits == 8)
-        }
+        candidates(for: scheme, activationBits: floatActivations ? 32 : 8)
     }
 
     /// The kernel dispatch picks: the first supported candidate at or below `maxISA`.
     /// `blockSize`: the weight's block size (0 = per channel).
-    public static func select(for scheme: QuantScheme, floatActivations: Bool, maxISA: KernelISA = .best,
+    public static func select(for scheme: QuantScheme, activationBits: Int, maxISA: KernelISA = .best,
                               blockSize: Int = 0) -> KernelDescriptor {
-        let c = candidates(for: scheme, floatActivations: floatActivations)
+        let c = candidates(for: scheme, activationBits: activationBits)
         return c.first {
             $0.isSupported && $0.isa.rawValue <= maxISA.rawValue && (!$0.needsBlocksOf32 || blockSize % 32 == 0)
         } ?? c.last!
+    }
+
+    public static func select(for scheme: QuantScheme, floatActivations: Bool, maxISA: KernelISA = .best,
+                              blockSize: Int = 0) -> KernelDescriptor {
+        select(for: scheme, activationBits: floatActivations ? 32 : 8, maxISA: maxISA, blockSize: blockSize)
     }
 
     public static func activationQuantizer(maxISA: KernelISA = .best) -> KernelDescriptor {
@@ -153,12 +169,14 @@ public enum KernelRegistry {
 }
 
 extension ActivationQuantizer {
-    /// The fast quantizer (C, AVX-512 or NEON where available). Bit-exact with `quantize(_:n:k:blockSize:)`.
-    public static func quantize(_ x: [Float], n: Int, k: Int, blockSize: Int = 0, isa: KernelISA) throws(KernelError) -> QuantizedActivations {
+    /// The fast quantizer (C, AVX-512 or NEON where available). Bit-exact with `quantize(_:n:k:blockSize:maxCode:)`.
+    public static func quantize(_ x: [Float], n: Int, k: Int, blockSize: Int = 0, maxCode: Int = 127,
+                                isa: KernelISA) throws(KernelError) -> QuantizedActivations {
         guard n >= 0, k >= 1, x.count == n * k else {
             throw .shapeMismatch("activations have \(x.count) values, expected n*k = \(n)*\(k)")
         }
         guard blockSize >= 0 else { throw .shapeMismatch("negative activation block size \(blockSize)") }
+        guard (1...127).contains(maxCode) else { throw .shapeMismatch("activation code limit \(maxCode) is outside 1...127") }
         let bl = blockSize == 0 ? k : blockSize
         let nab = (k + bl - 1) / bl
         let qstride = roundUp(k, 64)
@@ -175,7 +193,7 @@ extension ActivationQuantizer {
                                 usm_quantize_act(isa.rawValue, xp.baseAddress, Int64(k), Int64(n), Int64(k),
                                                  Int64(blockSize), Int64(bl), Int64(nab), qp.baseAddress,
                                                  Int64(qstride), ap.baseAddress, sp.baseAddress, ssp.baseAddress,
-                                                 bp.baseAddress)
+                                                 bp.baseAddress, Int32(maxCode))
                             }
                         }
                     }

@@ -1,8 +1,11 @@
 import ArgumentParser
 import Foundation
+import USMKernels
 import USMModel
 
-// --context f32|f16|int8 and --positions f32|f16 (the values are the raw values; the parser lists them in --help)
+// --activations, --context f32|f16|int8 and --positions f32|f16 (the values are the raw values; the parser lists them
+// in --help)
+extension ActivationMode: ExpressibleByArgument {}
 extension ContextPrecision: ExpressibleByArgument {}
 extension PositionPrecision: ExpressibleByArgument {}
 

@@ -40,7 +40,8 @@ struct LatencyCommand: ParsableCommand {
     @Option(help: "Seconds of synthetic audio.") var seconds = 10.0
     @Option(help: "Or an audio file.") var audio: String?
     @Option(help: "Kernel threads.") var threads = 1
-    @Option(help: "Activations: int8-block, int8-token or float.") var activations = "int8-block"
+    @Option(help: "Activations of packed layers: int8-block, int8-token, int6-bin (1-bit layers at 6 bits) or float.")
+    var activations: ActivationMode = .int8PerBlock
     @Flag(help: "Also run streaming and report per-chunk latency.") var streaming = false
     @Option(help: "Streaming chunk length in milliseconds.") var chunkMs = 320
     @Option(help: "How the encoder keeps its layers' context rows: f32 (exact), f16 (half the memory) or int8 (keys and values int8, the rest f16).")
@@ -85,7 +86,6 @@ struct LatencyCommand: ParsableCommand {
     func validate() throws {
         guard (model == nil) != (config == nil) else { throw ValidationError("give --model FILE or --config NAME") }
         guard vs == nil || vs == "f32" else { throw ValidationError("--vs takes f32") }
-        guard ActivationMode(rawValue: activations) != nil else { throw ValidationError("bad --activations") }
         guard runs >= 1, threads >= 1, chunkMs >= 10 else { throw ValidationError("--runs, --threads >= 1, --chunk-ms >= 10") }
     }
 
@@ -113,7 +113,7 @@ struct LatencyCommand: ParsableCommand {
             f32Path = tmp.appendingPathComponent("f32.usm").path
             try w.write(to: f32Path!)
         }
-        let options = RecognizerOptions(activations: ActivationMode(rawValue: activations)!, threads: threads,
+        let options = RecognizerOptions(activations: activations, threads: threads,
                                         contextPrecision: context, positionPrecision: positions)
         let samples: [Float]
         if let audio {
@@ -216,7 +216,7 @@ struct LatencyCommand: ParsableCommand {
 
     func report(_ ms: [Measurement]) {
         let ms0 = ms[0]
-        print("## Latency (\(threads) thread\(threads == 1 ? "" : "s"), activations \(activations), context \(context.rawValue), positions \(positions.rawValue), \(f(ms0.audioSeconds, 2)) s of \(audio ?? "synthetic speech-like audio"))\n")
+        print("## Latency (\(threads) thread\(threads == 1 ? "" : "s"), activations \(activations.rawValue), context \(context.rawValue), positions \(positions.rawValue), \(f(ms0.audioSeconds, 2)) s of \(audio ?? "synthetic speech-like audio"))\n")
         print("| model | file MB | memory MB | load s | load MB/s | offline s | RTF | chunk p50 / p95 / max ms | peak RSS MB | RSS / memory |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for m in ms {

@@ -20,7 +20,8 @@ struct WERCommand: ParsableCommand {
     @Argument(help: "Folder with transcripts.tsv and <id>.flac/.wav files.") var directory: String
     @Option(help: "Beam width (1 = greedy).") var beam = 1
     @Option(help: "Kernel threads (also the ONNX Runtime peer's intra-op threads).") var threads = 1
-    @Option(help: "Activations: int8-block, int8-token or float.") var activations = "int8-block"
+    @Option(help: "Activations of packed layers: int8-block, int8-token, int6-bin (1-bit layers at 6 bits) or float.")
+    var activations: ActivationMode = .int8PerBlock
     @Option(help: "How the encoder keeps its layers' context rows: f32 (exact), f16 or int8 (keys and values int8, the rest f16).")
     var context: ContextPrecision = .float32
     @Option(help: "How the model keeps its relative-position tables: f32 (exact) or f16.") var positions: PositionPrecision = .float32
@@ -56,14 +57,13 @@ struct WERCommand: ParsableCommand {
     }
 
     func validate() throws {
-        guard ActivationMode(rawValue: activations) != nil else { throw ValidationError("bad --activations") }
         guard threads >= 1, beam >= 1 else { throw ValidationError("--threads and --beam must be >= 1") }
         if let limit, limit < 1 { throw ValidationError("--limit must be >= 1") }
         guard rounds >= 1 else { throw ValidationError("--rounds must be >= 1") }
     }
 
     func run() throws {
-        let mode = ActivationMode(rawValue: activations)!
+        let mode = activations
         let r = try Recognizer(path: model, options: RecognizerOptions(activations: mode, threads: threads,
                                                                         search: beam == 1 ? .greedy : .beam(width: beam),
                                                                         contextPrecision: context, positionPrecision: positions))
@@ -130,7 +130,7 @@ struct WERCommand: ParsableCommand {
         }
     }
 
-    var ownLabel: String { "usm-infer (\(activations), \(beam == 1 ? "greedy" : "beam \(beam)"))" }
+    var ownLabel: String { "usm-infer (\(activations.rawValue), \(beam == 1 ? "greedy" : "beam \(beam)"))" }
 
     func report(peer: Peer, own: Out) {
         if let skip = peer.skipped {

@@ -237,14 +237,15 @@ static void run_acase(int64_t n, int64_t k, int64_t ablock, int64_t wblock, int 
     // ablock 0: per token; else ablock == wblock. wblock: weight block (k = per channel).
     const int64_t nb = (k + wblock - 1) / wblock, abl = ablock ? ablock : k, nab = (k + abl - 1) / abl;
     const int64_t xstride = k + rint_in(0, 3), qstride = (k + 63) / 64 * 64 + (rnd() & 1) * 64;
+    const int32_t qmax = (rnd() % 3) ? 127 : 31;  // int8, or the 6-bit codes of the w1a6 lookup
     char ctx[200];
-    snprintf(ctx, sizeof ctx, "quantize_act n=%lld k=%lld ablock=%lld wblock=%lld kind=%d", (long long)n,
-             (long long)k, (long long)ablock, (long long)wblock, kind);
+    snprintf(ctx, sizeof ctx, "quantize_act n=%lld k=%lld ablock=%lld wblock=%lld kind=%d qmax=%d", (long long)n,
+             (long long)k, (long long)ablock, (long long)wblock, kind, qmax);
     float *x = xalloc((size_t)(n * xstride) * 4);
     for (int64_t i = 0; i < n * xstride; i++) {
         float v = rfloat();
         switch (kind) {
-        case 1: v = (float)rint_in(-254, 254) * 0.5f; break;           // max 127 -> s = 1: exact halves, ties
+        case 1: v = (float)rint_in(-2 * qmax, 2 * qmax) * 0.5f; break;  // max qmax -> s = 1: exact halves, ties
         case 2: v = (rnd() % 4) ? 0.0f : (rnd() & 1 ? -0.0f : v); break;  // mostly (signed) zeros, zero blocks
         case 3: v *= 1e-30f; break;                                     // tiny scales
         case 4: v *= 3e4f; break;
@@ -253,7 +254,7 @@ static void run_acase(int64_t n, int64_t k, int64_t ablock, int64_t wblock, int 
         x[i] = v;
     }
     if (kind == 1)
-        for (int64_t t = 0; t < n; t++) x[t * xstride + rint_in(0, k - 1)] = (rnd() & 1) ? 127.0f : -127.0f;
+        for (int64_t t = 0; t < n; t++) x[t * xstride + rint_in(0, k - 1)] = (rnd() & 1) ? (float)qmax : -(float)qmax;
     const size_t qb = (size_t)(n * qstride);
     int8_t *q_ref = xalloc(qb), *q = xalloc(qb);
     float *as_ref = xalloc((size_t)(n * nab) * 4), *as = xalloc((size_t)(n * nab) * 4);
@@ -263,14 +264,14 @@ static void run_acase(int64_t n, int64_t k, int64_t ablock, int64_t wblock, int 
     memset(q_ref, 0x33, qb); memset(as_ref, 0x33, (size_t)(n * nab) * 4);
     memset(sx_ref, 0x33, (size_t)(n * nb) * 4); memset(sxs_ref, 0x33, (size_t)(n * nb) * 4);
     memset(bs_ref, 0x33, (size_t)(n * nb) * 4);
-    usm_quantize_act(USM_ISA_PORTABLE, x, xstride, n, k, ablock, wblock, nb, q_ref, qstride, as_ref, sx_ref, sxs_ref, bs_ref);
+    usm_quantize_act(USM_ISA_PORTABLE, x, xstride, n, k, ablock, wblock, nb, q_ref, qstride, as_ref, sx_ref, sxs_ref, bs_ref, qmax);
     for (int ii = 0; ii < n_isas; ii++) {
         char c2[260];
         snprintf(c2, sizeof c2, "%s [%s]", ctx, isa_name(isa_list[ii]));
         memset(q, 0x33, qb); memset(as, 0x33, (size_t)(n * nab) * 4);
         memset(sx, 0x33, (size_t)(n * nb) * 4); memset(sxs, 0x33, (size_t)(n * nb) * 4);
         memset(bs, 0x33, (size_t)(n * nb) * 4);
-        usm_quantize_act(isa_list[ii], x, xstride, n, k, ablock, wblock, nb, q, qstride, as, sx, sxs, bs);
+        usm_quantize_act(isa_list[ii], x, xstride, n, k, ablock, wblock, nb, q, qstride, as, sx, sxs, bs, qmax);
         comparisons++;
         if (memcmp(q, q_ref, qb)) fail("q", c2);
         if (memcmp(as, as_ref, (size_t)(n * nab) * 4)) fail("ascale", c2);

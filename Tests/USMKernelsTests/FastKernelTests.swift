@@ -43,24 +43,36 @@ import USMTensor
             (pseudoRandom(5, seed: 5), 5, 1, 0), (pseudoRandom(3 * 200, seed: 6).map { $0 * 1e-3 }, 3, 200, 32),
         ]
         for (x, n, k, block) in cases {
-            let ref = try ActivationQuantizer.quantize(x, n: n, k: k, blockSize: block)
-            let fast = try ActivationQuantizer.quantize(x, n: n, k: k, blockSize: block, isa: isa)
-            #expect(fast.values == ref.values, "\(isa) n=\(n) k=\(k) block=\(block)")
-            #expect(fast.scales == ref.scales, "\(isa) n=\(n) k=\(k) block=\(block)")
+            for maxCode in [127, 31, 7] {
+                let ref = try ActivationQuantizer.quantize(x, n: n, k: k, blockSize: block, maxCode: maxCode)
+                let fast = try ActivationQuantizer.quantize(x, n: n, k: k, blockSize: block, maxCode: maxCode, isa: isa)
+                #expect(fast.values == ref.values, "\(isa) n=\(n) k=\(k) block=\(block) max \(maxCode)")
+                #expect(fast.scales == ref.scales, "\(isa) n=\(n) k=\(k) block=\(block) max \(maxCode)")
+                #expect(ref.values.allSatisfy { abs(Int($0)) <= maxCode } && ref.values.contains { abs(Int($0)) == maxCode })
+            }
         }
+        #expect(throws: KernelError.self) { try ActivationQuantizer.quantize([1], n: 1, k: 1, maxCode: 128) }
+        #expect(throws: KernelError.self) { try ActivationQuantizer.quantize([1], n: 1, k: 1, maxCode: 0, isa: isa) }
+    }
+
+    /// The activation codes a prepared weight should use: 6-bit for 1-bit layers under `.int6Binary`.
+    static func referenceCodes(_ x: [Float], n: Int, k: Int, block: Int, mode: ActivationMode,
+                               scheme: QuantScheme) throws -> QuantizedActivations {
+        try ActivationQuantizer.quantize(x, n: n, k: k, blockSize: mode.perBlock ? block : 0,
+                                         maxCode: mode == .int6Binary && scheme.bits == 1 ? 31 : 127)
     }
 
     @Test(arguments: isas)
     func integerBlockDotsAreBitExact(isa: KernelISA) throws {
         for (si, (scheme, block)) in Self.schemes.enumerated() {
             for (rows, k, n) in Self.shapes {
-                for mode in [ActivationMode.int8PerToken, .int8PerBlock] {
+                for mode in [ActivationMode.int8PerToken, .int8PerBlock, .int6Binary] {
                     let w = try Quantizer.quantize(pseudoRandom(rows * k, seed: UInt64(si * 7 + k)), shape: [rows, k],
                                                    spec: QuantSpec(scheme: scheme, blockSize: block, scaleFormat: ScaleFormat.allCases[(si + k) % 3]))
                     let p = try PreparedWeight(w, activations: mode, isa: isa)
                     #expect(p.kernel.isa.rawValue <= isa.rawValue && p.kernel.weightBits == scheme.bits, "\(p.kernelName)")
                     let x = pseudoRandom(n * k, seed: UInt64(rows + n))
-                    let xq = try ActivationQuantizer.quantize(x, n: n, k: k, blockSize: mode == .int8PerBlock ? block : 0)
+                    let xq = try Self.referenceCodes(x, n: n, k: k, block: block, mode: mode, scheme: scheme)
                     let (dots, sums) = p.integerBlockDots(x, n: n)
                     let ok = Self.blockDotsMatchReference(w, xq.values, n: n, dots: dots, sums: sums)
                     #expect(ok, "\(p.kernelName) \(scheme) block \(block) \(rows)x\(k) n=\(n) \(mode)")
@@ -83,9 +95,14 @@ import USMTensor
                 var x = [Float](repeating: 0, count: n * k)
                 for i in 0..<(n * k) { x[i] = [127, -127, -113, 119, 120, -128, 15, -16][(i * 7 + i / k) % 8] }
                 for c in 0..<k { x[c] = 127; if n > 1 { x[k + c] = -127 } }
-                for mode in [ActivationMode.int8PerToken, .int8PerBlock] {
+                for mode in [ActivationMode.int8PerToken, .int8PerBlock, .int6Binary] {
                     let p = try PreparedWeight(w, activations: mode, isa: isa)
-                    let xq = try ActivationQuantizer.quantize(x, n: n, k: k, blockSize: mode == .int8PerBlock ? block : 0)
+                    let xq = try Self.referenceCodes(x, n: n, k: k, block: block, mode: mode, scheme: scheme)
+                    if mode == .int6Binary {
+                        // the codes reach +-31 in both signs, so the byte sums of 4 reach +-124
+                        #expect(xq.values.contains(31) && xq.values.contains(-31))
+                        #expect((p.kernel.activationBits == 6) == (KernelISA.avx512vbmi.isSupported && isa == .avx512vbmi && scheme != .binAsym))
+                    }
                     let (dots, sums) = p.integerBlockDots(x, n: n)
                     let ok = Self.blockDotsMatchReference(w, xq.values, n: n, dots: dots, sums: sums)
                     #expect(ok, "\(p.kernelName) \(scheme) block \(block) \(rows)x\(k) n=\(n) \(mode)")
@@ -105,14 +122,14 @@ import USMTensor
     func int8ActivationProductsMatchReference(isa: KernelISA) throws {
         for (si, (scheme, block)) in Self.schemes.enumerated() {
             for (rows, k, n) in Self.shapes {
-                for mode in [ActivationMode.int8PerToken, .int8PerBlock] {
+                for mode in [ActivationMode.int8PerToken, .int8PerBlock, .int6Binary] {
                     let w = try Quantizer.quantize(pseudoRandom(rows * k, seed: UInt64(si * 5 + rows)), shape: [rows, k],
                                                    spec: QuantSpec(scheme: scheme, blockSize: block,
                                                                    scaleFormat: ScaleFormat.allCases[(si + rows) % 3]))
                     let bias = pseudoRandom(rows, seed: 11)
                     let p = try PreparedWeight(w, bias: bias, activations: mode, isa: isa)
                     let x = pseudoRandom(n * k, seed: UInt64(k * 3 + n))
-                    let xq = try ActivationQuantizer.quantize(x, n: n, k: k, blockSize: mode == .int8PerBlock ? block : 0)
+                    let xq = try Self.referenceCodes(x, n: n, k: k, block: block, mode: mode, scheme: scheme)
                     let ref = try ReferenceKernels.matmul(w, xq)
                     let y = p.apply(x, n: n)
                     let l = w.layout, codes = w.codes, s = w.scales, zp = w.zeroPoints
@@ -189,7 +206,7 @@ import USMTensor
         // every registered kernel this CPU runs is reachable through dispatch (the other architecture's never are)
         for d in KernelRegistry.all where d.isSupported {
             for s in d.schemes {
-                #expect(KernelRegistry.select(for: s, floatActivations: d.activationBits == 32, maxISA: d.isa, blockSize: 64) == d || s == .f32)
+                #expect(KernelRegistry.select(for: s, activationBits: d.activationBits, maxISA: d.isa, blockSize: 64) == d || s == .f32)
             }
         }
     }

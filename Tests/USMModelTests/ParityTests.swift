@@ -103,7 +103,8 @@ import USMKernels
     /// inputs, and the kernels are batch invariant (a product's rows do not depend on how many frames a call has).
     /// The same holds with the context rows kept as f16 or int8 (against offline at that precision).
     @Test(arguments: [160, 1000, 2357, 6400], [(ActivationMode.float, ContextPrecision.float32),
-                                                (.int8PerBlock, .float32), (.int8PerBlock, .float16), (.int8PerBlock, .int8)])
+                                                (.int8PerBlock, .float32), (.int8PerBlock, .float16), (.int8PerBlock, .int8),
+                                                (.int6Binary, .float32)])
     func streamingEqualsOffline(chunk: Int, mode: (activations: ActivationMode, context: ContextPrecision)) throws {
         let (activations, context) = mode
         let (_, golden) = try Self.load("exp5")
@@ -160,6 +161,28 @@ import USMKernels
         model.decode(full, state: &d1, workspace: ws)
         model.decode(half, state: &d2, workspace: ws)
         #expect(d1.tokens == d2.tokens && !d1.tokens.isEmpty)
+    }
+
+    /// 6-bit activation codes for the 1-bit layers (`.int6Binary`) move the bundled model's frames by their coarser
+    /// rounding only: within 3e-2 of the int8 frames (relative to the largest; measured 2.5e-2), against 4.6e-3 between
+    /// int8 and float activations, and the same greedy tokens on the golden audio.
+    @Test func sixBitBinaryActivationsStayClose() throws {
+        let (_, golden) = try Self.load("trained")
+        let container = try Container.read(path: Self.bundled.path)
+        let audio = try #require(golden.tensor("audio")).floatValues
+        let ws = Workspace()
+        var frames: [ActivationMode: [Float]] = [:], tokens: [ActivationMode: [EmittedToken]] = [:]
+        for mode in [ActivationMode.float, .int8PerBlock, .int6Binary] {
+            let m = try ConformerModel(container: container, activations: mode)
+            var st = m.makeEncoderState()
+            let y = m.encode(audio, state: &st, final: true, workspace: ws)
+            var d = m.makeDecoderState(workspace: ws)
+            m.decode(y, state: &d, workspace: ws)
+            (frames[mode], tokens[mode]) = (y, d.tokens)
+        }
+        let six = Self.error(frames[.int6Binary]!, frames[.int8PerBlock]!), eight = Self.error(frames[.int8PerBlock]!, frames[.float]!)
+        #expect(six < 3e-2 && six > 0, "6-bit vs int8 activations: relative error \(six)")
+        #expect(tokens[.int6Binary]! == tokens[.int8PerBlock]! && !tokens[.int8PerBlock]!.isEmpty)
     }
 
     /// int8 keys and values (f16 elsewhere), and f16 position tables, change the trained model's frames by those

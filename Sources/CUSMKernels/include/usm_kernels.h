@@ -77,6 +77,18 @@ void usm_lut1_tables(const int8_t *x, int64_t xstride, int64_t n, int64_t k, uin
 void usm_lut1_gemm(const usm_qgemm_args *a, const uint8_t *tables, int64_t tile_begin, int64_t tile_end,
                    int64_t t_begin, int64_t t_end);
 
+/// w1a6: for activations quantized with qmax 31 (|x| <= 31), per token and group of 4 columns the 16 signed sums
+/// sum_b (2 bit_b - 1) x_b (within +-124) as bytes, usm_lut1a6_table_bytes(k) = 128 per 32 columns per token: groups
+/// 0-3 of a chunk then 4-7, byte 16 g + idx (bit b of idx: column 4 g + b).
+int64_t usm_lut1a6_table_bytes(int64_t k);
+void usm_lut1a6_tables(const int8_t *x, int64_t xstride, int64_t n, int64_t k, uint8_t *tables);
+/// usm_lut1_gemm for bin and bin_norm (corr_is_scale, offset 1, shift 1) with those tables: one vpermb per 4 weight
+/// bits of 16 rows, widened by vpdpbusd with ones, so the int32 accumulator is the block dot D; 2 row tiles x 4 tokens
+/// per step. y = bias + (fa / 2) * sum_j (s_j * sx_j) * D_j, the same operations as usm_lut1_gemm's bin form, so on
+/// the same activations the two give the same bits. AVX-512 VBMI only.
+void usm_lut1a6_gemm(const usm_qgemm_args *a, const uint8_t *tables, int64_t tile_begin, int64_t tile_end,
+                     int64_t t_begin, int64_t t_end);
+
 typedef struct usm_fgemm_args {
     const float *w;          ///< [tiles][k][16]
     const float *x;          ///< [n][xstride]
@@ -89,12 +101,13 @@ void usm_repack_f32(const float *w, int64_t rows, int64_t k, float *out);
 void usm_fgemm(int32_t isa, const usm_fgemm_args *a, int64_t tile_begin, int64_t tile_end, int64_t t_begin, int64_t t_end);
 
 /// Dynamic int8 quantization of x [n][xstride] (k used), bit-exact with USMKernels.ActivationQuantizer:
-/// per group s = max|x| / 127, q = round_half_even(x / s) clamped to +-127, 0 when s = 0. Groups are tokens
+/// per group s = max|x| / qmax, q = round_half_even(x / s) clamped to +-qmax, 0 when s = 0 (qmax 127: int8; 31:
+/// 6-bit codes for the w1a6 table lookup). Groups are tokens
 /// (ablock 0) or blocks of ablock columns (ablock must then equal wblock). Writes q [n][qstride] (zero from k on),
 /// ascale [n][groups per token], and per weight block of wblock columns (nb of them): sx, sxs = sx * sum, bsum.
 void usm_quantize_act(int32_t isa, const float *x, int64_t xstride, int64_t n, int64_t k, int64_t ablock,
                       int64_t wblock, int64_t nb, int8_t *q, int64_t qstride, float *ascale, float *sx, float *sxs,
-                      int32_t *bsum);
+                      int32_t *bsum, int32_t qmax);
 
 /// Returns the heap's free memory to the operating system where the C library can (glibc: malloc_trim); 1 if it
 /// released any. Loading a model decodes tensors into temporaries whose freed pages the allocator otherwise keeps.
