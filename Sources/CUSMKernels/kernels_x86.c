@@ -428,11 +428,10 @@ TVBMI void usm_lut1a6_tables(const int8_t *x, int64_t xstride, int64_t n, int64_
     }
 }
 
-#ifndef USM_LUT6_TT
-#define USM_LUT6_TT 2
-#endif
-#ifndef USM_LUT6_NT
-#define USM_LUT6_NT 4
+// 2 tiles x 4 tokens: software prefetch this many bytes ahead in both weight streams (a streaming chunk's 8 frames
+// with cold weights, usm-bench kernels --n 8, twice each: 1536x6144 324-344 -> 285 us, 6144x1536 324-382 -> 350-373).
+#ifndef USM_LUT6_PF
+#define USM_LUT6_PF 1024
 #endif
 
 // TT row tiles x NT tokens share each weight load and index computation (TT ways) and each token's 2 table registers
@@ -458,7 +457,9 @@ static USM_AI TVBMI void usm_lut6_tile(const usm_qgemm_args *a, const uint8_t *t
             for (int t = 0; t < NT; t++) acc[tt][t] = _mm512_setzero_si512();
         for (int64_t c = c0; c < c1; c++) {
             __m512i i1[2], i2[2];
-            if (USM_LUT1_PF > 0 && NT == 1 && TT == 1) _mm_prefetch((const char *)(w + c * 64 + USM_LUT1_PF), _MM_HINT_T0);
+            if (NT == 1 && TT == 1) _mm_prefetch((const char *)(w + c * 64 + USM_LUT1_PF), _MM_HINT_T0);
+            else if (USM_LUT6_PF > 0)
+                for (int tt = 0; tt < TT; tt++) _mm_prefetch((const char *)(w + tt * tstride + c * 64 + USM_LUT6_PF), _MM_HINT_T0);
             for (int tt = 0; tt < TT; tt++) {
                 const __m512i v = _mm512_loadu_si512(w + tt * tstride + c * 64);
                 i1[tt] = _mm512_ternarylogic_epi32(_mm512_multishift_epi64_epi8(ctrl1, v), m0f, gpat, 0xEA);
@@ -499,14 +500,15 @@ static USM_AI TVBMI void usm_lut6_tile(const usm_qgemm_args *a, const uint8_t *t
 }
 
 // Tokens in fours outer (their tables, 4 x 6 KB at K = 1536, stay in L1), pairs of row tiles inner; the token tail and
-// GEMV one tile at a time (one sequential weight stream, prefetched).
+// GEMV one tile at a time (one sequential weight stream). Eight tokens x 1 tile measured no better: 8 tokens' tables
+// (48 KB at K = 1536, 192 KB at 6144) leave L1, and at K = 6144 it ran 10-20% slower.
 static USM_AI TVBMI void usm_lut6_run(const usm_qgemm_args *a, const uint8_t *tables, int64_t tb, int64_t te,
                                       int64_t t0, int64_t t1, const int DOTS) {
     int64_t t = t0;
-    for (; t + USM_LUT6_NT <= t1; t += USM_LUT6_NT) {
+    for (; t + 4 <= t1; t += 4) {
         int64_t tile = tb;
-        for (; tile + USM_LUT6_TT <= te; tile += USM_LUT6_TT) usm_lut6_tile(a, tables, tile, t, USM_LUT6_TT, USM_LUT6_NT, DOTS);
-        for (; tile < te; tile++) usm_lut6_tile(a, tables, tile, t, 1, USM_LUT6_NT, DOTS);
+        for (; tile + 2 <= te; tile += 2) usm_lut6_tile(a, tables, tile, t, 2, 4, DOTS);
+        for (; tile < te; tile++) usm_lut6_tile(a, tables, tile, t, 1, 4, DOTS);
     }
     for (; t < t1; t++)
         for (int64_t tile = tb; tile < te; tile++) usm_lut6_tile(a, tables, tile, t, 1, 1, DOTS);
