@@ -14,6 +14,8 @@ import USMTensor
 //   code, int4: q + 8, int8: q + 128), so D = (P << shift) - offset * S is `ReferenceKernels.integerBlockDot`'s dot;
 //   scales (f32, or the stored u8 codes with their per-row/tensor factor) and the correction term (offset * S, or the
 //   zero point times S) are applied in f32 on the output of each block.
+// - `w1a6-*`: under `ActivationMode.int6Binary` the activations of 1-bit layers are quantized to codes within ±31 by
+//   the same quantizer (its code limit 31); an 8-bit kernel runs such codes exactly, the w1a6 table lookup faster.
 // - Layouts are repacked once at load (`PreparedWeight.layoutDescription`): tiles of 16 rows x 4 columns for the
 //   vpdpbusd / vpmaddubsw kernels, tiles of 16 rows x 32 columns for the 1-bit table-lookup kernel; the same number of
 //   bits per weight as on disk.
