@@ -42,6 +42,19 @@ static USM_AI T512 __m512 usm_meta512(const void *p, int64_t i, int is8, int sig
     return _mm512_cvtepi32_ps(sign ? _mm512_cvtepi8_epi32(v) : _mm512_cvtepu8_epi32(v));
 }
 
+// lanes 0 ..< min(left, 16)
+static USM_AI T512 __mmask16 usm_tail16(int64_t left) {
+    return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+}
+
+// Tests' block dots: D of row tile `tile`, token t, weight block j into a->dots [n][tiles * 16][nb].
+static USM_AI T512 void usm_store_dots(const usm_qgemm_args *a, int64_t tile, int64_t t, int64_t j, __m512i d) {
+    int32_t tmp[16];
+    const int64_t rp = (a->rows + 15) / 16 * 16;
+    _mm512_storeu_si512(tmp, d);
+    for (int r = 0; r < 16; r++) a->dots[(t * rp + tile * 16 + r) * a->nb + j] = tmp[r];
+}
+
 // GEMV (one token): software prefetch this many bytes ahead in the tile's weight stream. With cycled cold weights
 // the hardware prefetcher alone left the 1-bit GEMV at 39% of copy bandwidth (A/B in the README).
 #ifndef USM_Q_PF
@@ -93,20 +106,16 @@ static USM_AI T512 void usm_q512_tile(const usm_qgemm_args *a, int64_t tile, int
                 fB[tt][t] = _mm512_fmadd_ps(cv, _mm512_set1_ps(a->sxs[ti]), fB[tt][t]);
             }
             if (DOTS) {
-                int64_t rp = (a->rows + 15) / 16 * 16;
-                for (int t = 0; t < NT; t++) {
-                    int32_t tmp[16];
-                    __m512i d = _mm512_sub_epi32(_mm512_sll_epi32(acc[tt][0][t], _mm_cvtsi32_si128(a->shift)),
-                                                 _mm512_set1_epi32(a->offset * a->bsum[(t0 + t) * nb + j]));
-                    _mm512_storeu_si512(tmp, d);
-                    for (int r = 0; r < 16; r++) a->dots[((t0 + t) * rp + (tile + tt) * 16 + r) * nb + j] = tmp[r];
-                }
+                for (int t = 0; t < NT; t++)
+                    usm_store_dots(a, tile + tt, t0 + t, j,
+                                   _mm512_sub_epi32(_mm512_sll_epi32(acc[tt][0][t], _mm_cvtsi32_si128(a->shift)),
+                                                    _mm512_set1_epi32(a->offset * a->bsum[(t0 + t) * nb + j])));
             }
         }
     }
     for (int tt = 0; tt < TT; tt++) {
         int64_t z0 = (tile + tt) * 16, left = a->rows - z0;
-        __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        __mmask16 m = usm_tail16(left);
         __m512 b = a->bias ? _mm512_maskz_loadu_ps(m, a->bias + z0) : _mm512_setzero_ps();
         __m512 fa = _mm512_loadu_ps(a->fa + z0), fb = _mm512_loadu_ps(a->fb + z0);
         for (int t = 0; t < NT; t++)
@@ -151,16 +160,24 @@ T512 void usm_qgemm_avx512(const usm_qgemm_args *a, int64_t tb, int64_t te, int6
 
 #define TVBMI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx512vbmi")))
 
+// Table building, per 16 activations (4 groups of 4 columns) and one 64-byte table register whose 128-bit lane g holds
+// group g's 16 entries: usm_lut_select(b) makes vpshufb broadcast column b of lane g's group over the lane, and
+// usm_lut_has_bit[b] marks the entries idx (byte idx of each lane) whose bit b is set.
+static USM_AI TVBMI __m512i usm_lut_select(int b) {
+    return _mm512_set_epi32(0x01010101 * (12 + b), 0x01010101 * (12 + b), 0x01010101 * (12 + b), 0x01010101 * (12 + b),
+                            0x01010101 * (8 + b), 0x01010101 * (8 + b), 0x01010101 * (8 + b), 0x01010101 * (8 + b),
+                            0x01010101 * (4 + b), 0x01010101 * (4 + b), 0x01010101 * (4 + b), 0x01010101 * (4 + b),
+                            0x01010101 * b, 0x01010101 * b, 0x01010101 * b, 0x01010101 * b);
+}
+static const __mmask64 usm_lut_has_bit[4] = {0xAAAAAAAAAAAAAAAAULL, 0xCCCCCCCCCCCCCCCCULL, 0xF0F0F0F0F0F0F0F0ULL,
+                                             0xFF00FF00FF00FF00ULL};
+
 TVBMI void usm_lut1_tables(const int8_t *x, int64_t xstride, int64_t n, int64_t k, uint8_t *tables) {
     const int64_t chunks16 = (k + 31) / 32 * 2, tb = usm_lut1_table_bytes(k);
     const __m512i m0f = _mm512_set1_epi8(0x0F), x80 = _mm512_set1_epi8((char)0x80), eight = _mm512_set1_epi8(8);
     __m512i sel[4];
-    for (int b = 0; b < 4; b++)
-        sel[b] = _mm512_set_epi32(0x01010101 * (12 + b), 0x01010101 * (12 + b), 0x01010101 * (12 + b), 0x01010101 * (12 + b),
-                                  0x01010101 * (8 + b), 0x01010101 * (8 + b), 0x01010101 * (8 + b), 0x01010101 * (8 + b),
-                                  0x01010101 * (4 + b), 0x01010101 * (4 + b), 0x01010101 * (4 + b), 0x01010101 * (4 + b),
-                                  0x01010101 * b, 0x01010101 * b, 0x01010101 * b, 0x01010101 * b);
-    const __mmask64 mb[4] = {0xAAAAAAAAAAAAAAAAULL, 0xCCCCCCCCCCCCCCCCULL, 0xF0F0F0F0F0F0F0F0ULL, 0xFF00FF00FF00FF00ULL};
+    for (int b = 0; b < 4; b++) sel[b] = usm_lut_select(b);
+    const __mmask64 *mb = usm_lut_has_bit;
     for (int64_t t = 0; t < n; t++) {
         const int8_t *xr = x + t * xstride;
         uint8_t *tab = tables + t * tb;
@@ -235,20 +252,16 @@ static USM_AI TVBMI void usm_lut1_tile(const usm_qgemm_args *a, const uint8_t *t
                 __m512i p = _mm512_add_epi32(_mm512_slli_epi32(accH[tt][t], 4), accL[tt][t]);
                 fA[tt][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(sv, _mm512_set1_ps(a->sx[ti])), fA[tt][t]);
                 fB[tt][t] = _mm512_fmadd_ps(cv, _mm512_set1_ps(a->sxs[ti]), fB[tt][t]);
-                if (DOTS) {
-                    int32_t tmp[16];
-                    int64_t rp = (a->rows + 15) / 16 * 16;
-                    __m512i d = _mm512_sub_epi32(_mm512_sll_epi32(p, _mm_cvtsi32_si128(a->shift)),
-                                                 _mm512_set1_epi32(a->offset * a->bsum[ti]));
-                    _mm512_storeu_si512(tmp, d);
-                    for (int r = 0; r < 16; r++) a->dots[((t0 + t) * rp + (tile + tt) * 16 + r) * nb + j] = tmp[r];
-                }
+                if (DOTS)
+                    usm_store_dots(a, tile + tt, t0 + t, j,
+                                   _mm512_sub_epi32(_mm512_sll_epi32(p, _mm_cvtsi32_si128(a->shift)),
+                                                    _mm512_set1_epi32(a->offset * a->bsum[ti])));
             }
         }
     }
     for (int tt = 0; tt < TT; tt++) {
         int64_t z0 = (tile + tt) * 16, left = a->rows - z0;
-        __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        __mmask16 m = usm_tail16(left);
         __m512 b = a->bias && j0 == 0 ? _mm512_maskz_loadu_ps(m, a->bias + z0) : _mm512_setzero_ps();
         __m512 fa = _mm512_loadu_ps(a->fa + z0), fb = _mm512_loadu_ps(a->fb + z0);
         for (int t = 0; t < NT; t++) {
@@ -276,6 +289,20 @@ static USM_AI TVBMI void usm_lut1_run(const usm_qgemm_args *a, const uint8_t *ta
 #ifndef USM_LUT1_PF
 #define USM_LUT1_PF 2048
 #endif
+
+// y of TT row tiles x NT tokens from one f32 accumulator per row and token: bias + (fa / 2^shift) * fA.
+static USM_AI TVBMI void usm_lut_store_y(const usm_qgemm_args *a, int64_t tile, int64_t t0, const int TT, const int NT,
+                                         __m512 fA[][4]) {
+    const __m512 inv = _mm512_set1_ps(1.0f / (float)(1 << a->shift));
+    for (int tt = 0; tt < TT; tt++) {
+        const int64_t z0 = (tile + tt) * 16;
+        const __mmask16 m = usm_tail16(a->rows - z0);
+        const __m512 b = a->bias ? _mm512_maskz_loadu_ps(m, a->bias + z0) : _mm512_setzero_ps();
+        const __m512 f = _mm512_mul_ps(_mm512_loadu_ps(a->fa + z0), inv);
+        for (int t = 0; t < NT; t++)
+            _mm512_mask_storeu_ps(a->y + (t0 + t) * a->ystride + z0, m, _mm512_fmadd_ps(fA[tt][t], f, b));
+    }
+}
 
 // Register-blocked form for corrections by the scales (bin, bin_norm: c = s, offset 1): TT row tiles x NT tokens share
 // each weight load and index computation (TT ways) and each token's 4 table registers (NT ways). The byte sums are
@@ -339,24 +366,11 @@ static USM_AI TVBMI void usm_lut1s_tile(const usm_qgemm_args *a, const uint8_t *
                 const int64_t ti = (t0 + t) * nb + j;
                 const __m512i d = _mm512_sub_epi32(acc[tt][t], _mm512_set1_epi32(a->bsum[ti]));
                 fA[tt][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(sv, _mm512_set1_ps(a->sx[ti])), fA[tt][t]);
-                if (DOTS) {
-                    int32_t tmp[16];
-                    int64_t rp = (a->rows + 15) / 16 * 16;
-                    _mm512_storeu_si512(tmp, d);
-                    for (int r = 0; r < 16; r++) a->dots[((t0 + t) * rp + (tile + tt) * 16 + r) * nb + j] = tmp[r];
-                }
+                if (DOTS) usm_store_dots(a, tile + tt, t0 + t, j, d);
             }
         }
     }
-    const __m512 inv = _mm512_set1_ps(1.0f / (float)(1 << a->shift));
-    for (int tt = 0; tt < TT; tt++) {
-        int64_t z0 = (tile + tt) * 16, left = a->rows - z0;
-        __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
-        __m512 b = a->bias ? _mm512_maskz_loadu_ps(m, a->bias + z0) : _mm512_setzero_ps();
-        __m512 f = _mm512_mul_ps(_mm512_loadu_ps(a->fa + z0), inv);
-        for (int t = 0; t < NT; t++)
-            _mm512_mask_storeu_ps(a->y + (t0 + t) * a->ystride + z0, m, _mm512_fmadd_ps(fA[tt][t], f, b));
-    }
+    usm_lut_store_y(a, tile, t0, TT, NT, fA);
 }
 
 #ifndef USM_LUT1S_TB
@@ -406,12 +420,8 @@ TVBMI void usm_lut1_gemm(const usm_qgemm_args *a, const uint8_t *tables, int64_t
 TVBMI void usm_lut1a6_tables(const int8_t *x, int64_t xstride, int64_t n, int64_t k, uint8_t *tables) {
     const int64_t halves = (k + 31) / 32 * 2, tb = usm_lut1a6_table_bytes(k);
     __m512i sel[4];
-    for (int b = 0; b < 4; b++)
-        sel[b] = _mm512_set_epi32(0x01010101 * (12 + b), 0x01010101 * (12 + b), 0x01010101 * (12 + b), 0x01010101 * (12 + b),
-                                  0x01010101 * (8 + b), 0x01010101 * (8 + b), 0x01010101 * (8 + b), 0x01010101 * (8 + b),
-                                  0x01010101 * (4 + b), 0x01010101 * (4 + b), 0x01010101 * (4 + b), 0x01010101 * (4 + b),
-                                  0x01010101 * b, 0x01010101 * b, 0x01010101 * b, 0x01010101 * b);
-    const __mmask64 mb[4] = {0xAAAAAAAAAAAAAAAAULL, 0xCCCCCCCCCCCCCCCCULL, 0xF0F0F0F0F0F0F0F0ULL, 0xFF00FF00FF00FF00ULL};
+    for (int b = 0; b < 4; b++) sel[b] = usm_lut_select(b);
+    const __mmask64 *mb = usm_lut_has_bit;
     const __m512i zero = _mm512_setzero_si512();
     for (int64_t t = 0; t < n; t++) {
         const int8_t *xr = x + t * xstride;
@@ -479,24 +489,11 @@ static USM_AI TVBMI void usm_lut6_tile(const usm_qgemm_args *a, const uint8_t *t
             for (int t = 0; t < NT; t++) {
                 const int64_t ti = (t0 + t) * nb + j;
                 fA[tt][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[tt][t]), _mm512_mul_ps(sv, _mm512_set1_ps(a->sx[ti])), fA[tt][t]);
-                if (DOTS) {
-                    int32_t tmp[16];
-                    const int64_t rp = (a->rows + 15) / 16 * 16;
-                    _mm512_storeu_si512(tmp, acc[tt][t]);
-                    for (int r = 0; r < 16; r++) a->dots[((t0 + t) * rp + (tile + tt) * 16 + r) * nb + j] = tmp[r];
-                }
+                if (DOTS) usm_store_dots(a, tile + tt, t0 + t, j, acc[tt][t]);
             }
         }
     }
-    const __m512 inv = _mm512_set1_ps(0.5f);
-    for (int tt = 0; tt < TT; tt++) {
-        const int64_t z0 = (tile + tt) * 16, left = a->rows - z0;
-        const __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
-        const __m512 b = a->bias ? _mm512_maskz_loadu_ps(m, a->bias + z0) : _mm512_setzero_ps();
-        const __m512 f = _mm512_mul_ps(_mm512_loadu_ps(a->fa + z0), inv);
-        for (int t = 0; t < NT; t++)
-            _mm512_mask_storeu_ps(a->y + (t0 + t) * a->ystride + z0, m, _mm512_fmadd_ps(fA[tt][t], f, b));
-    }
+    usm_lut_store_y(a, tile, t0, TT, NT, fA);
 }
 
 // Tokens in fours outer (their tables, 4 x 6 KB at K = 1536, stay in L1), pairs of row tiles inner; the token tail and
@@ -667,7 +664,7 @@ static USM_AI T512 void usm_f512_tile(const usm_fgemm_args *a, int64_t tile, int
     for (int u = 1; u < U; u++)
         for (int t = 0; t < NT; t++) acc[t] = _mm512_add_ps(acc[t], acc[u * NT + t]);
     int64_t z0 = tile * 16, left = a->rows - z0;
-    __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+    __mmask16 m = usm_tail16(left);
     __m512 b = a->bias ? _mm512_maskz_loadu_ps(m, a->bias + z0) : _mm512_setzero_ps();
     for (int t = 0; t < NT; t++) _mm512_mask_storeu_ps(a->y + (t0 + t) * a->ystride + z0, m, _mm512_add_ps(acc[t], b));
 }
@@ -703,7 +700,7 @@ static USM_AI T512 void usm_f512_tile2(const usm_fgemm_args *a, int64_t tile, in
     }
     for (int r = 0; r < 2; r++) {
         int64_t z0 = (tile + r) * 16, left = a->rows - z0;
-        __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        __mmask16 m = usm_tail16(left);
         __m512 b = a->bias ? _mm512_maskz_loadu_ps(m, a->bias + z0) : _mm512_setzero_ps();
         for (int t = 0; t < NT; t++)
             _mm512_mask_storeu_ps(a->y + (t0 + t) * a->ystride + z0, m,
@@ -775,10 +772,6 @@ T256 void usm_fgemm_avx2(const usm_fgemm_args *a, int64_t tb, int64_t te, int64_
 }
 
 // ===================================== activation quantization ==================================================
-
-static USM_AI T512 __mmask16 usm_tail16(int64_t left) {
-    return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
-}
 
 T512 void usm_quantize_act_avx512(const float *x, int64_t xstride, int64_t n, int64_t k, int64_t ablock,
                                   int64_t wblock, int64_t nb, int8_t *q, int64_t qstride, float *ascale, float *sx,
