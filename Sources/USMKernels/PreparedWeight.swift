@@ -18,6 +18,31 @@ public enum ActivationMode: String, Sendable, CaseIterable {
     public var perBlock: Bool { self == .int8PerBlock || self == .int6Binary }
 }
 
+/// The 1-bit table-lookup kernels' per-call tables and products (AVX-512 VBMI): int8 activations split into
+/// low-nibble and high-part tables, or 6-bit codes in one table of signed sums.
+enum TableLookup {
+    case eightBit, sixBit
+
+    func tableBytes(k: Int) -> Int {
+        Int(self == .sixBit ? usm_lut1a6_table_bytes(Int64(k)) : usm_lut1_table_bytes(Int64(k)))
+    }
+
+    func tables(_ q: UnsafePointer<Int8>, stride: Int, n: Int, k: Int, into t: UnsafeMutablePointer<UInt8>) {
+        switch self {
+        case .eightBit: usm_lut1_tables(q, Int64(stride), Int64(n), Int64(k), t)
+        case .sixBit: usm_lut1a6_tables(q, Int64(stride), Int64(n), Int64(k), t)
+        }
+    }
+
+    func gemm(_ a: UnsafePointer<usm_qgemm_args>, tables: UnsafePointer<UInt8>, _ tiles: Range<Int>, tokens: Range<Int>) {
+        let (tb, te, t0, t1) = (Int64(tiles.lowerBound), Int64(tiles.upperBound), Int64(tokens.lowerBound), Int64(tokens.upperBound))
+        switch self {
+        case .eightBit: usm_lut1_gemm(a, tables, tb, te, t0, t1)
+        case .sixBit: usm_lut1a6_gemm(a, tables, tb, te, t0, t1)
+        }
+    }
+}
+
 /// Per-stream scratch memory for the kernels (quantized activations, their scales and block sums) and the number
 /// of threads a product may use. Reused across calls so a product allocates nothing once the workspace has grown
 /// to the largest shape. Not shared between concurrently running products.
@@ -125,9 +150,7 @@ public struct PreparedWeight: Sendable {
     let shift: Int32
     let offset: Int32
     /// cached per-call choices (no string or registry look-ups on the hot path)
-    let isLUT: Bool
-    /// the w1a6 table lookup (its own tables and kernel)
-    let isLUT6: Bool
+    let lookup: TableLookup?
     /// activation codes within ±activationMax (127, or 31 for 1-bit layers under `.int6Binary`)
     let activationMax: Int32
     let quantizerISA: Int32
@@ -150,8 +173,7 @@ public struct PreparedWeight: Sendable {
         kernel = KernelRegistry.select(for: l.scheme, activationBits: floatPath ? 32 : sixBit ? 6 : 8, maxISA: isa,
                                        blockSize: l.blockSize)
         kernelName = kernel.name
-        isLUT = kernel.needsBlocksOf32
-        isLUT6 = isLUT && kernel.activationBits == 6
+        lookup = kernel.needsBlocksOf32 ? (kernel.activationBits == 6 ? .sixBit : .eightBit) : nil
         quantizerISA = KernelRegistry.activationQuantizer(maxISA: kernel.isa).isa.rawValue
         nb = l.blocksPerRow
         blockLength = l.blockLength
@@ -340,8 +362,8 @@ public struct PreparedWeight: Sendable {
         let qstride = roundUp(k, 64)
         let nab = activationBlock == 0 ? 1 : nb
         ws.reserve(bytes: n * qstride, meta: n * (nab + 2 * nb), sums: n * nb)
-        let (lut, lut6, amax) = (isLUT, isLUT6, activationMax)
-        let tableBytes = lut6 ? Int(usm_lut1a6_table_bytes(Int64(k))) : lut ? Int(usm_lut1_table_bytes(Int64(k))) : 0
+        let (lookup, amax) = (lookup, activationMax)
+        let tableBytes = lookup?.tableBytes(k: k) ?? 0
         Workspace.grow(&ws.tables, n * tableBytes)
         let isa = kernel.isa.rawValue
         let qisa = quantizerISA
@@ -359,13 +381,8 @@ public struct PreparedWeight: Sendable {
                         usm_quantize_act(qisa, x + t0 * k, Int64(k), Int64(t1 - t0), Int64(k), Int64(activationBlock),
                                          Int64(blockLength), Int64(nb), q + t0 * qstride, Int64(qstride),
                                          ascale + t0 * nab, sx + t0 * nb, sxs + t0 * nb, bsum + t0 * nb, amax)
-                        if lut6 {
-                            usm_lut1a6_tables(q + t0 * qstride, Int64(qstride), Int64(t1 - t0), Int64(k),
-                                              tabb.baseAddress! + t0 * tableBytes)
-                        } else if lut {
-                            usm_lut1_tables(q + t0 * qstride, Int64(qstride), Int64(t1 - t0), Int64(k),
-                                            tabb.baseAddress! + t0 * tableBytes)
-                        }
+                        lookup?.tables(q + t0 * qstride, stride: qstride, n: t1 - t0, k: k,
+                                       into: tabb.baseAddress! + t0 * tableBytes)
                     }
                     weights.withUnsafeBytes { wraw in
                         scaleBytes.withUnsafeBytes { sp in
@@ -385,12 +402,8 @@ public struct PreparedWeight: Sendable {
                                             withUnsafePointer(to: args) { ap in
                                                 parallelFor(parts) { i in
                                                     let r = partition(i, of: parts, n: n)
-                                                    if lut6 {
-                                                        usm_lut1a6_gemm(ap, tabb.baseAddress, Int64(r.tb), Int64(r.te),
-                                                                        Int64(r.t0), Int64(r.t1))
-                                                    } else if lut {
-                                                        usm_lut1_gemm(ap, tabb.baseAddress, Int64(r.tb), Int64(r.te),
-                                                                      Int64(r.t0), Int64(r.t1))
+                                                    if let lookup {
+                                                        lookup.gemm(ap, tables: tabb.baseAddress!, r.tb..<r.te, tokens: r.t0..<r.t1)
                                                     } else {
                                                         usm_qgemm(isa, ap, Int64(r.tb), Int64(r.te), Int64(r.t0), Int64(r.t1))
                                                     }
