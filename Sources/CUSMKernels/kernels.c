@@ -380,7 +380,9 @@ static void usm_local_attention_portable(const float *q, int64_t qs, const float
 int64_t usm_local_attention_scratch(int64_t left, int64_t right, int64_t dh) {
     const int64_t rows = left + right + 2 * dh, nw = (left + right + 15) / 16 * 16;
     const int64_t lanes = 16 + dh * nw + dh * (USM_ATTENTION_BLOCK + nw) + nw;  // 16: to align to 64 bytes
-    return rows > lanes ? rows : lanes;
+    const int64_t tiles = 16 + 8 * dh + 4 * (nw + 16);  // the AVX-512 tile form: 4 queries' q + u, q + v, scores
+    const int64_t most = rows > lanes ? rows : lanes;
+    return most > tiles ? most : tiles;
 }
 
 void usm_local_attention(int32_t isa, const float *q, int64_t qs, const float *k, const float *v, int64_t kvs,

@@ -1127,6 +1127,129 @@ static USM_AI T512 void usm_rows16_to_dim_major(const float *const rows[16], int
     }
 }
 
+// The tile form (windows of more than 128 keys, head dims of 16 C): four queries i .. i + 3 at a time against four
+// keys j .. j + 3, all read in place. Each of the 16 (query, key) pairs keeps its 16-lane partial sums in a register
+// (per 16-dim chunk: (q + u) . k, then (q + v) . pos) and a transposing tree of adds turns the 16 registers into one
+// vector of 16 scores. The four queries share every key load; the relative position rows repeat along the tile's
+// diagonals, so 7 position rows serve the 16 pairs. The value mix runs the four queries together too (16
+// accumulators: 4 queries x 4 chunks per pass). Scores sit in S[n][x] for key js + x (js = i - (left - 1)): query
+// i + n's window is x in [n, n + left + right). The softmax sums lane t = key i + n - (left - 1) + t, and every
+// sum runs in the same order whichever tile a query or key falls in, so the bits depend only on i, never on how the
+// frames were chunked.
+
+// r[4n + m] (16 lanes each) -> lane 4n + m of the result holds the sum of r[4n + m]'s lanes
+static USM_AI T512 __m512 usm_hsum16x16(const __m512 r[16]) {
+    __m512 s[4];
+    for (int n = 0; n < 4; n++) {
+        const __m512 *a = r + 4 * n;
+        const __m512 r01 = _mm512_add_ps(_mm512_unpacklo_ps(a[0], a[1]), _mm512_unpackhi_ps(a[0], a[1]));
+        const __m512 r23 = _mm512_add_ps(_mm512_unpacklo_ps(a[2], a[3]), _mm512_unpackhi_ps(a[2], a[3]));
+        // per 128-bit block: [m0, m1, m2, m3] partial sums of that block
+        s[n] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(r01), _mm512_castps_pd(r23))),
+                             _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(r01), _mm512_castps_pd(r23))));
+    }
+    const __m512 u01 = _mm512_add_ps(_mm512_shuffle_f32x4(s[0], s[1], 0x88), _mm512_shuffle_f32x4(s[0], s[1], 0xDD));
+    const __m512 u23 = _mm512_add_ps(_mm512_shuffle_f32x4(s[2], s[3], 0x88), _mm512_shuffle_f32x4(s[2], s[3], 0xDD));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(u01, u23, 0x88), _mm512_shuffle_f32x4(u01, u23, 0xDD));
+}
+
+// o[n][16 (c0 + cc)] = sum over keys j in [jlo, jhi] of S[n][j - js] v_j, for CP <= 4 chunks from chunk c0
+static USM_AI T512 void usm_att_tile_mix(const int CP, const float *S, int64_t sw, const float *v, int64_t kvs,
+                                         int64_t kbase, int64_t js, int64_t jlo, int64_t jhi, int64_t c0, int nq,
+                                         float *out, int64_t os) {
+    __m512 o[4][4];
+    for (int n = 0; n < 4; n++)
+        for (int c = 0; c < CP; c++) o[n][c] = _mm512_setzero_ps();
+    const float *vj = v + (jlo - kbase) * kvs + 16 * c0, *a = S + (jlo - js);
+    for (int64_t j = jlo; j <= jhi; j++, vj += kvs, a++) {
+        __m512 x[4];
+        for (int c = 0; c < CP; c++) x[c] = _mm512_loadu_ps(vj + 16 * c);
+        for (int n = 0; n < 4; n++) {
+            const __m512 w = _mm512_set1_ps(a[n * sw]);
+            for (int c = 0; c < CP; c++) o[n][c] = _mm512_fmadd_ps(w, x[c], o[n][c]);
+        }
+    }
+    for (int n = 0; n < nq; n++)
+        for (int c = 0; c < CP; c++) _mm512_storeu_ps(out + n * os + 16 * (c0 + c), o[n][c]);
+}
+
+static USM_AI T512 void usm_att_tiles(const int C, const float *q, int64_t qs, const float *k, const float *v,
+                                      int64_t kvs, int64_t kbase, const float *pos, int64_t ps, const float *u,
+                                      const float *vb, int64_t i0, int64_t i1, int64_t end, int64_t left, int64_t right,
+                                      float *out, int64_t os, float *scratch) {
+    const int64_t dh = 16 * C, w = left + right, G = (w + 15) / 16, sw = 16 * G + 16;
+    float *qu = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63), *qv = qu + 4 * dh, *S = qv + 4 * dh;
+    for (int64_t i = i0; i < i1; i += 4) {
+        const int nq = i1 - i < 4 ? (int)(i1 - i) : 4;
+        for (int n = 0; n < 4; n++) {  // queries past i1 repeat the last one (their results are dropped)
+            const float *qi = q + (i - i0 + (n < nq ? n : nq - 1)) * qs;
+            for (int c = 0; c < C; c++) {
+                const __m512 x = _mm512_loadu_ps(qi + 16 * c);
+                _mm512_store_ps(qu + n * dh + 16 * c, _mm512_add_ps(x, _mm512_loadu_ps(u + 16 * c)));
+                _mm512_store_ps(qv + n * dh + 16 * c, _mm512_add_ps(x, _mm512_loadu_ps(vb + 16 * c)));
+            }
+        }
+        const int64_t js = i - (left - 1);
+        const int64_t jlo = js > 0 ? js : 0, jhi = i + nq - 1 + right < end - 1 ? i + nq - 1 + right : end - 1;
+        // scores: key tiles j .. j + 3 (keys past jhi repeat jhi; positions outside the window repeat its edge rows:
+        // both only ever feed pairs whose weight is zero)
+        for (int64_t j = jlo; j <= jhi; j += 4) {
+            const float *km[4], *pd[7];
+            for (int m = 0; m < 4; m++) km[m] = k + ((j + m <= jhi ? j + m : jhi) - kbase) * kvs;
+            for (int d = -3; d <= 3; d++) {
+                int64_t r = i - j + d + right;
+                r = r < 0 ? 0 : r > w - 1 ? w - 1 : r;
+                pd[d + 3] = pos + r * ps;
+            }
+            __m512 acc[16];
+            for (int t = 0; t < 16; t++) acc[t] = _mm512_setzero_ps();
+            for (int c = 0; c < C; c++) {
+                __m512 kk[4], pp[7];
+                for (int m = 0; m < 4; m++) kk[m] = _mm512_loadu_ps(km[m] + 16 * c);
+                for (int d = 0; d < 7; d++) pp[d] = _mm512_loadu_ps(pd[d] + 16 * c);
+                for (int n = 0; n < 4; n++) {
+                    const __m512 a = _mm512_load_ps(qu + n * dh + 16 * c), b = _mm512_load_ps(qv + n * dh + 16 * c);
+                    for (int m = 0; m < 4; m++) {
+                        acc[4 * n + m] = _mm512_fmadd_ps(a, kk[m], acc[4 * n + m]);
+                        acc[4 * n + m] = _mm512_fmadd_ps(b, pp[n - m + 3], acc[4 * n + m]);
+                    }
+                }
+            }
+            const __m512 sc = usm_hsum16x16(acc);
+            _mm_storeu_ps(S + (j - js), _mm512_extractf32x4_ps(sc, 0));
+            _mm_storeu_ps(S + sw + (j - js), _mm512_extractf32x4_ps(sc, 1));
+            _mm_storeu_ps(S + 2 * sw + (j - js), _mm512_extractf32x4_ps(sc, 2));
+            _mm_storeu_ps(S + 3 * sw + (j - js), _mm512_extractf32x4_ps(sc, 3));
+        }
+        // softmax per query over x in [xa, xb]; every other x in [0, sw) gets weight 0
+        for (int n = 0; n < nq; n++) {
+            float *sn = S + n * sw;
+            const int64_t xa = (-js > n ? -js : n), xb = (i + n + right < end - 1 ? i + n + right : end - 1) - js;
+            __m512 mx = _mm512_set1_ps(-INFINITY);
+            for (int64_t x = 0; x < sw; x += 16)
+                mx = _mm512_mask_max_ps(mx, usm_lanes16(xa - x, xb + 1 - x), mx, _mm512_load_ps(sn + x));
+            const __m512 best = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+            for (int64_t x = 0; x < sw; x += 16) {
+                const __mmask16 valid = usm_lanes16(xa - x, xb + 1 - x);
+                _mm512_store_ps(sn + x, _mm512_maskz_mov_ps(valid, usm_exp512(_mm512_sub_ps(_mm512_load_ps(sn + x), best))));
+            }
+            __m512 tot = _mm512_setzero_ps();
+            for (int64_t g = 0; g < G; g++) tot = _mm512_add_ps(tot, _mm512_loadu_ps(sn + n + 16 * g));
+            const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(tot));
+            for (int64_t x = 0; x < sw; x += 16) _mm512_store_ps(sn + x, _mm512_mul_ps(_mm512_load_ps(sn + x), inv));
+        }
+        float *oi = out + (i - i0) * os;
+        int c0 = 0;
+        for (; c0 + 4 <= C; c0 += 4) usm_att_tile_mix(4, S, sw, v, kvs, kbase, js, jlo, jhi, c0, nq, oi, os);
+        switch (C - c0) {
+        case 1: usm_att_tile_mix(1, S, sw, v, kvs, kbase, js, jlo, jhi, c0, nq, oi, os); break;
+        case 2: usm_att_tile_mix(2, S, sw, v, kvs, kbase, js, jlo, jhi, c0, nq, oi, os); break;
+        case 3: usm_att_tile_mix(3, S, sw, v, kvs, kbase, js, jlo, jhi, c0, nq, oi, os); break;
+        default: break;
+        }
+    }
+}
+
 T512 void usm_local_attention_avx512(const float *q, int64_t qs, const float *k, const float *v, int64_t kvs, int64_t kbase,
                                      const float *pos, int64_t ps, const float *u, const float *vb, int64_t dh, int64_t i0,
                                      int64_t i1, int64_t end, int64_t left, int64_t right, float *out, int64_t os,
@@ -1135,7 +1258,7 @@ T512 void usm_local_attention_avx512(const float *q, int64_t qs, const float *k,
     if ((G > 8 || w <= 0) && dh % 16 == 0 && dh <= 128) {
         switch (dh / 16) {
 #define USM_ROW_CASE(N)                                                                                              \
-    case N: usm_att_rows_c(N, q, qs, k, v, kvs, kbase, pos, ps, u, vb, i0, i1, end, left, right, out, os, scratch); return;
+    case N: usm_att_tiles(N, q, qs, k, v, kvs, kbase, pos, ps, u, vb, i0, i1, end, left, right, out, os, scratch); return;
             USM_ROW_CASE(1) USM_ROW_CASE(2) USM_ROW_CASE(3) USM_ROW_CASE(4)
             USM_ROW_CASE(5) USM_ROW_CASE(6) USM_ROW_CASE(7) USM_ROW_CASE(8)
 #undef USM_ROW_CASE

@@ -11,7 +11,27 @@ import Foundation
 /// passes) where the reference uses Double: the outputs agree within 2e-6 * (|scale| + 1) for rows of O(1) spread.
 ///
 /// Output pointers may equal input pointers (in place). Pointer arguments must cover the stated element counts.
+///
+/// Functions with a `threads` parameter split large inputs over the kernel pool (whole rows, or runs of 64 elements
+/// with any tail in the last part), so every element is computed by the same operations whatever the thread count:
+/// the same bits.
 public enum Elementwise {
+    /// Elements below which a part is not worth waking a thread for.
+    static let partElements = 32768
+
+    /// Runs `body` over `count` items (of `itemElements` elements each) in up to `threads` contiguous ranges whose
+    /// starts are multiples of `align` items.
+    @inline(__always)
+    static func split(_ count: Int, itemElements: Int = 1, align: Int = 1, threads: Int, _ body: (Range<Int>) -> Void) {
+        let parts = max(1, min(threads, count * itemElements / partElements, count / align))
+        if parts == 1 { body(0..<count); return }
+        let units = count / align
+        parallelFor(parts) { i in
+            let lo = units * i / parts * align, hi = i == parts - 1 ? count : units * (i + 1) / parts * align
+            body(lo..<hi)
+        }
+    }
+
     public static func exp(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int, isa: KernelISA = .best) {
         usm_exp(isa.rawValue, x, y, Int64(n))
     }
@@ -19,8 +39,9 @@ public enum Elementwise {
         usm_sigmoid(isa.rawValue, x, y, Int64(n))
     }
     /// y = x * sigmoid(x)
-    public static func swish(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int, isa: KernelISA = .best) {
-        usm_swish(isa.rawValue, x, y, Int64(n))
+    public static func swish(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int, threads: Int = 1,
+                             isa: KernelISA = .best) {
+        split(n, align: 64, threads: threads) { r in usm_swish(isa.rawValue, x + r.lowerBound, y + r.lowerBound, Int64(r.count)) }
     }
     public static func tanh(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int, isa: KernelISA = .best) {
         usm_tanh(isa.rawValue, x, y, Int64(n))
@@ -32,8 +53,10 @@ public enum Elementwise {
     }
     /// y = x + a * o
     public static func addScaled(_ x: UnsafePointer<Float>, _ o: UnsafePointer<Float>, _ a: Float, _ y: UnsafeMutablePointer<Float>,
-                                 _ n: Int, isa: KernelISA = .best) {
-        usm_add_scaled(isa.rawValue, x, o, a, y, Int64(n))
+                                 _ n: Int, threads: Int = 1, isa: KernelISA = .best) {
+        split(n, align: 64, threads: threads) { r in
+            usm_add_scaled(isa.rawValue, x + r.lowerBound, o + r.lowerBound, a, y + r.lowerBound, Int64(r.count))
+        }
     }
     /// f32 to IEEE binary16 bits, rounded to nearest even (overflow to infinity, NaN to a quiet NaN); the same
     /// bits on every tier (Swift's `Float16(x)` is the reference).
@@ -65,13 +88,19 @@ public enum Elementwise {
                            Int64(cols))
     }
     /// GLU over rows of `2 * d`: y[r, c] = g[r, c] * sigmoid(g[r, d + c]); y is `[rows, d]`.
-    public static func glu(_ g: UnsafePointer<Float>, rows: Int, d: Int, _ y: UnsafeMutablePointer<Float>, isa: KernelISA = .best) {
-        usm_glu(isa.rawValue, g, Int64(rows), Int64(d), y)
+    public static func glu(_ g: UnsafePointer<Float>, rows: Int, d: Int, _ y: UnsafeMutablePointer<Float>, threads: Int = 1,
+                           isa: KernelISA = .best) {
+        split(rows, itemElements: 2 * d, threads: threads) { r in
+            usm_glu(isa.rawValue, g + r.lowerBound * 2 * d, Int64(r.count), Int64(d), y + r.lowerBound * d)
+        }
     }
     /// LayerNorm of `rows` rows of `d` floats: `(x - mean) / sqrt(var + eps) * scale + bias`.
     public static func layerNorm(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, d: Int,
-                                 scale: UnsafePointer<Float>, bias: UnsafePointer<Float>, eps: Float, isa: KernelISA = .best) {
-        usm_layernorm(isa.rawValue, x, y, Int64(rows), Int64(d), scale, bias, eps)
+                                 scale: UnsafePointer<Float>, bias: UnsafePointer<Float>, eps: Float, threads: Int = 1,
+                                 isa: KernelISA = .best) {
+        split(rows, itemElements: d, threads: threads) { r in
+            usm_layernorm(isa.rawValue, x + r.lowerBound * d, y + r.lowerBound * d, Int64(r.count), Int64(d), scale, bias, eps)
+        }
     }
     /// Depthwise conv over time + folded BatchNorm + swish for output frames `i0 ..< i0 + m` (usm_kernels.h):
     /// `g` points at absolute frame `gbase` (row stride `gs`), frames outside `[0, gend)` are zero padding,
@@ -79,9 +108,12 @@ public enum Elementwise {
     public static func depthwiseBNSwish(_ g: UnsafePointer<Float>, rowStride gs: Int, base gbase: Int, end gend: Int,
                                         first i0: Int, count m: Int, weights w: UnsafePointer<Float>, kernel: Int,
                                         bnScale: UnsafePointer<Float>, bnBias: UnsafePointer<Float>, d: Int,
-                                        _ y: UnsafeMutablePointer<Float>, outStride ys: Int, isa: KernelISA = .best) {
-        usm_dwconv_bn_swish(isa.rawValue, g, Int64(gs), Int64(gbase), Int64(gend), Int64(i0), Int64(m), w, Int64(kernel),
-                            bnScale, bnBias, Int64(d), y, Int64(ys))
+                                        _ y: UnsafeMutablePointer<Float>, outStride ys: Int, threads: Int = 1,
+                                        isa: KernelISA = .best) {
+        split(m, itemElements: d * kernel, threads: threads) { r in
+            usm_dwconv_bn_swish(isa.rawValue, g, Int64(gs), Int64(gbase), Int64(gend), Int64(i0 + r.lowerBound), Int64(r.count),
+                                w, Int64(kernel), bnScale, bnBias, Int64(d), y + r.lowerBound * ys, Int64(ys))
+        }
     }
     /// LSTM cell from pre-activations `[4 * hidden]` (i, f, g, o): `c = f*c + i*g`, `h = o*tanh(c)`, in place.
     public static func lstmCell(gates: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, h: UnsafeMutablePointer<Float>,

@@ -4,5 +4,5 @@ import ArgumentParser
 struct USMBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "usm-bench", abstract: "usm-infer benchmarks (never asserted in unit tests)",
-        subcommands: [KernelsCommand.self, SizeCommand.self, LatencyCommand.self, WERCommand.self, PlotCommand.self, SynthCommand.self])
+        subcommands: [KernelsCommand.self, AttentionCommand.self, SizeCommand.self, LatencyCommand.self, WERCommand.self, PlotCommand.self, SynthCommand.self])
 }

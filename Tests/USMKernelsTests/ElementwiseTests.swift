@@ -136,6 +136,45 @@ import USMKernels
         }
     }
 
+    /// Inputs large enough to be split over the pool (odd sizes, so a part ends off a vector boundary unless the
+    /// split keeps runs of 64) give the same bits with 2 and 3 threads as with 1.
+    @Test func threadsGiveTheSameBits() {
+        let rows = 77, d = 1000, n = rows * d + 13, kernel = 5
+        let x = pseudoRandom(n, seed: 41).map { $0 * 9 }, o = pseudoRandom(n, seed: 42)
+        let scale = pseudoRandom(d, seed: 43), bias = pseudoRandom(d, seed: 44), w = pseudoRandom(kernel * d, seed: 45)
+        func run(_ threads: Int) -> [[Float]] {
+            var sw = [Float](repeating: .nan, count: n), add = sw, ln = sw, glu = sw, dw = sw
+            x.withUnsafeBufferPointer { xp in o.withUnsafeBufferPointer { op in
+                scale.withUnsafeBufferPointer { sp in bias.withUnsafeBufferPointer { bp in w.withUnsafeBufferPointer { wp in
+                    sw.withUnsafeMutableBufferPointer { Elementwise.swish(xp.baseAddress!, $0.baseAddress!, n, threads: threads) }
+                    add.withUnsafeMutableBufferPointer {
+                        Elementwise.addScaled(xp.baseAddress!, op.baseAddress!, 0.5, $0.baseAddress!, n, threads: threads)
+                    }
+                    ln.withUnsafeMutableBufferPointer {
+                        Elementwise.layerNorm(xp.baseAddress!, $0.baseAddress!, rows: rows, d: d, scale: sp.baseAddress!,
+                                              bias: bp.baseAddress!, eps: 1e-5, threads: threads)
+                    }
+                    glu.withUnsafeMutableBufferPointer {
+                        Elementwise.glu(xp.baseAddress!, rows: rows / 2, d: d, $0.baseAddress!, threads: threads)
+                    }
+                    dw.withUnsafeMutableBufferPointer {
+                        Elementwise.depthwiseBNSwish(xp.baseAddress!, rowStride: d, base: 0, end: rows, first: 0, count: rows,
+                                                     weights: wp.baseAddress!, kernel: kernel, bnScale: sp.baseAddress!,
+                                                     bnBias: bp.baseAddress!, d: d, $0.baseAddress!, outStride: d, threads: threads)
+                    }
+                } } }
+            } }
+            return [sw, add, ln, glu, dw]
+        }
+        let one = run(1)
+        for threads in [2, 3] {
+            let many = run(threads)
+            for (f, name) in ["swish", "addScaled", "layerNorm", "glu", "depthwise"].enumerated() {
+                #expect(many[f].elementsEqual(one[f]) { $0.bitPattern == $1.bitPattern }, "\(name), \(threads) threads")
+            }
+        }
+    }
+
     @Test(arguments: tiers)
     func lstmCellMatchesReference(isa: KernelISA) {
         for hidden in [1, 7, 16, 17, 320] {

@@ -32,11 +32,13 @@ import USMKernels
     @Test(arguments: KernelISA.allCases.filter(\.isSupported))
     func matchesTheDefinition(isa: KernelISA) {
         // then: the bundled model's shape (4 x 36, 65 left, 4 right) over more than one 64-query block, a window of
-        // more than 128 keys (the AVX-512 row form), and such windows with head dims of 16 C (its register form),
-        // USM-1B's among them (dh 128, 129 left, 128 right)
+        // more than 128 keys (the AVX-512 row form), and such windows with head dims of 16 C (its tile form, 4 queries x
+        // 4 keys; C = 5 mixes the values in a pass of 4 chunks and one of 1), USM-1B's among them (dh 128, 129 left,
+        // 128 right)
         for (heads, dh, left, right, end) in [(2, 36, 5, 2, 11), (3, 16, 17, 4, 40), (1, 7, 3, 0, 6), (2, 128, 9, 8, 12),
                                               (2, 50, 1, 0, 5), (4, 36, 65, 4, 150), (1, 20, 120, 20, 170),
-                                              (2, 32, 130, 10, 170), (3, 16, 100, 60, 203), (1, 128, 129, 128, 300)] {
+                                              (2, 32, 130, 10, 170), (3, 16, 100, 60, 203), (1, 128, 129, 128, 300),
+                                              (2, 80, 129, 8, 200)] {
             let d = heads * dh
             let q = pseudoRandom(end * d, seed: 1), k = pseudoRandom(end * d, seed: 2), v = pseudoRandom(end * d, seed: 3)
             let pos = pseudoRandom((left + right) * d, seed: 4), u = pseudoRandom(d, seed: 5), vb = pseudoRandom(d, seed: 6)
@@ -81,9 +83,11 @@ import USMKernels
 
     /// The result for a query never depends on how the queries were split into calls (streaming equals offline), nor on
     /// how many old keys the caller still keeps before the window (keyBase).
-    @Test(arguments: KernelISA.allCases.filter(\.isSupported))
-    func chunkingInvariant(isa: KernelISA) {
-        let heads = 4, dh = 36, left = 65, right = 4, end = 230, d = heads * dh
+    /// Shapes: the lane form (a window of 69 keys) and the tile form (windows of 160 and 257 keys, head dims 48 and 128).
+    @Test(arguments: KernelISA.allCases.filter(\.isSupported),
+          [(4, 36, 65, 4, 230), (2, 48, 100, 60, 300), (1, 128, 129, 128, 330)])
+    func chunkingInvariant(isa: KernelISA, shape: (Int, Int, Int, Int, Int)) {
+        let (heads, dh, left, right, end) = shape, d = heads * dh
         let q = pseudoRandom(end * d, seed: 11), k = pseudoRandom(end * d, seed: 12), v = pseudoRandom(end * d, seed: 13)
         let pos = pseudoRandom((left + right) * d, seed: 14), u = pseudoRandom(d, seed: 15), vb = pseudoRandom(d, seed: 16)
         var whole = [Float](repeating: 0, count: end * d)
@@ -92,7 +96,7 @@ import USMKernels
                              isa: isa)
         var pieces = [Float](repeating: 0, count: end * d)
         var start = 0
-        for size in [1, 7, 3, 70, 64, 65, 20] {
+        for size in [1, 7, 3, 70, 64, 65, 20, 2, 5, 200] {
             let range = start..<min(end, start + size)
             guard !range.isEmpty else { break }
             // keep only the keys this range needs (as the streaming encoder does)
@@ -105,7 +109,7 @@ import USMKernels
             start = range.upperBound
         }
         #expect(start == end)
-        #expect(pieces == whole, "\(isa)")
+        #expect(pieces == whole, "\(isa) \(shape)")
     }
 
     /// Keys and values kept as f16 or int8 (a scale per row and head) and positions kept as f16, widened a head at

@@ -706,11 +706,12 @@ extension ConformerModel {
     }
 
     @inline(__always)
-    func layerNorm(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int, _ scale: [Float], _ bias: [Float]) {
+    func layerNorm(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int, _ scale: [Float], _ bias: [Float],
+                   _ ws: Workspace) {
         scale.withUnsafeBufferPointer { s in
             bias.withUnsafeBufferPointer { b in
                 Elementwise.layerNorm(x, y, rows: n, d: config.encoder.dim, scale: s.baseAddress!, bias: b.baseAddress!,
-                                      eps: Float(config.encoder.layerNormEpsilon))
+                                      eps: Float(config.encoder.layerNormEpsilon), threads: ws.threads)
             }
         }
     }
@@ -718,11 +719,11 @@ extension ConformerModel {
     /// y = x + 0.5 * FFN(x); uses `s.t`, `s.h` and `s.o`; `y` may equal `x`.
     func ffn(_ w: FFNWeights, _ x: UnsafePointer<Float>, _ n: Int, _ y: UnsafeMutablePointer<Float>, _ s: LayerScratch,
              _ ws: Workspace) {
-        layerNorm(x, s.t, n, w.normScale, w.normBias)
+        layerNorm(x, s.t, n, w.normScale, w.normBias, ws)
         mm(w.linear1, s.t, n, s.h, ws)
-        Elementwise.swish(s.h, s.h, n * w.linear1.rows)
+        Elementwise.swish(s.h, s.h, n * w.linear1.rows, threads: ws.threads)
         mm(w.linear2, s.h, n, s.o, ws)
-        Elementwise.addScaled(x, s.o, 0.5, y, n * config.encoder.dim)
+        Elementwise.addScaled(x, s.o, 0.5, y, n * config.encoder.dim, threads: ws.threads)
     }
 
     /// One Conformer block on the new input rows; returns the output rows that became computable (allocating form
@@ -771,7 +772,7 @@ extension ConformerModel {
             ffn(w.ffn1, x, n, ls.x, ls, ws)  // x1
             lap(\.ffn)
             let a = w.attention
-            layerNorm(ls.x, ls.t, n, a.normScale, a.normBias)
+            layerNorm(ls.x, ls.t, n, a.normScale, a.normBias, ws)
             s.x1.append(ls.x, count: n)
             mm(a.key, ls.t, n, ls.o, ws)
             s.k.append(ls.o, count: n)
@@ -789,7 +790,7 @@ extension ConformerModel {
             // values as projecting them when they arrived); x1's rows are copied (or widened from f16) into ls.x,
             // which is free until x2 is written there
             s.x1.copyRows(s.attended..<attEnd, into: ls.x)
-            layerNorm(ls.x, ls.o, m, a.normScale, a.normBias)
+            layerNorm(ls.x, ls.o, m, a.normScale, a.normBias, ws)
             mm(a.query, ls.o, m, ls.q, ws)
             a.queryScale.withUnsafeBufferPointer { qs in
                 let scale = qs.baseAddress!
@@ -823,11 +824,11 @@ extension ConformerModel {
                 }
             }
             mm(a.out, ls.t, m, ls.o, ws)
-            Elementwise.addScaled(ls.x, ls.o, 1, ls.x, m * d)  // x2 = x1 + attention
+            Elementwise.addScaled(ls.x, ls.o, 1, ls.x, m * d, threads: ws.threads)  // x2 = x1 + attention
             lap(\.attention)
-            layerNorm(ls.x, ls.t, m, w.conv.normScale, w.conv.normBias)
+            layerNorm(ls.x, ls.t, m, w.conv.normScale, w.conv.normBias, ws)
             mm(w.conv.pointwise1, ls.t, m, ls.h, ws)
-            Elementwise.glu(ls.h, rows: m, d: d, ls.q)
+            Elementwise.glu(ls.h, rows: m, d: d, ls.q, threads: ws.threads)
             s.x2.append(ls.x, count: m)
             s.g.append(ls.q, count: m)
             s.attended = attEnd
@@ -850,21 +851,22 @@ extension ConformerModel {
                     cw.bnBias.withUnsafeBufferPointer { bb in
                         Elementwise.depthwiseBNSwish(g, rowStride: d, base: s.g.base, end: valid, first: first,
                                                      count: m, weights: dw.baseAddress!, kernel: e.convKernel,
-                                                     bnScale: bs.baseAddress!, bnBias: bb.baseAddress!, d: d, ls.q, outStride: d)
+                                                     bnScale: bs.baseAddress!, bnBias: bb.baseAddress!, d: d, ls.q, outStride: d,
+                                                     threads: ws.threads)
                     }
                 }
             }
         }
         mm(cw.pointwise2, ls.q, m, ls.o, ws)
         s.x2.withRows(first..<convEnd, scratch: ls.x) { x2 in
-            Elementwise.addScaled(x2, ls.o, 1, ls.x, m * d)  // x3 (in place when x2 was widened into ls.x)
+            Elementwise.addScaled(x2, ls.o, 1, ls.x, m * d, threads: ws.threads)  // x3 (in place when x2 was widened into ls.x)
         }
         s.convolved = convEnd
         s.x2.drop(before: s.convolved)
         s.g.drop(before: s.convolved - halfK)
         lap(\.conv)
         ffn(w.ffn2, ls.x, m, ls.x, ls, ws)
-        layerNorm(ls.x, out, m, w.finalScale, w.finalBias)
+        layerNorm(ls.x, out, m, w.finalScale, w.finalBias, ws)
         lap(\.ffn)
         return m
     }
