@@ -130,6 +130,9 @@ void usm_repack_codes(const uint8_t *codes, int64_t rows, int64_t row_bytes, int
 int64_t usm_lut1_bytes(int64_t rows, int64_t k) { return (rows + 15) / 16 * ((k + 31) / 32) * 64; }
 int64_t usm_lut1_table_bytes(int64_t k) { return (k + 31) / 32 * 256; }
 int64_t usm_lut1a6_table_bytes(int64_t k) { return (k + 31) / 32 * 128; }
+// the table-lookup products build their tokens' tables 4 at a time (at most) into their scratch
+int64_t usm_lut1_gemm_scratch(int64_t k) { return 4 * usm_lut1_table_bytes(k); }
+int64_t usm_lut1a6_gemm_scratch(int64_t k) { return 4 * usm_lut1a6_table_bytes(k); }
 
 void usm_repack_lut1(const uint8_t *codes, int64_t rows, int64_t row_bytes, int64_t k, uint8_t *out) {
     // Block (tile, chunk) holds 16 rows x 32 columns in 64 bytes: 8-byte group r / 2 carries row r's 32 bits in its
@@ -151,13 +154,13 @@ void usm_repack_lut1(const uint8_t *codes, int64_t rows, int64_t row_bytes, int6
 }
 
 #if !defined(__x86_64__)
-void usm_lut1_gemm(const usm_qgemm_args *a, const uint8_t *tables, int64_t tb, int64_t te, int64_t t0, int64_t t1) {
+void usm_lut1_gemm(const usm_qgemm_args *a, uint8_t *tables, int64_t tb, int64_t te, int64_t t0, int64_t t1) {
     (void)a; (void)tables; (void)tb; (void)te; (void)t0; (void)t1;  // x86-64 AVX-512 VBMI only; never dispatched here
 }
 void usm_lut1_tables(const int8_t *x, int64_t xstride, int64_t n, int64_t k, uint8_t *tables) {
     (void)x; (void)xstride; (void)n; (void)k; (void)tables;
 }
-void usm_lut1a6_gemm(const usm_qgemm_args *a, const uint8_t *tables, int64_t tb, int64_t te, int64_t t0, int64_t t1) {
+void usm_lut1a6_gemm(const usm_qgemm_args *a, uint8_t *tables, int64_t tb, int64_t te, int64_t t0, int64_t t1) {
     (void)a; (void)tables; (void)tb; (void)te; (void)t0; (void)t1;
 }
 void usm_lut1a6_tables(const int8_t *x, int64_t xstride, int64_t n, int64_t k, uint8_t *tables) {

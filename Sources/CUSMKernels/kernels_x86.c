@@ -227,7 +227,7 @@ static USM_AI TVBMI void usm_lut1_tile(const usm_qgemm_args *a, const uint8_t *t
                     __m512i i1 = _mm512_ternarylogic_epi32(_mm512_multishift_epi64_epi8(ctrl1, v), m0f, gpat, 0xEA);
                     __m512i i2 = _mm512_ternarylogic_epi32(_mm512_multishift_epi64_epi8(ctrl2, v), m0f, gpat, 0xEA);
                     for (int t = 0; t < NT; t++) {
-                        const uint8_t *tab = tables + (t0 + t) * tb + (c + s) * 256;
+                        const uint8_t *tab = tables + t * tb + (c + s) * 256;
                         __m512i l = _mm512_add_epi8(_mm512_permutexvar_epi8(i1, _mm512_loadu_si512(tab)),
                                                     _mm512_permutexvar_epi8(i2, _mm512_loadu_si512(tab + 128)));
                         __m512i h = _mm512_add_epi8(_mm512_permutexvar_epi8(i1, _mm512_loadu_si512(tab + 64)),
@@ -276,14 +276,18 @@ static USM_AI TVBMI void usm_lut1_tile(const usm_qgemm_args *a, const uint8_t *t
 // weights stream (~12% faster than tiles outer at N = 64; cutting K into L1-sized slices gained nothing more).
 // GEMV and the token tail: one tile at a time, one sequential weight stream (two interleaved tiles measured 1.7x
 // slower with cold weights: the hardware prefetcher follows one stream better).
-static USM_AI TVBMI void usm_lut1_run(const usm_qgemm_args *a, const uint8_t *tables, int64_t tb, int64_t te,
+static USM_AI TVBMI void usm_lut1_run(const usm_qgemm_args *a, uint8_t *tables, int64_t tb, int64_t te,
                                       int64_t t0, int64_t t1, const int DOTS) {
-    const int64_t nb = a->nb;
+    const int64_t nb = a->nb, k = a->groups * 4, xs = a->xstride;
     int64_t t = t0;
-    for (; t + 4 <= t1; t += 4)
+    for (; t + 4 <= t1; t += 4) {
+        usm_lut1_tables(a->x + t * xs, xs, 4, k, tables);
         for (int64_t tile = tb; tile < te; tile++) usm_lut1_tile(a, tables, tile, t, 1, 4, DOTS, 0, nb, 0);
-    for (; t < t1; t++)
+    }
+    for (; t < t1; t++) {
+        usm_lut1_tables(a->x + t * xs, xs, 1, k, tables);
         for (int64_t tile = tb; tile < te; tile++) usm_lut1_tile(a, tables, tile, t, 1, 1, DOTS, 0, nb, 0);
+    }
 }
 
 #ifndef USM_LUT1_PF
@@ -342,7 +346,7 @@ static USM_AI TVBMI void usm_lut1s_tile(const usm_qgemm_args *a, const uint8_t *
                     i2[tt] = _mm512_ternarylogic_epi32(_mm512_multishift_epi64_epi8(ctrl2, v), m0f, gpat, 0xEA);
                 }
                 for (int t = 0; t < NT; t++) {
-                    const uint8_t *tab = tables + (t0 + t) * tb + (c + s) * 256;
+                    const uint8_t *tab = tables + t * tb + (c + s) * 256;
                     const __m512i T0 = _mm512_loadu_si512(tab), T1 = _mm512_loadu_si512(tab + 64);
                     const __m512i T2 = _mm512_loadu_si512(tab + 128), T3 = _mm512_loadu_si512(tab + 192);
                     for (int tt = 0; tt < TT; tt++) {
@@ -385,23 +389,27 @@ static USM_AI TVBMI void usm_lut1s_tile(const usm_qgemm_args *a, const uint8_t *
 
 // Tokens in pairs outer (their tables, 2 x 12 KB at K = 1536, stay in L1), pairs of row tiles inner; the token tail
 // and GEMV (N = 1) one tile at a time (one sequential weight stream).
-static USM_AI TVBMI void usm_lut1s_run(const usm_qgemm_args *a, const uint8_t *tables, int64_t tb, int64_t te,
+static USM_AI TVBMI void usm_lut1s_run(const usm_qgemm_args *a, uint8_t *tables, int64_t tb, int64_t te,
                                        int64_t t0, int64_t t1, const int DOTS) {
+    const int64_t k = a->groups * 4, xs = a->xstride;
     for (int64_t bb = tb; bb < te; bb += USM_LUT1S_BLOCK) {
         const int64_t be = usm_min64(bb + USM_LUT1S_BLOCK, te);
         int64_t t = t0;
         for (; t + USM_LUT1S_NT <= t1; t += USM_LUT1S_NT) {
+            usm_lut1_tables(a->x + t * xs, xs, USM_LUT1S_NT, k, tables);
             int64_t tile = bb;
             for (; tile + USM_LUT1S_TB <= be; tile += USM_LUT1S_TB)
                 usm_lut1s_tile(a, tables, tile, t, USM_LUT1S_TB, USM_LUT1S_NT, DOTS);
             for (; tile < be; tile++) usm_lut1s_tile(a, tables, tile, t, 1, USM_LUT1S_NT, DOTS);
         }
-        for (; t < t1; t++)
+        for (; t < t1; t++) {
+            usm_lut1_tables(a->x + t * xs, xs, 1, k, tables);
             for (int64_t tile = bb; tile < be; tile++) usm_lut1s_tile(a, tables, tile, t, 1, 1, DOTS);
+        }
     }
 }
 
-TVBMI void usm_lut1_gemm(const usm_qgemm_args *a, const uint8_t *tables, int64_t tb, int64_t te, int64_t t0, int64_t t1) {
+TVBMI void usm_lut1_gemm(const usm_qgemm_args *a, uint8_t *tables, int64_t tb, int64_t te, int64_t t0, int64_t t1) {
     if (a->corr_is_scale && a->offset == 1) {
         if (a->dots) usm_lut1s_run(a, tables, tb, te, t0, t1, 1);
         else usm_lut1s_run(a, tables, tb, te, t0, t1, 0);
@@ -476,7 +484,7 @@ static USM_AI TVBMI void usm_lut6_tile(const usm_qgemm_args *a, const uint8_t *t
                 i2[tt] = _mm512_ternarylogic_epi32(_mm512_multishift_epi64_epi8(ctrl2, v), m0f, gpat, 0xEA);
             }
             for (int t = 0; t < NT; t++) {
-                const uint8_t *tab = tables + (t0 + t) * tb + c * 128;
+                const uint8_t *tab = tables + t * tb + c * 128;
                 const __m512i A = _mm512_loadu_si512(tab), B = _mm512_loadu_si512(tab + 64);
                 for (int tt = 0; tt < TT; tt++) {
                     acc[tt][t] = _mm512_dpbusd_epi32(acc[tt][t], ones, _mm512_permutexvar_epi8(i1[tt], A));
@@ -499,19 +507,23 @@ static USM_AI TVBMI void usm_lut6_tile(const usm_qgemm_args *a, const uint8_t *t
 // Tokens in fours outer (their tables, 4 x 6 KB at K = 1536, stay in L1), pairs of row tiles inner; the token tail and
 // GEMV one tile at a time (one sequential weight stream). Eight tokens x 1 tile measured no better: 8 tokens' tables
 // (48 KB at K = 1536, 192 KB at 6144) leave L1, and at K = 6144 it ran 10-20% slower.
-static USM_AI TVBMI void usm_lut6_run(const usm_qgemm_args *a, const uint8_t *tables, int64_t tb, int64_t te,
+static USM_AI TVBMI void usm_lut6_run(const usm_qgemm_args *a, uint8_t *tables, int64_t tb, int64_t te,
                                       int64_t t0, int64_t t1, const int DOTS) {
+    const int64_t k = a->groups * 4, xs = a->xstride;
     int64_t t = t0;
     for (; t + 4 <= t1; t += 4) {
+        usm_lut1a6_tables(a->x + t * xs, xs, 4, k, tables);
         int64_t tile = tb;
         for (; tile + 2 <= te; tile += 2) usm_lut6_tile(a, tables, tile, t, 2, 4, DOTS);
         for (; tile < te; tile++) usm_lut6_tile(a, tables, tile, t, 1, 4, DOTS);
     }
-    for (; t < t1; t++)
+    for (; t < t1; t++) {
+        usm_lut1a6_tables(a->x + t * xs, xs, 1, k, tables);
         for (int64_t tile = tb; tile < te; tile++) usm_lut6_tile(a, tables, tile, t, 1, 1, DOTS);
+    }
 }
 
-TVBMI void usm_lut1a6_gemm(const usm_qgemm_args *a, const uint8_t *tables, int64_t tb, int64_t te, int64_t t0, int64_t t1) {
+TVBMI void usm_lut1a6_gemm(const usm_qgemm_args *a, uint8_t *tables, int64_t tb, int64_t te, int64_t t0, int64_t t1) {
     if (a->dots) usm_lut6_run(a, tables, tb, te, t0, t1, 1);
     else usm_lut6_run(a, tables, tb, te, t0, t1, 0);
 }
@@ -881,58 +893,8 @@ static T512 void usm_local_attention_rows_avx512(const float *q, int64_t qs, con
     }
 }
 
-// The row form for head dims of 16 C (C <= 8) with the query kept in registers: four keys scored per pass (four
-// independent sums) and the value mix over all C vectors per key (C independent sums). Every sum runs in the order
-// of usm_local_attention_rows_avx512, so the results are the same bits.
-static USM_AI T512 void usm_att_rows_c(const int C, const float *q, int64_t qs, const float *k, const float *v,
-                                       int64_t kvs, int64_t kbase, const float *pos, int64_t ps, const float *u,
-                                       const float *vb, int64_t i0, int64_t i1, int64_t end, int64_t left, int64_t right,
-                                       float *out, int64_t os, float *scratch) {
-    for (int64_t i = i0; i < i1; i++) {
-        const float *qi = q + (i - i0) * qs;
-        __m512 qu[8], qv[8];
-        for (int c = 0; c < C; c++) {
-            const __m512 x = _mm512_loadu_ps(qi + 16 * c);
-            qu[c] = _mm512_add_ps(x, _mm512_loadu_ps(u + 16 * c));
-            qv[c] = _mm512_add_ps(x, _mm512_loadu_ps(vb + 16 * c));
-        }
-        int64_t j0 = i - (left - 1) > 0 ? i - (left - 1) : 0, j1 = i + right < end - 1 ? i + right : end - 1;
-        int64_t j = j0;
-        for (; j + 3 <= j1; j += 4) {
-            __m512 a[4];
-            const float *kj = k + (j - kbase) * kvs, *pj = pos + (i - j + right) * ps;
-            for (int t = 0; t < 4; t++) a[t] = _mm512_setzero_ps();
-            for (int c = 0; c < C; c++)
-                for (int t = 0; t < 4; t++) {
-                    a[t] = _mm512_fmadd_ps(qu[c], _mm512_loadu_ps(kj + t * kvs + 16 * c), a[t]);
-                    a[t] = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(pj - t * ps + 16 * c), a[t]);
-                }
-            for (int t = 0; t < 4; t++) scratch[j - j0 + t] = _mm512_reduce_add_ps(a[t]);
-        }
-        for (; j <= j1; j++) {
-            const float *kj = k + (j - kbase) * kvs, *pj = pos + (i - j + right) * ps;
-            __m512 a = _mm512_setzero_ps();
-            for (int c = 0; c < C; c++) {
-                a = _mm512_fmadd_ps(qu[c], _mm512_loadu_ps(kj + 16 * c), a);
-                a = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(pj + 16 * c), a);
-            }
-            scratch[j - j0] = _mm512_reduce_add_ps(a);
-        }
-        usm_att_softmax(scratch, j1 - j0 + 1);
-        __m512 o[8];
-        for (int c = 0; c < C; c++) o[c] = _mm512_setzero_ps();
-        for (int64_t jj = j0; jj <= j1; jj++) {
-            const __m512 w = _mm512_set1_ps(scratch[jj - j0]);
-            const float *vj = v + (jj - kbase) * kvs;
-            for (int c = 0; c < C; c++) o[c] = _mm512_fmadd_ps(w, _mm512_loadu_ps(vj + 16 * c), o[c]);
-        }
-        float *oi = out + (i - i0) * os;
-        for (int c = 0; c < C; c++) _mm512_storeu_ps(oi + 16 * c, o[c]);
-    }
-}
-
-// Two forms. The row form (windows of more than 128 keys) scores one key at a time: a dot product over the head's
-// dims and a horizontal sum. The lane form scores 16 keys per vector: the block's keys are transposed into scratch
+// Three forms. Windows of more than 128 keys take the tile form below (head dims of 16 C, C <= 8) or else the row
+// form, which scores one key at a time: a dot product over the head's dims and a horizontal sum. The lane form scores 16 keys per vector: the block's keys are transposed into scratch
 // (dim-major, consecutive frames contiguous) and the relative position table reversed and transposed once per call,
 // so the window of query i is the columns [i - (left - 1), i + right] of both, and each head dim is one broadcast of
 // the query times G vectors of keys (G = ceil((left + right) / 16)). Lane t of the window is key i - (left - 1) + t

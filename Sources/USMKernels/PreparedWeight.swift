@@ -18,23 +18,19 @@ public enum ActivationMode: String, Sendable, CaseIterable {
     public var perBlock: Bool { self == .int8PerBlock || self == .int6Binary }
 }
 
-/// The 1-bit table-lookup kernels' per-call tables and products (AVX-512 VBMI): int8 activations split into
-/// low-nibble and high-part tables, or 6-bit codes in one table of signed sums.
+/// The 1-bit table-lookup kernels' products (AVX-512 VBMI): int8 activations split into low-nibble and high-part
+/// tables, or 6-bit codes in one table of signed sums. Each call builds its tokens' tables, 4 at a time, in its own
+/// scratch.
 enum TableLookup {
     case eightBit, sixBit
 
-    func tableBytes(k: Int) -> Int {
-        Int(self == .sixBit ? usm_lut1a6_table_bytes(Int64(k)) : usm_lut1_table_bytes(Int64(k)))
+    /// Scratch bytes one call needs.
+    func scratchBytes(k: Int) -> Int {
+        Int(self == .sixBit ? usm_lut1a6_gemm_scratch(Int64(k)) : usm_lut1_gemm_scratch(Int64(k)))
     }
 
-    func tables(_ q: UnsafePointer<Int8>, stride: Int, n: Int, k: Int, into t: UnsafeMutablePointer<UInt8>) {
-        switch self {
-        case .eightBit: usm_lut1_tables(q, Int64(stride), Int64(n), Int64(k), t)
-        case .sixBit: usm_lut1a6_tables(q, Int64(stride), Int64(n), Int64(k), t)
-        }
-    }
-
-    func gemm(_ a: UnsafePointer<usm_qgemm_args>, tables: UnsafePointer<UInt8>, _ tiles: Range<Int>, tokens: Range<Int>) {
+    func gemm(_ a: UnsafePointer<usm_qgemm_args>, scratch tables: UnsafeMutablePointer<UInt8>, _ tiles: Range<Int>,
+              tokens: Range<Int>) {
         let (tb, te, t0, t1) = (Int64(tiles.lowerBound), Int64(tiles.upperBound), Int64(tokens.lowerBound), Int64(tokens.upperBound))
         switch self {
         case .eightBit: usm_lut1_gemm(a, tables, tb, te, t0, t1)
@@ -363,13 +359,13 @@ public struct PreparedWeight: Sendable {
         let nab = activationBlock == 0 ? 1 : nb
         ws.reserve(bytes: n * qstride, meta: n * (nab + 2 * nb), sums: n * nb)
         let (lookup, amax) = (lookup, activationMax)
-        let tableBytes = lookup?.tableBytes(k: k) ?? 0
-        Workspace.grow(&ws.tables, n * tableBytes)
+        let parts = parts(threads: ws.threads, n: n)
+        let tableBytes = ((lookup?.scratchBytes(k: k) ?? 0) + 63) / 64 * 64
+        Workspace.grow(&ws.tables, parts * tableBytes)
         let isa = kernel.isa.rawValue
         let qisa = quantizerISA
         let (k, nb, rows) = (k, nb, rows)
         let qparts = n >= 32 ? min(ws.threads, n / 16) : 1
-        let parts = parts(threads: ws.threads, n: n)
         ws.tables.withUnsafeMutableBufferPointer { tabb in
         ws.bytes.withUnsafeMutableBufferPointer { qb in
             ws.meta.withUnsafeMutableBufferPointer { mb in
@@ -381,8 +377,6 @@ public struct PreparedWeight: Sendable {
                         usm_quantize_act(qisa, x + t0 * k, Int64(k), Int64(t1 - t0), Int64(k), Int64(activationBlock),
                                          Int64(blockLength), Int64(nb), q + t0 * qstride, Int64(qstride),
                                          ascale + t0 * nab, sx + t0 * nb, sxs + t0 * nb, bsum + t0 * nb, amax)
-                        lookup?.tables(q + t0 * qstride, stride: qstride, n: t1 - t0, k: k,
-                                       into: tabb.baseAddress! + t0 * tableBytes)
                     }
                     weights.withUnsafeBytes { wraw in
                         scaleBytes.withUnsafeBytes { sp in
@@ -403,7 +397,8 @@ public struct PreparedWeight: Sendable {
                                                 parallelFor(parts) { i in
                                                     let r = partition(i, of: parts, n: n)
                                                     if let lookup {
-                                                        lookup.gemm(ap, tables: tabb.baseAddress!, r.tb..<r.te, tokens: r.t0..<r.t1)
+                                                        lookup.gemm(ap, scratch: tabb.baseAddress! + i * tableBytes, r.tb..<r.te,
+                                                                    tokens: r.t0..<r.t1)
                                                     } else {
                                                         usm_qgemm(isa, ap, Int64(r.tb), Int64(r.te), Int64(r.t0), Int64(r.t1))
                                                     }

@@ -212,12 +212,15 @@ import USMTensor
     }
 
     @Test func threadsGiveIdenticalResultsAndWarmWorkspacesDoNotGrow() throws {
-        for (scheme, mode) in [(QuantScheme.bin, ActivationMode.int8PerBlock), (.int4, .int8PerToken), (.f32, .float)] {
-            let (rows, k) = (200, 192)
+        // 200 rows: the pool splits row tiles; 20 rows (2 tiles) with many tokens: it splits tokens (each part then
+        // builds its own tokens' lookup tables)
+        for (scheme, mode, rows, k) in [(QuantScheme.bin, ActivationMode.int8PerBlock, 200, 192), (.bin, .int6Binary, 200, 192),
+                                        (.bin, .int8PerBlock, 20, 1536), (.bin, .int6Binary, 20, 1536),
+                                        (.int4, .int8PerToken, 200, 192), (.f32, .float, 200, 192)] {
             let w = try Quantizer.quantize(pseudoRandom(rows * k, seed: 9), shape: [rows, k],
                                            spec: QuantSpec(scheme: scheme, blockSize: scheme == .f32 ? 0 : 64))
             let p = try PreparedWeight(w, bias: pseudoRandom(rows, seed: 3), activations: mode)
-            for n in [1, 7, 40] {
+            for n in [1, 7, 40, 64] {
                 let x = pseudoRandom(n * k, seed: UInt64(n))
                 var y1 = [Float](repeating: 0, count: n * rows), y3 = y1
                 let ws1 = Workspace(), ws3 = Workspace(threads: 3)
@@ -225,10 +228,10 @@ import USMTensor
                     y1.withUnsafeMutableBufferPointer { p.apply(xp, n: n, into: $0, workspace: ws1) }
                     y3.withUnsafeMutableBufferPointer { p.apply(xp, n: n, into: $0, workspace: ws3) }
                 }
-                #expect(y1 == y3, "\(scheme) n=\(n)")
-                let sizes = (ws3.bytes.count, ws3.meta.count, ws3.sums.count)
+                #expect(y1 == y3, "\(scheme) \(mode) \(rows)x\(k) n=\(n)")
+                let sizes = [ws3.bytes.count, ws3.meta.count, ws3.sums.count, ws3.tables.count]
                 x.withUnsafeBufferPointer { xp in y3.withUnsafeMutableBufferPointer { p.apply(xp, n: n, into: $0, workspace: ws3) } }
-                #expect(sizes == (ws3.bytes.count, ws3.meta.count, ws3.sums.count))
+                #expect(sizes == [ws3.bytes.count, ws3.meta.count, ws3.sums.count, ws3.tables.count])
             }
         }
     }

@@ -71,11 +71,14 @@ int64_t usm_lut1_table_bytes(int64_t k);
 void usm_lut1_tables(const int8_t *x, int64_t xstride, int64_t n, int64_t k, uint8_t *tables);
 /// Same contract as usm_qgemm for bits 1, with a->w in the table-lookup layout and a->block_groups * 4 a multiple
 /// of 32 (or a single block): vpermb lookups of 4 weight bits, byte sums, vpdpbusd with ones. AVX-512 VBMI only.
+/// `tables` is the call's own scratch of usm_lut1_gemm_scratch(k) bytes: the kernel builds the tables of the tokens
+/// it runs, 4 at a time, from a->x (so they stay in L1/L2 instead of going through memory for every token).
 /// With corr_is_scale and offset 1 (bin, bin_norm) it runs 2 row tiles x 2 tokens at a time and forms D in int32, so
 /// y = bias + (fa / 2^shift) * sum_j (s_j * sx_j) * D_j (same value as the contract up to f32 rounding; every token
 /// count uses the same arithmetic); otherwise (bin_asym) 1 tile x 4 tokens with the contract's two f32 terms.
-void usm_lut1_gemm(const usm_qgemm_args *a, const uint8_t *tables, int64_t tile_begin, int64_t tile_end,
+void usm_lut1_gemm(const usm_qgemm_args *a, uint8_t *tables, int64_t tile_begin, int64_t tile_end,
                    int64_t t_begin, int64_t t_end);
+int64_t usm_lut1_gemm_scratch(int64_t k);
 
 /// w1a6: for activations quantized with qmax 31 (|x| <= 31), per token and group of 4 columns the 16 signed sums
 /// sum_b (2 bit_b - 1) x_b (within +-124) as bytes, usm_lut1a6_table_bytes(k) = 128 per 32 columns per token: groups
@@ -85,9 +88,11 @@ void usm_lut1a6_tables(const int8_t *x, int64_t xstride, int64_t n, int64_t k, u
 /// usm_lut1_gemm for bin and bin_norm (corr_is_scale, offset 1, shift 1) with those tables: one vpermb per 4 weight
 /// bits of 16 rows, widened by vpdpbusd with ones, so the int32 accumulator is the block dot D; 2 row tiles x 4 tokens
 /// per step. y = bias + (fa / 2) * sum_j (s_j * sx_j) * D_j, the same operations as usm_lut1_gemm's bin form, so on
-/// the same activations the two give the same bits. AVX-512 VBMI only.
-void usm_lut1a6_gemm(const usm_qgemm_args *a, const uint8_t *tables, int64_t tile_begin, int64_t tile_end,
+/// the same activations the two give the same bits. AVX-512 VBMI only. `tables`: the call's own scratch of
+/// usm_lut1a6_gemm_scratch(k) bytes, where it builds the tables of its tokens, 4 at a time.
+void usm_lut1a6_gemm(const usm_qgemm_args *a, uint8_t *tables, int64_t tile_begin, int64_t tile_end,
                      int64_t t_begin, int64_t t_end);
+int64_t usm_lut1a6_gemm_scratch(int64_t k);
 
 typedef struct usm_fgemm_args {
     const float *w;          ///< [tiles][k][16]
