@@ -165,6 +165,153 @@ EWI void ew_lstm_body(const float *gates, float *c, float *h, int64_t hidden) {
     }
 }
 
+// ---- local relative attention (the tiers below AVX-512; kernels_x86.c has the AVX-512 forms) -----------------------
+//
+// The tile form with 8-float vectors: two queries i, i + 1 against four keys j .. j + 3, read in place. Each of the
+// 8 (query, key) pairs keeps 8 partial sums in a vector (per chunk of 8 dims: (q + u) . k, then (q + v) . pos); a
+// transposing tree of adds ((x0 + x1) + (x2 + x3)) + ((x4 + x5) + (x6 + x7)) turns the 8 vectors into the 8 scores.
+// The two queries share the key loads; positions repeat along the tile's diagonals (5 rows for 8 pairs). The value
+// mix runs the two queries together. Scores sit in S[n][x] for key js + x (js = i - (left - 1)); the softmax sums
+// lane t = key i + n - (left - 1) + t in 16-float vectors. Every sum runs in the same order whichever tile a query or
+// key falls in, so within a tier the bits depend only on i, never on how the frames were chunked. Head dims that are
+// not a multiple of 8 read their last chunk zero-padded.
+
+typedef float usm_v8f __attribute__((vector_size(32)));
+EWI usm_v8f ew_ld8(const float *p) { usm_v8f v; memcpy(&v, p, 32); return v; }
+EWI void ew_st8(float *p, usm_v8f v) { memcpy(p, &v, 32); }
+EWI usm_v8f ew_ld8n(const float *p, int64_t n) {  // n <= 8 floats, zero-padded
+    if (n >= 8) return ew_ld8(p);
+    float t[8] = {0};
+    memcpy(t, p, (size_t)n * 4);
+    return ew_ld8(t);
+}
+EWI void ew_st8n(float *p, usm_v8f v, int64_t n) {
+    if (n >= 8) { ew_st8(p, v); return; }
+    float t[8];
+    ew_st8(t, v);
+    memcpy(p, t, (size_t)n * 4);
+}
+EWI usm_v8f ew_add_pairs(usm_v8f a, usm_v8f b, const int level) {  // one level of the transposing add tree
+    if (level == 0)
+        return __builtin_shufflevector(a, b, 0, 8, 2, 10, 4, 12, 6, 14) + __builtin_shufflevector(a, b, 1, 9, 3, 11, 5, 13, 7, 15);
+    if (level == 1)
+        return __builtin_shufflevector(a, b, 0, 1, 8, 9, 4, 5, 12, 13) + __builtin_shufflevector(a, b, 2, 3, 10, 11, 6, 7, 14, 15);
+    return __builtin_shufflevector(a, b, 0, 1, 2, 3, 8, 9, 10, 11) + __builtin_shufflevector(a, b, 4, 5, 6, 7, 12, 13, 14, 15);
+}
+
+// o[n][c] = sum over keys j in [jlo, jhi] of S[n][j - js] v_j[8 (c0 + c) ...] for CP chunks of 8 dims (TAIL: one
+// chunk of dh - 8 c0 < 8 dims, zero-padded)
+EWI void ew_att_mix8(const int CP, const int TAIL, const float *S, int64_t sw, const float *v, int64_t kvs, int64_t kbase,
+                     int64_t js, int64_t jlo, int64_t jhi, int64_t c0, int64_t dh, int nq, float *out, int64_t os) {
+    usm_v8f o[2][4];
+    for (int n = 0; n < 2; n++)
+        for (int c = 0; c < CP; c++) o[n][c] = (usm_v8f){0};
+    const float *vj = v + (jlo - kbase) * kvs + 8 * c0, *a = S + (jlo - js);
+    const int64_t nt = dh - 8 * c0;
+    for (int64_t j = jlo; j <= jhi; j++, vj += kvs, a++) {
+        usm_v8f x[4];
+        for (int c = 0; c < CP; c++) x[c] = TAIL ? ew_ld8n(vj, nt) : ew_ld8(vj + 8 * c);
+        const float w0 = a[0], w1 = a[sw];
+        for (int c = 0; c < CP; c++) {
+            o[0][c] = o[0][c] + w0 * x[c];
+            o[1][c] = o[1][c] + w1 * x[c];
+        }
+    }
+    for (int n = 0; n < nq; n++)
+        for (int c = 0; c < CP; c++) {
+            if (TAIL) ew_st8n(out + n * os + 8 * c0, o[n][c], nt);
+            else ew_st8(out + n * os + 8 * (c0 + c), o[n][c]);
+        }
+}
+
+// acc[4n + m] += (q_n + u) . k_m + (q_n + v) . pos_(n - m) over one chunk of 8 dims at c8 (TAIL: zero-padded loads)
+EWI void ew_att_chunk8(const int TAIL, int64_t nt, const float *qu, const float *qv, int64_t dp, const float *const km[4],
+                       const float *const pd[5], int64_t c8, usm_v8f acc[8]) {
+    usm_v8f kk[4], pp[5];
+    for (int m = 0; m < 4; m++) kk[m] = TAIL ? ew_ld8n(km[m] + c8, nt) : ew_ld8(km[m] + c8);
+    for (int d = 0; d < 5; d++) pp[d] = TAIL ? ew_ld8n(pd[d] + c8, nt) : ew_ld8(pd[d] + c8);
+    for (int n = 0; n < 2; n++) {
+        const usm_v8f a = ew_ld8(qu + n * dp + c8), b = ew_ld8(qv + n * dp + c8);
+        for (int m = 0; m < 4; m++) {
+            acc[4 * n + m] = acc[4 * n + m] + a * kk[m];
+            acc[4 * n + m] = acc[4 * n + m] + b * pp[n - m + 3];
+        }
+    }
+}
+
+EWI void ew_attention_body(const float *q, int64_t qs, const float *k, const float *v, int64_t kvs, int64_t kbase,
+                           const float *pos, int64_t ps, const float *u, const float *vb, int64_t dh, int64_t i0,
+                           int64_t i1, int64_t end, int64_t left, int64_t right, float *out, int64_t os,
+                           float *scratch) {
+    const int64_t w = left + right, G = (w + 15) / 16, sw = 16 * G + 16, CF = dh / 8, dp = 8 * ((dh + 7) / 8);
+    float *qu = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63), *qv = qu + 2 * dp, *S = qv + 2 * dp;
+    usm_v16f iota;
+    for (int z = 0; z < 16; z++) iota[z] = (float)z;
+    for (int64_t i = i0; i < i1; i += 2) {
+        const int nq = i1 - i < 2 ? 1 : 2;
+        for (int n = 0; n < 2; n++) {  // a missing second query repeats the first (its results are dropped)
+            const float *qi = q + (i - i0 + (n < nq ? n : 0)) * qs;
+            for (int64_t c = 0; c < dp; c++) {
+                qu[n * dp + c] = c < dh ? qi[c] + u[c] : 0.0f;
+                qv[n * dp + c] = c < dh ? qi[c] + vb[c] : 0.0f;
+            }
+        }
+        const int64_t js = i - (left - 1);
+        const int64_t jlo = js > 0 ? js : 0, jhi = i + nq - 1 + right < end - 1 ? i + nq - 1 + right : end - 1;
+        for (int64_t j = jlo; j <= jhi; j += 4) {
+            const float *km[4], *pd[5];
+            for (int m = 0; m < 4; m++) km[m] = k + ((j + m <= jhi ? j + m : jhi) - kbase) * kvs;
+            for (int d = -3; d <= 1; d++) {  // d = n - m
+                int64_t r = i - j + d + right;
+                r = r < 0 ? 0 : r > w - 1 ? w - 1 : r;
+                pd[d + 3] = pos + r * ps;
+            }
+            usm_v8f acc[8];
+            for (int t = 0; t < 8; t++) acc[t] = (usm_v8f){0};
+            for (int64_t c = 0; c < CF; c++) ew_att_chunk8(0, 8, qu, qv, dp, km, pd, 8 * c, acc);
+            if (8 * CF < dh) ew_att_chunk8(1, dh - 8 * CF, qu, qv, dp, km, pd, 8 * CF, acc);
+            // lane 4n + m of the tree's result is the score of query i + n and key j + m
+            const usm_v8f l01 = ew_add_pairs(acc[0], acc[1], 0), l23 = ew_add_pairs(acc[2], acc[3], 0);
+            const usm_v8f l45 = ew_add_pairs(acc[4], acc[5], 0), l67 = ew_add_pairs(acc[6], acc[7], 0);
+            const usm_v8f sc = ew_add_pairs(ew_add_pairs(l01, l23, 1), ew_add_pairs(l45, l67, 1), 2);
+            memcpy(S + (j - js), &sc, 16);
+            memcpy(S + sw + (j - js), (const float *)&sc + 4, 16);
+        }
+        // softmax per query over x in [xa, xb]; every other x in [0, sw) gets weight 0
+        for (int n = 0; n < nq; n++) {
+            float *sn = S + n * sw;
+            const int64_t xa = (-js > n ? -js : n), xb = (i + n + right < end - 1 ? i + n + right : end - 1) - js;
+            const float fa = (float)xa, fb = (float)xb;
+            usm_v16f mx = ew_splat(-INFINITY);
+            for (int64_t x = 0; x < sw; x += 16) {
+                const usm_v16f idx = iota + (float)x;
+                mx = ew_sel((idx >= fa) & (idx <= fb), ew_max(mx, ew_ld(sn + x)), mx);
+            }
+            float best = mx[0];
+            for (int z = 1; z < 16; z++) best = mx[z] > best ? mx[z] : best;
+            for (int64_t x = 0; x < sw; x += 16) {
+                const usm_v16f idx = iota + (float)x;
+                ew_st(sn + x, ew_sel((idx >= fa) & (idx <= fb), ew_exp(ew_ld(sn + x) - best), ew_splat(0)));
+            }
+            usm_v16f tot = ew_splat(0);
+            for (int64_t g = 0; g < G; g++) tot += ew_ld(sn + n + 16 * g);
+            const float inv = 1.0f / ew_hsum(tot);
+            for (int64_t x = 0; x < sw; x += 16) ew_st(sn + x, ew_ld(sn + x) * inv);
+        }
+        // out_(i + n) = sum over keys j in [jlo, jhi] of S[n][j - js] v_j: 4 chunks of 8 dims per pass, then the rest
+        float *oi = out + (i - i0) * os;
+        int64_t c0 = 0;
+        for (; c0 + 4 <= CF; c0 += 4) ew_att_mix8(4, 0, S, sw, v, kvs, kbase, js, jlo, jhi, c0, dh, nq, oi, os);
+        switch (CF - c0) {
+        case 1: ew_att_mix8(1, 0, S, sw, v, kvs, kbase, js, jlo, jhi, c0, dh, nq, oi, os); break;
+        case 2: ew_att_mix8(2, 0, S, sw, v, kvs, kbase, js, jlo, jhi, c0, dh, nq, oi, os); break;
+        case 3: ew_att_mix8(3, 0, S, sw, v, kvs, kbase, js, jlo, jhi, c0, dh, nq, oi, os); break;
+        default: break;
+        }
+        if (8 * CF < dh) ew_att_mix8(1, 1, S, sw, v, kvs, kbase, js, jlo, jhi, CF, dh, nq, oi, os);
+    }
+}
+
 // ---- three tiers and run-time dispatch ---------------------------------------------------------------------------
 
 #if defined(__x86_64__)
@@ -196,6 +343,22 @@ EW_VARIANTS(ew_dwconv,
              int64_t kernel, const float *bs, const float *bb, int64_t d, float *y, int64_t ys),
             (g, gs, gbase, gend, i0, m, w, kernel, bs, bb, d, y, ys))
 EW_VARIANTS(ew_lstm, (const float *gates, float *c, float *h, int64_t hidden), (gates, c, h, hidden))
+EW_VARIANTS(ew_attention,
+            (const float *q, int64_t qs, const float *k, const float *v, int64_t kvs, int64_t kbase, const float *pos,
+             int64_t ps, const float *u, const float *vb, int64_t dh, int64_t i0, int64_t i1, int64_t end, int64_t left,
+             int64_t right, float *out, int64_t os, float *scratch),
+            (q, qs, k, v, kvs, kbase, pos, ps, u, vb, dh, i0, i1, end, left, right, out, os, scratch))
+
+void usm_local_attention_tiles8(int32_t isa, const float *q, int64_t qs, const float *k, const float *v, int64_t kvs,
+                                int64_t kbase, const float *pos, int64_t ps, const float *u, const float *vb, int64_t dh,
+                                int64_t i0, int64_t i1, int64_t end, int64_t left, int64_t right, float *out, int64_t os,
+                                float *scratch) {
+    void (*fn)(const float *, int64_t, const float *, const float *, int64_t, int64_t, const float *, int64_t,
+               const float *, const float *, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, float *, int64_t,
+               float *);
+    ew_attention_pick(isa, &fn);
+    fn(q, qs, k, v, kvs, kbase, pos, ps, u, vb, dh, i0, i1, end, left, right, out, os, scratch);
+}
 
 void usm_exp(int32_t isa, const float *x, float *y, int64_t n) {
     void (*fn)(int, const float *, float *, int64_t); ew_map_pick(isa, &fn); fn(EW_EXP, x, y, n);

@@ -31,6 +31,11 @@ void usm_quantize_act_neon(const float *x, int64_t xstride, int64_t n, int64_t k
                            int64_t nb, int8_t *q, int64_t qstride, float *ascale, float *sx, float *sxs,
                            int32_t *bsum, int32_t qmax);
 #endif
+// elementwise.c: the 8-float tile form of the attention for the tiers below AVX-512 (isa: the highest to use)
+void usm_local_attention_tiles8(int32_t isa, const float *q, int64_t qs, const float *k, const float *v, int64_t kvs,
+                                int64_t kbase, const float *pos, int64_t ps, const float *u, const float *vb, int64_t dh,
+                                int64_t i0, int64_t i1, int64_t end, int64_t left, int64_t right, float *out, int64_t os,
+                                float *scratch);
 #if defined(__x86_64__)
 void usm_local_attention_avx512(const float *q, int64_t qs, const float *k, const float *v, int64_t kvs, int64_t kbase,
                                 const float *pos, int64_t ps, const float *u, const float *vb, int64_t dh, int64_t i0,

@@ -353,37 +353,10 @@ uint64_t usm_read(const void *src, int64_t bytes) {
 // ---------------------------------------------------------------------------------------------------------------
 // Local relative self-attention
 
-static void usm_local_attention_portable(const float *q, int64_t qs, const float *k, const float *v, int64_t kvs,
-                                         int64_t kbase, const float *pos, int64_t ps, const float *u, const float *vb,
-                                         int64_t dh, int64_t i0, int64_t i1, int64_t end, int64_t left, int64_t right,
-                                         float *out, int64_t os, float *scratch) {
-    for (int64_t i = i0; i < i1; i++) {
-        const float *qi = q + (i - i0) * qs;
-        int64_t j0 = i - (left - 1) > 0 ? i - (left - 1) : 0, j1 = i + right < end - 1 ? i + right : end - 1;
-        float best = -INFINITY;
-        for (int64_t j = j0; j <= j1; j++) {
-            const float *kj = k + (j - kbase) * kvs, *pj = pos + (i - j + right) * ps;
-            float acc = 0;
-            for (int64_t c = 0; c < dh; c++) acc += (qi[c] + u[c]) * kj[c] + (qi[c] + vb[c]) * pj[c];
-            scratch[j - j0] = acc;
-            if (acc > best) best = acc;
-        }
-        float total = 0;
-        for (int64_t j = j0; j <= j1; j++) { float e = expf(scratch[j - j0] - best); scratch[j - j0] = e; total += e; }
-        float *oi = out + (i - i0) * os;
-        for (int64_t c = 0; c < dh; c++) oi[c] = 0;
-        for (int64_t j = j0; j <= j1; j++) {
-            float p = scratch[j - j0] / total;
-            const float *vj = v + (j - kbase) * kvs;
-            for (int64_t c = 0; c < dh; c++) oi[c] += p * vj[c];
-        }
-    }
-}
-
 int64_t usm_local_attention_scratch(int64_t left, int64_t right, int64_t dh) {
     const int64_t rows = left + right + 2 * dh, nw = (left + right + 15) / 16 * 16;
     const int64_t lanes = 16 + dh * nw + dh * (USM_ATTENTION_BLOCK + nw) + nw;  // 16: to align to 64 bytes
-    const int64_t tiles = 16 + 8 * dh + 4 * (nw + 16);  // the AVX-512 tile form: 4 queries' q + u, q + v, scores
+    const int64_t tiles = 16 + 8 * (dh + 7) + 4 * (nw + 16);  // the tile forms: 4 (or 2) queries' q + u, q + v, scores
     const int64_t most = rows > lanes ? rows : lanes;
     return most > tiles ? most : tiles;
 }
@@ -398,6 +371,5 @@ void usm_local_attention(int32_t isa, const float *q, int64_t qs, const float *k
         return;
     }
 #endif
-    (void)isa;
-    usm_local_attention_portable(q, qs, k, v, kvs, kbase, pos, ps, u, vb, dh, i0, i1, end, left, right, out, os, scratch);
+    usm_local_attention_tiles8(isa, q, qs, k, v, kvs, kbase, pos, ps, u, vb, dh, i0, i1, end, left, right, out, os, scratch);
 }

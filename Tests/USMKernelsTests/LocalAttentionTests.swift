@@ -49,7 +49,7 @@ import USMKernels
                                      left: left, right: right, into: &out, isa: isa)
                 let ref = Self.reference(q: q, k: k, v: v, pos: pos, u: u, vb: vb, heads: heads, dh: dh, range: range,
                                          end: end, left: left, right: right)
-                // 1e-5 of the largest value; 2e-5 at dh 128 (the portable tier sums a logit in one float chain)
+                // 1e-5 of the largest value; 2e-5 at dh 128 (longer float sums)
                 #expect(close(out, ref, rel: 1e-5 * Float(max(1, dh / 64))), "\(isa) heads \(heads) dh \(dh) \(range)")
             }
         }
