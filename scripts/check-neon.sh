@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Checks the arm64 NEON kernels (Sources/CUSMKernels/kernels_neon.c) against the portable C path on an x86-64 host:
-# cross-compiles Tests/CKernelsNEON/neon_check.c with kernels.c, kernels_neon.c and pool.c for aarch64 and runs it
+# cross-compiles Tests/CKernelsNEON/neon_check.c with kernels.c, kernels_neon.c, pool.c and elementwise.c (kernels.c calls its attention) for aarch64 and runs it
 # under qemu-aarch64 twice: as a CPU with dotprod (-cpu max: the neon and neondotprod tiers) and as a Cortex-A53
 # (no dotprod: the neondotprod tier must not be reported and must fall back to baseline NEON). On an arm64 host it
 # builds and runs natively. Exit status non-zero on any mismatch.
@@ -19,7 +19,7 @@ skip() { echo "check-neon: SKIP: $*"; exit 0; }
 CC=${CC:-clang}
 command -v "$CC" >/dev/null || skip "no clang found (set CC)"
 CFLAGS=(-std=c11 -O2 -Wall -Wextra -I"$SRC/include" -I"$SRC")
-SRCS=("$SRC/kernels.c" "$SRC/kernels_neon.c" "$SRC/pool.c" Tests/CKernelsNEON/neon_check.c)
+SRCS=("$SRC/kernels.c" "$SRC/kernels_neon.c" "$SRC/pool.c" "$SRC/elementwise.c" Tests/CKernelsNEON/neon_check.c)
 
 if [ "$(uname -m)" = aarch64 ] || [ "$(uname -m)" = arm64 ]; then
   "$CC" "${CFLAGS[@]}" "${SRCS[@]}" -o "$OUT/neon_check" -lpthread -lm
