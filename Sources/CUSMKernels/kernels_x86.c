@@ -172,6 +172,17 @@ static USM_AI TVBMI __m512i usm_lut_select(int b) {
 static const __mmask64 usm_lut_has_bit[4] = {0xAAAAAAAAAAAAAAAAULL, 0xCCCCCCCCCCCCCCCCULL, 0xF0F0F0F0F0F0F0F0ULL,
                                              0xFF00FF00FF00FF00ULL};
 
+// The vpermb indices of one 64-byte chunk of the table-lookup layout (16 rows x 32 columns): byte 4 r' + g of i1 (of
+// i2) is 16 g + the 4 weight bits of group g (of g + 4) of its row, so it picks that group's entry in a 64-byte
+// table register holding 4 groups' 16 entries.
+static USM_AI TVBMI void usm_lut_indices(const uint8_t *chunk, __m512i *i1, __m512i *i2) {
+    const __m512i ctrl1 = _mm512_set1_epi64(0x2C2824200C080400LL), ctrl2 = _mm512_set1_epi64(0x3C3834301C181410LL);
+    const __m512i gpat = _mm512_set1_epi64(0x3020100030201000LL), m0f = _mm512_set1_epi8(0x0F);
+    const __m512i v = _mm512_loadu_si512(chunk);
+    *i1 = _mm512_ternarylogic_epi32(_mm512_multishift_epi64_epi8(ctrl1, v), m0f, gpat, 0xEA);
+    *i2 = _mm512_ternarylogic_epi32(_mm512_multishift_epi64_epi8(ctrl2, v), m0f, gpat, 0xEA);
+}
+
 TVBMI void usm_lut1_tables(const int8_t *x, int64_t xstride, int64_t n, int64_t k, uint8_t *tables) {
     const int64_t chunks16 = (k + 31) / 32 * 2, tb = usm_lut1_table_bytes(k);
     const __m512i m0f = _mm512_set1_epi8(0x0F), x80 = _mm512_set1_epi8((char)0x80), eight = _mm512_set1_epi8(8);
@@ -205,8 +216,7 @@ static USM_AI TVBMI void usm_lut1_tile(const usm_qgemm_args *a, const uint8_t *t
     const int64_t bc = nb == 1 ? chunks : a->block_groups / 8;
     const int64_t tb = usm_lut1_table_bytes(a->groups * 4), tstride = chunks * 64;
     const uint8_t *w = a->w + tile * tstride;
-    const __m512i ctrl1 = _mm512_set1_epi64(0x2C2824200C080400LL), ctrl2 = _mm512_set1_epi64(0x3C3834301C181410LL);
-    const __m512i gpat = _mm512_set1_epi64(0x3020100030201000LL), m0f = _mm512_set1_epi8(0x0F), ones = _mm512_set1_epi8(1);
+    const __m512i ones = _mm512_set1_epi8(1);
     const int su8 = a->scale_u8, ci8 = a->corr_i8, cis = a->corr_is_scale;
     __m512 fA[2][4], fB[2][4];
     for (int tt = 0; tt < TT; tt++)
@@ -223,9 +233,8 @@ static USM_AI TVBMI void usm_lut1_tile(const usm_qgemm_args *a, const uint8_t *t
             int64_t steps = usm_min64(2, c1 - c);
             for (int64_t s = 0; s < steps; s++)
                 for (int tt = 0; tt < TT; tt++) {
-                    __m512i v = _mm512_loadu_si512(w + tt * tstride + (c + s) * 64);
-                    __m512i i1 = _mm512_ternarylogic_epi32(_mm512_multishift_epi64_epi8(ctrl1, v), m0f, gpat, 0xEA);
-                    __m512i i2 = _mm512_ternarylogic_epi32(_mm512_multishift_epi64_epi8(ctrl2, v), m0f, gpat, 0xEA);
+                    __m512i i1, i2;
+                    usm_lut_indices(w + tt * tstride + (c + s) * 64, &i1, &i2);
                     for (int t = 0; t < NT; t++) {
                         const uint8_t *tab = tables + t * tb + (c + s) * 256;
                         __m512i l = _mm512_add_epi8(_mm512_permutexvar_epi8(i1, _mm512_loadu_si512(tab)),
@@ -272,8 +281,9 @@ static USM_AI TVBMI void usm_lut1_tile(const usm_qgemm_args *a, const uint8_t *t
     }
 }
 
-// Tokens outer (4 at a time), tiles inner: the 4 tokens' tables (4 x 12 KB at K = 1536) stay in L1/L2 while the
-// weights stream (~12% faster than tiles outer at N = 64; cutting K into L1-sized slices gained nothing more).
+// Tokens outer (4 at a time, their tables built here into the call's scratch), tiles inner: the 4 tokens' tables (4 x
+// 12 KB at K = 1536) stay in L1/L2 while the weights stream (~12% faster than tiles outer at N = 64; cutting K into
+// L1-sized slices gained nothing more).
 // GEMV and the token tail: one tile at a time, one sequential weight stream (two interleaved tiles measured 1.7x
 // slower with cold weights: the hardware prefetcher follows one stream better).
 static USM_AI TVBMI void usm_lut1_run(const usm_qgemm_args *a, uint8_t *tables, int64_t tb, int64_t te,
@@ -320,8 +330,6 @@ static USM_AI TVBMI void usm_lut1s_tile(const usm_qgemm_args *a, const uint8_t *
     const int64_t bc = nb == 1 ? chunks : a->block_groups / 8;
     const int64_t tb = usm_lut1_table_bytes(a->groups * 4), tstride = chunks * 64;
     const uint8_t *w = a->w + tile * tstride;
-    const __m512i ctrl1 = _mm512_set1_epi64(0x2C2824200C080400LL), ctrl2 = _mm512_set1_epi64(0x3C3834301C181410LL);
-    const __m512i gpat = _mm512_set1_epi64(0x3020100030201000LL), m0f = _mm512_set1_epi8(0x0F);
     const __m512i wl = _mm512_set1_epi8((char)(1 << a->shift)), wh = _mm512_set1_epi8((char)(16 << a->shift));
     const int su8 = a->scale_u8;
     __m512 fA[4][4];
@@ -341,9 +349,7 @@ static USM_AI TVBMI void usm_lut1s_tile(const usm_qgemm_args *a, const uint8_t *
                 __m512i i1[4], i2[4];
                 if (USM_LUT1_PF > 0 && NT == 1 && TT == 1) _mm_prefetch((const char *)(w + (c + s) * 64 + USM_LUT1_PF), _MM_HINT_T0);
                 for (int tt = 0; tt < TT; tt++) {
-                    __m512i v = _mm512_loadu_si512(w + tt * tstride + (c + s) * 64);
-                    i1[tt] = _mm512_ternarylogic_epi32(_mm512_multishift_epi64_epi8(ctrl1, v), m0f, gpat, 0xEA);
-                    i2[tt] = _mm512_ternarylogic_epi32(_mm512_multishift_epi64_epi8(ctrl2, v), m0f, gpat, 0xEA);
+                    usm_lut_indices(w + tt * tstride + (c + s) * 64, &i1[tt], &i2[tt]);
                 }
                 for (int t = 0; t < NT; t++) {
                     const uint8_t *tab = tables + t * tb + (c + s) * 256;
@@ -387,8 +393,8 @@ static USM_AI TVBMI void usm_lut1s_tile(const usm_qgemm_args *a, const uint8_t *
 #define USM_LUT1S_BLOCK 1000000
 #endif
 
-// Tokens in pairs outer (their tables, 2 x 12 KB at K = 1536, stay in L1), pairs of row tiles inner; the token tail
-// and GEMV (N = 1) one tile at a time (one sequential weight stream).
+// Tokens in pairs outer (their tables, built here into the call's scratch: 2 x 12 KB at K = 1536, in L1), pairs of row
+// tiles inner; the token tail and GEMV (N = 1) one tile at a time (one sequential weight stream).
 static USM_AI TVBMI void usm_lut1s_run(const usm_qgemm_args *a, uint8_t *tables, int64_t tb, int64_t te,
                                        int64_t t0, int64_t t1, const int DOTS) {
     const int64_t k = a->groups * 4, xs = a->xstride;
@@ -461,8 +467,6 @@ static USM_AI TVBMI void usm_lut6_tile(const usm_qgemm_args *a, const uint8_t *t
     const int64_t bc = nb == 1 ? chunks : a->block_groups / 8;
     const int64_t tb = usm_lut1a6_table_bytes(a->groups * 4), tstride = chunks * 64;
     const uint8_t *w = a->w + tile * tstride;
-    const __m512i ctrl1 = _mm512_set1_epi64(0x2C2824200C080400LL), ctrl2 = _mm512_set1_epi64(0x3C3834301C181410LL);
-    const __m512i gpat = _mm512_set1_epi64(0x3020100030201000LL), m0f = _mm512_set1_epi8(0x0F);
     const __m512i ones = _mm512_set1_epi8(1);
     const int su8 = a->scale_u8;
     __m512 fA[2][4];
@@ -478,11 +482,7 @@ static USM_AI TVBMI void usm_lut6_tile(const usm_qgemm_args *a, const uint8_t *t
             if (NT == 1 && TT == 1) _mm_prefetch((const char *)(w + c * 64 + USM_LUT1_PF), _MM_HINT_T0);
             else if (USM_LUT6_PF > 0)
                 for (int tt = 0; tt < TT; tt++) _mm_prefetch((const char *)(w + tt * tstride + c * 64 + USM_LUT6_PF), _MM_HINT_T0);
-            for (int tt = 0; tt < TT; tt++) {
-                const __m512i v = _mm512_loadu_si512(w + tt * tstride + c * 64);
-                i1[tt] = _mm512_ternarylogic_epi32(_mm512_multishift_epi64_epi8(ctrl1, v), m0f, gpat, 0xEA);
-                i2[tt] = _mm512_ternarylogic_epi32(_mm512_multishift_epi64_epi8(ctrl2, v), m0f, gpat, 0xEA);
-            }
+            for (int tt = 0; tt < TT; tt++) usm_lut_indices(w + tt * tstride + c * 64, &i1[tt], &i2[tt]);
             for (int t = 0; t < NT; t++) {
                 const uint8_t *tab = tables + t * tb + c * 128;
                 const __m512i A = _mm512_loadu_si512(tab), B = _mm512_loadu_si512(tab + 64);
@@ -504,8 +504,8 @@ static USM_AI TVBMI void usm_lut6_tile(const usm_qgemm_args *a, const uint8_t *t
     usm_lut_store_y(a, tile, t0, TT, NT, fA);
 }
 
-// Tokens in fours outer (their tables, 4 x 6 KB at K = 1536, stay in L1), pairs of row tiles inner; the token tail and
-// GEMV one tile at a time (one sequential weight stream). Eight tokens x 1 tile measured no better: 8 tokens' tables
+// Tokens in fours outer (their tables, built here into the call's scratch: 4 x 6 KB at K = 1536, in L1), pairs of row
+// tiles inner; the token tail and GEMV one tile at a time (one sequential weight stream). Eight tokens x 1 tile measured no better: 8 tokens' tables
 // (48 KB at K = 1536, 192 KB at 6144) leave L1, and at K = 6144 it ran 10-20% slower.
 static USM_AI TVBMI void usm_lut6_run(const usm_qgemm_args *a, uint8_t *tables, int64_t tb, int64_t te,
                                       int64_t t0, int64_t t1, const int DOTS) {
@@ -894,8 +894,8 @@ static T512 void usm_local_attention_rows_avx512(const float *q, int64_t qs, con
 }
 
 // Three forms. Windows of more than 128 keys take the tile form below (head dims of 16 C, C <= 8) or else the row
-// form, which scores one key at a time: a dot product over the head's dims and a horizontal sum. The lane form scores 16 keys per vector: the block's keys are transposed into scratch
-// (dim-major, consecutive frames contiguous) and the relative position table reversed and transposed once per call,
+// form, which scores one key at a time: a dot product over the head's dims and a horizontal sum. The lane form
+// scores 16 keys per vector: the block's keys are transposed into scratch (dim-major, consecutive frames contiguous) and the relative position table reversed and transposed once per call,
 // so the window of query i is the columns [i - (left - 1), i + right] of both, and each head dim is one broadcast of
 // the query times G vectors of keys (G = ceil((left + right) / 16)). Lane t of the window is key i - (left - 1) + t
 // for every query, wherever the call's range starts, so the summation order (and so every bit of the result) depends
@@ -1219,11 +1219,11 @@ T512 void usm_local_attention_avx512(const float *q, int64_t qs, const float *k,
     const int64_t w = left + right, G = (w + 15) / 16, nw = 16 * G;
     if ((G > 8 || w <= 0) && dh % 16 == 0 && dh <= 128) {
         switch (dh / 16) {
-#define USM_ROW_CASE(N)                                                                                              \
+#define USM_TILE_CASE(N)                                                                                             \
     case N: usm_att_tiles(N, q, qs, k, v, kvs, kbase, pos, ps, u, vb, i0, i1, end, left, right, out, os, scratch); return;
-            USM_ROW_CASE(1) USM_ROW_CASE(2) USM_ROW_CASE(3) USM_ROW_CASE(4)
-            USM_ROW_CASE(5) USM_ROW_CASE(6) USM_ROW_CASE(7) USM_ROW_CASE(8)
-#undef USM_ROW_CASE
+            USM_TILE_CASE(1) USM_TILE_CASE(2) USM_TILE_CASE(3) USM_TILE_CASE(4)
+            USM_TILE_CASE(5) USM_TILE_CASE(6) USM_TILE_CASE(7) USM_TILE_CASE(8)
+#undef USM_TILE_CASE
         }
     }
     if (G > 8 || w <= 0) {

@@ -1,5 +1,4 @@
 import ArgumentParser
-import Dispatch
 import Foundation
 import USMKernels
 
@@ -34,15 +33,8 @@ struct AttentionCommand: ParsableCommand {
         }
         let threadList = threads.split(separator: ",").compactMap { Int($0) }
         let queryList = queries.split(separator: ",").compactMap { Int($0) }.map { min(max(1, $0), end) }
-        func values(_ n: Int, _ seed: UInt64) -> [Float] {
-            var s = seed &* 0x9E37_79B9_7F4A_7C15 | 1
-            return (0..<n).map { _ in
-                s ^= s << 13; s ^= s >> 7; s ^= s << 17
-                return Float(Int64(bitPattern: s >> 11) % 2001 - 1000) / 1000
-            }
-        }
-        let q = values(end * d, 1), k = values(end * d, 2), v = values(end * d, 3)
-        let pos = values((left + right) * d, 4), u = values(d, 5), vb = values(d, 6)
+        let q = benchValues(end * d, seed: 1), k = benchValues(end * d, seed: 2), v = benchValues(end * d, seed: 3)
+        let pos = benchValues((left + right) * d, seed: 4), u = benchValues(d, seed: 5), vb = benchValues(d, seed: 6)
         // query-key pairs inside [0, end): each costs 2 dh multiply-adds for the scores and dh for the mix, per head
         var pairs = 0
         for i in 0..<end { pairs += min(end - 1, i + right) - max(0, i - (left - 1)) + 1 }
@@ -59,7 +51,7 @@ struct AttentionCommand: ParsableCommand {
                     let seconds = q.withUnsafeBufferPointer { qp in k.withUnsafeBufferPointer { kp in v.withUnsafeBufferPointer { vp in
                         pos.withUnsafeBufferPointer { pp in u.withUnsafeBufferPointer { up in vb.withUnsafeBufferPointer { bp in
                             out.withUnsafeMutableBufferPointer { op in scratch.withUnsafeMutableBufferPointer { sp in
-                                timeMedian {
+                                medianSecondsPerCall(repeats: repeats, minTime: minTime) { _ in
                                     for i0 in stride(from: 0, to: end, by: nq) {
                                         let range = i0..<min(end, i0 + nq)
                                         LocalAttention.apply(queries: qp.baseAddress! + i0 * d, keys: kp.baseAddress!,
@@ -78,23 +70,5 @@ struct AttentionCommand: ParsableCommand {
                 }
             }
         }
-    }
-
-    /// Median over `repeats` batches of the mean time per call of `body`.
-    func timeMedian(_ body: () -> Void) -> Double {
-        body()
-        var times: [Double] = []
-        for _ in 0..<repeats {
-            var runs = 0
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            var el = 0.0
-            repeat {
-                body()
-                runs += 1
-                el = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-            } while el < minTime
-            times.append(el / Double(runs))
-        }
-        return times.sorted()[times.count / 2]
     }
 }

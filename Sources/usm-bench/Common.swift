@@ -1,4 +1,5 @@
 import ArgumentParser
+import Dispatch
 import Foundation
 import USMKernels
 import USMModel
@@ -89,4 +90,32 @@ func syntheticSpeech(seconds: Double, rate: Int = 16000) -> [Float] {
         out[i] = Float(s) + 0.003 * noise()
     }
     return out
+}
+
+/// Median over `repeats` batches of the mean seconds per call of `body(i)`, the calls cycling `i` through
+/// `0 ..< count`; each batch runs at least `minTime` seconds and `count` calls, after one untimed round.
+func medianSecondsPerCall(repeats: Int, minTime: Double, count: Int = 1, _ body: (Int) -> Void) -> Double {
+    for i in 0..<count { body(i) }
+    var times: [Double] = []
+    for _ in 0..<max(1, repeats) {
+        var runs = 0
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        var el = 0.0
+        repeat {
+            body(runs % count)
+            runs += 1
+            el = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        } while el < minTime || runs < count
+        times.append(el / Double(runs))
+    }
+    return times.sorted()[times.count / 2]
+}
+
+/// `n` pseudo-random values in [-1, 1] (xorshift64 from `seed`): benchmark inputs that are the same in every run.
+func benchValues(_ n: Int, seed: UInt64) -> [Float] {
+    var s = seed &* 0x9E37_79B9_7F4A_7C15 | 1
+    return (0..<n).map { _ in
+        s ^= s << 13; s ^= s >> 7; s ^= s << 17
+        return Float(Int64(bitPattern: s % 2001) - 1000) / 1000
+    }
 }

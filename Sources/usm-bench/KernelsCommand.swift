@@ -68,7 +68,7 @@ struct KernelsCommand: ParsableCommand {
         var results: [KernelResult] = []
         for (rows, k) in shapeList {
             let shape = "\(rows)x\(k)"
-            let values = randomValues(rows * k, seed: UInt64(rows * 31 + k))
+            let values = benchValues(rows * k, seed: UInt64(rows * 31 + k))
             for cfg in schemes.split(separator: ",").map(String.init) {
               let (scheme, block, sixBit) = try parseScheme(cfg)
               let spec = scheme == .f32 ? QuantSpec.f32 : QuantSpec(scheme: scheme, blockSize: block, scaleFormat: fmt)
@@ -83,7 +83,7 @@ struct KernelsCommand: ParsableCommand {
                 for t in threadList {
                     let ws = Workspace(threads: t)
                     for n in nList {
-                        let x = randomValues(n * k, seed: 7)
+                        let x = benchValues(n * k, seed: 7)
                         var y = [Float](repeating: 0, count: n * rows)
                         var modes = [("hot", [p])]
                         if n <= 8 {
@@ -165,20 +165,7 @@ struct KernelsCommand: ParsableCommand {
 
     /// Median over `repeats` batches of the mean time per call; calls cycle through `count` weights.
     func timeMedian(count: Int, _ body: (Int) -> Void) -> Double {
-        for i in 0..<count { body(i) }
-        var times: [Double] = []
-        for _ in 0..<repeats {
-            var runs = 0
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            var el = 0.0
-            repeat {
-                body(runs % count)
-                runs += 1
-                el = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-            } while el < minTime || runs < count
-            times.append(el / Double(runs))
-        }
-        return times.sorted()[times.count / 2]
+        medianSecondsPerCall(repeats: repeats, minTime: minTime, count: count, body)
     }
 
     func bandwidth(bytes: Int) -> (copy: Double, read: Double) {
@@ -193,14 +180,6 @@ struct KernelsCommand: ParsableCommand {
         let read = src.withUnsafeBytes { s in timeMedian(count: 1) { _ in sink &+= usm_read(s.baseAddress, Int64(bytes)) } }
         if sink == 42 { print("") }
         return (2 * Double(bytes) / copy / 1e9, Double(bytes) / read / 1e9)
-    }
-
-    func randomValues(_ n: Int, seed: UInt64) -> [Float] {
-        var s = seed &* 0x9E37_79B9_7F4A_7C15 | 1
-        return (0..<n).map { _ in
-            s ^= s << 13; s ^= s >> 7; s ^= s << 17
-            return Float(Int64(bitPattern: s % 2001) - 1000) / 1000
-        }
     }
 
     func runPeer(threadList: String, log: (String) -> Void) -> ([KernelResult], String) {
