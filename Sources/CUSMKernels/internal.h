@@ -18,6 +18,9 @@ void usm_fgemm_avx2(const usm_fgemm_args *a, int64_t tb, int64_t te, int64_t t0,
 void usm_quantize_act_avx512(const float *x, int64_t xstride, int64_t n, int64_t k, int64_t ablock, int64_t wblock,
                              int64_t nb, int8_t *q, int64_t qstride, float *ascale, float *sx, float *sxs,
                              int32_t *bsum, int32_t qmax);
+void usm_quantize_act_avx2(const float *x, int64_t xstride, int64_t n, int64_t k, int64_t ablock, int64_t wblock,
+                           int64_t nb, int8_t *q, int64_t qstride, float *ascale, float *sx, float *sxs,
+                           int32_t *bsum, int32_t qmax);
 uint64_t usm_read_avx512(const void *src, int64_t bytes);
 #endif
 #if defined(__aarch64__)

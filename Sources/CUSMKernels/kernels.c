@@ -328,6 +328,10 @@ void usm_quantize_act(int32_t isa, const float *x, int64_t xstride, int64_t n, i
         usm_quantize_act_avx512(x, xstride, n, k, ablock, wblock, nb, q, qstride, ascale, sx, sxs, bsum, qmax);
         return;
     }
+    if (isa >= USM_ISA_AVX2 && usm_isa_supported(USM_ISA_AVX2)) {
+        usm_quantize_act_avx2(x, xstride, n, k, ablock, wblock, nb, q, qstride, ascale, sx, sxs, bsum, qmax);
+        return;
+    }
 #elif defined(__aarch64__)
     if (isa >= USM_ISA_NEON) {
         usm_quantize_act_neon(x, xstride, n, k, ablock, wblock, nb, q, qstride, ascale, sx, sxs, bsum, qmax);

@@ -528,6 +528,78 @@ TVBMI void usm_lut1a6_gemm(const usm_qgemm_args *a, uint8_t *tables, int64_t tb,
     else usm_lut6_run(a, tables, tb, te, t0, t1, 0);
 }
 
+// ===================================== AVX2: activation quantization ============================================
+
+// Same structure and values as usm_quantize_act_portable: max|x| (exact in any order), x / s by IEEE division,
+// vcvtps2dq under the default rounding mode (round half to even, as usm_rne), clamp; 8 columns at a time, a scalar
+// tail with the same operations.
+T256 void usm_quantize_act_avx2(const float *x, int64_t xstride, int64_t n, int64_t k, int64_t ablock, int64_t wblock,
+                                int64_t nb, int8_t *q, int64_t qstride, float *ascale, float *sx, float *sxs,
+                                int32_t *bsum, int32_t qmax) {
+    int64_t abl = ablock ? ablock : k, nab = (k + abl - 1) / abl;
+    const __m256i lo = _mm256_set1_epi32(-qmax), hi = _mm256_set1_epi32(qmax);
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const float fq = (float)qmax;
+    for (int64_t t = 0; t < n; t++) {
+        const float *xr = x + t * xstride;
+        int8_t *qr = q + t * qstride;
+        for (int64_t ab = 0; ab < nab; ab++) {
+            const int64_t a0 = ab * abl, a1 = usm_min64(a0 + abl, k);
+            __m256 m0 = _mm256_setzero_ps(), m1 = m0;
+            int64_t i = a0;
+            for (; i + 16 <= a1; i += 16) {
+                m0 = _mm256_max_ps(m0, _mm256_andnot_ps(sign, _mm256_loadu_ps(xr + i)));
+                m1 = _mm256_max_ps(m1, _mm256_andnot_ps(sign, _mm256_loadu_ps(xr + i + 8)));
+            }
+            m0 = _mm256_max_ps(m0, m1);
+            __m128 h = _mm_max_ps(_mm256_castps256_ps128(m0), _mm256_extractf128_ps(m0, 1));
+            h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+            h = _mm_max_ss(h, _mm_shuffle_ps(h, h, 1));
+            float amax = _mm_cvtss_f32(h);
+            for (; i < a1; i++) {
+                const float v = xr[i] < 0 ? -xr[i] : xr[i];
+                amax = v > amax ? v : amax;
+            }
+            const float s = amax / fq;
+            ascale[t * nab + ab] = s;
+            const __m256 sv = _mm256_set1_ps(s);
+            for (int64_t j = a0 / wblock; j < nb && j * wblock < a1; j++) {
+                const int64_t b0 = j * wblock, b1 = usm_min64(b0 + wblock, k);
+                int32_t sum = 0;
+                if (s > 0) {
+                    __m256i sacc = _mm256_setzero_si256();
+                    int64_t c = b0;
+                    for (; c + 8 <= b1; c += 8) {
+                        __m256i qi = _mm256_cvtps_epi32(_mm256_div_ps(_mm256_loadu_ps(xr + c), sv));
+                        qi = _mm256_min_epi32(_mm256_max_epi32(qi, lo), hi);
+                        sacc = _mm256_add_epi32(sacc, qi);
+                        const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(qi, qi), _mm256_setzero_si256());
+                        _mm_storel_epi64((__m128i *)(qr + c), _mm_unpacklo_epi32(_mm256_castsi256_si128(p),
+                                                                                  _mm256_extracti128_si256(p, 1)));
+                    }
+                    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sacc), _mm256_extracti128_si256(sacc, 1));
+                    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+                    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
+                    sum = _mm_cvtsi128_si32(s4);
+                    for (; c < b1; c++) {
+                        const float v = _mm_cvtss_f32(_mm_round_ss(_mm_setzero_ps(), _mm_set_ss(xr[c] / s),
+                                                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+                        const int32_t qi = (int32_t)(v < -fq ? -fq : (v > fq ? fq : v));
+                        qr[c] = (int8_t)qi;
+                        sum += qi;
+                    }
+                } else {
+                    memset(qr + b0, 0, (size_t)(b1 - b0));
+                }
+                sx[t * nb + j] = s;
+                sxs[t * nb + j] = s * (float)sum;
+                bsum[t * nb + j] = sum;
+            }
+        }
+        if (qstride > k) memset(qr + k, 0, (size_t)(qstride - k));
+    }
+}
+
 // ===================================== AVX2: int8 activations ===================================================
 
 // rows 0-7 in lo, rows 8-15 in hi. For bits 8 the result is q (signed), not u.
@@ -785,15 +857,106 @@ T256 void usm_fgemm_avx2(const usm_fgemm_args *a, int64_t tb, int64_t te, int64_
 
 // ===================================== activation quantization ==================================================
 
+// 16 vectors -> one: lane j = the sum (max = 0) or the max (max = 1) of r[j]'s 16 lanes, by a transposing tree
+// (15 x 3 operations instead of 16 separate reductions). Sums of small integers held as floats are exact.
+static USM_AI T512 __m512 usm_tree16x16(const __m512 r[16], const int max) {
+#define USM_TREE_OP(a, b) (max ? _mm512_max_ps((a), (b)) : _mm512_add_ps((a), (b)))
+    __m512 s[4];
+    for (int n = 0; n < 4; n++) {
+        const __m512 *a = r + 4 * n;
+        const __m512 r01 = USM_TREE_OP(_mm512_unpacklo_ps(a[0], a[1]), _mm512_unpackhi_ps(a[0], a[1]));
+        const __m512 r23 = USM_TREE_OP(_mm512_unpacklo_ps(a[2], a[3]), _mm512_unpackhi_ps(a[2], a[3]));
+        // per 128-bit block: [m0, m1, m2, m3] partial results of that block
+        s[n] = USM_TREE_OP(_mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(r01), _mm512_castps_pd(r23))),
+                           _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(r01), _mm512_castps_pd(r23))));
+    }
+    const __m512 u01 = USM_TREE_OP(_mm512_shuffle_f32x4(s[0], s[1], 0x88), _mm512_shuffle_f32x4(s[0], s[1], 0xDD));
+    const __m512 u23 = USM_TREE_OP(_mm512_shuffle_f32x4(s[2], s[3], 0x88), _mm512_shuffle_f32x4(s[2], s[3], 0xDD));
+    return USM_TREE_OP(_mm512_shuffle_f32x4(u01, u23, 0x88), _mm512_shuffle_f32x4(u01, u23, 0xDD));
+#undef USM_TREE_OP
+}
+
+// max|x| over [a0, a1), a1 - a0 a positive multiple of 16
+static USM_AI T512 __m512 usm_absmax16(const float *x, int64_t a0, int64_t a1) {
+    __m512 m0 = _mm512_setzero_ps(), m1 = m0;
+    int64_t i = a0;
+    for (; i + 32 <= a1; i += 32) {
+        m0 = _mm512_max_ps(m0, _mm512_abs_ps(_mm512_loadu_ps(x + i)));
+        m1 = _mm512_max_ps(m1, _mm512_abs_ps(_mm512_loadu_ps(x + i + 16)));
+    }
+    if (i < a1) m0 = _mm512_max_ps(m0, _mm512_abs_ps(_mm512_loadu_ps(x + i)));
+    return _mm512_max_ps(m0, m1);
+}
+
+// The common shapes (weight blocks of 16 c columns tiling k, activation scales per token or per weight block): the
+// per-block maxima and sums of 16 blocks at a time reduced by one transposing tree each, and one vector division for
+// their 16 scales. The same values as the general loop below (IEEE division, max and small integer sums are exact).
+static USM_AI T512 void usm_quantize_row_fast(const float *xr, int64_t k, int64_t ablock, int64_t wblock, int8_t *qr,
+                                              float *ascale, float *sx, float *sxs, int32_t *bsum, int32_t qmax) {
+    const int64_t nb = k / wblock;
+    const __m512i lo = _mm512_set1_epi32(-qmax), hi = _mm512_set1_epi32(qmax);
+    const __m512 fq = _mm512_set1_ps((float)qmax);
+    float tok = 0;
+    if (ablock == 0) {
+        tok = _mm512_reduce_max_ps(usm_absmax16(xr, 0, k)) / (float)qmax;
+        ascale[0] = tok;
+    }
+    for (int64_t j0 = 0; j0 < nb; j0 += 16) {
+        const int nbk = (int)usm_min64(16, nb - j0);
+        const __mmask16 m = usm_tail16(nbk);
+        __m512 sv;
+        if (ablock == 0) {
+            sv = _mm512_set1_ps(tok);
+        } else {
+            __m512 mx[16];
+            for (int jj = 0; jj < 16; jj++)
+                mx[jj] = jj < nbk ? usm_absmax16(xr, (j0 + jj) * wblock, (j0 + jj + 1) * wblock) : _mm512_setzero_ps();
+            sv = _mm512_div_ps(usm_tree16x16(mx, 1), fq);
+            _mm512_mask_storeu_ps(ascale + j0, m, sv);
+        }
+        _mm512_mask_storeu_ps(sx + j0, m, sv);
+        float s[16];
+        _mm512_storeu_ps(s, sv);
+        __m512 sums[16];
+        for (int jj = 0; jj < 16; jj++) {
+            __m512i sacc = _mm512_setzero_si512();
+            if (jj < nbk) {
+                const int64_t b0 = (j0 + jj) * wblock, b1 = b0 + wblock;
+                if (s[jj] > 0) {
+                    const __m512 d = _mm512_set1_ps(s[jj]);
+                    for (int64_t c = b0; c < b1; c += 16) {
+                        __m512i qi = _mm512_cvtps_epi32(_mm512_div_ps(_mm512_loadu_ps(xr + c), d));
+                        qi = _mm512_min_epi32(_mm512_max_epi32(qi, lo), hi);
+                        _mm_storeu_si128((__m128i *)(qr + c), _mm512_cvtepi32_epi8(qi));
+                        sacc = _mm512_add_epi32(sacc, qi);
+                    }
+                } else {
+                    memset(qr + b0, 0, (size_t)wblock);
+                }
+            }
+            sums[jj] = _mm512_cvtepi32_ps(sacc);
+        }
+        const __m512 sf = usm_tree16x16(sums, 0);
+        _mm512_mask_storeu_epi32(bsum + j0, m, _mm512_cvtps_epi32(sf));
+        _mm512_mask_storeu_ps(sxs + j0, m, _mm512_mul_ps(sv, sf));
+    }
+}
+
 T512 void usm_quantize_act_avx512(const float *x, int64_t xstride, int64_t n, int64_t k, int64_t ablock,
                                   int64_t wblock, int64_t nb, int8_t *q, int64_t qstride, float *ascale, float *sx,
                                   float *sxs, int32_t *bsum, int32_t qmax) {
     int64_t abl = ablock ? ablock : k, nab = (k + abl - 1) / abl;
     const __m512i lo = _mm512_set1_epi32(-qmax), hi = _mm512_set1_epi32(qmax);
     const float fq = (float)qmax;
+    const int fast = (ablock == 0 || ablock == wblock) && wblock % 16 == 0 && k % wblock == 0 && nb == k / wblock;
     for (int64_t t = 0; t < n; t++) {
         const float *xr = x + t * xstride;
         int8_t *qr = q + t * qstride;
+        if (fast) {
+            usm_quantize_row_fast(xr, k, ablock, wblock, qr, ascale + t * nab, sx + t * nb, sxs + t * nb, bsum + t * nb, qmax);
+            if (qstride > k) memset(qr + k, 0, (size_t)(qstride - k));
+            continue;
+        }
         for (int64_t ab = 0; ab < nab; ab++) {
             int64_t a0 = ab * abl, a1 = usm_min64(a0 + abl, k);
             __m512 m0 = _mm512_setzero_ps(), m1 = _mm512_setzero_ps();
@@ -1099,22 +1262,6 @@ static USM_AI T512 void usm_rows16_to_dim_major(const float *const rows[16], int
 // sum runs in the same order whichever tile a query or key falls in, so the bits depend only on i, never on how the
 // frames were chunked.
 
-// r[4n + m] (16 lanes each) -> lane 4n + m of the result holds the sum of r[4n + m]'s lanes
-static USM_AI T512 __m512 usm_hsum16x16(const __m512 r[16]) {
-    __m512 s[4];
-    for (int n = 0; n < 4; n++) {
-        const __m512 *a = r + 4 * n;
-        const __m512 r01 = _mm512_add_ps(_mm512_unpacklo_ps(a[0], a[1]), _mm512_unpackhi_ps(a[0], a[1]));
-        const __m512 r23 = _mm512_add_ps(_mm512_unpacklo_ps(a[2], a[3]), _mm512_unpackhi_ps(a[2], a[3]));
-        // per 128-bit block: [m0, m1, m2, m3] partial sums of that block
-        s[n] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(r01), _mm512_castps_pd(r23))),
-                             _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(r01), _mm512_castps_pd(r23))));
-    }
-    const __m512 u01 = _mm512_add_ps(_mm512_shuffle_f32x4(s[0], s[1], 0x88), _mm512_shuffle_f32x4(s[0], s[1], 0xDD));
-    const __m512 u23 = _mm512_add_ps(_mm512_shuffle_f32x4(s[2], s[3], 0x88), _mm512_shuffle_f32x4(s[2], s[3], 0xDD));
-    return _mm512_add_ps(_mm512_shuffle_f32x4(u01, u23, 0x88), _mm512_shuffle_f32x4(u01, u23, 0xDD));
-}
-
 // o[n][16 (c0 + cc)] = sum over keys j in [jlo, jhi] of S[n][j - js] v_j, for CP <= 4 chunks from chunk c0
 static USM_AI T512 void usm_att_tile_mix(const int CP, const float *S, int64_t sw, const float *v, int64_t kvs,
                                          int64_t kbase, int64_t js, int64_t jlo, int64_t jhi, int64_t c0, int nq,
@@ -1177,7 +1324,7 @@ static USM_AI T512 void usm_att_tiles(const int C, const float *q, int64_t qs, c
                     }
                 }
             }
-            const __m512 sc = usm_hsum16x16(acc);
+            const __m512 sc = usm_tree16x16(acc, 0);
             _mm_storeu_ps(S + (j - js), _mm512_extractf32x4_ps(sc, 0));
             _mm_storeu_ps(S + sw + (j - js), _mm512_extractf32x4_ps(sc, 1));
             _mm_storeu_ps(S + 2 * sw + (j - js), _mm512_extractf32x4_ps(sc, 2));

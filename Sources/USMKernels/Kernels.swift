@@ -126,7 +126,9 @@ public enum KernelRegistry {
     /// Activation quantizers (per token or per token and block, bit-exact with `ActivationQuantizer`).
     public static let activationQuantizers: [KernelDescriptor] = [
         KernelDescriptor(name: "a8-quant-avx512", isa: .avx512, weightBits: 0, activationBits: 8,
-                         schemes: QuantScheme.allCases, summary: "max|x|, vdivps, vcvtps2dq (round half even), clamp, vpmovdb, block sums"),
+                         schemes: QuantScheme.allCases, summary: "max|x|, vdivps, vcvtps2dq (round half even), clamp, vpmovdb; block maxima and sums of 16 blocks by one transposing tree each"),
+        KernelDescriptor(name: "a8-quant-avx2", isa: .avx2, weightBits: 0, activationBits: 8,
+                         schemes: QuantScheme.allCases, summary: "max|x|, vdivps, vcvtps2dq (round half even), clamp, vpackssdw/vpacksswb, block sums"),
         KernelDescriptor(name: "a8-quant-neon", isa: .neon, weightBits: 0, activationBits: 8,
                          schemes: QuantScheme.allCases, summary: "max|x|, fdiv, fcvtns (round half even), clamp, xtn, block sums"),
         KernelDescriptor(name: "a8-quant-portable", isa: .portable, weightBits: 0, activationBits: 8,

@@ -1,3 +1,4 @@
+import CUSMKernels
 import Testing
 import USMKernels
 import USMTensor
@@ -53,6 +54,45 @@ import USMTensor
         }
         #expect(throws: KernelError.self) { try ActivationQuantizer.quantize([1], n: 1, k: 1, maxCode: 128) }
         #expect(throws: KernelError.self) { try ActivationQuantizer.quantize([1], n: 1, k: 1, maxCode: 0, isa: isa) }
+    }
+
+    /// Everything a product takes from the quantizer (codes, scales per activation block, and per weight block the
+    /// scale, the code sum and scale x sum) against the reference, for activation scales per token or per weight
+    /// block: blocks of 16 c columns that tile k (the fast form), other blocks, a block longer than k, an all-zero
+    /// block, a subnormal row and an all-zero row.
+    @Test(arguments: isas)
+    func activationQuantizerBlockSumsAreBitExact(isa: KernelISA) throws {
+        let cases: [(k: Int, wblock: Int)] = [(1536, 64), (6144, 64), (640, 16), (96, 32), (128, 128), (150, 48), (77, 16),
+                                              (64, 64), (40, 64), (1040, 1040)]
+        for (k, wblock) in cases {
+            let n = 4
+            var x = pseudoRandom(n * k, seed: UInt64(k + wblock))
+            for c in 0..<k { x[k + c] *= 1e-40; x[3 * k + c] = 0 }
+            for c in 0..<min(k, 64) { x[2 * k + c] = 0 }
+            let wb = min(wblock, k), nb = (k + wb - 1) / wb, qstride = (k + 63) / 64 * 64
+            for perBlock in [false, true] {
+                for maxCode in [127, 31] {
+                    let ref = try ActivationQuantizer.quantize(x, n: n, k: k, blockSize: perBlock ? wb : 0, maxCode: maxCode)
+                    let nab = ref.blocksPerRow
+                    var q = [Int8](repeating: 1, count: n * qstride), ascale = [Float](repeating: -1, count: n * nab)
+                    var sx = [Float](repeating: -1, count: n * nb), sxs = sx, bsum = [Int32](repeating: -1, count: n * nb)
+                    usm_quantize_act(isa.rawValue, x, Int64(k), Int64(n), Int64(k), Int64(perBlock ? wb : 0), Int64(wb),
+                                     Int64(nb), &q, Int64(qstride), &ascale, &sx, &sxs, &bsum, Int32(maxCode))
+                    let what = "\(isa) k=\(k) block \(wb) perBlock \(perBlock) max \(maxCode)"
+                    #expect(ascale == ref.scales, "\(what)")
+                    for t in 0..<n {
+                        #expect(Array(q[(t * qstride)..<(t * qstride + k)]) == Array(ref.values[(t * k)..<(t * k + k)]), "\(what)")
+                        #expect(q[(t * qstride + k)..<((t + 1) * qstride)].allSatisfy { $0 == 0 }, "\(what): padding")
+                        for j in 0..<nb {
+                            let s = ref.scales[t * nab + (perBlock ? j : 0)]
+                            let sum = ref.values[(t * k + j * wb)..<(t * k + min(k, (j + 1) * wb))].reduce(Int32(0)) { $0 + Int32($1) }
+                            #expect(sx[t * nb + j] == s && bsum[t * nb + j] == sum && sxs[t * nb + j] == s * Float(sum),
+                                    "\(what) token \(t) block \(j)")
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// The activation codes a prepared weight should use: 6-bit for 1-bit layers under `.int6Binary`.
