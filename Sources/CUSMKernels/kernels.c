@@ -135,9 +135,10 @@ int64_t usm_lut1_gemm_scratch(int64_t k) { return 4 * usm_lut1_table_bytes(k); }
 int64_t usm_lut1a6_gemm_scratch(int64_t k) { return 4 * usm_lut1a6_table_bytes(k); }
 
 void usm_repack_lut1(const uint8_t *codes, int64_t rows, int64_t row_bytes, int64_t k, uint8_t *out) {
-    // Block (tile, chunk) holds 16 rows x 32 columns in 64 bytes: 8-byte group r / 2 carries row r's 32 bits in its
-    // low (even r) or high (odd r) 4 bytes. A row's bits for one chunk are the little-endian u32 at byte 4 * chunk of
-    // the packed row (rows are padded to 64 columns, so the load stays inside the row); bits past k are cleared.
+    // Block (tile, chunk) holds 16 rows x 32 columns in 64 bytes: byte 4 r + g (g < 4) carries row r's 4 bits of
+    // group g (columns 4g..4g+3) in its low nibble and of group g + 4 in its high one. A row's bits for one chunk are
+    // the little-endian u32 at byte 4 * chunk of the packed row (rows are padded to 64 columns, so the load stays
+    // inside the row); bits past k are cleared.
     int64_t chunks = (k + 31) / 32;
     uint32_t last = (k % 32) ? ((1u << (k % 32)) - 1u) : 0xFFFFFFFFu;
     memset(out, 0, (size_t)usm_lut1_bytes(rows, k));
@@ -148,7 +149,8 @@ void usm_repack_lut1(const uint8_t *codes, int64_t rows, int64_t row_bytes, int6
             uint32_t v;
             memcpy(&v, row + ch * 4, 4);
             if (ch == chunks - 1) v &= last;
-            memcpy(out + (tile * chunks + ch) * 64 + (r / 2) * 8 + (r & 1) * 4, &v, 4);
+            uint8_t *o = out + (tile * chunks + ch) * 64 + 4 * r;
+            for (int g = 0; g < 4; g++) o[g] = (uint8_t)(((v >> (4 * g)) & 15u) | (((v >> (4 * g + 16)) & 15u) << 4));
         }
     }
 }

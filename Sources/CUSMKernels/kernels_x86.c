@@ -172,15 +172,15 @@ static USM_AI TVBMI __m512i usm_lut_select(int b) {
 static const __mmask64 usm_lut_has_bit[4] = {0xAAAAAAAAAAAAAAAAULL, 0xCCCCCCCCCCCCCCCCULL, 0xF0F0F0F0F0F0F0F0ULL,
                                              0xFF00FF00FF00FF00ULL};
 
-// The vpermb indices of one 64-byte chunk of the table-lookup layout (16 rows x 32 columns): byte 4 r' + g of i1 (of
-// i2) is 16 g + the 4 weight bits of group g (of g + 4) of its row, so it picks that group's entry in a 64-byte
-// table register holding 4 groups' 16 entries.
+// The vpermb indices of one 64-byte chunk of the table-lookup layout (16 rows x 32 columns): byte 4 r + g of i1 (of
+// i2) is 16 g + the 4 weight bits of group g (of g + 4) of row r, so it picks that group's entry in a 64-byte table
+// register holding 4 groups' 16 entries. The layout keeps those two nibbles in byte 4 r + g (low, high), so this is
+// one mask-or for i1 and a shift and a mask-or for i2.
 static USM_AI TVBMI void usm_lut_indices(const uint8_t *chunk, __m512i *i1, __m512i *i2) {
-    const __m512i ctrl1 = _mm512_set1_epi64(0x2C2824200C080400LL), ctrl2 = _mm512_set1_epi64(0x3C3834301C181410LL);
-    const __m512i gpat = _mm512_set1_epi64(0x3020100030201000LL), m0f = _mm512_set1_epi8(0x0F);
+    const __m512i gpat = _mm512_set1_epi32(0x30201000), m0f = _mm512_set1_epi8(0x0F);
     const __m512i v = _mm512_loadu_si512(chunk);
-    *i1 = _mm512_ternarylogic_epi32(_mm512_multishift_epi64_epi8(ctrl1, v), m0f, gpat, 0xEA);
-    *i2 = _mm512_ternarylogic_epi32(_mm512_multishift_epi64_epi8(ctrl2, v), m0f, gpat, 0xEA);
+    *i1 = _mm512_ternarylogic_epi32(v, m0f, gpat, 0xEA);  // (v & 0x0F) | 16 g
+    *i2 = _mm512_ternarylogic_epi32(_mm512_srli_epi16(v, 4), m0f, gpat, 0xEA);
 }
 
 TVBMI void usm_lut1_tables(const int8_t *x, int64_t xstride, int64_t n, int64_t k, uint8_t *tables) {

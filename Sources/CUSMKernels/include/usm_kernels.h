@@ -62,7 +62,7 @@ typedef struct usm_qgemm_args {
 void usm_qgemm(int32_t isa, const usm_qgemm_args *a, int64_t tile_begin, int64_t tile_end, int64_t t_begin, int64_t t_end);
 
 /// 1-bit table-lookup layout (usm_lut1_gemm): per tile of 16 rows and chunk of 32 columns, 64 bytes; row r's bit for
-/// column 32c + 4g + b (g < 8, b < 4) is bit (r & 1) * 32 + 4g + b of little-endian u64 number r / 2.
+/// column 32c + 4g + b (g < 4, b < 4) is bit b of byte 4r + g, and for column 32c + 4(g + 4) + b bit 4 + b of it.
 int64_t usm_lut1_bytes(int64_t rows, int64_t k);
 void usm_repack_lut1(const uint8_t *codes, int64_t rows, int64_t row_bytes, int64_t k, uint8_t *out);
 /// Per token and group of 4 columns, the 16 subset sums of the low nibbles (x & 15) and of the high parts (x >> 4) of
