@@ -432,22 +432,37 @@ TVBMI void usm_lut1_gemm(const usm_qgemm_args *a, uint8_t *tables, int64_t tb, i
 // one vpermb per 4 weights of 16 rows instead of two, and no correction term (the table already holds the +-1
 // weights). Per token and chunk of 32 columns, 128 bytes: groups 0-3 then 4-7, byte 16 g + idx.
 TVBMI void usm_lut1a6_tables(const int8_t *x, int64_t xstride, int64_t n, int64_t k, uint8_t *tables) {
-    const int64_t halves = (k + 31) / 32 * 2, tb = usm_lut1a6_table_bytes(k);
-    __m512i sel[4];
-    for (int b = 0; b < 4; b++) sel[b] = usm_lut_select(b);
-    const __mmask64 *mb = usm_lut_has_bit;
+    // Per chunk of 32 columns (groups G = 0..7) from pair sums: lane g of pq holds, for G = g (bytes 0-7) and G = g + 4
+    // (bytes 8-15), P_G[m] = +-x_4G +-x_4G+1 (bytes 0-3) and Q_G[m] = +-x_4G+2 +-x_4G+3 (bytes 4-7), the signs
+    // those of bits 0 and 1 of m; entry idx of group G is then P_G[idx & 3] + Q_G[idx >> 2] (within +-124). Two
+    // vpermb, two masked negations and an add make pq; four vpshufb and two adds make the chunk's 128 bytes.
+    uint8_t iu[64], iv[64], slo[64], shi[64];
+    uint64_t nu = 0, nv = 0;
+    for (int i = 0; i < 64; i++) {
+        const int g = i / 16, p = i % 16, grp = g + (p >= 8 ? 4 : 0), m = p % 4;
+        iu[i] = (uint8_t)(4 * grp + ((p % 8) < 4 ? 0 : 2));
+        iv[i] = (uint8_t)(iu[i] + 1);
+        if (!(m & 1)) nu |= 1ULL << i;
+        if (!(m & 2)) nv |= 1ULL << i;
+        slo[i] = (uint8_t)(p & 3);
+        shi[i] = (uint8_t)(4 + (p >> 2));
+    }
+    const __m512i idx_u = _mm512_loadu_si512(iu), idx_v = _mm512_loadu_si512(iv);
+    const __m512i sel_lo = _mm512_loadu_si512(slo), sel_hi = _mm512_loadu_si512(shi), eight = _mm512_set1_epi8(8);
+    const __m512i sel_lo8 = _mm512_add_epi8(sel_lo, eight), sel_hi8 = _mm512_add_epi8(sel_hi, eight);
+    const __mmask64 neg_u = nu, neg_v = nv;
     const __m512i zero = _mm512_setzero_si512();
+    const int64_t chunks = (k + 31) / 32, tb = usm_lut1a6_table_bytes(k);
     for (int64_t t = 0; t < n; t++) {
         const int8_t *xr = x + t * xstride;
         uint8_t *tab = tables + t * tb;
-        for (int64_t h = 0; h < halves; h++) {
-            const __m512i xv = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(xr + 16 * h)));
-            __m512i acc = zero;
-            for (int b = 0; b < 4; b++) {
-                const __m512i xb = _mm512_shuffle_epi8(xv, sel[b]);
-                acc = _mm512_add_epi8(acc, _mm512_mask_blend_epi8(mb[b], _mm512_sub_epi8(zero, xb), xb));
-            }
-            _mm512_storeu_si512(tab + h * 64, acc);
+        for (int64_t c = 0; c < chunks; c++) {
+            const __m512i xv = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(xr + 32 * c)));
+            const __m512i u = _mm512_permutexvar_epi8(idx_u, xv), v = _mm512_permutexvar_epi8(idx_v, xv);
+            const __m512i pq = _mm512_add_epi8(_mm512_mask_sub_epi8(u, neg_u, zero, u), _mm512_mask_sub_epi8(v, neg_v, zero, v));
+            _mm512_storeu_si512(tab + c * 128, _mm512_add_epi8(_mm512_shuffle_epi8(pq, sel_lo), _mm512_shuffle_epi8(pq, sel_hi)));
+            _mm512_storeu_si512(tab + c * 128 + 64,
+                                _mm512_add_epi8(_mm512_shuffle_epi8(pq, sel_lo8), _mm512_shuffle_epi8(pq, sel_hi8)));
         }
     }
 }
