@@ -7,14 +7,16 @@ import USMTensor
 @Suite struct BatchInvariance {
     static let tiers = KernelISA.allCases.filter(\.isSupported)
 
-    @Test(arguments: tiers)
-    func tokensAtOnceEqualTokensOneByOne(isa: KernelISA) throws {
-        let (rows, k, n) = (37, 200, 13)
+    /// K = 3200: a token's 1-bit lookup tables no longer fit L1 (the 6-bit form included).
+    @Test(arguments: tiers, [(37, 200, 13), (37, 3200, 9)])
+    func tokensAtOnceEqualTokensOneByOne(isa: KernelISA, shape: (Int, Int, Int)) throws {
+        let (rows, k, n) = shape
         let x = pseudoRandom(n * k, seed: 77)
         for (scheme, block) in [(QuantScheme.f32, 0), (.bin, 64), (.int4, 32), (.int2, 64), (.int8, 0), (.binAsym, 0)] {
             let w = try Quantizer.quantize(pseudoRandom(rows * k, seed: UInt64(scheme.rawValue) + 5), shape: [rows, k],
                                            spec: QuantSpec(scheme: scheme, blockSize: block))
-            let modes: [ActivationMode] = scheme == .f32 ? [.float] : [.float, .int8PerToken, .int8PerBlock]
+            let modes: [ActivationMode] = scheme == .f32 ? [.float]
+                : [.float, .int8PerToken, .int8PerBlock] + (scheme == .bin ? [.int6Binary] : [])
             for mode in modes {
                 let p = try PreparedWeight(w, bias: pseudoRandom(rows, seed: 9), activations: mode, isa: isa)
                 let all = p.apply(x, n: n)
