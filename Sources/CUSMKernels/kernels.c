@@ -257,43 +257,32 @@ static inline float usm_rne(float v) {
     return v >= 0 ? (v + m) - m : -((-v + m) - m);
 }
 
+static float usm_absmax_portable(const float *x, int64_t a0, int64_t a1) {
+    float amax = 0;
+    for (int64_t i = a0; i < a1; i++) {
+        float v = x[i] < 0 ? -x[i] : x[i];
+        amax = v > amax ? v : amax;
+    }
+    return amax;
+}
+
+static int32_t usm_qcodes_portable(const float *x, int8_t *q, int64_t b0, int64_t b1, float s, int32_t qmax) {
+    const float fq = (float)qmax;
+    int32_t sum = 0;
+    for (int64_t i = b0; i < b1; i++) {
+        float v = usm_rne(x[i] / s);
+        v = v < -fq ? -fq : (v > fq ? fq : v);
+        q[i] = (int8_t)v;
+        sum += (int32_t)v;
+    }
+    return sum;
+}
+
 static void usm_quantize_act_portable(const float *x, int64_t xstride, int64_t n, int64_t k, int64_t ablock,
                                       int64_t wblock, int64_t nb, int8_t *q, int64_t qstride, float *ascale,
                                       float *sx, float *sxs, int32_t *bsum, int32_t qmax) {
-    int64_t abl = ablock ? ablock : k, nab = (k + abl - 1) / abl;
-    const float fq = (float)qmax;
-    for (int64_t t = 0; t < n; t++) {
-        const float *xr = x + t * xstride;
-        int8_t *qr = q + t * qstride;
-        for (int64_t ab = 0; ab < nab; ab++) {
-            int64_t a0 = ab * abl, a1 = usm_min64(a0 + abl, k);
-            float amax = 0;
-            for (int64_t i = a0; i < a1; i++) {
-                float v = xr[i] < 0 ? -xr[i] : xr[i];
-                amax = v > amax ? v : amax;
-            }
-            float s = amax / fq;
-            ascale[t * nab + ab] = s;
-            for (int64_t j = a0 / wblock; j < nb && j * wblock < a1; j++) {
-                int64_t b0 = j * wblock, b1 = usm_min64(b0 + wblock, k);
-                int32_t sum = 0;
-                for (int64_t i = b0; i < b1; i++) {
-                    int32_t qi = 0;
-                    if (s > 0) {
-                        float v = usm_rne(xr[i] / s);
-                        v = v < -fq ? -fq : (v > fq ? fq : v);
-                        qi = (int32_t)v;
-                    }
-                    qr[i] = (int8_t)qi;
-                    sum += qi;
-                }
-                sx[t * nb + j] = s;
-                sxs[t * nb + j] = s * (float)sum;
-                bsum[t * nb + j] = sum;
-            }
-        }
-        for (int64_t i = k; i < qstride; i++) qr[i] = 0;
-    }
+    usm_quantize_rows(x, xstride, n, k, ablock, wblock, nb, q, qstride, ascale, sx, sxs, bsum, qmax,
+                      usm_absmax_portable, usm_qcodes_portable);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -350,70 +350,56 @@ void usm_fgemm_neon(const usm_fgemm_args *a, int64_t tb, int64_t te, int64_t t0,
 
 // ===================================== activation quantization ==================================================
 
-// Same structure as usm_quantize_act_portable; max|x| in any order (max is exact), x / s by IEEE division, fcvtns
-// rounds half to even like usm_rne (|x / s| stays far below 2^22), clamp to +-qmax.
+// The steps of usm_quantize_rows: max|x| in any order (max is exact), x / s by IEEE division, fcvtns rounds half to
+// even like usm_rne (|x / s| stays far below 2^22), clamp to +-qmax.
+static USM_AI float usm_absmax_neon(const float *x, int64_t a0, int64_t a1) {
+    float32x4_t m0 = vdupq_n_f32(0.0f), m1 = m0;
+    int64_t i = a0;
+    for (; i + 8 <= a1; i += 8) {
+        m0 = vmaxq_f32(m0, vabsq_f32(vld1q_f32(x + i)));
+        m1 = vmaxq_f32(m1, vabsq_f32(vld1q_f32(x + i + 4)));
+    }
+    float amax = vmaxvq_f32(vmaxq_f32(m0, m1));
+    for (; i < a1; i++) {
+        float v = x[i] < 0 ? -x[i] : x[i];
+        amax = v > amax ? v : amax;
+    }
+    return amax;
+}
+
+static USM_AI int32_t usm_qcodes_neon(const float *x, int8_t *q, int64_t b0, int64_t b1, float s, int32_t qmax) {
+    const int32x4_t lo = vdupq_n_s32(-qmax), hi = vdupq_n_s32(qmax);
+    const float32x4_t sv = vdupq_n_f32(s);
+    int32x4_t sacc = vdupq_n_s32(0);
+    for (int64_t c = b0; c < b1; c += 8) {
+        float32x4_t x0, x1;
+        if (c + 8 <= b1) {
+            x0 = vld1q_f32(x + c);
+            x1 = vld1q_f32(x + c + 4);
+        } else {  // tail: zeros quantize to 0 and add nothing to the sum
+            float tmp[8] = {0};
+            memcpy(tmp, x + c, (size_t)(b1 - c) * sizeof(float));
+            x0 = vld1q_f32(tmp);
+            x1 = vld1q_f32(tmp + 4);
+        }
+        int32x4_t q0 = vminq_s32(vmaxq_s32(vcvtnq_s32_f32(vdivq_f32(x0, sv)), lo), hi);
+        int32x4_t q1 = vminq_s32(vmaxq_s32(vcvtnq_s32_f32(vdivq_f32(x1, sv)), lo), hi);
+        sacc = vaddq_s32(sacc, vaddq_s32(q0, q1));
+        int8x8_t q8 = vmovn_s16(vcombine_s16(vmovn_s32(q0), vmovn_s32(q1)));
+        if (c + 8 <= b1) vst1_s8(q + c, q8);
+        else {
+            int8_t tmp[8];
+            vst1_s8(tmp, q8);
+            memcpy(q + c, tmp, (size_t)(b1 - c));
+        }
+    }
+    return vaddvq_s32(sacc);
+}
+
 void usm_quantize_act_neon(const float *x, int64_t xstride, int64_t n, int64_t k, int64_t ablock, int64_t wblock,
                            int64_t nb, int8_t *q, int64_t qstride, float *ascale, float *sx, float *sxs,
                            int32_t *bsum, int32_t qmax) {
-    const int64_t abl = ablock ? ablock : k, nab = (k + abl - 1) / abl;
-    const int32x4_t lo = vdupq_n_s32(-qmax), hi = vdupq_n_s32(qmax);
-    const float fq = (float)qmax;
-    for (int64_t t = 0; t < n; t++) {
-        const float *xr = x + t * xstride;
-        int8_t *qr = q + t * qstride;
-        for (int64_t ab = 0; ab < nab; ab++) {
-            const int64_t a0 = ab * abl, a1 = usm_min64(a0 + abl, k);
-            float32x4_t m0 = vdupq_n_f32(0.0f), m1 = m0;
-            int64_t i = a0;
-            for (; i + 8 <= a1; i += 8) {
-                m0 = vmaxq_f32(m0, vabsq_f32(vld1q_f32(xr + i)));
-                m1 = vmaxq_f32(m1, vabsq_f32(vld1q_f32(xr + i + 4)));
-            }
-            float amax = vmaxvq_f32(vmaxq_f32(m0, m1));
-            for (; i < a1; i++) {
-                float v = xr[i] < 0 ? -xr[i] : xr[i];
-                amax = v > amax ? v : amax;
-            }
-            const float s = amax / fq;
-            ascale[t * nab + ab] = s;
-            const float32x4_t sv = vdupq_n_f32(s);
-            for (int64_t j = a0 / wblock; j < nb && j * wblock < a1; j++) {
-                const int64_t b0 = j * wblock, b1 = usm_min64(b0 + wblock, k);
-                int32_t sum = 0;
-                if (s > 0) {
-                    int32x4_t sacc = vdupq_n_s32(0);
-                    for (int64_t c = b0; c < b1; c += 8) {
-                        float32x4_t x0, x1;
-                        if (c + 8 <= b1) {
-                            x0 = vld1q_f32(xr + c);
-                            x1 = vld1q_f32(xr + c + 4);
-                        } else {  // tail: zeros quantize to 0 and add nothing to the sum
-                            float tmp[8] = {0};
-                            memcpy(tmp, xr + c, (size_t)(b1 - c) * sizeof(float));
-                            x0 = vld1q_f32(tmp);
-                            x1 = vld1q_f32(tmp + 4);
-                        }
-                        int32x4_t q0 = vminq_s32(vmaxq_s32(vcvtnq_s32_f32(vdivq_f32(x0, sv)), lo), hi);
-                        int32x4_t q1 = vminq_s32(vmaxq_s32(vcvtnq_s32_f32(vdivq_f32(x1, sv)), lo), hi);
-                        sacc = vaddq_s32(sacc, vaddq_s32(q0, q1));
-                        int8x8_t q8 = vmovn_s16(vcombine_s16(vmovn_s32(q0), vmovn_s32(q1)));
-                        if (c + 8 <= b1) vst1_s8(qr + c, q8);
-                        else {
-                            int8_t tmp[8];
-                            vst1_s8(tmp, q8);
-                            memcpy(qr + c, tmp, (size_t)(b1 - c));
-                        }
-                    }
-                    sum = vaddvq_s32(sacc);
-                } else {
-                    memset(qr + b0, 0, (size_t)(b1 - b0));
-                }
-                sx[t * nb + j] = s;
-                sxs[t * nb + j] = s * (float)sum;
-                bsum[t * nb + j] = sum;
-            }
-        }
-        if (qstride > k) memset(qr + k, 0, (size_t)(qstride - k));
-    }
+    usm_quantize_rows(x, xstride, n, k, ablock, wblock, nb, q, qstride, ascale, sx, sxs, bsum, qmax, usm_absmax_neon,
+                      usm_qcodes_neon);
 }
 #endif

@@ -436,21 +436,17 @@ TVBMI void usm_lut1a6_tables(const int8_t *x, int64_t xstride, int64_t n, int64_
     // (bytes 8-15), P_G[m] = +-x_4G +-x_4G+1 (bytes 0-3) and Q_G[m] = +-x_4G+2 +-x_4G+3 (bytes 4-7), the signs
     // those of bits 0 and 1 of m; entry idx of group G is then P_G[idx & 3] + Q_G[idx >> 2] (within +-124). Two
     // vpermb, two masked negations and an add make pq; four vpshufb and two adds make the chunk's 128 bytes.
-    uint8_t iu[64], iv[64], slo[64], shi[64];
-    uint64_t nu = 0, nv = 0;
-    for (int i = 0; i < 64; i++) {
-        const int g = i / 16, p = i % 16, grp = g + (p >= 8 ? 4 : 0), m = p % 4;
-        iu[i] = (uint8_t)(4 * grp + ((p % 8) < 4 ? 0 : 2));
-        iv[i] = (uint8_t)(iu[i] + 1);
-        if (!(m & 1)) nu |= 1ULL << i;
-        if (!(m & 2)) nv |= 1ULL << i;
-        slo[i] = (uint8_t)(p & 3);
-        shi[i] = (uint8_t)(4 + (p >> 2));
-    }
-    const __m512i idx_u = _mm512_loadu_si512(iu), idx_v = _mm512_loadu_si512(iv);
-    const __m512i sel_lo = _mm512_loadu_si512(slo), sel_hi = _mm512_loadu_si512(shi), eight = _mm512_set1_epi8(8);
-    const __m512i sel_lo8 = _mm512_add_epi8(sel_lo, eight), sel_hi8 = _mm512_add_epi8(sel_hi, eight);
-    const __mmask64 neg_u = nu, neg_v = nv;
+    // lane g, byte p: column 4 G + 2 (p % 8 >= 4) of G = g + 4 (p >= 8), and the next one; negated where bit 0
+    // (bit 1) of p % 4 is clear; entry idx picks bytes idx & 3 and 4 + (idx >> 2) (8 more for groups 4-7)
+#define USM_PQ_LANE(g) 4 * (g), 4 * (g), 4 * (g), 4 * (g), 4 * (g) + 2, 4 * (g) + 2, 4 * (g) + 2, 4 * (g) + 2, \
+                       4 * (g) + 16, 4 * (g) + 16, 4 * (g) + 16, 4 * (g) + 16, 4 * (g) + 18, 4 * (g) + 18, 4 * (g) + 18, 4 * (g) + 18
+    static const uint8_t iu[64] = {USM_PQ_LANE(0), USM_PQ_LANE(1), USM_PQ_LANE(2), USM_PQ_LANE(3)};
+#undef USM_PQ_LANE
+    const __m512i idx_u = _mm512_loadu_si512(iu), idx_v = _mm512_add_epi8(idx_u, _mm512_set1_epi8(1));
+    const __m512i sel_lo = _mm512_set1_epi32(0x03020100);
+    const __m512i sel_hi = _mm512_broadcast_i32x4(_mm_setr_epi8(4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7));
+    const __m512i eight = _mm512_set1_epi8(8), sel_lo8 = _mm512_add_epi8(sel_lo, eight), sel_hi8 = _mm512_add_epi8(sel_hi, eight);
+    const __mmask64 neg_u = 0x5555555555555555ULL, neg_v = 0x3333333333333333ULL;
     const __m512i zero = _mm512_setzero_si512();
     const int64_t chunks = (k + 31) / 32, tb = usm_lut1a6_table_bytes(k);
     for (int64_t t = 0; t < n; t++) {
@@ -545,74 +541,61 @@ TVBMI void usm_lut1a6_gemm(const usm_qgemm_args *a, uint8_t *tables, int64_t tb,
 
 // ===================================== AVX2: activation quantization ============================================
 
-// Same structure and values as usm_quantize_act_portable: max|x| (exact in any order), x / s by IEEE division,
-// vcvtps2dq under the default rounding mode (round half to even, as usm_rne), clamp; 8 columns at a time, a scalar
-// tail with the same operations.
+// The steps of usm_quantize_rows, with the portable loop's values: max|x| (exact in any order), x / s by IEEE
+// division, vcvtps2dq under the default rounding mode (round half to even, as usm_rne), clamp; 8 columns at a time,
+// a scalar tail with the same operations.
+static USM_AI T256 float usm_absmax256(const float *x, int64_t a0, int64_t a1) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 m0 = _mm256_setzero_ps(), m1 = m0;
+    int64_t i = a0;
+    for (; i + 16 <= a1; i += 16) {
+        m0 = _mm256_max_ps(m0, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)));
+        m1 = _mm256_max_ps(m1, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + i + 8)));
+    }
+    m0 = _mm256_max_ps(m0, m1);
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m0), _mm256_extractf128_ps(m0, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_shuffle_ps(h, h, 1));
+    float amax = _mm_cvtss_f32(h);
+    for (; i < a1; i++) {
+        const float v = x[i] < 0 ? -x[i] : x[i];
+        amax = v > amax ? v : amax;
+    }
+    return amax;
+}
+
+static USM_AI T256 int32_t usm_qcodes256(const float *x, int8_t *q, int64_t b0, int64_t b1, float s, int32_t qmax) {
+    const __m256i lo = _mm256_set1_epi32(-qmax), hi = _mm256_set1_epi32(qmax);
+    const __m256 sv = _mm256_set1_ps(s);
+    const float fq = (float)qmax;
+    __m256i sacc = _mm256_setzero_si256();
+    int64_t c = b0;
+    for (; c + 8 <= b1; c += 8) {
+        __m256i qi = _mm256_cvtps_epi32(_mm256_div_ps(_mm256_loadu_ps(x + c), sv));
+        qi = _mm256_min_epi32(_mm256_max_epi32(qi, lo), hi);
+        sacc = _mm256_add_epi32(sacc, qi);
+        const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(qi, qi), _mm256_setzero_si256());
+        _mm_storel_epi64((__m128i *)(q + c), _mm_unpacklo_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1)));
+    }
+    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sacc), _mm256_extracti128_si256(sacc, 1));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
+    int32_t sum = _mm_cvtsi128_si32(s4);
+    for (; c < b1; c++) {
+        const float v = _mm_cvtss_f32(_mm_round_ss(_mm_setzero_ps(), _mm_set_ss(x[c] / s),
+                                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        const int32_t qi = (int32_t)(v < -fq ? -fq : (v > fq ? fq : v));
+        q[c] = (int8_t)qi;
+        sum += qi;
+    }
+    return sum;
+}
+
 T256 void usm_quantize_act_avx2(const float *x, int64_t xstride, int64_t n, int64_t k, int64_t ablock, int64_t wblock,
                                 int64_t nb, int8_t *q, int64_t qstride, float *ascale, float *sx, float *sxs,
                                 int32_t *bsum, int32_t qmax) {
-    int64_t abl = ablock ? ablock : k, nab = (k + abl - 1) / abl;
-    const __m256i lo = _mm256_set1_epi32(-qmax), hi = _mm256_set1_epi32(qmax);
-    const __m256 sign = _mm256_set1_ps(-0.0f);
-    const float fq = (float)qmax;
-    for (int64_t t = 0; t < n; t++) {
-        const float *xr = x + t * xstride;
-        int8_t *qr = q + t * qstride;
-        for (int64_t ab = 0; ab < nab; ab++) {
-            const int64_t a0 = ab * abl, a1 = usm_min64(a0 + abl, k);
-            __m256 m0 = _mm256_setzero_ps(), m1 = m0;
-            int64_t i = a0;
-            for (; i + 16 <= a1; i += 16) {
-                m0 = _mm256_max_ps(m0, _mm256_andnot_ps(sign, _mm256_loadu_ps(xr + i)));
-                m1 = _mm256_max_ps(m1, _mm256_andnot_ps(sign, _mm256_loadu_ps(xr + i + 8)));
-            }
-            m0 = _mm256_max_ps(m0, m1);
-            __m128 h = _mm_max_ps(_mm256_castps256_ps128(m0), _mm256_extractf128_ps(m0, 1));
-            h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-            h = _mm_max_ss(h, _mm_shuffle_ps(h, h, 1));
-            float amax = _mm_cvtss_f32(h);
-            for (; i < a1; i++) {
-                const float v = xr[i] < 0 ? -xr[i] : xr[i];
-                amax = v > amax ? v : amax;
-            }
-            const float s = amax / fq;
-            ascale[t * nab + ab] = s;
-            const __m256 sv = _mm256_set1_ps(s);
-            for (int64_t j = a0 / wblock; j < nb && j * wblock < a1; j++) {
-                const int64_t b0 = j * wblock, b1 = usm_min64(b0 + wblock, k);
-                int32_t sum = 0;
-                if (s > 0) {
-                    __m256i sacc = _mm256_setzero_si256();
-                    int64_t c = b0;
-                    for (; c + 8 <= b1; c += 8) {
-                        __m256i qi = _mm256_cvtps_epi32(_mm256_div_ps(_mm256_loadu_ps(xr + c), sv));
-                        qi = _mm256_min_epi32(_mm256_max_epi32(qi, lo), hi);
-                        sacc = _mm256_add_epi32(sacc, qi);
-                        const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(qi, qi), _mm256_setzero_si256());
-                        _mm_storel_epi64((__m128i *)(qr + c), _mm_unpacklo_epi32(_mm256_castsi256_si128(p),
-                                                                                  _mm256_extracti128_si256(p, 1)));
-                    }
-                    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sacc), _mm256_extracti128_si256(sacc, 1));
-                    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
-                    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
-                    sum = _mm_cvtsi128_si32(s4);
-                    for (; c < b1; c++) {
-                        const float v = _mm_cvtss_f32(_mm_round_ss(_mm_setzero_ps(), _mm_set_ss(xr[c] / s),
-                                                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-                        const int32_t qi = (int32_t)(v < -fq ? -fq : (v > fq ? fq : v));
-                        qr[c] = (int8_t)qi;
-                        sum += qi;
-                    }
-                } else {
-                    memset(qr + b0, 0, (size_t)(b1 - b0));
-                }
-                sx[t * nb + j] = s;
-                sxs[t * nb + j] = s * (float)sum;
-                bsum[t * nb + j] = sum;
-            }
-        }
-        if (qstride > k) memset(qr + k, 0, (size_t)(qstride - k));
-    }
+    usm_quantize_rows(x, xstride, n, k, ablock, wblock, nb, q, qstride, ascale, sx, sxs, bsum, qmax, usm_absmax256,
+                      usm_qcodes256);
 }
 
 // ===================================== AVX2: int8 activations ===================================================
@@ -891,7 +874,7 @@ static USM_AI T512 __m512 usm_tree16x16(const __m512 r[16], const int max) {
 #undef USM_TREE_OP
 }
 
-// max|x| over [a0, a1), a1 - a0 a positive multiple of 16
+// max|x| over [a0, a1) as 16 lanes (a masked tail)
 static USM_AI T512 __m512 usm_absmax16(const float *x, int64_t a0, int64_t a1) {
     __m512 m0 = _mm512_setzero_ps(), m1 = m0;
     int64_t i = a0;
@@ -899,21 +882,51 @@ static USM_AI T512 __m512 usm_absmax16(const float *x, int64_t a0, int64_t a1) {
         m0 = _mm512_max_ps(m0, _mm512_abs_ps(_mm512_loadu_ps(x + i)));
         m1 = _mm512_max_ps(m1, _mm512_abs_ps(_mm512_loadu_ps(x + i + 16)));
     }
-    if (i < a1) m0 = _mm512_max_ps(m0, _mm512_abs_ps(_mm512_loadu_ps(x + i)));
+    for (; i < a1; i += 16) m0 = _mm512_max_ps(m0, _mm512_abs_ps(_mm512_maskz_loadu_ps(usm_tail16(a1 - i), x + i)));
     return _mm512_max_ps(m0, m1);
+}
+
+// The codes of [b0, b1) for the scale s > 0 written to q (x / s by IEEE division, vcvtps2dq rounds half to even,
+// clamp); their sum as 16 lanes.
+static USM_AI T512 __m512i usm_qcodes16(const float *x, int8_t *q, int64_t b0, int64_t b1, float s, int32_t qmax) {
+    const __m512i lo = _mm512_set1_epi32(-qmax), hi = _mm512_set1_epi32(qmax);
+    const __m512 d = _mm512_set1_ps(s);
+    __m512i sacc = _mm512_setzero_si512();
+    int64_t c = b0;
+    for (; c + 16 <= b1; c += 16) {
+        __m512i qi = _mm512_cvtps_epi32(_mm512_div_ps(_mm512_loadu_ps(x + c), d));
+        qi = _mm512_min_epi32(_mm512_max_epi32(qi, lo), hi);
+        _mm_storeu_si128((__m128i *)(q + c), _mm512_cvtepi32_epi8(qi));
+        sacc = _mm512_add_epi32(sacc, qi);
+    }
+    if (c < b1) {
+        const __mmask16 m = usm_tail16(b1 - c);
+        __m512i qi = _mm512_cvtps_epi32(_mm512_div_ps(_mm512_maskz_loadu_ps(m, x + c), d));
+        qi = _mm512_min_epi32(_mm512_max_epi32(qi, lo), hi);
+        _mm512_mask_cvtepi32_storeu_epi8(q + c, m, qi);
+        sacc = _mm512_add_epi32(sacc, qi);
+    }
+    return sacc;
+}
+
+// The steps of usm_quantize_rows for shapes the fast form below does not take.
+static USM_AI T512 float usm_absmax512(const float *x, int64_t a0, int64_t a1) {
+    return _mm512_reduce_max_ps(usm_absmax16(x, a0, a1));
+}
+static USM_AI T512 int32_t usm_qcodes512(const float *x, int8_t *q, int64_t b0, int64_t b1, float s, int32_t qmax) {
+    return _mm512_reduce_add_epi32(usm_qcodes16(x, q, b0, b1, s, qmax));
 }
 
 // The common shapes (weight blocks of 16 c columns tiling k, activation scales per token or per weight block): the
 // per-block maxima and sums of 16 blocks at a time reduced by one transposing tree each, and one vector division for
-// their 16 scales. The same values as the general loop below (IEEE division, max and small integer sums are exact).
+// their 16 scales. The same values as usm_quantize_rows (IEEE division, max and small integer sums are exact).
 static USM_AI T512 void usm_quantize_row_fast(const float *xr, int64_t k, int64_t ablock, int64_t wblock, int8_t *qr,
                                               float *ascale, float *sx, float *sxs, int32_t *bsum, int32_t qmax) {
     const int64_t nb = k / wblock;
-    const __m512i lo = _mm512_set1_epi32(-qmax), hi = _mm512_set1_epi32(qmax);
     const __m512 fq = _mm512_set1_ps((float)qmax);
     float tok = 0;
     if (ablock == 0) {
-        tok = _mm512_reduce_max_ps(usm_absmax16(xr, 0, k)) / (float)qmax;
+        tok = usm_absmax512(xr, 0, k) / (float)qmax;
         ascale[0] = tok;
     }
     for (int64_t j0 = 0; j0 < nb; j0 += 16) {
@@ -936,18 +949,9 @@ static USM_AI T512 void usm_quantize_row_fast(const float *xr, int64_t k, int64_
         for (int jj = 0; jj < 16; jj++) {
             __m512i sacc = _mm512_setzero_si512();
             if (jj < nbk) {
-                const int64_t b0 = (j0 + jj) * wblock, b1 = b0 + wblock;
-                if (s[jj] > 0) {
-                    const __m512 d = _mm512_set1_ps(s[jj]);
-                    for (int64_t c = b0; c < b1; c += 16) {
-                        __m512i qi = _mm512_cvtps_epi32(_mm512_div_ps(_mm512_loadu_ps(xr + c), d));
-                        qi = _mm512_min_epi32(_mm512_max_epi32(qi, lo), hi);
-                        _mm_storeu_si128((__m128i *)(qr + c), _mm512_cvtepi32_epi8(qi));
-                        sacc = _mm512_add_epi32(sacc, qi);
-                    }
-                } else {
-                    memset(qr + b0, 0, (size_t)wblock);
-                }
+                const int64_t b0 = (j0 + jj) * wblock;
+                if (s[jj] > 0) sacc = usm_qcodes16(xr, qr, b0, b0 + wblock, s[jj], qmax);
+                else memset(qr + b0, 0, (size_t)wblock);
             }
             sums[jj] = _mm512_cvtepi32_ps(sacc);
         }
@@ -960,52 +964,16 @@ static USM_AI T512 void usm_quantize_row_fast(const float *xr, int64_t k, int64_
 T512 void usm_quantize_act_avx512(const float *x, int64_t xstride, int64_t n, int64_t k, int64_t ablock,
                                   int64_t wblock, int64_t nb, int8_t *q, int64_t qstride, float *ascale, float *sx,
                                   float *sxs, int32_t *bsum, int32_t qmax) {
-    int64_t abl = ablock ? ablock : k, nab = (k + abl - 1) / abl;
-    const __m512i lo = _mm512_set1_epi32(-qmax), hi = _mm512_set1_epi32(qmax);
-    const float fq = (float)qmax;
-    const int fast = (ablock == 0 || ablock == wblock) && wblock % 16 == 0 && k % wblock == 0 && nb == k / wblock;
+    if (!((ablock == 0 || ablock == wblock) && wblock % 16 == 0 && k % wblock == 0 && nb == k / wblock)) {
+        usm_quantize_rows(x, xstride, n, k, ablock, wblock, nb, q, qstride, ascale, sx, sxs, bsum, qmax, usm_absmax512,
+                          usm_qcodes512);
+        return;
+    }
+    const int64_t nab = ablock ? nb : 1;
     for (int64_t t = 0; t < n; t++) {
-        const float *xr = x + t * xstride;
         int8_t *qr = q + t * qstride;
-        if (fast) {
-            usm_quantize_row_fast(xr, k, ablock, wblock, qr, ascale + t * nab, sx + t * nb, sxs + t * nb, bsum + t * nb, qmax);
-            if (qstride > k) memset(qr + k, 0, (size_t)(qstride - k));
-            continue;
-        }
-        for (int64_t ab = 0; ab < nab; ab++) {
-            int64_t a0 = ab * abl, a1 = usm_min64(a0 + abl, k);
-            __m512 m0 = _mm512_setzero_ps(), m1 = _mm512_setzero_ps();
-            int64_t i = a0;
-            for (; i + 32 <= a1; i += 32) {
-                m0 = _mm512_max_ps(m0, _mm512_abs_ps(_mm512_loadu_ps(xr + i)));
-                m1 = _mm512_max_ps(m1, _mm512_abs_ps(_mm512_loadu_ps(xr + i + 16)));
-            }
-            for (; i < a1; i += 16) m0 = _mm512_max_ps(m0, _mm512_abs_ps(_mm512_maskz_loadu_ps(usm_tail16(a1 - i), xr + i)));
-            float amax = _mm512_reduce_max_ps(_mm512_max_ps(m0, m1));
-            float s = amax / fq;
-            ascale[t * nab + ab] = s;
-            const __m512 sv = _mm512_set1_ps(s);
-            for (int64_t j = a0 / wblock; j < nb && j * wblock < a1; j++) {
-                int64_t b0 = j * wblock, b1 = usm_min64(b0 + wblock, k);
-                int32_t sum = 0;
-                if (s > 0) {
-                    __m512i sacc = _mm512_setzero_si512();
-                    for (int64_t c = b0; c < b1; c += 16) {
-                        __mmask16 m = usm_tail16(b1 - c);
-                        __m512i qi = _mm512_cvtps_epi32(_mm512_div_ps(_mm512_maskz_loadu_ps(m, xr + c), sv));
-                        qi = _mm512_min_epi32(_mm512_max_epi32(qi, lo), hi);
-                        _mm512_mask_cvtepi32_storeu_epi8(qr + c, m, qi);
-                        sacc = _mm512_add_epi32(sacc, qi);
-                    }
-                    sum = _mm512_reduce_add_epi32(sacc);
-                } else {
-                    memset(qr + b0, 0, (size_t)(b1 - b0));
-                }
-                sx[t * nb + j] = s;
-                sxs[t * nb + j] = s * (float)sum;
-                bsum[t * nb + j] = sum;
-            }
-        }
+        usm_quantize_row_fast(x + t * xstride, k, ablock, wblock, qr, ascale + t * nab, sx + t * nb, sxs + t * nb,
+                              bsum + t * nb, qmax);
         if (qstride > k) memset(qr + k, 0, (size_t)(qstride - k));
     }
 }
