@@ -54,7 +54,7 @@ int usm_isa_supported(int32_t isa) {
         return (f & need) == need;
     }
     case USM_ISA_AVX512VBMI: {
-        int need = F_512F | F_512BW | F_512VL | F_512DQ | F_VNNI | F_VBMI;
+        int need = F_512F | F_512BW | F_512VL | F_512DQ | F_VNNI | F_VBMI | F_VPOPCNT;
         return (f & need) == need;
     }
     default: return 0;
@@ -133,6 +133,8 @@ int64_t usm_lut1a6_table_bytes(int64_t k) { return (k + 31) / 32 * 128; }
 // the table-lookup products build their tokens' tables 4 at a time (at most) into their scratch
 int64_t usm_lut1_gemm_scratch(int64_t k) { return 4 * usm_lut1_table_bytes(k); }
 int64_t usm_lut1a6_gemm_scratch(int64_t k) { return 4 * usm_lut1a6_table_bytes(k); }
+// the bit-serial GEMV: per chunk of 32 columns a sign plane and up to 7 magnitude planes (u32), per block sum |x|
+int64_t usm_popcnt1_scratch(int64_t k, int64_t nb) { return ((k + 31) / 32 * 8 + nb) * 4; }
 
 void usm_repack_lut1(const uint8_t *codes, int64_t rows, int64_t row_bytes, int64_t k, uint8_t *out) {
     // Block (tile, chunk) holds 16 rows x 32 columns in 64 bytes: byte 4 r + g (g < 4) carries row r's 4 bits of
@@ -167,6 +169,10 @@ void usm_lut1a6_gemm(const usm_qgemm_args *a, uint8_t *tables, int64_t tb, int64
 }
 void usm_lut1a6_tables(const int8_t *x, int64_t xstride, int64_t n, int64_t k, uint8_t *tables) {
     (void)x; (void)xstride; (void)n; (void)k; (void)tables;
+}
+void usm_popcnt1_gemv(const usm_qgemm_args *a, int32_t abits, uint8_t *scratch, int64_t tb, int64_t te, int64_t t0,
+                      int64_t t1) {
+    (void)a; (void)abits; (void)scratch; (void)tb; (void)te; (void)t0; (void)t1;
 }
 #endif
 

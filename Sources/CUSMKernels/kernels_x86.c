@@ -539,6 +539,97 @@ TVBMI void usm_lut1a6_gemm(const usm_qgemm_args *a, uint8_t *tables, int64_t tb,
     else usm_lut6_run(a, tables, tb, te, t0, t1, 0);
 }
 
+// ===================================== AVX-512 VPOPCNTDQ: 1-bit bit-serial (XNOR/popcount) GEMV ==================
+
+// Bit-serial form for bin and bin_norm on the table-lookup layout (one 64-byte load = 16 rows x 32 columns, row r's
+// 32 bits in the u32 at byte 4 r): with codes x = sign * m and m = sum_b 2^b m_b (b < P: 5 bits for 6-bit codes,
+// 7 for int8), the block dot is D = sum (2 w - 1) x = 2 sum_b 2^b popcount(xnor(w, sign plane) & m_b) - sum |x|.
+// Per chunk and bit plane one vpternlogd (xnor-and, the plane broadcast from memory) and one vpopcntd (16 rows at
+// once); per block a shift-add over the planes. A token's planes are 4 (P + 1) bytes per 32 columns (4.5 KB at
+// K = 6144 for 6-bit codes, against 24 KB of w1a6 tables), so they stay in L1 while the weights stream.
+// Scratch: per chunk P + 1 u32 (sign plane, then planes b = 0 ..< P) in the layout's bit order (bit p: column
+// 4 (p / 8) + 16 ((p / 4) & 1) + p % 4), then per weight block the int32 sum |x|.
+#define TPOP __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx512vbmi,avx512vpopcntdq")))
+
+static USM_AI TPOP void usm_popcnt1_planes(const int8_t *x, int64_t chunks, int64_t bc, const int P, uint32_t *pl,
+                                           int32_t *absj) {
+    static const uint8_t order[32] = {0, 1, 2,  3,  16, 17, 18, 19, 4,  5,  6,  7,  20, 21, 22, 23,
+                                      8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31};
+    const __m256i perm = _mm256_loadu_si256((const __m256i *)order), zero = _mm256_setzero_si256();
+    int32_t sum = 0;
+    for (int64_t c = 0; c < chunks; c++) {
+        const __m256i xv = _mm256_permutexvar_epi8(perm, _mm256_loadu_si256((const __m256i *)(x + 32 * c)));
+        const __m256i m = _mm256_abs_epi8(xv);
+        uint32_t *o = pl + c * (P + 1);
+        o[0] = _mm256_cmpgt_epi8_mask(xv, zero);
+        for (int b = 0; b < P; b++) o[1 + b] = _mm256_test_epi8_mask(m, _mm256_set1_epi8((char)(1 << b)));
+        const __m256i s = _mm256_sad_epu8(m, zero);
+        const __m128i s2 = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+        sum += (int32_t)(_mm_cvtsi128_si64(s2) + _mm_extract_epi64(s2, 1));
+        if ((c + 1) % bc == 0 || c + 1 == chunks) { absj[c / bc] = sum; sum = 0; }
+    }
+}
+
+#ifndef USM_POP_PF
+#define USM_POP_PF 2048
+#endif
+
+// One row tile x one token; y = bias + (fa / 2) * sum_j (s_j * sx_j) * D_j by the same operations as usm_lut1s_tile
+// and usm_lut6_tile, so the three give the same bits on the same activations.
+static USM_AI TPOP void usm_popcnt1_tile(const usm_qgemm_args *a, const uint32_t *pl, const int32_t *absj,
+                                         int64_t tile, int64_t t, const int P, const int DOTS) {
+    const int64_t chunks = (a->groups * 4 + 31) / 32, nb = a->nb;
+    const int64_t bc = nb == 1 ? chunks : a->block_groups / 8;
+    const uint8_t *w = a->w + tile * chunks * 64;
+    const int su8 = a->scale_u8;
+    __m512 fA[1][4];
+    fA[0][0] = _mm512_setzero_ps();
+    for (int64_t j = 0; j < nb; j++) {
+        const int64_t c0 = j * bc, c1 = usm_min64(c0 + bc, chunks);
+        __m512i acc[7];
+        for (int b = 0; b < P; b++) acc[b] = _mm512_setzero_si512();
+        for (int64_t c = c0; c < c1; c++) {
+            if (USM_POP_PF > 0) _mm_prefetch((const char *)(w + c * 64 + USM_POP_PF), _MM_HINT_T0);
+            const __m512i wv = _mm512_loadu_si512(w + c * 64);
+            const uint32_t *o = pl + c * (P + 1);
+            const __m512i sp = _mm512_set1_epi32((int)o[0]);
+            for (int b = 0; b < P; b++)  // (w xnor sign) & m_b: truth table 0x82
+                acc[b] = _mm512_add_epi32(acc[b], _mm512_popcnt_epi32(
+                    _mm512_ternarylogic_epi32(wv, sp, _mm512_set1_epi32((int)o[1 + b]), 0x82)));
+        }
+        __m512i s = acc[P - 1];
+        for (int b = P - 2; b >= 0; b--) s = _mm512_add_epi32(_mm512_add_epi32(s, s), acc[b]);
+        const __m512i d = _mm512_sub_epi32(_mm512_add_epi32(s, s), _mm512_set1_epi32(absj[j]));
+        const __m512 sv = usm_meta512(a->scale, (tile * nb + j) * 16, su8, 0);
+        fA[0][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(sv, _mm512_set1_ps(a->sx[t * nb + j])), fA[0][0]);
+        if (DOTS) usm_store_dots(a, tile, t, j, d);
+    }
+    usm_lut_store_y(a, tile, t, 1, 1, fA);
+}
+
+static USM_AI TPOP void usm_popcnt1_run(const usm_qgemm_args *a, uint8_t *scratch, int64_t tb, int64_t te,
+                                        int64_t t0, int64_t t1, const int P, const int DOTS) {
+    const int64_t chunks = (a->groups * 4 + 31) / 32, nb = a->nb;
+    const int64_t bc = nb == 1 ? chunks : a->block_groups / 8;
+    uint32_t *pl = (uint32_t *)scratch;
+    int32_t *absj = (int32_t *)(pl + chunks * 8);
+    for (int64_t t = t0; t < t1; t++) {
+        usm_popcnt1_planes(a->x + t * a->xstride, chunks, bc, P, pl, absj);
+        for (int64_t tile = tb; tile < te; tile++) usm_popcnt1_tile(a, pl, absj, tile, t, P, DOTS);
+    }
+}
+
+TPOP void usm_popcnt1_gemv(const usm_qgemm_args *a, int32_t abits, uint8_t *scratch, int64_t tb, int64_t te,
+                           int64_t t0, int64_t t1) {
+    if (abits == 6) {
+        if (a->dots) usm_popcnt1_run(a, scratch, tb, te, t0, t1, 5, 1);
+        else usm_popcnt1_run(a, scratch, tb, te, t0, t1, 5, 0);
+    } else {
+        if (a->dots) usm_popcnt1_run(a, scratch, tb, te, t0, t1, 7, 1);
+        else usm_popcnt1_run(a, scratch, tb, te, t0, t1, 7, 0);
+    }
+}
+
 // ===================================== AVX2: activation quantization ============================================
 
 // The steps of usm_quantize_rows, with the portable loop's values: max|x| (exact in any order), x / s by IEEE

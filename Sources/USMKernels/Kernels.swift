@@ -16,6 +16,9 @@ import USMTensor
 //   zero point times S) are applied in f32 on the output of each block.
 // - `w1a6-*`: under `ActivationMode.int6Binary` the activations of 1-bit layers are quantized to codes within ±31 by
 //   the same quantizer (its code limit 31); an 8-bit kernel runs such codes exactly, the w1a6 table lookup faster.
+// - `w1a*-xnor-popcnt-*`: bit-serial single-token (GEMV) kernels on the 1-bit lookup layout (sign and magnitude bit
+//   planes of the codes, vpternlogd + vpopcntd), bit-identical to the lookup kernels; dispatch runs them for one-token
+//   products where a token's lookup tables would not stay in L1 (`SingleTokenChoice`).
 // - Layouts are repacked once at load (`PreparedWeight.layoutDescription`): tiles of 16 rows x 4 columns for the
 //   vpdpbusd / vpmaddubsw kernels, tiles of 16 rows x 32 columns for the 1-bit table-lookup kernel; the same number of
 //   bits per weight as on disk.
@@ -31,7 +34,7 @@ public enum KernelISA: Int32, Sendable, CaseIterable, CustomStringConvertible {
     case avx2 = 1
     /// x86-64 AVX-512 F/BW/VL/DQ + VNNI
     case avx512 = 2
-    /// the above + VBMI (vpermb, vpmultishiftqb)
+    /// the above + VBMI (vpermb, vpmultishiftqb) and VPOPCNTDQ (Ice Lake, Zen 4 and later have both)
     case avx512vbmi = 3
     /// arm64 Advanced SIMD (baseline ARMv8-A NEON)
     case neon = 4
@@ -67,8 +70,12 @@ public struct KernelDescriptor: Sendable, Hashable, CustomStringConvertible {
     /// Which schemes it serves.
     public let schemes: [QuantScheme]
     public let summary: String
-    /// Table-lookup layout: needs blocks that are a multiple of 32 columns (or one block per row).
-    public var needsBlocksOf32: Bool { name.contains("-lut-") }
+    /// Runs one token at a time (a GEMV form): dispatch uses it only for single-token products, beside a kernel of
+    /// the same layout and activation codes (`KernelRegistry.singleTokenKernel(beside:scheme:)`).
+    public var singleToken = false
+    /// Table-lookup layout (the 1-bit lookup and popcount kernels): needs blocks that are a multiple of 32 columns
+    /// (or one block per row).
+    public var needsBlocksOf32: Bool { name.contains("-lut-") || name.contains("-popcnt-") }
     public var isSupported: Bool { isa.isSupported }
     public var description: String { name }
 }
@@ -92,6 +99,13 @@ public enum KernelRegistry {
                 schemes: [.binAsym],
                 summary: "T-MAC style: per token and 4 columns the 16 subset sums of the activations' low nibbles and high parts as byte tables; 4 weight bits of 16 rows index them with vpermb (vpmultishiftqb unpacks 32 columns x 16 rows from one 64-byte load), byte sums over 64 columns, vpdpbusd with ones, exact int32 per block; 4 tokens per tile"),
         ]
+        for abits in [6, 8] {
+            list.append(KernelDescriptor(
+                name: "w1a\(abits)-xnor-popcnt-16x1-avx512vpopcntdq", isa: .avx512vbmi, weightBits: 1,
+                activationBits: abits, schemes: [.bin, .binNorm],
+                summary: "bit-serial GEMV on the table-lookup layout: the codes as a sign plane and \(abits - 1) magnitude bit planes (4 bytes each per 32 columns, in L1 at any K), per plane one vpternlogd (w xnor sign, and plane) and one vpopcntd for 16 rows x 32 columns, shift-adds per block to D = 2 sum 2^b count_b - sum |x|; the table-lookup kernels' f32 operations, so the same bits; 1 tile x 1 token",
+                singleToken: true))
+        }
         for (bits, schemes) in [(1, oneBit), (2, [QuantScheme.int2]), (4, [.int4]), (8, [.int8])] {
             list.append(KernelDescriptor(
                 name: "w\(bits)a8-dpbusd-16x8-avx512vnni", isa: .avx512, weightBits: bits, activationBits: 8,
@@ -140,7 +154,7 @@ public enum KernelRegistry {
     /// Kernels that can run `scheme` with activations of `activationBits` (32: f32; 8: int8; 6: codes within +-31),
     /// fastest first. An 8-bit kernel runs 6-bit codes exactly, so it follows the 6-bit ones as their fallback.
     public static func candidates(for scheme: QuantScheme, activationBits: Int) -> [KernelDescriptor] {
-        let serving = all.filter { $0.schemes.contains(scheme) }
+        let serving = all.filter { $0.schemes.contains(scheme) && !$0.singleToken }
         if activationBits == 32 || scheme == .f32 { return serving.filter { $0.activationBits == 32 } }
         let exact = serving.filter { $0.activationBits == activationBits }
         return activationBits == 8 ? exact : exact + serving.filter { $0.activationBits == 8 }
@@ -164,6 +178,15 @@ public enum KernelRegistry {
     public static func select(for scheme: QuantScheme, floatActivations: Bool, maxISA: KernelISA = .best,
                               blockSize: Int = 0) -> KernelDescriptor {
         select(for: scheme, activationBits: floatActivations ? 32 : 8, maxISA: maxISA, blockSize: blockSize)
+    }
+
+    /// The single-token kernel that dispatch runs for one-token products beside `kernel` (same layout, activation
+    /// codes and scheme, supported, at or below its tier), or nil.
+    public static func singleTokenKernel(beside kernel: KernelDescriptor, scheme: QuantScheme) -> KernelDescriptor? {
+        all.first {
+            $0.singleToken && $0.isSupported && $0.isa.rawValue <= kernel.isa.rawValue && $0.schemes.contains(scheme)
+                && $0.activationBits == kernel.activationBits && $0.needsBlocksOf32 == kernel.needsBlocksOf32
+        }
     }
 
     public static func activationQuantizer(maxISA: KernelISA = .best) -> KernelDescriptor {

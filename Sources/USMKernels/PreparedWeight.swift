@@ -18,6 +18,20 @@ public enum ActivationMode: String, Sendable, CaseIterable {
     public var perBlock: Bool { self == .int8PerBlock || self == .int6Binary }
 }
 
+/// Which kernel runs single-token products (GEMV) of 1-bit weights in the table-lookup layout, where the CPU has both.
+public enum SingleTokenChoice: String, Sendable, CaseIterable {
+    /// the bit-serial popcount kernel where one token's lookup tables would take more than 16 KB (6-bit codes: K >
+    /// 4096, int8: K > 2048), which the weight stream then evicts from a 32 KB L1; the lookup kernel below that
+    case automatic
+    /// always the bit-serial popcount kernel
+    case bitSerial = "popcnt"
+    /// always the table-lookup kernel
+    case tableLookup = "lut"
+
+    /// A token's lookup tables above this many bytes select the bit-serial kernel under `.automatic`.
+    public static let tableBudget = 16 << 10
+}
+
 /// The 1-bit table-lookup kernels' products (AVX-512 VBMI): int8 activations split into low-nibble and high-part
 /// tables, or 6-bit codes in one table of signed sums. Each call builds its tokens' tables, 4 at a time, in its own
 /// scratch.
@@ -120,6 +134,8 @@ public struct PreparedWeight: Sendable {
     /// The kernel that runs the product, named by its contract.
     public let kernelName: String
     public let kernel: KernelDescriptor
+    /// The kernel that runs single-token products (GEMV) where one serves `kernel`'s layout, else nil (`kernel` runs them).
+    public let singleTokenKernel: KernelDescriptor?
     /// What preparation did to the stored layout, for the loader's report.
     public let layoutDescription: String
     /// Bytes the prepared weight occupies (codes or values, scales, bias).
@@ -152,7 +168,7 @@ public struct PreparedWeight: Sendable {
     let quantizerISA: Int32
 
     public init(_ w: PackedTensor, bias: [Float]? = nil, activations: ActivationMode = .float,
-                isa: KernelISA = .best) throws(KernelError) {
+                isa: KernelISA = .best, singleToken: SingleTokenChoice = .automatic) throws(KernelError) {
         let l = w.layout
         if let bias, bias.count != l.rows {
             throw .shapeMismatch("bias has \(bias.count) values for a weight of \(l.rows) rows")
@@ -170,6 +186,10 @@ public struct PreparedWeight: Sendable {
                                        blockSize: l.blockSize)
         kernelName = kernel.name
         lookup = kernel.needsBlocksOf32 ? (kernel.activationBits == 6 ? .sixBit : .eightBit) : nil
+        let tableBytes = lookup == .sixBit ? usm_lut1a6_table_bytes(Int64(l.k)) : usm_lut1_table_bytes(Int64(l.k))
+        let wantsBitSerial = singleToken == .bitSerial
+            || (singleToken == .automatic && tableBytes > SingleTokenChoice.tableBudget)
+        singleTokenKernel = floatPath || !wantsBitSerial ? nil : KernelRegistry.singleTokenKernel(beside: kernel, scheme: l.scheme)
         quantizerISA = KernelRegistry.activationQuantizer(maxISA: kernel.isa).isa.rawValue
         nb = l.blocksPerRow
         blockLength = l.blockLength
@@ -262,6 +282,9 @@ public struct PreparedWeight: Sendable {
         }
         preparedBytes = weights.count + scaleBytes.count + (zpBytes?.count ?? 0) + (fa.count + fb.count + (bias?.count ?? 0)) * 4
     }
+
+    /// The kernel that runs a product of `n` tokens.
+    public func kernelName(tokens n: Int) -> String { n == 1 ? (singleTokenKernel ?? kernel).name : kernelName }
 
     /// `x` is `[n, k]` row-major, `y` receives `[n, rows]`.
     public func apply(_ x: UnsafeBufferPointer<Float>, n: Int, into y: UnsafeMutableBufferPointer<Float>,
@@ -359,8 +382,11 @@ public struct PreparedWeight: Sendable {
         let nab = activationBlock == 0 ? 1 : nb
         ws.reserve(bytes: n * qstride, meta: n * (nab + 2 * nb), sums: n * nb)
         let (lookup, amax) = (lookup, activationMax)
+        let amaxBits = amax == 31 ? 6 : 8
         let parts = parts(threads: ws.threads, n: n)
-        let tableBytes = ((lookup?.scratchBytes(k: k) ?? 0) + 63) / 64 * 64
+        let single = n == 1 && singleTokenKernel != nil
+        let scratch = single ? Int(usm_popcnt1_scratch(Int64(k), Int64(nb))) : lookup?.scratchBytes(k: k) ?? 0
+        let tableBytes = (scratch + 63) / 64 * 64
         Workspace.grow(&ws.tables, parts * tableBytes)
         let isa = kernel.isa.rawValue
         let qisa = quantizerISA
@@ -396,7 +422,10 @@ public struct PreparedWeight: Sendable {
                                             withUnsafePointer(to: args) { ap in
                                                 parallelFor(parts) { i in
                                                     let r = partition(i, of: parts, n: n)
-                                                    if let lookup {
+                                                    if single {
+                                                        usm_popcnt1_gemv(ap, Int32(amaxBits), tabb.baseAddress! + i * tableBytes,
+                                                                         Int64(r.tb), Int64(r.te), 0, 1)
+                                                    } else if let lookup {
                                                         lookup.gemm(ap, scratch: tabb.baseAddress! + i * tableBytes, r.tb..<r.te,
                                                                     tokens: r.t0..<r.t1)
                                                     } else {

@@ -42,6 +42,8 @@ struct KernelsCommand: ParsableCommand {
     @Option(help: "ONNX Runtime peer block sizes (empty: skip the peer).") var peerBlocks = "64,32"
     @Option(help: "ISA tiers to run, comma separated (best = what dispatch picks; portable, avx2, avx512vnni, avx512vbmi, neon, neondotprod).")
     var isa = "best"
+    @Option(help: "Single-token kernel of 1-bit weights in the lookup layout, comma separated: automatic, popcnt (bit-serial), lut (table lookup).")
+    var gemv = "automatic"
 
     func run() throws {
         let threadList = threads.split(separator: ",").compactMap { Int($0) }
@@ -57,6 +59,10 @@ struct KernelsCommand: ParsableCommand {
             if name == "best" { return KernelISA.best }
             guard let t = KernelISA.allCases.first(where: { $0.description == name }) else { throw ValidationError("bad isa \(name)") }
             return t
+        }
+        let gemvList = try gemv.split(separator: ",").map { name -> SingleTokenChoice in
+            guard let c = SingleTokenChoice(rawValue: String(name)) else { throw ValidationError("bad --gemv \(name)") }
+            return c
         }
         let log: (String) -> Void = { s in if !json { print(s) } else { FileHandle.standardError.write((s + "\n").data(using: .utf8)!) } }
 
@@ -75,8 +81,10 @@ struct KernelsCommand: ParsableCommand {
               let w = try Quantizer.quantize(values, shape: [rows, k], spec: spec)
               var seen = Set<String>()
               for tier in isaList {
-                let p = try PreparedWeight(w, activations: scheme == .f32 ? .float : sixBit ? .int6Binary : mode, isa: tier)
-                guard seen.insert(p.kernelName).inserted else { continue }
+               for choice in gemvList {
+                let p = try PreparedWeight(w, activations: scheme == .f32 ? .float : sixBit ? .int6Binary : mode, isa: tier,
+                                           singleToken: choice)
+                guard seen.insert(p.kernelName + "|" + p.kernelName(tokens: 1)).inserted else { continue }
                 let bpw = Double(p.preparedBytes * 8) / Double(rows * k)
                 let copies = max(2, (coldMb << 20) / max(p.preparedBytes, 1) + 1)
                 var cold: [PreparedWeight] = []
@@ -87,7 +95,11 @@ struct KernelsCommand: ParsableCommand {
                         var y = [Float](repeating: 0, count: n * rows)
                         var modes = [("hot", [p])]
                         if n <= 8 {
-                            if cold.isEmpty { cold = try (0..<copies).map { _ in try PreparedWeight(w, activations: p.activations, isa: tier) } }
+                            if cold.isEmpty {
+                                cold = try (0..<copies).map { _ in
+                                    try PreparedWeight(w, activations: p.activations, isa: tier, singleToken: choice)
+                                }
+                            }
                             modes.append(("cold", cold))
                         }
                         for (m, set) in modes {
@@ -97,7 +109,7 @@ struct KernelsCommand: ParsableCommand {
                                 }
                             }
                             let r = KernelResult(
-                                impl: "usm", kernel: p.kernelName, scheme: cfg, shape: shape, n: n, threads: t, mode: m,
+                                impl: "usm", kernel: p.kernelName(tokens: n), scheme: cfg, shape: shape, n: n, threads: t, mode: m,
                                 timeUs: sec * 1e6, gops: 2 * Double(rows * k * n) / sec / 1e9,
                                 weightGBs: Double(p.preparedBytes) / sec / 1e9, bitsPerWeight: bpw,
                                 weightBytes: p.preparedBytes)
@@ -107,6 +119,7 @@ struct KernelsCommand: ParsableCommand {
                     }
                 }
                 cold = []
+               }
               }
             }
         }
@@ -142,7 +155,7 @@ struct KernelsCommand: ParsableCommand {
         for r in all where r.impl == "usm" {
             let ort = all.first { $0.impl == "ort" && $0.kernel.contains("-b64-") && $0.shape == r.shape && $0.n == r.n && $0.threads == r.threads && $0.mode == r.mode }
             let f32 = all.first { $0.impl == "usm" && $0.scheme == "f32" && $0.shape == r.shape && $0.n == r.n && $0.threads == r.threads && $0.mode == r.mode }
-            let one = all.first { $0.impl == "usm" && $0.scheme == r.scheme && $0.shape == r.shape && $0.n == r.n && $0.threads == 1 && $0.mode == r.mode }
+            let one = all.first { $0.impl == "usm" && $0.scheme == r.scheme && $0.kernel == r.kernel && $0.shape == r.shape && $0.n == r.n && $0.threads == 1 && $0.mode == r.mode }
             func ratio(_ other: KernelResult?, _ what: String) -> String {
                 guard let o = other else { return String(format: "  %6@ %@", "-" as NSString, what as NSString) }
                 return String(format: "  x%5.2f %@", o.timeUs / r.timeUs, what as NSString)

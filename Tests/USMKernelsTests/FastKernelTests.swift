@@ -156,6 +156,48 @@ import USMTensor
         }
     }
 
+    /// The bit-serial (XNOR/popcount) GEMV: every block dot of single tokens equals the reference's, for int8 and 6-bit
+    /// codes at their extremes (+-127, +-31) and random ones, per channel and blocks of 32 to 128, K from 64 to 6144
+    /// (not a multiple of the block), rows not a multiple of 16; and y is bit-identical to the table-lookup kernel's.
+    @Test(.enabled(if: KernelISA.avx512vbmi.isSupported))
+    func bitSerialGEMVIsBitExact() throws {
+        for scheme in [QuantScheme.bin, .binNorm] {
+            for (rows, k, block) in [(16, 64, 64), (17, 100, 32), (35, 200, 0), (33, 2000, 32), (40, 3200, 64),
+                                     (20, 6144, 64), (18, 4100, 128), (3, 96, 32)] {
+                var wv = pseudoRandom(rows * k, seed: UInt64(rows * 13 + k))
+                for c in 0..<k { wv[c] = 1 + Float(c % 3); wv[k + c] = -1 - Float(c % 5) }  // all-ones, all-zero rows
+                let w = try Quantizer.quantize(wv, shape: [rows, k], spec: QuantSpec(scheme: scheme, blockSize: block))
+                let random = pseudoRandom(k, seed: UInt64(k))
+                let extreme = (0..<k).map { c in [127, -127, -113, 119, 0, -128, 15, -16][(c * 7 + c / 5) % 8] as Float }
+                for x in [random, extreme] {
+                    for mode in [ActivationMode.int8PerToken, .int8PerBlock, .int6Binary] {
+                        let p = try PreparedWeight(w, activations: mode, singleToken: .bitSerial)
+                        let lut = try PreparedWeight(w, activations: mode, singleToken: .tableLookup)
+                        let what = "\(scheme) block \(block) \(rows)x\(k) \(mode)"
+                        #expect(p.kernelName(tokens: 1).contains("-popcnt-") && p.kernelName(tokens: 2) == p.kernelName, "\(what)")
+                        #expect(lut.kernelName(tokens: 1) == lut.kernelName && lut.kernelName.contains("-lut-"), "\(what)")
+                        let xq = try Self.referenceCodes(x, n: 1, k: k, block: block, mode: mode, scheme: scheme)
+                        let (dots, sums) = p.integerBlockDots(x, n: 1)
+                        #expect(Self.blockDotsMatchReference(w, xq.values, n: 1, dots: dots, sums: sums), "\(what)")
+                        #expect(p.apply(x, n: 1) == lut.apply(x, n: 1), "\(what): popcount vs table lookup")
+                    }
+                }
+            }
+        }
+        // automatic: the bit-serial kernel only where a token's tables pass 16 KB (6-bit codes: K > 4096, int8: K > 2048)
+        for (k, mode, popcount) in [(1536, ActivationMode.int6Binary, false), (6144, .int6Binary, true),
+                                    (1536, .int8PerBlock, false), (3200, .int8PerBlock, true)] {
+            let w = try Quantizer.quantize(pseudoRandom(32 * k, seed: 3), shape: [32, k], spec: QuantSpec(scheme: .bin, blockSize: 64))
+            let p = try PreparedWeight(w, activations: mode)
+            #expect(p.kernelName(tokens: 1).contains("-popcnt-") == popcount, "K = \(k) \(mode)")
+        }
+        // no bit-serial kernel for bin_asym (zero points) or below the VBMI tier
+        let asym = try Quantizer.quantize(pseudoRandom(32 * 64, seed: 4), shape: [32, 64], spec: QuantSpec(scheme: .binAsym, blockSize: 64))
+        #expect(try PreparedWeight(asym, activations: .int8PerBlock, singleToken: .bitSerial).singleTokenKernel == nil)
+        let bin = try Quantizer.quantize(pseudoRandom(32 * 64, seed: 5), shape: [32, 64], spec: QuantSpec(scheme: .bin, blockSize: 64))
+        #expect(try PreparedWeight(bin, activations: .int8PerBlock, isa: .avx512, singleToken: .bitSerial).singleTokenKernel == nil)
+    }
+
     /// |y - reference| <= 1e-5 * sum_j sx_j * (s_j * sum_c (|q_c| + offset) |xq_c| + |zp_j| * sum_c |xq_c|): f32
     /// rounding of the per-block scale products, relative to the magnitude of the terms summed.
     @Test(arguments: isas)
@@ -245,6 +287,13 @@ import USMTensor
         #expect(pf.activations == .float && pf.kernel.activationBits == 32)
         // every registered kernel this CPU runs is reachable through dispatch (the other architecture's never are)
         for d in KernelRegistry.all where d.isSupported {
+            if d.singleToken {  // reachable beside the kernel of its layout and codes
+                for s in d.schemes {
+                    let lut = KernelRegistry.select(for: s, activationBits: d.activationBits, maxISA: d.isa, blockSize: 64)
+                    #expect(KernelRegistry.singleTokenKernel(beside: lut, scheme: s) == d, "\(d) \(s)")
+                }
+                continue
+            }
             for s in d.schemes {
                 #expect(KernelRegistry.select(for: s, activationBits: d.activationBits, maxISA: d.isa, blockSize: 64) == d || s == .f32)
             }

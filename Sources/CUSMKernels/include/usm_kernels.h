@@ -14,7 +14,7 @@ enum {
     USM_ISA_PORTABLE = 0,   ///< plain C, any CPU
     USM_ISA_AVX2 = 1,       ///< x86-64 AVX2 + FMA
     USM_ISA_AVX512 = 2,     ///< x86-64 AVX-512 F/BW/VL/DQ + VNNI
-    USM_ISA_AVX512VBMI = 3, ///< the above + VBMI (vpermb, vpmultishiftqb)
+    USM_ISA_AVX512VBMI = 3, ///< the above + VBMI (vpermb, vpmultishiftqb) + VPOPCNTDQ (Ice Lake, Zen 4 and later)
     USM_ISA_NEON = 4,       ///< arm64 Advanced SIMD (baseline ARMv8-A)
     USM_ISA_NEON_DOTPROD = 5, ///< arm64 NEON + SDOT (ARMv8.2 dotprod, HWCAP_ASIMDDP)
 };
@@ -93,6 +93,16 @@ void usm_lut1a6_tables(const int8_t *x, int64_t xstride, int64_t n, int64_t k, u
 void usm_lut1a6_gemm(const usm_qgemm_args *a, uint8_t *tables, int64_t tile_begin, int64_t tile_end,
                      int64_t t_begin, int64_t t_end);
 int64_t usm_lut1a6_gemm_scratch(int64_t k);
+
+/// Bit-serial (XNOR/popcount) form of usm_lut1_gemm / usm_lut1a6_gemm for bin and bin_norm (corr_is_scale, offset 1,
+/// shift 1) on the same table-lookup layout, one row tile x one token at a time: the activation codes (abits 6: within
+/// +-31; 8: int8) are split into a sign plane and 5 (7) magnitude bit planes, and per 32 columns and plane one
+/// vpternlogd (xnor with the sign plane, and with the magnitude plane) and one vpopcntd give 16 rows' counts. The same
+/// D and the same f32 operations as the table-lookup kernels, so the same bits. `scratch`: usm_popcnt1_scratch(k, nb)
+/// bytes (a token's planes, 4.5 KB at K = 6144 for 6-bit codes). AVX-512 VBMI + VPOPCNTDQ only.
+void usm_popcnt1_gemv(const usm_qgemm_args *a, int32_t abits, uint8_t *scratch, int64_t tile_begin, int64_t tile_end,
+                      int64_t t_begin, int64_t t_end);
+int64_t usm_popcnt1_scratch(int64_t k, int64_t nb);
 
 typedef struct usm_fgemm_args {
     const float *w;          ///< [tiles][k][16]

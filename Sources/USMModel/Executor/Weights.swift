@@ -271,6 +271,11 @@ private struct Loader<Source: TensorSource> {
     mutating func count(_ p: PreparedWeight) {
         kernels[p.kernelName, default: 0] += 1
         if kernelLayouts[p.kernelName] == nil { kernelLayouts[p.kernelName] = p.layoutDescription }
+        if let s = p.singleTokenKernel {  // one-token products of the same weight
+            let key = s.name + " (single tokens)"
+            kernels[key, default: 0] += 1
+            if kernelLayouts[key] == nil { kernelLayouts[key] = "the layout of \(p.kernelName)" }
+        }
     }
 
     /// LSTM layer 0 as its recurrent matrix `[4H, H]` (prepared, no bias) and the table of `W_ih e_t + bias` for every
