@@ -151,8 +151,14 @@ void usm_repack_lut1(const uint8_t *codes, int64_t rows, int64_t row_bytes, int6
             uint32_t v;
             memcpy(&v, row + ch * 4, 4);
             if (ch == chunks - 1) v &= last;
-            uint8_t *o = out + (tile * chunks + ch) * 64 + 4 * r;
-            for (int g = 0; g < 4; g++) o[g] = (uint8_t)(((v >> (4 * g)) & 15u) | (((v >> (4 * g + 16)) & 15u) << 4));
+            // nibble g of the low half to the low nibble of byte g, nibble g of the high half to its high nibble
+            uint32_t lo = v & 0xFFFFu, hi = v >> 16;
+            lo = (lo | (lo << 8)) & 0x00FF00FFu;
+            lo = (lo | (lo << 4)) & 0x0F0F0F0Fu;
+            hi = (hi | (hi << 8)) & 0x00FF00FFu;
+            hi = (hi | (hi << 4)) & 0x0F0F0F0Fu;
+            const uint32_t packed = lo | (hi << 4);
+            memcpy(out + (tile * chunks + ch) * 64 + 4 * r, &packed, 4);  // little-endian: byte g first
         }
     }
 }
