@@ -577,7 +577,7 @@ static USM_AI TPOP void usm_popcnt1_planes(const int8_t *x, int64_t chunks, int6
 // One row tile x one token; y = bias + (fa / 2) * sum_j (s_j * sx_j) * D_j by the same operations as usm_lut1s_tile
 // and usm_lut6_tile, so the three give the same bits on the same activations.
 static USM_AI TPOP void usm_popcnt1_tile(const usm_qgemm_args *a, const uint32_t *pl, const int32_t *absj,
-                                         int64_t tile, int64_t t, const int P, const int DOTS) {
+                                         int64_t tile, int64_t t, const int P, const int BC, const int DOTS) {
     const int64_t chunks = (a->groups * 4 + 31) / 32, nb = a->nb;
     const int64_t bc = nb == 1 ? chunks : a->block_groups / 8;
     const uint8_t *w = a->w + tile * chunks * 64;
@@ -586,6 +586,30 @@ static USM_AI TPOP void usm_popcnt1_tile(const usm_qgemm_args *a, const uint32_t
     fA[0][0] = _mm512_setzero_ps();
     for (int64_t j = 0; j < nb; j++) {
         const int64_t c0 = j * bc, c1 = usm_min64(c0 + bc, chunks);
+        if (BC > 0 && c1 - c0 == BC) {
+            // short blocks: the block's chunks in registers, planes outer, one shift-add chain over the planes with
+            // each plane's counts of all chunks summed first
+            __m512i wv[4], sp[4], s = _mm512_setzero_si512();
+            for (int i = 0; i < BC; i++) {
+                if (USM_POP_PF > 0) _mm_prefetch((const char *)(w + (c0 + i) * 64 + USM_POP_PF), _MM_HINT_T0);
+                wv[i] = _mm512_loadu_si512(w + (c0 + i) * 64);
+                sp[i] = _mm512_set1_epi32((int)pl[(c0 + i) * (P + 1)]);
+            }
+            for (int b = P - 1; b >= 0; b--) {
+                __m512i t = _mm512_setzero_si512();
+                for (int i = 0; i < BC; i++) {
+                    const __m512i m = _mm512_set1_epi32((int)pl[(c0 + i) * (P + 1) + 1 + b]);
+                    const __m512i cnt = _mm512_popcnt_epi32(_mm512_ternarylogic_epi32(wv[i], sp[i], m, 0x82));
+                    t = i == 0 ? cnt : _mm512_add_epi32(t, cnt);
+                }
+                s = b == P - 1 ? t : _mm512_add_epi32(_mm512_add_epi32(s, s), t);
+            }
+            const __m512i d = _mm512_sub_epi32(_mm512_add_epi32(s, s), _mm512_set1_epi32(absj[j]));
+            const __m512 sv = usm_meta512(a->scale, (tile * nb + j) * 16, su8, 0);
+            fA[0][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(sv, _mm512_set1_ps(a->sx[t * nb + j])), fA[0][0]);
+            if (DOTS) usm_store_dots(a, tile, t, j, d);
+            continue;
+        }
         __m512i acc[7];
         for (int b = 0; b < P; b++) acc[b] = _mm512_setzero_si512();
         for (int64_t c = c0; c < c1; c++) {
@@ -615,7 +639,13 @@ static USM_AI TPOP void usm_popcnt1_run(const usm_qgemm_args *a, uint8_t *scratc
     int32_t *absj = (int32_t *)(pl + chunks * 8);
     for (int64_t t = t0; t < t1; t++) {
         usm_popcnt1_planes(a->x + t * a->xstride, chunks, bc, P, pl, absj);
-        for (int64_t tile = tb; tile < te; tile++) usm_popcnt1_tile(a, pl, absj, tile, t, P, DOTS);
+        // blocks of 32, 64 and 128 columns take the short-block form (a last partial block the general one)
+        for (int64_t tile = tb; tile < te; tile++) {
+            if (bc == 2) usm_popcnt1_tile(a, pl, absj, tile, t, P, 2, DOTS);
+            else if (bc == 1) usm_popcnt1_tile(a, pl, absj, tile, t, P, 1, DOTS);
+            else if (bc == 4) usm_popcnt1_tile(a, pl, absj, tile, t, P, 4, DOTS);
+            else usm_popcnt1_tile(a, pl, absj, tile, t, P, 0, DOTS);
+        }
     }
 }
 
