@@ -586,10 +586,11 @@ static USM_AI TPOP void usm_popcnt1_tile(const usm_qgemm_args *a, const uint32_t
     fA[0][0] = _mm512_setzero_ps();
     for (int64_t j = 0; j < nb; j++) {
         const int64_t c0 = j * bc, c1 = usm_min64(c0 + bc, chunks);
+        __m512i s = _mm512_setzero_si512();  // sum_b 2^b count_b over the block
         if (BC > 0 && c1 - c0 == BC) {
             // short blocks: the block's chunks in registers, planes outer, one shift-add chain over the planes with
             // each plane's counts of all chunks summed first
-            __m512i wv[4], sp[4], s = _mm512_setzero_si512();
+            __m512i wv[4], sp[4];
             for (int i = 0; i < BC; i++) {
                 if (USM_POP_PF > 0) _mm_prefetch((const char *)(w + (c0 + i) * 64 + USM_POP_PF), _MM_HINT_T0);
                 wv[i] = _mm512_loadu_si512(w + (c0 + i) * 64);
@@ -597,32 +598,28 @@ static USM_AI TPOP void usm_popcnt1_tile(const usm_qgemm_args *a, const uint32_t
             }
             for (int b = P - 1; b >= 0; b--) {
                 __m512i t = _mm512_setzero_si512();
-                for (int i = 0; i < BC; i++) {
+                for (int i = 0; i < BC; i++) {  // (w xnor sign) & m_b: truth table 0x82
                     const __m512i m = _mm512_set1_epi32((int)pl[(c0 + i) * (P + 1) + 1 + b]);
                     const __m512i cnt = _mm512_popcnt_epi32(_mm512_ternarylogic_epi32(wv[i], sp[i], m, 0x82));
                     t = i == 0 ? cnt : _mm512_add_epi32(t, cnt);
                 }
                 s = b == P - 1 ? t : _mm512_add_epi32(_mm512_add_epi32(s, s), t);
             }
-            const __m512i d = _mm512_sub_epi32(_mm512_add_epi32(s, s), _mm512_set1_epi32(absj[j]));
-            const __m512 sv = usm_meta512(a->scale, (tile * nb + j) * 16, su8, 0);
-            fA[0][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(sv, _mm512_set1_ps(a->sx[t * nb + j])), fA[0][0]);
-            if (DOTS) usm_store_dots(a, tile, t, j, d);
-            continue;
+        } else {
+            __m512i acc[7];
+            for (int b = 0; b < P; b++) acc[b] = _mm512_setzero_si512();
+            for (int64_t c = c0; c < c1; c++) {
+                if (USM_POP_PF > 0) _mm_prefetch((const char *)(w + c * 64 + USM_POP_PF), _MM_HINT_T0);
+                const __m512i wv = _mm512_loadu_si512(w + c * 64);
+                const uint32_t *o = pl + c * (P + 1);
+                const __m512i sp = _mm512_set1_epi32((int)o[0]);
+                for (int b = 0; b < P; b++)
+                    acc[b] = _mm512_add_epi32(acc[b], _mm512_popcnt_epi32(
+                        _mm512_ternarylogic_epi32(wv, sp, _mm512_set1_epi32((int)o[1 + b]), 0x82)));
+            }
+            s = acc[P - 1];
+            for (int b = P - 2; b >= 0; b--) s = _mm512_add_epi32(_mm512_add_epi32(s, s), acc[b]);
         }
-        __m512i acc[7];
-        for (int b = 0; b < P; b++) acc[b] = _mm512_setzero_si512();
-        for (int64_t c = c0; c < c1; c++) {
-            if (USM_POP_PF > 0) _mm_prefetch((const char *)(w + c * 64 + USM_POP_PF), _MM_HINT_T0);
-            const __m512i wv = _mm512_loadu_si512(w + c * 64);
-            const uint32_t *o = pl + c * (P + 1);
-            const __m512i sp = _mm512_set1_epi32((int)o[0]);
-            for (int b = 0; b < P; b++)  // (w xnor sign) & m_b: truth table 0x82
-                acc[b] = _mm512_add_epi32(acc[b], _mm512_popcnt_epi32(
-                    _mm512_ternarylogic_epi32(wv, sp, _mm512_set1_epi32((int)o[1 + b]), 0x82)));
-        }
-        __m512i s = acc[P - 1];
-        for (int b = P - 2; b >= 0; b--) s = _mm512_add_epi32(_mm512_add_epi32(s, s), acc[b]);
         const __m512i d = _mm512_sub_epi32(_mm512_add_epi32(s, s), _mm512_set1_epi32(absj[j]));
         const __m512 sv = usm_meta512(a->scale, (tile * nb + j) * 16, su8, 0);
         fA[0][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(sv, _mm512_set1_ps(a->sx[t * nb + j])), fA[0][0]);
