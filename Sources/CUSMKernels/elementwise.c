@@ -498,7 +498,7 @@ void usm_f16_to_f32_rows(int32_t isa, const uint16_t *x, int64_t xs, float *y, i
 #endif
     (void)isa;
     for (int64_t r = 0; r < rows; r++) {
-        if (rows > 1 && r + EW_ROW_AHEAD < rows) ew_prefetch_span(x + (r + EW_ROW_AHEAD) * xs, cols * 2);
+        if (r + EW_ROW_AHEAD < rows) ew_prefetch_span(x + (r + EW_ROW_AHEAD) * xs, cols * 2);
         fn(x + r * xs, y + r * ys, cols);
     }
 }
@@ -536,17 +536,12 @@ static void ew_dequant_row_portable(const int8_t *q, float s, float *y, int64_t 
 }
 
 #if defined(__x86_64__)
-// lanes i ..< min(i + 16, n) of a 16-float step
-EW_T512 static inline __mmask16 ew_step_mask(int64_t i, int64_t n) {
-    return n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
-}
-
 EW_T512 static void ew_quant_group_avx512(const float *x, int64_t n, int8_t *q, float *scale) {
     const __m512 sign = _mm512_set1_ps(-0.0f), inf = _mm512_set1_ps(INFINITY);
     __m512 amax = _mm512_setzero_ps();
     __mmask16 bad = 0;
     for (int64_t i = 0; i < n; i += 16) {
-        const __mmask16 m = ew_step_mask(i, n);
+        const __mmask16 m = usm_tail16(n - i);
         const __m512 a = _mm512_andnot_ps(sign, _mm512_maskz_loadu_ps(m, x + i));
         bad |= _mm512_mask_cmp_ps_mask(m, a, inf, _CMP_NLT_UQ);
         amax = _mm512_max_ps(amax, a);
@@ -559,7 +554,7 @@ EW_T512 static void ew_quant_group_avx512(const float *x, int64_t n, int8_t *q, 
     }
     const __m512 inv = _mm512_set1_ps(127.0f / am), hi = _mm512_set1_ps(127), lo = _mm512_set1_ps(-127);
     for (int64_t i = 0; i < n; i += 16) {
-        const __mmask16 m = ew_step_mask(i, n);
+        const __mmask16 m = usm_tail16(n - i);
         __m512 v = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), inv),
                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
         v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
@@ -571,7 +566,7 @@ EW_T512 static void ew_quant_group_avx512(const float *x, int64_t n, int8_t *q, 
 EW_T512 static void ew_dequant_row_avx512(const int8_t *q, float s, float *y, int64_t n) {
     const __m512 sv = _mm512_set1_ps(s);
     for (int64_t i = 0; i < n; i += 16) {
-        const __mmask16 m = ew_step_mask(i, n);
+        const __mmask16 m = usm_tail16(n - i);
         const __m512i w = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, q + i));
         _mm512_mask_storeu_ps(y + i, m, _mm512_mul_ps(_mm512_cvtepi32_ps(w), sv));
     }

@@ -9,6 +9,8 @@
 #define USM_ATTENTION_BLOCK 64
 
 static inline int64_t usm_min64(int64_t a, int64_t b) { return a < b ? a : b; }
+/// The lane mask of a 16-lane step with `left` (> 0) values left: lanes 0 ..< min(left, 16).
+static inline uint16_t usm_tail16(int64_t left) { return left >= 16 ? (uint16_t)0xFFFF : (uint16_t)((1u << left) - 1); }
 
 /// The loop of every usm_quantize_act tier (the contract): per token and activation block the scale s = max|x| / qmax
 /// (ascale), per weight block in it s, the code sum and s x sum (codes 0 when s = 0), and the row padding past k

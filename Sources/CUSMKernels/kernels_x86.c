@@ -42,17 +42,25 @@ static USM_AI T512 __m512 usm_meta512(const void *p, int64_t i, int is8, int sig
     return _mm512_cvtepi32_ps(sign ? _mm512_cvtepi8_epi32(v) : _mm512_cvtepu8_epi32(v));
 }
 
-// lanes 0 ..< min(left, 16)
-static USM_AI T512 __mmask16 usm_tail16(int64_t left) {
-    return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
-}
-
 // Tests' block dots: D of row tile `tile`, token t, weight block j into a->dots [n][tiles * 16][nb].
 static USM_AI T512 void usm_store_dots(const usm_qgemm_args *a, int64_t tile, int64_t t, int64_t j, __m512i d) {
     int32_t tmp[16];
     const int64_t rp = (a->rows + 15) / 16 * 16;
     _mm512_storeu_si512(tmp, d);
     for (int r = 0; r < 16; r++) a->dots[(t * rp + tile * 16 + r) * a->nb + j] = tmp[r];
+}
+
+// One weight block's integer dots D (16 rows) onto the f32 accumulator of its row tile and token: f + D * (s * sx),
+// with s the rows' block scales and sx the token's. Every integer kernel applies a block's scales by this one
+// operation sequence, which is what makes the 1-bit lookup and popcount kernels give the same bits.
+static USM_AI T512 __m512 usm_block_acc(__m512 f, __m512i d, __m512 s, float sx) {
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(s, _mm512_set1_ps(sx)), f);
+}
+
+// The 1-bit lookup layout's 32-column chunks per row, and per weight block (all of a row's when one block).
+static inline int64_t usm_lut_chunks(const usm_qgemm_args *a) { return (a->groups * 4 + 31) / 32; }
+static inline int64_t usm_lut_block_chunks(const usm_qgemm_args *a) {
+    return a->nb == 1 ? usm_lut_chunks(a) : a->block_groups / 8;
 }
 
 // GEMV (one token): software prefetch this many bytes ahead in the tile's weight stream. With cycled cold weights
@@ -102,7 +110,7 @@ static USM_AI T512 void usm_q512_tile(const usm_qgemm_args *a, int64_t tile, int
             const __m512 cv = cis ? sv : usm_meta512(a->corr, si, ci8, 1);
             for (int t = 0; t < NT; t++) {
                 const int64_t ti = (t0 + t) * nb + j;
-                fA[tt][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[tt][0][t]), _mm512_mul_ps(sv, _mm512_set1_ps(a->sx[ti])), fA[tt][t]);
+                fA[tt][t] = usm_block_acc(fA[tt][t], acc[tt][0][t], sv, a->sx[ti]);
                 fB[tt][t] = _mm512_fmadd_ps(cv, _mm512_set1_ps(a->sxs[ti]), fB[tt][t]);
             }
             if (DOTS) {
@@ -212,8 +220,7 @@ TVBMI void usm_lut1_tables(const int8_t *x, int64_t xstride, int64_t n, int64_t 
 static USM_AI TVBMI void usm_lut1_tile(const usm_qgemm_args *a, const uint8_t *tables, int64_t tile, int64_t t0,
                                        const int TT, const int NT, const int DOTS, int64_t j0, int64_t j1,
                                        const int ACC) {
-    const int64_t chunks = (a->groups * 4 + 31) / 32, nb = a->nb;
-    const int64_t bc = nb == 1 ? chunks : a->block_groups / 8;
+    const int64_t chunks = usm_lut_chunks(a), nb = a->nb, bc = usm_lut_block_chunks(a);
     const int64_t tb = usm_lut1_table_bytes(a->groups * 4), tstride = chunks * 64;
     const uint8_t *w = a->w + tile * tstride;
     const __m512i ones = _mm512_set1_epi8(1);
@@ -259,7 +266,7 @@ static USM_AI TVBMI void usm_lut1_tile(const usm_qgemm_args *a, const uint8_t *t
             for (int t = 0; t < NT; t++) {
                 const int64_t ti = (t0 + t) * nb + j;
                 __m512i p = _mm512_add_epi32(_mm512_slli_epi32(accH[tt][t], 4), accL[tt][t]);
-                fA[tt][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(sv, _mm512_set1_ps(a->sx[ti])), fA[tt][t]);
+                fA[tt][t] = usm_block_acc(fA[tt][t], p, sv, a->sx[ti]);
                 fB[tt][t] = _mm512_fmadd_ps(cv, _mm512_set1_ps(a->sxs[ti]), fB[tt][t]);
                 if (DOTS)
                     usm_store_dots(a, tile + tt, t0 + t, j,
@@ -326,8 +333,7 @@ static USM_AI TVBMI void usm_lut_store_y(const usm_qgemm_args *a, int64_t tile, 
 // token's result does not depend on its batch.
 static USM_AI TVBMI void usm_lut1s_tile(const usm_qgemm_args *a, const uint8_t *tables, int64_t tile, int64_t t0,
                                         const int TT, const int NT, const int DOTS) {
-    const int64_t chunks = (a->groups * 4 + 31) / 32, nb = a->nb;
-    const int64_t bc = nb == 1 ? chunks : a->block_groups / 8;
+    const int64_t chunks = usm_lut_chunks(a), nb = a->nb, bc = usm_lut_block_chunks(a);
     const int64_t tb = usm_lut1_table_bytes(a->groups * 4), tstride = chunks * 64;
     const uint8_t *w = a->w + tile * tstride;
     const __m512i wl = _mm512_set1_epi8((char)(1 << a->shift)), wh = _mm512_set1_epi8((char)(16 << a->shift));
@@ -375,7 +381,7 @@ static USM_AI TVBMI void usm_lut1s_tile(const usm_qgemm_args *a, const uint8_t *
             for (int t = 0; t < NT; t++) {
                 const int64_t ti = (t0 + t) * nb + j;
                 const __m512i d = _mm512_sub_epi32(acc[tt][t], _mm512_set1_epi32(a->bsum[ti]));
-                fA[tt][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(sv, _mm512_set1_ps(a->sx[ti])), fA[tt][t]);
+                fA[tt][t] = usm_block_acc(fA[tt][t], d, sv, a->sx[ti]);
                 if (DOTS) usm_store_dots(a, tile + tt, t0 + t, j, d);
             }
         }
@@ -474,8 +480,7 @@ TVBMI void usm_lut1a6_tables(const int8_t *x, int64_t xstride, int64_t n, int64_
 // the same operations in the same order as usm_lut1s_tile, so on the same activations the results are the same bits.
 static USM_AI TVBMI void usm_lut6_tile(const usm_qgemm_args *a, const uint8_t *tables, int64_t tile, int64_t t0,
                                        const int TT, const int NT, const int DOTS) {
-    const int64_t chunks = (a->groups * 4 + 31) / 32, nb = a->nb;
-    const int64_t bc = nb == 1 ? chunks : a->block_groups / 8;
+    const int64_t chunks = usm_lut_chunks(a), nb = a->nb, bc = usm_lut_block_chunks(a);
     const int64_t tb = usm_lut1a6_table_bytes(a->groups * 4), tstride = chunks * 64;
     const uint8_t *w = a->w + tile * tstride;
     const __m512i ones = _mm512_set1_epi8(1);
@@ -507,7 +512,7 @@ static USM_AI TVBMI void usm_lut6_tile(const usm_qgemm_args *a, const uint8_t *t
             const __m512 sv = usm_meta512(a->scale, ((tile + tt) * nb + j) * 16, su8, 0);
             for (int t = 0; t < NT; t++) {
                 const int64_t ti = (t0 + t) * nb + j;
-                fA[tt][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[tt][t]), _mm512_mul_ps(sv, _mm512_set1_ps(a->sx[ti])), fA[tt][t]);
+                fA[tt][t] = usm_block_acc(fA[tt][t], acc[tt][t], sv, a->sx[ti]);
                 if (DOTS) usm_store_dots(a, tile + tt, t0 + t, j, acc[tt][t]);
             }
         }
@@ -578,8 +583,7 @@ static USM_AI TPOP void usm_popcnt1_planes(const int8_t *x, int64_t chunks, int6
 // and usm_lut6_tile, so the three give the same bits on the same activations.
 static USM_AI TPOP void usm_popcnt1_tile(const usm_qgemm_args *a, const uint32_t *pl, const int32_t *absj,
                                          int64_t tile, int64_t t, const int P, const int BC, const int DOTS) {
-    const int64_t chunks = (a->groups * 4 + 31) / 32, nb = a->nb;
-    const int64_t bc = nb == 1 ? chunks : a->block_groups / 8;
+    const int64_t chunks = usm_lut_chunks(a), nb = a->nb, bc = usm_lut_block_chunks(a);
     const uint8_t *w = a->w + tile * chunks * 64;
     const int su8 = a->scale_u8;
     __m512 fA[1][4];
@@ -622,7 +626,7 @@ static USM_AI TPOP void usm_popcnt1_tile(const usm_qgemm_args *a, const uint32_t
         }
         const __m512i d = _mm512_sub_epi32(_mm512_add_epi32(s, s), _mm512_set1_epi32(absj[j]));
         const __m512 sv = usm_meta512(a->scale, (tile * nb + j) * 16, su8, 0);
-        fA[0][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(sv, _mm512_set1_ps(a->sx[t * nb + j])), fA[0][0]);
+        fA[0][0] = usm_block_acc(fA[0][0], d, sv, a->sx[t * nb + j]);
         if (DOTS) usm_store_dots(a, tile, t, j, d);
     }
     usm_lut_store_y(a, tile, t, 1, 1, fA);
@@ -630,8 +634,7 @@ static USM_AI TPOP void usm_popcnt1_tile(const usm_qgemm_args *a, const uint32_t
 
 static USM_AI TPOP void usm_popcnt1_run(const usm_qgemm_args *a, uint8_t *scratch, int64_t tb, int64_t te,
                                         int64_t t0, int64_t t1, const int P, const int DOTS) {
-    const int64_t chunks = (a->groups * 4 + 31) / 32, nb = a->nb;
-    const int64_t bc = nb == 1 ? chunks : a->block_groups / 8;
+    const int64_t chunks = usm_lut_chunks(a), nb = a->nb, bc = usm_lut_block_chunks(a);
     uint32_t *pl = (uint32_t *)scratch;
     int32_t *absj = (int32_t *)(pl + chunks * 8);
     for (int64_t t = t0; t < t1; t++) {

@@ -29,11 +29,7 @@ public enum ActivationQuantizer {
     /// `±maxCode` (0 when s = 0). `maxCode` 127 is int8; 31 gives the 6-bit codes of the w1a6 table lookup.
     public static func quantize(_ x: [Float], n: Int, k: Int, blockSize: Int = 0,
                                 maxCode: Int = 127) throws(KernelError) -> QuantizedActivations {
-        guard n >= 0, k >= 1, x.count == n * k else {
-            throw .shapeMismatch("activations have \(x.count) values, expected n*k = \(n)*\(k)")
-        }
-        guard blockSize >= 0 else { throw .shapeMismatch("negative activation block size \(blockSize)") }
-        guard (1...127).contains(maxCode) else { throw .shapeMismatch("activation code limit \(maxCode) is outside 1...127") }
+        try checkArguments(count: x.count, n: n, k: k, blockSize: blockSize, maxCode: maxCode)
         let fq = Float(maxCode)
         let bl = blockSize == 0 ? k : blockSize
         let nb = (k + bl - 1) / bl
@@ -51,5 +47,14 @@ public enum ActivationQuantizer {
             }
         }
         return QuantizedActivations(n: n, k: k, blockSize: blockSize, values: q, scales: scales)
+    }
+
+    /// The arguments both quantizers (this reference and the fast one) accept, else a typed error saying which.
+    static func checkArguments(count: Int, n: Int, k: Int, blockSize: Int, maxCode: Int) throws(KernelError) {
+        guard n >= 0, k >= 1, count == n * k else {
+            throw .shapeMismatch("activations have \(count) values, expected n*k = \(n)*\(k)")
+        }
+        guard blockSize >= 0 else { throw .shapeMismatch("negative activation block size \(blockSize)") }
+        guard (1...127).contains(maxCode) else { throw .shapeMismatch("activation code limit \(maxCode) is outside 1...127") }
     }
 }

@@ -199,11 +199,7 @@ extension ActivationQuantizer {
     /// The fast quantizer (C, AVX-512 or NEON where available). Bit-exact with `quantize(_:n:k:blockSize:maxCode:)`.
     public static func quantize(_ x: [Float], n: Int, k: Int, blockSize: Int = 0, maxCode: Int = 127,
                                 isa: KernelISA) throws(KernelError) -> QuantizedActivations {
-        guard n >= 0, k >= 1, x.count == n * k else {
-            throw .shapeMismatch("activations have \(x.count) values, expected n*k = \(n)*\(k)")
-        }
-        guard blockSize >= 0 else { throw .shapeMismatch("negative activation block size \(blockSize)") }
-        guard (1...127).contains(maxCode) else { throw .shapeMismatch("activation code limit \(maxCode) is outside 1...127") }
+        try checkArguments(count: x.count, n: n, k: k, blockSize: blockSize, maxCode: maxCode)
         let bl = blockSize == 0 ? k : blockSize
         let nab = (k + bl - 1) / bl
         let qstride = roundUp(k, 64)

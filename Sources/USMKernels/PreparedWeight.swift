@@ -39,6 +39,11 @@ enum TableLookup {
     case eightBit, sixBit
 
     /// Scratch bytes one call needs.
+    /// Bytes of one token's tables.
+    func tableBytes(k: Int) -> Int {
+        Int(self == .sixBit ? usm_lut1a6_table_bytes(Int64(k)) : usm_lut1_table_bytes(Int64(k)))
+    }
+
     func scratchBytes(k: Int) -> Int {
         Int(self == .sixBit ? usm_lut1a6_gemm_scratch(Int64(k)) : usm_lut1_gemm_scratch(Int64(k)))
     }
@@ -186,9 +191,8 @@ public struct PreparedWeight: Sendable {
                                        blockSize: l.blockSize)
         kernelName = kernel.name
         lookup = kernel.needsBlocksOf32 ? (kernel.activationBits == 6 ? .sixBit : .eightBit) : nil
-        let tableBytes = lookup == .sixBit ? usm_lut1a6_table_bytes(Int64(l.k)) : usm_lut1_table_bytes(Int64(l.k))
         let wantsBitSerial = singleToken == .bitSerial
-            || (singleToken == .automatic && tableBytes > SingleTokenChoice.tableBudget)
+            || (singleToken == .automatic && (lookup?.tableBytes(k: l.k) ?? 0) > SingleTokenChoice.tableBudget)
         singleTokenKernel = floatPath || !wantsBitSerial ? nil : KernelRegistry.singleTokenKernel(beside: kernel, scheme: l.scheme)
         quantizerISA = KernelRegistry.activationQuantizer(maxISA: kernel.isa).isa.rawValue
         nb = l.blocksPerRow
@@ -382,9 +386,9 @@ public struct PreparedWeight: Sendable {
         let nab = activationBlock == 0 ? 1 : nb
         ws.reserve(bytes: n * qstride, meta: n * (nab + 2 * nb), sums: n * nb)
         let (lookup, amax) = (lookup, activationMax)
-        let amaxBits = amax == 31 ? 6 : 8
         let parts = parts(threads: ws.threads, n: n)
         let single = n == 1 && singleTokenKernel != nil
+        let singleBits = Int32(singleTokenKernel?.activationBits ?? 8)
         let scratch = single ? Int(usm_popcnt1_scratch(Int64(k), Int64(nb))) : lookup?.scratchBytes(k: k) ?? 0
         let tableBytes = (scratch + 63) / 64 * 64
         Workspace.grow(&ws.tables, parts * tableBytes)
@@ -423,7 +427,7 @@ public struct PreparedWeight: Sendable {
                                                 parallelFor(parts) { i in
                                                     let r = partition(i, of: parts, n: n)
                                                     if single {
-                                                        usm_popcnt1_gemv(ap, Int32(amaxBits), tabb.baseAddress! + i * tableBytes,
+                                                        usm_popcnt1_gemv(ap, singleBits, tabb.baseAddress! + i * tableBytes,
                                                                          Int64(r.tb), Int64(r.te), 0, 1)
                                                     } else if let lookup {
                                                         lookup.gemm(ap, scratch: tabb.baseAddress! + i * tableBytes, r.tb..<r.te,
