@@ -544,6 +544,102 @@ TVBMI void usm_lut1a6_gemm(const usm_qgemm_args *a, uint8_t *tables, int64_t tb,
     else usm_lut6_run(a, tables, tb, te, t0, t1, 0);
 }
 
+// ===================================== AVX-512 VBMI: 1-bit table lookup, 5-bit activations, folded scales =========
+
+// w1a5: activations within +-15 with one scale per token (usm_quantize_act with qmax 15, no activation blocks), and
+// u8 weight scale codes. The w1a6 tables then hold sums within +-60, so a chunk's two lookups add in bytes (within
+// +-120) before one vpdpbusd, whose unsigned operand is the rows' scale codes of the chunk's weight block instead of
+// ones: the int32 accumulator takes s_j * D_j for every block, exactly, and no block needs f32 work. Per token and
+// row: A = sum_j s_j D_j (|A| <= 255 * 15 * k, so k <= 2^19), y = bias + ((fa / 2) * sx) * A.
+
+// The vpdpbusd operand of weight block j of a row tile: byte 4 r + g = row r's scale code (dword r = 4 copies).
+static USM_AI TVBMI __m512i usm_fold_scales(const usm_qgemm_args *a, int64_t tile, int64_t j) {
+    const __m512i pat = _mm512_set_epi32(0x0F0F0F0F, 0x0E0E0E0E, 0x0D0D0D0D, 0x0C0C0C0C, 0x0B0B0B0B, 0x0A0A0A0A,
+                                         0x09090909, 0x08080808, 0x07070707, 0x06060606, 0x05050505, 0x04040404,
+                                         0x03030303, 0x02020202, 0x01010101, 0x00000000);
+    const __m128i s = _mm_loadu_si128((const __m128i *)((const uint8_t *)a->scale + (tile * a->nb + j) * 16));
+    return _mm512_permutexvar_epi8(pat, _mm512_castsi128_si512(s));
+}
+
+// y of TT row tiles x NT tokens from their accumulators A: bias + ((fa / 2) * sx) * A. Both w1a5 kernels end here, so
+// on the same codes they give the same bits.
+static USM_AI TVBMI void usm_fold_store_y(const usm_qgemm_args *a, int64_t tile, int64_t t0, const int TT, const int NT,
+                                          __m512i acc[][4]) {
+    for (int tt = 0; tt < TT; tt++) {
+        const int64_t z0 = (tile + tt) * 16;
+        const __mmask16 m = usm_tail16(a->rows - z0);
+        const __m512 b = a->bias ? _mm512_maskz_loadu_ps(m, a->bias + z0) : _mm512_setzero_ps();
+        const __m512 f = _mm512_mul_ps(_mm512_loadu_ps(a->fa + z0), _mm512_set1_ps(0.5f));
+        for (int t = 0; t < NT; t++) {
+            const __m512 g = _mm512_mul_ps(f, _mm512_set1_ps(a->sx[(t0 + t) * a->nb]));
+            _mm512_mask_storeu_ps(a->y + (t0 + t) * a->ystride + z0, m,
+                                  _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[tt][t]), g, b));
+        }
+    }
+}
+
+// TT row tiles x NT tokens, as usm_lut6_tile; DOTS (tests) also forms each block's D with ones.
+static USM_AI TVBMI void usm_lut5_tile(const usm_qgemm_args *a, const uint8_t *tables, int64_t tile, int64_t t0,
+                                       const int TT, const int NT, const int DOTS) {
+    const int64_t chunks = usm_lut_chunks(a), nb = a->nb, bc = usm_lut_block_chunks(a);
+    const int64_t tb = usm_lut1a6_table_bytes(a->groups * 4), tstride = chunks * 64;
+    const uint8_t *w = a->w + tile * tstride;
+    const __m512i ones = _mm512_set1_epi8(1);
+    __m512i acc[2][4], dd[2][4];
+    for (int tt = 0; tt < TT; tt++)
+        for (int t = 0; t < NT; t++) acc[tt][t] = _mm512_setzero_si512();
+    for (int64_t j = 0; j < nb; j++) {
+        const int64_t c0 = j * bc, c1 = usm_min64(c0 + bc, chunks);
+        __m512i sr[2];
+        for (int tt = 0; tt < TT; tt++) {
+            sr[tt] = usm_fold_scales(a, tile + tt, j);
+            if (DOTS)
+                for (int t = 0; t < NT; t++) dd[tt][t] = _mm512_setzero_si512();
+        }
+        for (int64_t c = c0; c < c1; c++) {
+            __m512i i1[2], i2[2];
+            if (NT == 1 && TT == 1) _mm_prefetch((const char *)(w + c * 64 + USM_LUT1_PF), _MM_HINT_T0);
+            else if (USM_LUT6_PF > 0)
+                for (int tt = 0; tt < TT; tt++) _mm_prefetch((const char *)(w + tt * tstride + c * 64 + USM_LUT6_PF), _MM_HINT_T0);
+            for (int tt = 0; tt < TT; tt++) usm_lut_indices(w + tt * tstride + c * 64, &i1[tt], &i2[tt]);
+            for (int t = 0; t < NT; t++) {
+                const uint8_t *tab = tables + t * tb + c * 128;
+                const __m512i A = _mm512_loadu_si512(tab), B = _mm512_loadu_si512(tab + 64);
+                for (int tt = 0; tt < TT; tt++) {
+                    const __m512i l = _mm512_add_epi8(_mm512_permutexvar_epi8(i1[tt], A), _mm512_permutexvar_epi8(i2[tt], B));
+                    acc[tt][t] = _mm512_dpbusd_epi32(acc[tt][t], sr[tt], l);
+                    if (DOTS) dd[tt][t] = _mm512_dpbusd_epi32(dd[tt][t], ones, l);
+                }
+            }
+        }
+        if (DOTS)
+            for (int tt = 0; tt < TT; tt++)
+                for (int t = 0; t < NT; t++) usm_store_dots(a, tile + tt, t0 + t, j, dd[tt][t]);
+    }
+    usm_fold_store_y(a, tile, t0, TT, NT, acc);
+}
+
+static USM_AI TVBMI void usm_lut5_run(const usm_qgemm_args *a, uint8_t *tables, int64_t tb, int64_t te,
+                                      int64_t t0, int64_t t1, const int DOTS) {
+    const int64_t k = a->groups * 4, xs = a->xstride;
+    int64_t t = t0;
+    for (; t + 4 <= t1; t += 4) {
+        usm_lut1a6_tables(a->x + t * xs, xs, 4, k, tables);
+        int64_t tile = tb;
+        for (; tile + 2 <= te; tile += 2) usm_lut5_tile(a, tables, tile, t, 2, 4, DOTS);
+        for (; tile < te; tile++) usm_lut5_tile(a, tables, tile, t, 1, 4, DOTS);
+    }
+    for (; t < t1; t++) {
+        usm_lut1a6_tables(a->x + t * xs, xs, 1, k, tables);
+        for (int64_t tile = tb; tile < te; tile++) usm_lut5_tile(a, tables, tile, t, 1, 1, DOTS);
+    }
+}
+
+TVBMI void usm_lut1a5_gemm(const usm_qgemm_args *a, uint8_t *tables, int64_t tb, int64_t te, int64_t t0, int64_t t1) {
+    if (a->dots) usm_lut5_run(a, tables, tb, te, t0, t1, 1);
+    else usm_lut5_run(a, tables, tb, te, t0, t1, 0);
+}
+
 // ===================================== AVX-512 VPOPCNTDQ: 1-bit bit-serial (XNOR/popcount) GEMV ==================
 
 // Bit-serial form for bin and bin_norm on the table-lookup layout (one 64-byte load = 16 rows x 32 columns, row r's
@@ -581,13 +677,17 @@ static USM_AI TPOP void usm_popcnt1_planes(const int8_t *x, int64_t chunks, int6
 
 // One row tile x one token; y = bias + (fa / 2) * sum_j (s_j * sx_j) * D_j by the same operations as usm_lut1s_tile
 // and usm_lut6_tile, so the three give the same bits on the same activations.
+// FOLD (w1a5): u8 scale codes times D summed in int32 instead (vpmulld), then usm_fold_store_y, as usm_lut5_tile.
 static USM_AI TPOP void usm_popcnt1_tile(const usm_qgemm_args *a, const uint32_t *pl, const int32_t *absj,
-                                         int64_t tile, int64_t t, const int P, const int BC, const int DOTS) {
+                                         int64_t tile, int64_t t, const int P, const int BC, const int FOLD,
+                                         const int DOTS) {
     const int64_t chunks = usm_lut_chunks(a), nb = a->nb, bc = usm_lut_block_chunks(a);
     const uint8_t *w = a->w + tile * chunks * 64;
     const int su8 = a->scale_u8;
     __m512 fA[1][4];
+    __m512i iA[1][4];
     fA[0][0] = _mm512_setzero_ps();
+    iA[0][0] = _mm512_setzero_si512();
     for (int64_t j = 0; j < nb; j++) {
         const int64_t c0 = j * bc, c1 = usm_min64(c0 + bc, chunks);
         __m512i s = _mm512_setzero_si512();  // sum_b 2^b count_b over the block
@@ -625,15 +725,21 @@ static USM_AI TPOP void usm_popcnt1_tile(const usm_qgemm_args *a, const uint32_t
             for (int b = P - 2; b >= 0; b--) s = _mm512_add_epi32(_mm512_add_epi32(s, s), acc[b]);
         }
         const __m512i d = _mm512_sub_epi32(_mm512_add_epi32(s, s), _mm512_set1_epi32(absj[j]));
-        const __m512 sv = usm_meta512(a->scale, (tile * nb + j) * 16, su8, 0);
-        fA[0][0] = usm_block_acc(fA[0][0], d, sv, a->sx[t * nb + j]);
+        if (FOLD) {
+            const __m128i sc = _mm_loadu_si128((const __m128i *)((const uint8_t *)a->scale + (tile * nb + j) * 16));
+            iA[0][0] = _mm512_add_epi32(iA[0][0], _mm512_mullo_epi32(d, _mm512_cvtepu8_epi32(sc)));
+        } else {
+            const __m512 sv = usm_meta512(a->scale, (tile * nb + j) * 16, su8, 0);
+            fA[0][0] = usm_block_acc(fA[0][0], d, sv, a->sx[t * nb + j]);
+        }
         if (DOTS) usm_store_dots(a, tile, t, j, d);
     }
-    usm_lut_store_y(a, tile, t, 1, 1, fA);
+    if (FOLD) usm_fold_store_y(a, tile, t, 1, 1, iA);
+    else usm_lut_store_y(a, tile, t, 1, 1, fA);
 }
 
 static USM_AI TPOP void usm_popcnt1_run(const usm_qgemm_args *a, uint8_t *scratch, int64_t tb, int64_t te,
-                                        int64_t t0, int64_t t1, const int P, const int DOTS) {
+                                        int64_t t0, int64_t t1, const int P, const int FOLD, const int DOTS) {
     const int64_t chunks = usm_lut_chunks(a), nb = a->nb, bc = usm_lut_block_chunks(a);
     uint32_t *pl = (uint32_t *)scratch;
     int32_t *absj = (int32_t *)(pl + chunks * 8);
@@ -641,22 +747,26 @@ static USM_AI TPOP void usm_popcnt1_run(const usm_qgemm_args *a, uint8_t *scratc
         usm_popcnt1_planes(a->x + t * a->xstride, chunks, bc, P, pl, absj);
         // blocks of 32, 64 and 128 columns take the short-block form (a last partial block the general one)
         for (int64_t tile = tb; tile < te; tile++) {
-            if (bc == 2) usm_popcnt1_tile(a, pl, absj, tile, t, P, 2, DOTS);
-            else if (bc == 1) usm_popcnt1_tile(a, pl, absj, tile, t, P, 1, DOTS);
-            else if (bc == 4) usm_popcnt1_tile(a, pl, absj, tile, t, P, 4, DOTS);
-            else usm_popcnt1_tile(a, pl, absj, tile, t, P, 0, DOTS);
+            if (bc == 2) usm_popcnt1_tile(a, pl, absj, tile, t, P, 2, FOLD, DOTS);
+            else if (bc == 1) usm_popcnt1_tile(a, pl, absj, tile, t, P, 1, FOLD, DOTS);
+            else if (bc == 4) usm_popcnt1_tile(a, pl, absj, tile, t, P, 4, FOLD, DOTS);
+            else usm_popcnt1_tile(a, pl, absj, tile, t, P, 0, FOLD, DOTS);
         }
     }
 }
 
 TPOP void usm_popcnt1_gemv(const usm_qgemm_args *a, int32_t abits, uint8_t *scratch, int64_t tb, int64_t te,
                            int64_t t0, int64_t t1) {
-    if (abits == 6) {
-        if (a->dots) usm_popcnt1_run(a, scratch, tb, te, t0, t1, 5, 1);
-        else usm_popcnt1_run(a, scratch, tb, te, t0, t1, 5, 0);
+    const int dots = a->dots != NULL;
+    if (abits == 5) {  // w1a5: codes within +-15, u8 scales folded in
+        if (dots) usm_popcnt1_run(a, scratch, tb, te, t0, t1, 4, 1, 1);
+        else usm_popcnt1_run(a, scratch, tb, te, t0, t1, 4, 1, 0);
+    } else if (abits == 6) {
+        if (dots) usm_popcnt1_run(a, scratch, tb, te, t0, t1, 5, 0, 1);
+        else usm_popcnt1_run(a, scratch, tb, te, t0, t1, 5, 0, 0);
     } else {
-        if (a->dots) usm_popcnt1_run(a, scratch, tb, te, t0, t1, 7, 1);
-        else usm_popcnt1_run(a, scratch, tb, te, t0, t1, 7, 0);
+        if (dots) usm_popcnt1_run(a, scratch, tb, te, t0, t1, 7, 0, 1);
+        else usm_popcnt1_run(a, scratch, tb, te, t0, t1, 7, 0, 0);
     }
 }
 

@@ -16,6 +16,9 @@ import USMTensor
 //   zero point times S) are applied in f32 on the output of each block.
 // - `w1a6-*`: under `ActivationMode.int6Binary` the activations of 1-bit layers are quantized to codes within ±31 by
 //   the same quantizer (its code limit 31); an 8-bit kernel runs such codes exactly, the w1a6 table lookup faster.
+// - `w1a5-*`: under `ActivationMode.int5Binary` codes within ±15 with one scale per token, for 1-bit weights with u8
+//   scale codes: two lookups add in bytes, and the scale codes are vpdpbusd's unsigned operand, so the int32
+//   accumulator holds sum_j s_j D_j and the kernel has no f32 work per block.
 // - `w1a*-xnor-popcnt-*`: bit-serial single-token (GEMV) kernels on the 1-bit lookup layout (sign and magnitude bit
 //   planes of the codes, vpternlogd + vpopcntd), bit-identical to the lookup kernels; dispatch runs them for one-token
 //   products where a token's lookup tables would not stay in L1 (`SingleTokenChoice`).
@@ -65,7 +68,8 @@ public struct KernelDescriptor: Sendable, Hashable, CustomStringConvertible {
     public let isa: KernelISA
     /// Bits per weight code it reads (32 = f32 values).
     public let weightBits: Int
-    /// 8 = dynamically quantized int8 activations, 6 = quantized to +-31 (w1a6 table lookup), 32 = f32 activations.
+    /// 8 = dynamically quantized int8 activations, 6 = quantized to +-31 (w1a6 table lookup), 5 = quantized to +-15
+    /// with one scale per token (w1a5: u8 weight scales folded into the integer dot), 32 = f32 activations.
     public let activationBits: Int
     /// Which schemes it serves.
     public let schemes: [QuantScheme]
@@ -87,6 +91,10 @@ public enum KernelRegistry {
     public static let all: [KernelDescriptor] = {
         var list: [KernelDescriptor] = [
             KernelDescriptor(
+                name: "w1a5-lut-vpermb-32x4-avx512vbmi", isa: .avx512vbmi, weightBits: 1, activationBits: 5,
+                schemes: [.bin, .binNorm],
+                summary: "activations within +-15, one scale per token, u8 weight scales: the w1a6 tables (sums within +-60), a chunk's two lookups added in bytes, one vpdpbusd with the rows' scale codes as its unsigned operand, so the int32 accumulator is sum_j s_j D_j over the whole row and no block needs f32 work (2 vpermb + 1 vpaddb + 1 vpdpbusd per 512 weights and token against 2 + 2); 2 row tiles x 4 tokens; GEMV and token tails 1 tile x 1 token, same arithmetic"),
+            KernelDescriptor(
                 name: "w1a6-lut-vpermb-32x4-avx512vbmi", isa: .avx512vbmi, weightBits: 1, activationBits: 6,
                 schemes: [.bin, .binNorm],
                 summary: "activations within +-31, so per token and 4 columns one byte table of the 16 signed sums sum (2 bit - 1) x; one vpermb per 4 weight bits of 16 rows (half the 8-bit form's lookups, no byte adds, no correction term), widened by vpdpbusd with ones into the int32 block dot D; 2 row tiles x 4 tokens per step (each token's 2 table registers serve 2 tiles); GEMV and token tails 1 tile x 1 token, same arithmetic; y bit-identical to the 32x2 kernel on the same activations"),
@@ -99,11 +107,11 @@ public enum KernelRegistry {
                 schemes: [.binAsym],
                 summary: "T-MAC style: per token and 4 columns the 16 subset sums of the activations' low nibbles and high parts as byte tables; 4 weight bits of 16 rows index them with vpermb (vpmultishiftqb unpacks 32 columns x 16 rows from one 64-byte load), byte sums over 64 columns, vpdpbusd with ones, exact int32 per block; 4 tokens per tile"),
         ]
-        for abits in [6, 8] {
+        for abits in [5, 6, 8] {
             list.append(KernelDescriptor(
                 name: "w1a\(abits)-xnor-popcnt-16x1-avx512vpopcntdq", isa: .avx512vbmi, weightBits: 1,
                 activationBits: abits, schemes: [.bin, .binNorm],
-                summary: "bit-serial GEMV on the table-lookup layout: the codes as a sign plane and \(abits - 1) magnitude bit planes (4 bytes each per 32 columns, in L1 at any K), per plane one vpternlogd (w xnor sign, and plane) and one vpopcntd for 16 rows x 32 columns, shift-adds per block to D = 2 sum 2^b count_b - sum |x|; the table-lookup kernels' f32 operations, so the same bits; 1 tile x 1 token",
+                summary: "bit-serial GEMV on the table-lookup layout: the codes as a sign plane and \(abits - 1) magnitude bit planes (4 bytes each per 32 columns, in L1 at any K), per plane one vpternlogd (w xnor sign, and plane) and one vpopcntd for 16 rows x 32 columns, shift-adds per block to D = 2 sum 2^b count_b - sum |x|; \(abits == 5 ? "s_j D_j summed in int32 (vpmulld) and" : "") the table-lookup kernel's f32 operations, so the same bits; 1 tile x 1 token",
                 singleToken: true))
         }
         for (bits, schemes) in [(1, oneBit), (2, [QuantScheme.int2]), (4, [.int4]), (8, [.int8])] {
@@ -151,8 +159,9 @@ public enum KernelRegistry {
 
     public static var supported: [KernelDescriptor] { all.filter(\.isSupported) }
 
-    /// Kernels that can run `scheme` with activations of `activationBits` (32: f32; 8: int8; 6: codes within +-31),
-    /// fastest first. An 8-bit kernel runs 6-bit codes exactly, so it follows the 6-bit ones as their fallback.
+    /// Kernels that can run `scheme` with activations of `activationBits` (32: f32; 8: int8; 6: codes within +-31; 5:
+    /// within +-15, one scale per token, u8 weight scales), fastest first. An 8-bit kernel runs 6- and 5-bit codes
+    /// exactly, so it follows them as their fallback.
     public static func candidates(for scheme: QuantScheme, activationBits: Int) -> [KernelDescriptor] {
         let serving = all.filter { $0.schemes.contains(scheme) && !$0.singleToken }
         if activationBits == 32 || scheme == .f32 { return serving.filter { $0.activationBits == 32 } }

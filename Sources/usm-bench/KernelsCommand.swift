@@ -30,7 +30,7 @@ struct KernelsCommand: ParsableCommand {
     @Option(help: "Thread counts, comma separated.") var threads = "1,2"
     @Option(help: "Weight shapes OUTxIN, comma separated.") var shapes = "6144x1536,1536x6144,1536x1536,3072x1536"
     @Option(name: .customLong("n"), help: "Token counts N, comma separated.") var ns = "1,16,64,256"
-    @Option(help: "Weight configurations: f32, int8, int4-bB, int2-bB, bin-bB, bin_asym (B = block, 0 = per channel); a 1-bit one with -a6 (e.g. bin-b64-a6) quantizes its activations to 6 bits per token and block.")
+    @Option(help: "Weight configurations: f32, int8, int4-bB, int2-bB, bin-bB, bin_asym (B = block, 0 = per channel); a 1-bit one with -a6 (e.g. bin-b64-a6) quantizes its activations to 6 bits per token and block, with -a5 to 5 bits per token (int5-bin).")
     var schemes = "f32,int8,int4-b64,int2-b64,bin-b64,bin-b64-a6"
     @Option(help: "Activation quantization: token or block.") var act = "token"
     @Option(help: "Scale format of the packed weights: f32, int8, int8-row.") var scaleFormat = "int8"
@@ -76,13 +76,13 @@ struct KernelsCommand: ParsableCommand {
             let shape = "\(rows)x\(k)"
             let values = benchValues(rows * k, seed: UInt64(rows * 31 + k))
             for cfg in schemes.split(separator: ",").map(String.init) {
-              let (scheme, block, sixBit) = try parseScheme(cfg)
+              let (scheme, block, codes) = try parseScheme(cfg)
               let spec = scheme == .f32 ? QuantSpec.f32 : QuantSpec(scheme: scheme, blockSize: block, scaleFormat: fmt)
               let w = try Quantizer.quantize(values, shape: [rows, k], spec: spec)
               var seen = Set<String>()
               for tier in isaList {
                for choice in gemvList {
-                let p = try PreparedWeight(w, activations: scheme == .f32 ? .float : sixBit ? .int6Binary : mode, isa: tier,
+                let p = try PreparedWeight(w, activations: scheme == .f32 ? .float : codes ?? mode, isa: tier,
                                            singleToken: choice)
                 guard seen.insert(p.kernelName + "|" + p.kernelName(tokens: 1)).inserted else { continue }
                 let bpw = Double(p.preparedBytes * 8) / Double(rows * k)
@@ -166,14 +166,15 @@ struct KernelsCommand: ParsableCommand {
         }
     }
 
-    /// `SCHEME[-bBLOCK][-a6]`; `-a6`: 6-bit activation codes (`ActivationMode.int6Binary`, 1-bit schemes).
-    func parseScheme(_ s: String) throws -> (QuantScheme, Int, sixBit: Bool) {
-        let sixBit = s.hasSuffix("-a6")
-        let parts = (sixBit ? String(s.dropLast(3)) : s).split(separator: "-b")
+    /// `SCHEME[-bBLOCK][-a6|-a5]`; `-a6`: 6-bit activation codes (`ActivationMode.int6Binary`), `-a5`: 5-bit codes
+    /// per token (`.int5Binary`), 1-bit schemes only. The activation mode is nil when neither suffix is given.
+    func parseScheme(_ s: String) throws -> (QuantScheme, Int, codes: ActivationMode?) {
+        let codes: ActivationMode? = s.hasSuffix("-a6") ? .int6Binary : s.hasSuffix("-a5") ? .int5Binary : nil
+        let parts = (codes != nil ? String(s.dropLast(3)) : s).split(separator: "-b")
         guard let scheme = QuantScheme(name: String(parts[0])) else { throw ValidationError("bad scheme \(s)") }
-        guard !sixBit || scheme.bits == 1 else { throw ValidationError("-a6 is for 1-bit schemes: \(s)") }
+        guard codes == nil || scheme.bits == 1 else { throw ValidationError("-a6 and -a5 are for 1-bit schemes: \(s)") }
         guard parts.count == 1 || (parts.count == 2 && Int(parts[1]) != nil) else { throw ValidationError("bad block in \(s)") }
-        return (scheme, parts.count > 1 ? Int(parts[1])! : 0, sixBit)
+        return (scheme, parts.count > 1 ? Int(parts[1])! : 0, codes)
     }
 
     /// Median over `repeats` batches of the mean time per call; calls cycle through `count` weights.

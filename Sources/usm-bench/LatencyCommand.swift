@@ -40,7 +40,7 @@ struct LatencyCommand: ParsableCommand {
     @Option(help: "Seconds of synthetic audio.") var seconds = 10.0
     @Option(help: "Or an audio file.") var audio: String?
     @Option(help: "Kernel threads.") var threads = 1
-    @Option(help: "Activations of packed layers: int8-block, int8-token, int6-bin (1-bit layers at 6 bits) or float.")
+    @Option(help: "Activations of packed layers: int8-block, int8-token, int6-bin (1-bit layers at 6 bits), int5-bin (at 5 bits, per token) or float.")
     var activations: ActivationMode = .int8PerBlock
     @Flag(help: "Also run streaming and report per-chunk latency.") var streaming = false
     @Option(help: "Streaming chunk length in milliseconds.") var chunkMs = 320

@@ -20,7 +20,7 @@ struct WERCommand: ParsableCommand {
     @Argument(help: "Folder with transcripts.tsv and <id>.flac/.wav files.") var directory: String
     @Option(help: "Beam width (1 = greedy).") var beam = 1
     @Option(help: "Kernel threads (also the ONNX Runtime peer's intra-op threads).") var threads = 1
-    @Option(help: "Activations of packed layers: int8-block, int8-token, int6-bin (1-bit layers at 6 bits) or float.")
+    @Option(help: "Activations of packed layers: int8-block, int8-token, int6-bin (1-bit layers at 6 bits), int5-bin (at 5 bits, per token) or float.")
     var activations: ActivationMode = .int8PerBlock
     @Option(help: "How the encoder keeps its layers' context rows: f32 (exact), f16 or int8 (keys and values int8, the rest f16).")
     var context: ContextPrecision = .float32

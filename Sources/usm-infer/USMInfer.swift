@@ -21,7 +21,7 @@ struct USMInfer: ParsableCommand {
     @Option(help: "Output format: text, json, srt or vtt.") var format: OutputFormat = .text
     @Option(help: "Beam width (1 = greedy search).") var beam = 1
     @Option(help: "Threads for the kernels.") var threads = 1
-    @Option(help: "Activations of packed layers: int8-block (default), int8-token, int6-bin (1-bit layers at 6 bits: about 2x faster on AVX-512 VBMI) or float.")
+    @Option(help: "Activations of packed layers: int8-block (default), int8-token, int6-bin (1-bit layers at 6 bits: about 2x faster on AVX-512 VBMI), int5-bin (at 5 bits with one scale per token: faster still) or float.")
     var activations: ActivationMode = .int8PerBlock
     @Option(help: "How the encoder keeps its layers' context rows: f32 (exact), f16 (half the memory) or int8 (keys and values int8, the rest f16: about a third).")
     var context: ContextPrecision = .float32

@@ -16,7 +16,7 @@ import USMTensor
             let w = try Quantizer.quantize(pseudoRandom(rows * k, seed: UInt64(scheme.rawValue) + 5), shape: [rows, k],
                                            spec: QuantSpec(scheme: scheme, blockSize: block))
             let modes: [ActivationMode] = scheme == .f32 ? [.float]
-                : [.float, .int8PerToken, .int8PerBlock] + (scheme == .bin ? [.int6Binary] : [])
+                : [.float, .int8PerToken, .int8PerBlock] + (scheme == .bin ? [.int6Binary, .int5Binary] : [])
             for mode in modes {
                 let p = try PreparedWeight(w, bias: pseudoRandom(rows, seed: 9), activations: mode, isa: isa)
                 let all = p.apply(x, n: n)

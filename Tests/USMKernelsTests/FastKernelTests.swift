@@ -95,24 +95,31 @@ import USMTensor
         }
     }
 
-    /// The activation codes a prepared weight should use: 6-bit for 1-bit layers under `.int6Binary`.
+    /// The activation codes a prepared weight of `w` should use: 5-bit per token for bin and bin_norm with int8 scales
+    /// under `.int5Binary`, 6-bit per token and block for its other 1-bit layers and for 1-bit layers under
+    /// `.int6Binary`, int8 otherwise.
     static func referenceCodes(_ x: [Float], n: Int, k: Int, block: Int, mode: ActivationMode,
-                               scheme: QuantScheme) throws -> QuantizedActivations {
-        try ActivationQuantizer.quantize(x, n: n, k: k, blockSize: mode.perBlock ? block : 0,
-                                         maxCode: mode == .int6Binary && scheme.bits == 1 ? 31 : 127)
+                               weight w: PackedTensor) throws -> QuantizedActivations {
+        let scheme = w.layout.scheme
+        let five = mode == .int5Binary && (scheme == .bin || scheme == .binNorm) && w.layout.scaleFormat.isInt8
+        let six = !five && (mode == .int6Binary || mode == .int5Binary) && scheme.bits == 1
+        return try ActivationQuantizer.quantize(x, n: n, k: k, blockSize: mode.perBlock && !five ? block : 0,
+                                                maxCode: five ? 15 : six ? 31 : 127)
     }
+
+    static let integerModes: [ActivationMode] = [.int8PerToken, .int8PerBlock, .int6Binary, .int5Binary]
 
     @Test(arguments: isas)
     func integerBlockDotsAreBitExact(isa: KernelISA) throws {
         for (si, (scheme, block)) in Self.schemes.enumerated() {
             for (rows, k, n) in Self.shapes {
-                for mode in [ActivationMode.int8PerToken, .int8PerBlock, .int6Binary] {
+                for mode in Self.integerModes {
                     let w = try Quantizer.quantize(pseudoRandom(rows * k, seed: UInt64(si * 7 + k)), shape: [rows, k],
                                                    spec: QuantSpec(scheme: scheme, blockSize: block, scaleFormat: ScaleFormat.allCases[(si + k) % 3]))
                     let p = try PreparedWeight(w, activations: mode, isa: isa)
                     #expect(p.kernel.isa.rawValue <= isa.rawValue && p.kernel.weightBits == scheme.bits, "\(p.kernelName)")
                     let x = pseudoRandom(n * k, seed: UInt64(rows + n))
-                    let xq = try Self.referenceCodes(x, n: n, k: k, block: block, mode: mode, scheme: scheme)
+                    let xq = try Self.referenceCodes(x, n: n, k: k, block: block, mode: mode, weight: w)
                     let (dots, sums) = p.integerBlockDots(x, n: n)
                     let ok = Self.blockDotsMatchReference(w, xq.values, n: n, dots: dots, sums: sums)
                     #expect(ok, "\(p.kernelName) \(scheme) block \(block) \(rows)x\(k) n=\(n) \(mode)")
@@ -131,17 +138,26 @@ import USMTensor
                                         (40, 3200, 5, 64), (33, 2000, 3, 32)] {
                 var wv = pseudoRandom(rows * k, seed: UInt64(rows * 31 + k))
                 for c in 0..<k { wv[c] = 1 + Float(c % 3); wv[k + c] = -1 - Float(c % 5) }  // all-ones, all-zero rows
-                let w = try Quantizer.quantize(wv, shape: [rows, k], spec: QuantSpec(scheme: scheme, blockSize: block))
+                let w = try Quantizer.quantize(wv, shape: [rows, k], spec: QuantSpec(scheme: scheme, blockSize: block,
+                                                                                    scaleFormat: ScaleFormat.allCases[rows % 3]))
                 var x = [Float](repeating: 0, count: n * k)
                 for i in 0..<(n * k) { x[i] = [127, -127, -113, 119, 120, -128, 15, -16][(i * 7 + i / k) % 8] }
                 for c in 0..<k { x[c] = 127; if n > 1 { x[k + c] = -127 } }
-                for mode in [ActivationMode.int8PerToken, .int8PerBlock, .int6Binary] {
+                for mode in Self.integerModes {
                     let p = try PreparedWeight(w, activations: mode, isa: isa)
-                    let xq = try Self.referenceCodes(x, n: n, k: k, block: block, mode: mode, scheme: scheme)
+                    let xq = try Self.referenceCodes(x, n: n, k: k, block: block, mode: mode, weight: w)
+                    let vbmi = KernelISA.avx512vbmi.isSupported && isa == .avx512vbmi
                     if mode == .int6Binary {
                         // the codes reach +-31 in both signs, so the byte sums of 4 reach +-124
                         #expect(xq.values.contains(31) && xq.values.contains(-31))
-                        #expect((p.kernel.activationBits == 6) == (KernelISA.avx512vbmi.isSupported && isa == .avx512vbmi && scheme != .binAsym))
+                        #expect((p.kernel.activationBits == 6) == (vbmi && scheme != .binAsym))
+                    }
+                    if mode == .int5Binary && scheme != .binAsym {
+                        // int8 scales take the folded kernel, whose codes reach +-15 in both signs (two lookups' byte
+                        // sums reach +-120); f32 scales the 6-bit one
+                        let five = w.layout.scaleFormat.isInt8
+                        #expect(xq.values.contains(five ? 15 : 31) && xq.values.contains(five ? -15 : -31))
+                        #expect(p.kernel.activationBits == (vbmi ? (five ? 5 : 6) : 8), "\(p.kernelName)")
                     }
                     let (dots, sums) = p.integerBlockDots(x, n: n)
                     let ok = Self.blockDotsMatchReference(w, xq.values, n: n, dots: dots, sums: sums)
@@ -156,8 +172,8 @@ import USMTensor
         }
     }
 
-    /// The bit-serial (XNOR/popcount) GEMV: every block dot of single tokens equals the reference's, for int8 and 6-bit
-    /// codes at their extremes (+-127, +-31) and random ones, per channel and blocks of 32 to 128, K from 64 to 6144
+    /// The bit-serial (XNOR/popcount) GEMV: every block dot of single tokens equals the reference's, for int8, 6-bit and
+    /// 5-bit codes at their extremes (+-127, +-31, +-15) and random ones, f32 and int8 scales, per channel and blocks of 32 to 128, K from 64 to 6144
     /// (not a multiple of the block), rows not a multiple of 16; and y is bit-identical to the table-lookup kernel's.
     @Test(.enabled(if: KernelISA.avx512vbmi.isSupported))
     func bitSerialGEMVIsBitExact() throws {
@@ -166,17 +182,18 @@ import USMTensor
                                      (20, 6144, 64), (18, 4100, 128), (3, 96, 32)] {
                 var wv = pseudoRandom(rows * k, seed: UInt64(rows * 13 + k))
                 for c in 0..<k { wv[c] = 1 + Float(c % 3); wv[k + c] = -1 - Float(c % 5) }  // all-ones, all-zero rows
-                let w = try Quantizer.quantize(wv, shape: [rows, k], spec: QuantSpec(scheme: scheme, blockSize: block))
+                let w = try Quantizer.quantize(wv, shape: [rows, k], spec: QuantSpec(scheme: scheme, blockSize: block,
+                                                                                    scaleFormat: ScaleFormat.allCases[(rows + k) % 3]))
                 let random = pseudoRandom(k, seed: UInt64(k))
                 let extreme = (0..<k).map { c in [127, -127, -113, 119, 0, -128, 15, -16][(c * 7 + c / 5) % 8] as Float }
                 for x in [random, extreme] {
-                    for mode in [ActivationMode.int8PerToken, .int8PerBlock, .int6Binary] {
+                    for mode in Self.integerModes {
                         let p = try PreparedWeight(w, activations: mode, singleToken: .bitSerial)
                         let lut = try PreparedWeight(w, activations: mode, singleToken: .tableLookup)
                         let what = "\(scheme) block \(block) \(rows)x\(k) \(mode)"
                         #expect(p.kernelName(tokens: 1).contains("-popcnt-") && p.kernelName(tokens: 2) == p.kernelName, "\(what)")
                         #expect(lut.kernelName(tokens: 1) == lut.kernelName && lut.kernelName.contains("-lut-"), "\(what)")
-                        let xq = try Self.referenceCodes(x, n: 1, k: k, block: block, mode: mode, scheme: scheme)
+                        let xq = try Self.referenceCodes(x, n: 1, k: k, block: block, mode: mode, weight: w)
                         let (dots, sums) = p.integerBlockDots(x, n: 1)
                         #expect(Self.blockDotsMatchReference(w, xq.values, n: 1, dots: dots, sums: sums), "\(what)")
                         #expect(p.apply(x, n: 1) == lut.apply(x, n: 1), "\(what): popcount vs table lookup")
@@ -186,9 +203,12 @@ import USMTensor
         }
         // automatic: the bit-serial kernel only where a token's tables pass 16 KB (6-bit codes: K > 4096, int8: K > 2048)
         for (k, mode, popcount) in [(1536, ActivationMode.int6Binary, false), (6144, .int6Binary, true),
+                                    (1536, .int5Binary, false), (6144, .int5Binary, true),
                                     (1536, .int8PerBlock, false), (3200, .int8PerBlock, true)] {
-            let w = try Quantizer.quantize(pseudoRandom(32 * k, seed: 3), shape: [32, k], spec: QuantSpec(scheme: .bin, blockSize: 64))
+            let w = try Quantizer.quantize(pseudoRandom(32 * k, seed: 3), shape: [32, k],
+                                           spec: QuantSpec(scheme: .bin, blockSize: 64, scaleFormat: .int8PerTensor))
             let p = try PreparedWeight(w, activations: mode)
+            #expect(p.kernel.activationBits == (mode == .int5Binary ? 5 : mode == .int6Binary ? 6 : 8))
             #expect(p.kernelName(tokens: 1).contains("-popcnt-") == popcount, "K = \(k) \(mode)")
         }
         // no bit-serial kernel for bin_asym (zero points) or below the VBMI tier
@@ -204,14 +224,14 @@ import USMTensor
     func int8ActivationProductsMatchReference(isa: KernelISA) throws {
         for (si, (scheme, block)) in Self.schemes.enumerated() {
             for (rows, k, n) in Self.shapes {
-                for mode in [ActivationMode.int8PerToken, .int8PerBlock, .int6Binary] {
+                for mode in Self.integerModes {
                     let w = try Quantizer.quantize(pseudoRandom(rows * k, seed: UInt64(si * 5 + rows)), shape: [rows, k],
                                                    spec: QuantSpec(scheme: scheme, blockSize: block,
                                                                    scaleFormat: ScaleFormat.allCases[(si + rows) % 3]))
                     let bias = pseudoRandom(rows, seed: 11)
                     let p = try PreparedWeight(w, bias: bias, activations: mode, isa: isa)
                     let x = pseudoRandom(n * k, seed: UInt64(k * 3 + n))
-                    let xq = try Self.referenceCodes(x, n: n, k: k, block: block, mode: mode, scheme: scheme)
+                    let xq = try Self.referenceCodes(x, n: n, k: k, block: block, mode: mode, weight: w)
                     let ref = try ReferenceKernels.matmul(w, xq)
                     let y = p.apply(x, n: n)
                     let l = w.layout, codes = w.codes, s = w.scales, zp = w.zeroPoints

@@ -93,10 +93,17 @@ void usm_lut1a6_tables(const int8_t *x, int64_t xstride, int64_t n, int64_t k, u
 void usm_lut1a6_gemm(const usm_qgemm_args *a, uint8_t *tables, int64_t tile_begin, int64_t tile_end,
                      int64_t t_begin, int64_t t_end);
 int64_t usm_lut1a6_gemm_scratch(int64_t k);
+/// w1a5: bin and bin_norm (shift 1, offset 1) with u8 scale codes (scale_u8), activations quantized with qmax 15 and
+/// one scale per token (sx[t][j] the same for every j), k <= 2^19. The w1a6 tables (usm_lut1a6_tables), whose sums are
+/// then within +-60: a chunk's two lookups add in bytes before one vpdpbusd whose unsigned operand holds the rows'
+/// scale codes of the block, so the int32 A = sum_j s_j * D_j exactly and y = bias + ((fa / 2) * sx) * A, with no
+/// f32 work per block. With a->dots the kernel also writes each block's D. AVX-512 VBMI only; scratch as w1a6.
+void usm_lut1a5_gemm(const usm_qgemm_args *a, uint8_t *tables, int64_t tile_begin, int64_t tile_end,
+                     int64_t t_begin, int64_t t_end);
 
 /// Bit-serial (XNOR/popcount) form of usm_lut1_gemm / usm_lut1a6_gemm for bin and bin_norm (corr_is_scale, offset 1,
-/// shift 1) on the same table-lookup layout, one row tile x one token at a time: the activation codes (abits 6: within
-/// +-31; 8: int8) are split into a sign plane and 5 (7) magnitude bit planes, and per 32 columns and plane one
+/// shift 1) on the same table-lookup layout, one row tile x one token at a time: the activation codes (abits 5: within
+/// +-15, usm_lut1a5_gemm's contract and arithmetic; 6: within +-31; 8: int8) are split into a sign plane and 5 (7) magnitude bit planes, and per 32 columns and plane one
 /// vpternlogd (xnor with the sign plane, and with the magnitude plane) and one vpopcntd give 16 rows' counts. The same
 /// D and the same f32 operations as the table-lookup kernels, so the same bits. `scratch`: usm_popcnt1_scratch(k, nb)
 /// bytes (a token's planes, 4.5 KB at K = 6144 for 6-bit codes). AVX-512 VBMI + VPOPCNTDQ only.
