@@ -366,7 +366,9 @@ uint64_t usm_read(const void *src, int64_t bytes) {
 int64_t usm_local_attention_scratch(int64_t left, int64_t right, int64_t dh) {
     const int64_t rows = left + right + 2 * dh, nw = (left + right + 15) / 16 * 16;
     const int64_t lanes = 16 + dh * nw + dh * (USM_ATTENTION_BLOCK + nw) + nw;  // 16: to align to 64 bytes
-    const int64_t tiles = 16 + 8 * (dh + 7) + 4 * (nw + 16);  // the tile forms: 4 (or 2) queries' q + u, q + v, scores
+    // the tile forms: 4 (or 2) queries' q + u, q + v, scores; the AVX-512 one also a head's positions, and a block's
+    // keys and values, as contiguous rows
+    const int64_t tiles = 16 + 8 * (dh + 7) + 4 * (nw + 16) + (left + right) * dh + 2 * (USM_ATTENTION_BLOCK + left + right) * dh;
     const int64_t most = rows > lanes ? rows : lanes;
     return most > tiles ? most : tiles;
 }
