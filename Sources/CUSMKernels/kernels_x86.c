@@ -475,76 +475,7 @@ TVBMI void usm_lut1a6_tables(const int8_t *x, int64_t xstride, int64_t n, int64_
 #define USM_LUT6_PF 1024
 #endif
 
-// TT row tiles x NT tokens share each weight load and index computation (TT ways) and each token's 2 table registers
-// (NT ways). Per block the int32 accumulator is the block dot D itself; y = bias + (fa / 2) * sum_j (s_j * sx_j) * D_j,
-// the same operations in the same order as usm_lut1s_tile, so on the same activations the results are the same bits.
-static USM_AI TVBMI void usm_lut6_tile(const usm_qgemm_args *a, const uint8_t *tables, int64_t tile, int64_t t0,
-                                       const int TT, const int NT, const int DOTS) {
-    const int64_t chunks = usm_lut_chunks(a), nb = a->nb, bc = usm_lut_block_chunks(a);
-    const int64_t tb = usm_lut1a6_table_bytes(a->groups * 4), tstride = chunks * 64;
-    const uint8_t *w = a->w + tile * tstride;
-    const __m512i ones = _mm512_set1_epi8(1);
-    const int su8 = a->scale_u8;
-    __m512 fA[2][4];
-    for (int tt = 0; tt < TT; tt++)
-        for (int t = 0; t < NT; t++) fA[tt][t] = _mm512_setzero_ps();
-    for (int64_t j = 0; j < nb; j++) {
-        const int64_t c0 = j * bc, c1 = usm_min64(c0 + bc, chunks);
-        __m512i acc[2][4];
-        for (int tt = 0; tt < TT; tt++)
-            for (int t = 0; t < NT; t++) acc[tt][t] = _mm512_setzero_si512();
-        for (int64_t c = c0; c < c1; c++) {
-            __m512i i1[2], i2[2];
-            if (NT == 1 && TT == 1) _mm_prefetch((const char *)(w + c * 64 + USM_LUT1_PF), _MM_HINT_T0);
-            else if (USM_LUT6_PF > 0)
-                for (int tt = 0; tt < TT; tt++) _mm_prefetch((const char *)(w + tt * tstride + c * 64 + USM_LUT6_PF), _MM_HINT_T0);
-            for (int tt = 0; tt < TT; tt++) usm_lut_indices(w + tt * tstride + c * 64, &i1[tt], &i2[tt]);
-            for (int t = 0; t < NT; t++) {
-                const uint8_t *tab = tables + t * tb + c * 128;
-                const __m512i A = _mm512_loadu_si512(tab), B = _mm512_loadu_si512(tab + 64);
-                for (int tt = 0; tt < TT; tt++) {
-                    acc[tt][t] = _mm512_dpbusd_epi32(acc[tt][t], ones, _mm512_permutexvar_epi8(i1[tt], A));
-                    acc[tt][t] = _mm512_dpbusd_epi32(acc[tt][t], ones, _mm512_permutexvar_epi8(i2[tt], B));
-                }
-            }
-        }
-        for (int tt = 0; tt < TT; tt++) {
-            const __m512 sv = usm_meta512(a->scale, ((tile + tt) * nb + j) * 16, su8, 0);
-            for (int t = 0; t < NT; t++) {
-                const int64_t ti = (t0 + t) * nb + j;
-                fA[tt][t] = usm_block_acc(fA[tt][t], acc[tt][t], sv, a->sx[ti]);
-                if (DOTS) usm_store_dots(a, tile + tt, t0 + t, j, acc[tt][t]);
-            }
-        }
-    }
-    usm_lut_store_y(a, tile, t0, TT, NT, fA);
-}
-
-// Tokens in fours outer (their tables, built here into the call's scratch: 4 x 6 KB at K = 1536, in L1), pairs of row
-// tiles inner; the token tail and GEMV one tile at a time (one sequential weight stream). Eight tokens x 1 tile measured no better: 8 tokens' tables
-// (48 KB at K = 1536, 192 KB at 6144) leave L1, and at K = 6144 it ran 10-20% slower.
-static USM_AI TVBMI void usm_lut6_run(const usm_qgemm_args *a, uint8_t *tables, int64_t tb, int64_t te,
-                                      int64_t t0, int64_t t1, const int DOTS) {
-    const int64_t k = a->groups * 4, xs = a->xstride;
-    int64_t t = t0;
-    for (; t + 4 <= t1; t += 4) {
-        usm_lut1a6_tables(a->x + t * xs, xs, 4, k, tables);
-        int64_t tile = tb;
-        for (; tile + 2 <= te; tile += 2) usm_lut6_tile(a, tables, tile, t, 2, 4, DOTS);
-        for (; tile < te; tile++) usm_lut6_tile(a, tables, tile, t, 1, 4, DOTS);
-    }
-    for (; t < t1; t++) {
-        usm_lut1a6_tables(a->x + t * xs, xs, 1, k, tables);
-        for (int64_t tile = tb; tile < te; tile++) usm_lut6_tile(a, tables, tile, t, 1, 1, DOTS);
-    }
-}
-
-TVBMI void usm_lut1a6_gemm(const usm_qgemm_args *a, uint8_t *tables, int64_t tb, int64_t te, int64_t t0, int64_t t1) {
-    if (a->dots) usm_lut6_run(a, tables, tb, te, t0, t1, 1);
-    else usm_lut6_run(a, tables, tb, te, t0, t1, 0);
-}
-
-// ===================================== AVX-512 VBMI: 1-bit table lookup, 5-bit activations, folded scales =========
+// ===================================== AVX-512 VBMI: 5-bit activations (folded scales); the w1a6 and w1a5 products =
 
 // w1a5: activations within +-15 with one scale per token (usm_quantize_act with qmax 15, no activation blocks), and
 // u8 weight scale codes. The w1a6 tables then hold sums within +-60, so a chunk's two lookups add in bytes (within
@@ -552,13 +483,17 @@ TVBMI void usm_lut1a6_gemm(const usm_qgemm_args *a, uint8_t *tables, int64_t tb,
 // ones: the int32 accumulator takes s_j * D_j for every block, exactly, and no block needs f32 work. Per token and
 // row: A = sum_j s_j D_j (|A| <= 255 * 15 * k, so k <= 2^19), y = bias + ((fa / 2) * sx) * A.
 
+// The u8 scale codes of weight block j of a row tile (its 16 rows).
+static USM_AI TVBMI __m128i usm_scale_codes(const usm_qgemm_args *a, int64_t tile, int64_t j) {
+    return _mm_loadu_si128((const __m128i *)((const uint8_t *)a->scale + (tile * a->nb + j) * 16));
+}
+
 // The vpdpbusd operand of weight block j of a row tile: byte 4 r + g = row r's scale code (dword r = 4 copies).
 static USM_AI TVBMI __m512i usm_fold_scales(const usm_qgemm_args *a, int64_t tile, int64_t j) {
     const __m512i pat = _mm512_set_epi32(0x0F0F0F0F, 0x0E0E0E0E, 0x0D0D0D0D, 0x0C0C0C0C, 0x0B0B0B0B, 0x0A0A0A0A,
                                          0x09090909, 0x08080808, 0x07070707, 0x06060606, 0x05050505, 0x04040404,
                                          0x03030303, 0x02020202, 0x01010101, 0x00000000);
-    const __m128i s = _mm_loadu_si128((const __m128i *)((const uint8_t *)a->scale + (tile * a->nb + j) * 16));
-    return _mm512_permutexvar_epi8(pat, _mm512_castsi128_si512(s));
+    return _mm512_permutexvar_epi8(pat, _mm512_castsi128_si512(usm_scale_codes(a, tile, j)));
 }
 
 // y of TT row tiles x NT tokens from their accumulators A: bias + ((fa / 2) * sx) * A. Both w1a5 kernels end here, so
@@ -578,23 +513,34 @@ static USM_AI TVBMI void usm_fold_store_y(const usm_qgemm_args *a, int64_t tile,
     }
 }
 
-// TT row tiles x NT tokens, as usm_lut6_tile; DOTS (tests) also forms each block's D with ones.
-static USM_AI TVBMI void usm_lut5_tile(const usm_qgemm_args *a, const uint8_t *tables, int64_t tile, int64_t t0,
-                                       const int TT, const int NT, const int DOTS) {
+// TT row tiles x NT tokens share each weight load and index computation (TT ways) and each token's 2 table registers
+// (NT ways). w1a6 (FOLD 0): per block the int32 accumulator is the block dot D itself; y = bias + (fa / 2) * sum_j
+// (s_j * sx_j) * D_j, the same operations in the same order as usm_lut1s_tile, so on the same activations the results
+// are the same bits. w1a5 (FOLD 1): the two lookups add in bytes and vpdpbusd takes the block's scale codes, so the
+// accumulator runs over the whole row and usm_fold_store_y ends it; DOTS (tests) then forms each block's D with ones.
+static USM_AI TVBMI void usm_lut6_tile(const usm_qgemm_args *a, const uint8_t *tables, int64_t tile, int64_t t0,
+                                       const int TT, const int NT, const int FOLD, const int DOTS) {
     const int64_t chunks = usm_lut_chunks(a), nb = a->nb, bc = usm_lut_block_chunks(a);
     const int64_t tb = usm_lut1a6_table_bytes(a->groups * 4), tstride = chunks * 64;
     const uint8_t *w = a->w + tile * tstride;
     const __m512i ones = _mm512_set1_epi8(1);
+    const int su8 = a->scale_u8;
+    __m512 fA[2][4];
     __m512i acc[2][4], dd[2][4];
     for (int tt = 0; tt < TT; tt++)
-        for (int t = 0; t < NT; t++) acc[tt][t] = _mm512_setzero_si512();
+        for (int t = 0; t < NT; t++) {
+            fA[tt][t] = _mm512_setzero_ps();
+            acc[tt][t] = _mm512_setzero_si512();
+        }
     for (int64_t j = 0; j < nb; j++) {
         const int64_t c0 = j * bc, c1 = usm_min64(c0 + bc, chunks);
         __m512i sr[2];
         for (int tt = 0; tt < TT; tt++) {
-            sr[tt] = usm_fold_scales(a, tile + tt, j);
-            if (DOTS)
-                for (int t = 0; t < NT; t++) dd[tt][t] = _mm512_setzero_si512();
+            if (FOLD) sr[tt] = usm_fold_scales(a, tile + tt, j);
+            for (int t = 0; t < NT; t++) {
+                if (!FOLD) acc[tt][t] = _mm512_setzero_si512();
+                if (FOLD && DOTS) dd[tt][t] = _mm512_setzero_si512();
+            }
         }
         for (int64_t c = c0; c < c1; c++) {
             __m512i i1[2], i2[2];
@@ -606,38 +552,58 @@ static USM_AI TVBMI void usm_lut5_tile(const usm_qgemm_args *a, const uint8_t *t
                 const uint8_t *tab = tables + t * tb + c * 128;
                 const __m512i A = _mm512_loadu_si512(tab), B = _mm512_loadu_si512(tab + 64);
                 for (int tt = 0; tt < TT; tt++) {
-                    const __m512i l = _mm512_add_epi8(_mm512_permutexvar_epi8(i1[tt], A), _mm512_permutexvar_epi8(i2[tt], B));
-                    acc[tt][t] = _mm512_dpbusd_epi32(acc[tt][t], sr[tt], l);
-                    if (DOTS) dd[tt][t] = _mm512_dpbusd_epi32(dd[tt][t], ones, l);
+                    const __m512i l1 = _mm512_permutexvar_epi8(i1[tt], A), l2 = _mm512_permutexvar_epi8(i2[tt], B);
+                    if (FOLD) {
+                        const __m512i l = _mm512_add_epi8(l1, l2);
+                        acc[tt][t] = _mm512_dpbusd_epi32(acc[tt][t], sr[tt], l);
+                        if (DOTS) dd[tt][t] = _mm512_dpbusd_epi32(dd[tt][t], ones, l);
+                    } else {
+                        acc[tt][t] = _mm512_dpbusd_epi32(acc[tt][t], ones, l1);
+                        acc[tt][t] = _mm512_dpbusd_epi32(acc[tt][t], ones, l2);
+                    }
                 }
             }
         }
-        if (DOTS)
-            for (int tt = 0; tt < TT; tt++)
-                for (int t = 0; t < NT; t++) usm_store_dots(a, tile + tt, t0 + t, j, dd[tt][t]);
+        for (int tt = 0; tt < TT; tt++) {
+            const __m512 sv = FOLD ? _mm512_setzero_ps() : usm_meta512(a->scale, ((tile + tt) * nb + j) * 16, su8, 0);
+            for (int t = 0; t < NT; t++) {
+                const int64_t ti = (t0 + t) * nb + j;
+                if (!FOLD) fA[tt][t] = usm_block_acc(fA[tt][t], acc[tt][t], sv, a->sx[ti]);
+                if (DOTS) usm_store_dots(a, tile + tt, t0 + t, j, FOLD ? dd[tt][t] : acc[tt][t]);
+            }
+        }
     }
-    usm_fold_store_y(a, tile, t0, TT, NT, acc);
+    if (FOLD) usm_fold_store_y(a, tile, t0, TT, NT, acc);
+    else usm_lut_store_y(a, tile, t0, TT, NT, fA);
 }
 
-static USM_AI TVBMI void usm_lut5_run(const usm_qgemm_args *a, uint8_t *tables, int64_t tb, int64_t te,
-                                      int64_t t0, int64_t t1, const int DOTS) {
+// Tokens in fours outer (their tables, built here into the call's scratch: 4 x 6 KB at K = 1536, in L1), pairs of row
+// tiles inner; the token tail and GEMV one tile at a time (one sequential weight stream). Eight tokens x 1 tile measured no better: 8 tokens' tables
+// (48 KB at K = 1536, 192 KB at 6144) leave L1, and at K = 6144 it ran 10-20% slower.
+static USM_AI TVBMI void usm_lut6_run(const usm_qgemm_args *a, uint8_t *tables, int64_t tb, int64_t te,
+                                      int64_t t0, int64_t t1, const int FOLD, const int DOTS) {
     const int64_t k = a->groups * 4, xs = a->xstride;
     int64_t t = t0;
     for (; t + 4 <= t1; t += 4) {
         usm_lut1a6_tables(a->x + t * xs, xs, 4, k, tables);
         int64_t tile = tb;
-        for (; tile + 2 <= te; tile += 2) usm_lut5_tile(a, tables, tile, t, 2, 4, DOTS);
-        for (; tile < te; tile++) usm_lut5_tile(a, tables, tile, t, 1, 4, DOTS);
+        for (; tile + 2 <= te; tile += 2) usm_lut6_tile(a, tables, tile, t, 2, 4, FOLD, DOTS);
+        for (; tile < te; tile++) usm_lut6_tile(a, tables, tile, t, 1, 4, FOLD, DOTS);
     }
     for (; t < t1; t++) {
         usm_lut1a6_tables(a->x + t * xs, xs, 1, k, tables);
-        for (int64_t tile = tb; tile < te; tile++) usm_lut5_tile(a, tables, tile, t, 1, 1, DOTS);
+        for (int64_t tile = tb; tile < te; tile++) usm_lut6_tile(a, tables, tile, t, 1, 1, FOLD, DOTS);
     }
 }
 
+TVBMI void usm_lut1a6_gemm(const usm_qgemm_args *a, uint8_t *tables, int64_t tb, int64_t te, int64_t t0, int64_t t1) {
+    if (a->dots) usm_lut6_run(a, tables, tb, te, t0, t1, 0, 1);
+    else usm_lut6_run(a, tables, tb, te, t0, t1, 0, 0);
+}
+
 TVBMI void usm_lut1a5_gemm(const usm_qgemm_args *a, uint8_t *tables, int64_t tb, int64_t te, int64_t t0, int64_t t1) {
-    if (a->dots) usm_lut5_run(a, tables, tb, te, t0, t1, 1);
-    else usm_lut5_run(a, tables, tb, te, t0, t1, 0);
+    if (a->dots) usm_lut6_run(a, tables, tb, te, t0, t1, 1, 1);
+    else usm_lut6_run(a, tables, tb, te, t0, t1, 1, 0);
 }
 
 // ===================================== AVX-512 VPOPCNTDQ: 1-bit bit-serial (XNOR/popcount) GEMV ==================
@@ -677,7 +643,7 @@ static USM_AI TPOP void usm_popcnt1_planes(const int8_t *x, int64_t chunks, int6
 
 // One row tile x one token; y = bias + (fa / 2) * sum_j (s_j * sx_j) * D_j by the same operations as usm_lut1s_tile
 // and usm_lut6_tile, so the three give the same bits on the same activations.
-// FOLD (w1a5): u8 scale codes times D summed in int32 instead (vpmulld), then usm_fold_store_y, as usm_lut5_tile.
+// FOLD (w1a5): u8 scale codes times D summed in int32 instead (vpmulld), then usm_fold_store_y, as usm_lut6_tile's.
 static USM_AI TPOP void usm_popcnt1_tile(const usm_qgemm_args *a, const uint32_t *pl, const int32_t *absj,
                                          int64_t tile, int64_t t, const int P, const int BC, const int FOLD,
                                          const int DOTS) {
@@ -726,8 +692,7 @@ static USM_AI TPOP void usm_popcnt1_tile(const usm_qgemm_args *a, const uint32_t
         }
         const __m512i d = _mm512_sub_epi32(_mm512_add_epi32(s, s), _mm512_set1_epi32(absj[j]));
         if (FOLD) {
-            const __m128i sc = _mm_loadu_si128((const __m128i *)((const uint8_t *)a->scale + (tile * nb + j) * 16));
-            iA[0][0] = _mm512_add_epi32(iA[0][0], _mm512_mullo_epi32(d, _mm512_cvtepu8_epi32(sc)));
+            iA[0][0] = _mm512_add_epi32(iA[0][0], _mm512_mullo_epi32(d, _mm512_cvtepu8_epi32(usm_scale_codes(a, tile, j))));
         } else {
             const __m512 sv = usm_meta512(a->scale, (tile * nb + j) * 16, su8, 0);
             fA[0][0] = usm_block_acc(fA[0][0], d, sv, a->sx[t * nb + j]);
