@@ -530,7 +530,7 @@ static USM_AI TVBMI void usm_lut6_tile(const usm_qgemm_args *a, const uint8_t *t
     for (int tt = 0; tt < TT; tt++)
         for (int t = 0; t < NT; t++) {
             fA[tt][t] = _mm512_setzero_ps();
-            acc[tt][t] = _mm512_setzero_si512();
+            if (FOLD) acc[tt][t] = _mm512_setzero_si512();  // w1a6: zeroed per block below
         }
     for (int64_t j = 0; j < nb; j++) {
         const int64_t c0 = j * bc, c1 = usm_min64(c0 + bc, chunks);
@@ -565,11 +565,15 @@ static USM_AI TVBMI void usm_lut6_tile(const usm_qgemm_args *a, const uint8_t *t
             }
         }
         for (int tt = 0; tt < TT; tt++) {
-            const __m512 sv = FOLD ? _mm512_setzero_ps() : usm_meta512(a->scale, ((tile + tt) * nb + j) * 16, su8, 0);
+            if (FOLD) {
+                if (DOTS)
+                    for (int t = 0; t < NT; t++) usm_store_dots(a, tile + tt, t0 + t, j, dd[tt][t]);
+                continue;
+            }
+            const __m512 sv = usm_meta512(a->scale, ((tile + tt) * nb + j) * 16, su8, 0);
             for (int t = 0; t < NT; t++) {
-                const int64_t ti = (t0 + t) * nb + j;
-                if (!FOLD) fA[tt][t] = usm_block_acc(fA[tt][t], acc[tt][t], sv, a->sx[ti]);
-                if (DOTS) usm_store_dots(a, tile + tt, t0 + t, j, FOLD ? dd[tt][t] : acc[tt][t]);
+                fA[tt][t] = usm_block_acc(fA[tt][t], acc[tt][t], sv, a->sx[(t0 + t) * nb + j]);
+                if (DOTS) usm_store_dots(a, tile + tt, t0 + t, j, acc[tt][t]);
             }
         }
     }

@@ -103,7 +103,8 @@ void usm_lut1a5_gemm(const usm_qgemm_args *a, uint8_t *tables, int64_t tile_begi
 
 /// Bit-serial (XNOR/popcount) form of usm_lut1_gemm / usm_lut1a6_gemm for bin and bin_norm (corr_is_scale, offset 1,
 /// shift 1) on the same table-lookup layout, one row tile x one token at a time: the activation codes (abits 5: within
-/// +-15, usm_lut1a5_gemm's contract and arithmetic; 6: within +-31; 8: int8) are split into a sign plane and 5 (7) magnitude bit planes, and per 32 columns and plane one
+/// +-15, usm_lut1a5_gemm's contract and arithmetic; 6: within +-31; 8: int8) are split into a sign plane and abits - 1
+/// magnitude bit planes, and per 32 columns and plane one
 /// vpternlogd (xnor with the sign plane, and with the magnitude plane) and one vpopcntd give 16 rows' counts. The same
 /// D and the same f32 operations as the table-lookup kernels, so the same bits. `scratch`: usm_popcnt1_scratch(k, nb)
 /// bytes (a token's planes, 4.5 KB at K = 6144 for 6-bit codes). AVX-512 VBMI + VPOPCNTDQ only.
