@@ -600,6 +600,48 @@ static USM_AI TVBMI void usm_lut6_run(const usm_qgemm_args *a, uint8_t *tables, 
     }
 }
 
+// Shared form for several threads (usm_lut1a6_gemm_dyn): the product's units, (group g of 4 tokens, row part r <
+// rparts) in that order, are claimed from *next by every thread that runs the call, each with its own scratch; a
+// thread builds a group's tables when it takes its first unit of that group. A thread that starts late or runs
+// slower so takes fewer units, where a fixed split of the rows made the other wait for it at the end of every
+// product; the tables are built about as often as with a fixed split (once per group and thread that takes part in
+// it). Every (tile, token) is computed by the same operations as usm_lut6_run's, so the results are the same bits.
+static USM_AI TVBMI void usm_lut6_dyn(const usm_qgemm_args *a, uint8_t *tables, int64_t *next, int64_t rparts,
+                                      int64_t tb, int64_t te, int64_t t0, int64_t t1, const int FOLD, const int DOTS) {
+    const int64_t k = a->groups * 4, xs = a->xstride, tsz = usm_lut1a6_table_bytes(k);
+    const int64_t units = (t1 - t0 + 3) / 4 * rparts;
+    int64_t built = -1;
+    for (;;) {
+        const int64_t u = __atomic_fetch_add(next, 1, __ATOMIC_RELAXED);
+        if (u >= units) break;
+        const int64_t g = u / rparts, r = u % rparts, t = t0 + 4 * g, nt = usm_min64(4, t1 - t);
+        const int64_t r0 = tb + (te - tb) * r / rparts, r1 = tb + (te - tb) * (r + 1) / rparts;
+        if (g != built) {
+            usm_lut1a6_tables(a->x + t * xs, xs, nt, k, tables);
+            built = g;
+        }
+        if (nt == 4) {
+            int64_t tile = r0;
+            for (; tile + 2 <= r1; tile += 2) usm_lut6_tile(a, tables, tile, t, 2, 4, FOLD, DOTS);
+            for (; tile < r1; tile++) usm_lut6_tile(a, tables, tile, t, 1, 4, FOLD, DOTS);
+        } else {
+            for (int64_t i = 0; i < nt; i++)
+                for (int64_t tile = r0; tile < r1; tile++) usm_lut6_tile(a, tables + i * tsz, tile, t + i, 1, 1, FOLD, DOTS);
+        }
+    }
+}
+
+TVBMI void usm_lut1a6_gemm_dyn(const usm_qgemm_args *a, int32_t fold, uint8_t *tables, int64_t *next, int64_t rparts,
+                               int64_t tb, int64_t te, int64_t t0, int64_t t1) {
+    if (fold) {
+        if (a->dots) usm_lut6_dyn(a, tables, next, rparts, tb, te, t0, t1, 1, 1);
+        else usm_lut6_dyn(a, tables, next, rparts, tb, te, t0, t1, 1, 0);
+    } else {
+        if (a->dots) usm_lut6_dyn(a, tables, next, rparts, tb, te, t0, t1, 0, 1);
+        else usm_lut6_dyn(a, tables, next, rparts, tb, te, t0, t1, 0, 0);
+    }
+}
+
 TVBMI void usm_lut1a6_gemm(const usm_qgemm_args *a, uint8_t *tables, int64_t tb, int64_t te, int64_t t0, int64_t t1) {
     if (a->dots) usm_lut6_run(a, tables, tb, te, t0, t1, 0, 1);
     else usm_lut6_run(a, tables, tb, te, t0, t1, 0, 0);

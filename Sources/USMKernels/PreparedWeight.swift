@@ -361,6 +361,11 @@ public struct PreparedWeight: Sendable {
         return (0, tiles, min(n, chunks * part / parts * 8), min(n, chunks * (part + 1) / parts * 8))
     }
 
+    /// Row parts per group of 4 tokens in the claimed units of usm_lut1a6_gemm_dyn: up to 4, at least 8 tiles each.
+    static func rowParts(tiles: Int) -> Int {
+        max(1, min(4, tiles / 8))
+    }
+
     private func parts(threads: Int, n: Int) -> Int {
         let work = tiles * 16 * k * n
         // below ~1M multiply-adds a second thread costs more than it saves
@@ -438,6 +443,19 @@ public struct PreparedWeight: Sendable {
                                                 shift: shift, offset: offset, scale_u8: scaleU8 ? 1 : 0,
                                                 corr_i8: scaleU8 ? 1 : 0, corr_is_scale: zp == nil ? 1 : 0)
                                             withUnsafePointer(to: args) { ap in
+                                                if !single && parts > 1 && (lookup == .sixBit || lookup == .fiveBit) {
+                                                    // units claimed as the threads go (see usm_lut1a6_gemm_dyn)
+                                                    let fold: Int32 = lookup == .fiveBit ? 1 : 0
+                                                    let rparts = Int64(Self.rowParts(tiles: tiles))
+                                                    var next: Int64 = 0
+                                                    withUnsafeMutablePointer(to: &next) { np in
+                                                        parallelFor(parts) { i in
+                                                            usm_lut1a6_gemm_dyn(ap, fold, tabb.baseAddress! + i * tableBytes, np, rparts,
+                                                                                0, Int64(tiles), 0, Int64(n))
+                                                        }
+                                                    }
+                                                    return
+                                                }
                                                 parallelFor(parts) { i in
                                                     let r = partition(i, of: parts, n: n)
                                                     if single {

@@ -322,12 +322,16 @@ import USMTensor
 
     @Test func threadsGiveIdenticalResultsAndWarmWorkspacesDoNotGrow() throws {
         // 200 rows: the pool splits row tiles; 20 rows (2 tiles) with many tokens: it splits tokens (each part then
-        // builds its own tokens' lookup tables)
-        for (scheme, mode, rows, k) in [(QuantScheme.bin, ActivationMode.int8PerBlock, 200, 192), (.bin, .int6Binary, 200, 192),
-                                        (.bin, .int8PerBlock, 20, 1536), (.bin, .int6Binary, 20, 1536),
-                                        (.int4, .int8PerToken, 200, 192), (.f32, .float, 200, 192)] {
+        // builds its own tokens' lookup tables); 5- and 6-bit lookups: the threads claim (4 tokens x row part) units
+        // as they go, 1 row part at 200 rows and 3 at 400 (int8 scales: the 5-bit form with folded scales)
+        for (scheme, mode, rows, k, int8) in [(QuantScheme.bin, ActivationMode.int8PerBlock, 200, 192, false),
+                                              (.bin, .int6Binary, 200, 192, false), (.bin, .int6Binary, 400, 192, false),
+                                              (.bin, .int5Binary, 400, 192, true), (.bin, .int5Binary, 200, 1536, true),
+                                              (.bin, .int8PerBlock, 20, 1536, false), (.bin, .int6Binary, 20, 1536, false),
+                                              (.int4, .int8PerToken, 200, 192, false), (.f32, .float, 200, 192, false)] {
             let w = try Quantizer.quantize(pseudoRandom(rows * k, seed: 9), shape: [rows, k],
-                                           spec: QuantSpec(scheme: scheme, blockSize: scheme == .f32 ? 0 : 64))
+                                           spec: QuantSpec(scheme: scheme, blockSize: scheme == .f32 ? 0 : 64,
+                                                           scaleFormat: int8 ? .int8PerTensor : .f32))
             let p = try PreparedWeight(w, bias: pseudoRandom(rows, seed: 3), activations: mode)
             for n in [1, 7, 40, 64] {
                 let x = pseudoRandom(n * k, seed: UInt64(n))

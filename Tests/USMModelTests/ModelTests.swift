@@ -226,7 +226,7 @@ import USMKernels
     }
 }
 
-/// A layer's frame buffer keeps dropped rows at the front of its storage until more than its slack has gathered; every
+/// A layer's frame buffer keeps dropped rows at the front of its storage until an append needs their room; every
 /// read (row ranges, the attention's rows, the conv input's f32 rows) must still see the live rows only, at every
 /// precision, and the storage must not grow past its reservation in a steady stream.
 @Suite struct FrameBuffers {
@@ -242,7 +242,18 @@ import USMKernels
             let n = 1 + step % 5
             var rows: [Float] = []
             for t in next..<(next + n) { rows += row(t) }
-            b.append(rows)
+            if step % 2 == 0 {
+                b.append(rows)
+            } else {  // written by the producer: in place for f32, through scratch otherwise
+                var scratch = [Float](repeating: .nan, count: n * width)
+                let seen = scratch.withUnsafeMutableBufferPointer { sp in
+                    b.appendRows(n, scratch: sp.baseAddress!) { p in
+                        rows.withUnsafeBufferPointer { p.update(from: $0.baseAddress!, count: n * width) }
+                        return Array(UnsafeBufferPointer(start: p, count: n * width))
+                    }
+                }
+                #expect(seen == rows, "the producer reads back the f32 rows it wrote")
+            }
             next += n
             b.drop(before: next - 30)  // keep a window of 30 rows
             #expect(b.base == max(0, next - 30) && b.end == next)

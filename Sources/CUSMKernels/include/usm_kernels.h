@@ -100,6 +100,12 @@ int64_t usm_lut1a6_gemm_scratch(int64_t k);
 /// f32 work per block. With a->dots the kernel also writes each block's D. AVX-512 VBMI only; scratch as w1a6.
 void usm_lut1a5_gemm(const usm_qgemm_args *a, uint8_t *tables, int64_t tile_begin, int64_t tile_end,
                      int64_t t_begin, int64_t t_end);
+/// usm_lut1a6_gemm (fold 0) or usm_lut1a5_gemm (fold 1) for several threads: every thread that runs the call (each
+/// with its own `tables` scratch of usm_lut1a6_gemm_scratch(k) bytes) claims units of work, a group of 4 tokens times
+/// one of `rparts` row parts of [tile_begin, tile_end), from the shared counter *next (0 before the first call), until
+/// none is left. Same results, bit for bit, whichever thread takes which unit.
+void usm_lut1a6_gemm_dyn(const usm_qgemm_args *a, int32_t fold, uint8_t *tables, int64_t *next, int64_t rparts,
+                         int64_t tile_begin, int64_t tile_end, int64_t t_begin, int64_t t_end);
 
 /// Bit-serial (XNOR/popcount) form of usm_lut1_gemm / usm_lut1a6_gemm for bin and bin_norm (corr_is_scale, offset 1,
 /// shift 1) on the same table-lookup layout, one row tile x one token at a time: the activation codes (abits 5: within

@@ -26,10 +26,13 @@ enum RowStorage: Sendable, Equatable {
 
 /// Rows of `width` floats with absolute frame indices; old rows are dropped once no stage needs them. Capacity is
 /// reserved at creation, and dropping keeps it, so steady-state streaming appends without allocating. Rows are
-/// stored as f32 (`data`), binary16 (`halves`) or int8 (`bytes` with `scales`), see `RowStorage`.
+/// stored as f32 (`data`), binary16 (`halves`) or int8 (`bytes` with `scales`), see `RowStorage`. f32 rows can be
+/// written in place by their producer (`appendRows`), without a copy.
 struct FrameBuffer: Sendable {
     let width: Int
     let storage: RowStorage
+    /// f32 rows: sized to the whole capacity once reserved (rows past `dead + count` are free), so a producer writes
+    /// new rows straight into it
     private var data: [Float] = []
     private var halves: [UInt16] = []
     private var bytes: [Int8] = []
@@ -38,11 +41,12 @@ struct FrameBuffer: Sendable {
     private(set) var base = 0
     /// rows stored
     private(set) var count = 0
-    /// dropped rows still at the front of the storage: they are moved out only once more than `slackRows` have
-    /// gathered (or when an append would otherwise outgrow the capacity), not on every drop
+    /// dropped rows still at the front of the storage: they are moved out only when an append would otherwise
+    /// outgrow the capacity, not on every drop
     private var dead = 0
     /// A steady stream drops a chunk's rows from every layer's keys, values and waiting rows on every call; moving the
-    /// kept window (USM-1B: 257 rows of 1536 values) each time was 5-7 % of a stream's time.
+    /// kept window (USM-1B: 257 rows of 1536 values) each time was 5-7 % of a stream's time. The capacity holds this
+    /// many rows beyond the reservation, so the kept window moves at most once per `slackRows` dropped rows.
     var slackRows: Int { reserveRows / 16 }
     /// absolute index one past the last row
     var end: Int { base + count }
@@ -69,14 +73,43 @@ struct FrameBuffer: Sendable {
         rows.withUnsafeBufferPointer { append($0.baseAddress!, count: rows.count / width) }
     }
 
+    /// Makes room for `n` more f32 rows after the stored ones (moving the live rows to the front, or growing the
+    /// storage, only when they would not fit).
+    private mutating func roomForFloatRows(_ n: Int) {
+        if dead > 0 && (dead + count + n) * width > data.count { compact() }
+        let need = (count + n) * width
+        if need > data.count {
+            let rows = max(reserveRows + slackRows, count + n, data.count / width + data.count / width / 2)
+            data.append(contentsOf: repeatElement(0, count: rows * width - data.count))
+        }
+    }
+
+    /// Appends `n` rows that `body` writes as f32: for f32 storage into the storage itself (no copy); otherwise into
+    /// `scratch` (room for `n` rows), from which they are stored. `body` may also read the rows it wrote (they are
+    /// the f32 values, before any rounding to the storage precision).
+    mutating func appendRows<R>(_ n: Int, scratch: UnsafeMutablePointer<Float>, _ body: (UnsafeMutablePointer<Float>) -> R) -> R {
+        guard storage == .float32 else {
+            let r = body(scratch)
+            append(UnsafePointer(scratch), count: n)
+            return r
+        }
+        guard n > 0 else { return body(scratch) }
+        roomForFloatRows(n)
+        let at = (dead + count) * width
+        let r = data.withUnsafeMutableBufferPointer { body($0.baseAddress! + at) }
+        count += n
+        return r
+    }
+
     mutating func append(_ rows: UnsafePointer<Float>, count n: Int) {
         guard n > 0 else { return }
         let reserve = max(reserveRows + slackRows, n)
-        if dead > 0 && (dead + count + n) * width > storedCapacity { compact() }
+        if storage != .float32 && dead > 0 && (dead + count + n) * width > storedCapacity { compact() }
         switch storage {
         case .float32:
-            if data.capacity == 0 { data.reserveCapacity(reserve * width) }
-            data.append(contentsOf: UnsafeBufferPointer(start: rows, count: n * width))
+            roomForFloatRows(n)
+            let at = (dead + count) * width
+            data.withUnsafeMutableBufferPointer { ($0.baseAddress! + at).update(from: rows, count: n * width) }
         case .float16:
             if halves.capacity == 0 { halves.reserveCapacity(reserve * width) }
             let old = halves.count
@@ -109,7 +142,7 @@ struct FrameBuffer: Sendable {
     /// Values the storage holds without reallocating.
     private var storedCapacity: Int {
         switch storage {
-        case .float32: data.capacity
+        case .float32: data.count
         case .float16: halves.capacity
         case .int8: bytes.capacity
         }
@@ -170,11 +203,10 @@ struct FrameBuffer: Sendable {
         withRows(base..<end, scratch: scratch(), body)
     }
 
-    var capacityBytes: Int { data.capacity * 4 + halves.capacity * 2 + bytes.capacity + scales.capacity * 4 }
+    var capacityBytes: Int { data.count * 4 + halves.capacity * 2 + bytes.capacity + scales.capacity * 4 }
 
     /// Empty again at absolute row 0, keeping the capacity.
     mutating func reset() {
-        data.removeAll(keepingCapacity: true)
         halves.removeAll(keepingCapacity: true)
         bytes.removeAll(keepingCapacity: true)
         scales.removeAll(keepingCapacity: true)
@@ -187,14 +219,16 @@ struct FrameBuffer: Sendable {
         base += n
         count -= n
         dead += n
-        if dead > slackRows || count == 0 { compact() }
+        if count == 0 { compact() }  // nothing to move
     }
 
     /// Moves the stored rows to the front of the storage (removeFirst keeps the capacity).
     private mutating func compact() {
         guard dead > 0 else { return }
         switch storage {
-        case .float32: data.removeFirst(dead * width)
+        case .float32:
+            let (from, n) = (dead * width, count * width)
+            if n > 0 { data.withUnsafeMutableBufferPointer { p in _ = memmove(p.baseAddress!, p.baseAddress! + from, n * 4) } }
         case .float16: halves.removeFirst(dead * width)
         case .int8:
             bytes.removeFirst(dead * width)
@@ -768,16 +802,17 @@ extension ConformerModel {
         let halfK = (e.convKernel - 1) / 2
 
         // Per-frame stage: FFN1 and the key/value projections.
+        // New rows are written straight into the layer's f32 context buffers (into scratch, then stored, at f16 or
+        // int8).
         if n > 0 {
-            ffn(w.ffn1, x, n, ls.x, ls, ws)  // x1
-            lap(\.ffn)
             let a = w.attention
-            layerNorm(ls.x, ls.t, n, a.normScale, a.normBias, ws)
-            s.x1.append(ls.x, count: n)
-            mm(a.key, ls.t, n, ls.o, ws)
-            s.k.append(ls.o, count: n)
-            mm(a.value, ls.t, n, ls.o, ws)
-            s.v.append(ls.o, count: n)
+            s.x1.appendRows(n, scratch: ls.x) { x1 in
+                ffn(w.ffn1, x, n, x1, ls, ws)
+                lap(\.ffn)
+                layerNorm(x1, ls.t, n, a.normScale, a.normBias, ws)
+            }
+            s.k.appendRows(n, scratch: ls.o) { mm(a.key, ls.t, n, $0, ws) }
+            s.v.appendRows(n, scratch: ls.o) { mm(a.value, ls.t, n, $0, ws) }
         }
         let end = s.x1.end
 
@@ -787,10 +822,10 @@ extension ConformerModel {
             let m = attEnd - s.attended
             let a = w.attention
             // the queries of the frames attended now, from x1 (row-wise norm and batch-invariant products: the same
-            // values as projecting them when they arrived); x1's rows are copied (or widened from f16) into ls.x,
-            // which is free until x2 is written there
-            s.x1.copyRows(s.attended..<attEnd, into: ls.x)
-            layerNorm(ls.x, ls.o, m, a.normScale, a.normBias, ws)
+            // values as projecting them when they arrived); x1's rows are read in place (or widened from f16 into
+            // ls.x, which is free until x2 is written there)
+            let x1 = s.x1, rows = s.attended..<attEnd
+            x1.withRows(rows, scratch: ls.x) { layerNorm($0, ls.o, m, a.normScale, a.normBias, ws) }
             mm(a.query, ls.o, m, ls.q, ws)
             a.queryScale.withUnsafeBufferPointer { qs in
                 let scale = qs.baseAddress!
@@ -824,13 +859,14 @@ extension ConformerModel {
                 }
             }
             mm(a.out, ls.t, m, ls.o, ws)
-            Elementwise.addScaled(ls.x, ls.o, 1, ls.x, m * d, threads: ws.threads)  // x2 = x1 + attention
-            lap(\.attention)
-            layerNorm(ls.x, ls.t, m, w.conv.normScale, w.conv.normBias, ws)
+            s.x2.appendRows(m, scratch: ls.x) { x2 in
+                // x2 = x1 + attention (x1 widened into ls.x first where it is not f32: then in place)
+                x1.withRows(rows, scratch: ls.x) { Elementwise.addScaled($0, ls.o, 1, x2, m * d, threads: ws.threads) }
+                lap(\.attention)
+                layerNorm(x2, ls.t, m, w.conv.normScale, w.conv.normBias, ws)
+            }
             mm(w.conv.pointwise1, ls.t, m, ls.h, ws)
-            Elementwise.glu(ls.h, rows: m, d: d, ls.q, threads: ws.threads)
-            s.x2.append(ls.x, count: m)
-            s.g.append(ls.q, count: m)
+            s.g.appendRows(m, scratch: ls.q) { Elementwise.glu(ls.h, rows: m, d: d, $0, threads: ws.threads) }
             s.attended = attEnd
             lap(\.conv)
         }
