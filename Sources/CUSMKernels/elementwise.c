@@ -312,6 +312,35 @@ EWI void ew_attention_body(const float *q, int64_t qs, const float *k, const flo
     }
 }
 
+// The first index of the largest of x[0 ..< n], as the loop `best = 0; for k in 1 ..< n where x[k] > x[best]` finds
+// it: a NaN is never larger (a NaN at 0 stays the answer); of equal values, +0 and -0 included, the first wins. The
+// largest value is found 16 lanes at a time (a lane keeps its value unless a larger one comes, so NaNs never enter),
+// then the first element equal to it.
+EWI void ew_argmax_body(const float *x, int64_t n, int64_t *out) {
+    *out = 0;
+    if (n <= 1 || x[0] != x[0]) return;
+    float best = x[0];
+    int64_t i = 0;
+    if (n >= 16) {
+        usm_v16f m = ew_splat(best);
+        for (; i + 16 <= n; i += 16) {
+            const usm_v16f v = ew_ld(x + i);
+            m = ew_sel(v > m, v, m);
+        }
+        for (int z = 0; z < 16; z++) best = m[z] > best ? m[z] : best;
+    }
+    for (; i < n; i++) best = x[i] > best ? x[i] : best;
+    int64_t k = 0;
+    for (; k + 16 <= n; k += 16) {
+        const usm_v16i eq = ew_ld(x + k) == best;
+        int any = 0;
+        for (int z = 0; z < 16; z++) any |= eq[z];
+        if (any) break;
+    }
+    for (; k < n && x[k] != best; k++) {}
+    *out = k;
+}
+
 // ---- three tiers and run-time dispatch ---------------------------------------------------------------------------
 
 #if defined(__x86_64__)
@@ -343,6 +372,7 @@ EW_VARIANTS(ew_dwconv,
              int64_t kernel, const float *bs, const float *bb, int64_t d, float *y, int64_t ys),
             (g, gs, gbase, gend, i0, m, w, kernel, bs, bb, d, y, ys))
 EW_VARIANTS(ew_lstm, (const float *gates, float *c, float *h, int64_t hidden), (gates, c, h, hidden))
+EW_VARIANTS(ew_argmax, (const float *x, int64_t n, int64_t *out), (x, n, out))
 EW_VARIANTS(ew_attention,
             (const float *q, int64_t qs, const float *k, const float *v, int64_t kvs, int64_t kbase, const float *pos,
              int64_t ps, const float *u, const float *vb, int64_t dh, int64_t i0, int64_t i1, int64_t end, int64_t left,
@@ -394,6 +424,13 @@ void usm_dwconv_bn_swish(int32_t isa, const float *g, int64_t gs, int64_t gbase,
                const float *, int64_t, float *, int64_t);
     ew_dwconv_pick(isa, &fn);
     fn(g, gs, gbase, gend, i0, m, w, kernel, bn_scale, bn_bias, d, y, ys);
+}
+int64_t usm_argmax(int32_t isa, const float *x, int64_t n) {
+    void (*fn)(const float *, int64_t, int64_t *);
+    ew_argmax_pick(isa, &fn);
+    int64_t k = 0;
+    fn(x, n, &k);
+    return k;
 }
 void usm_lstm_cell(int32_t isa, const float *gates, float *c, float *h, int64_t hidden) {
     void (*fn)(const float *, float *, float *, int64_t); ew_lstm_pick(isa, &fn); fn(gates, c, h, hidden);

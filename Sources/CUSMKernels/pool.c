@@ -63,6 +63,8 @@ static void *worker(void *arg) {
     return NULL;
 }
 
+int64_t usm_claim_next(int64_t *next) { return __atomic_fetch_add(next, 1, __ATOMIC_RELAXED); }
+
 int32_t usm_hardware_threads(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n < 1 ? 1 : (int32_t)n;

@@ -116,6 +116,11 @@ public enum Elementwise {
         }
     }
     /// LSTM cell from pre-activations `[4 * hidden]` (i, f, g, o): `c = f*c + i*g`, `h = o*tanh(c)`, in place.
+    /// The first index of the largest of `n` values (NaNs are never larger; of equal values, +0 and -0 included,
+    /// the first), as `ReferenceElementwise.argmax` finds it; 0 for n <= 1.
+    public static func argmax(_ x: UnsafePointer<Float>, _ n: Int, isa: KernelISA = .best) -> Int {
+        Int(usm_argmax(isa.rawValue, x, Int64(n)))
+    }
     public static func lstmCell(gates: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, h: UnsafeMutablePointer<Float>,
                                 hidden: Int, isa: KernelISA = .best) {
         usm_lstm_cell(isa.rawValue, gates, c, h, Int64(hidden))
@@ -124,6 +129,12 @@ public enum Elementwise {
 
 /// Reference twins of `Elementwise`: direct transcriptions with libm (Foundation) and Double statistics.
 public enum ReferenceElementwise {
+    /// The first index of the largest value (a NaN is never larger).
+    public static func argmax(_ x: [Float]) -> Int {
+        var best = 0
+        for k in x.indices.dropFirst() where x[k] > x[best] { best = k }
+        return best
+    }
     public static func sigmoid(_ x: Float) -> Float { 1 / (1 + Foundation.exp(-x)) }
     public static func swish(_ x: Float) -> Float { x / (1 + Foundation.exp(-x)) }
 

@@ -110,9 +110,12 @@ public enum LocalAttention {
         let parts = max(1, min(threads, heads))
         let base = scratchCount(left: left, right: right, headDim: headDim)
         let count = scratchCount(left: left, right: right, headDim: headDim, keyRows: kvRows, positions: positions.widens)
-        parallelFor(parts) { part in
+        // heads claimed as the threads go (each part on its own scratch), so a slower thread takes fewer
+        var nextHead: Int64 = 0
+        withUnsafeMutablePointer(to: &nextHead) { np in
+          parallelFor(parts) { part in
             let sp = scratch + part * count
-            for h in stride(from: part, to: heads, by: parts) {
+            while case let h = Int(usm_claim_next(np)), h < heads {
                 let hb = h * headDim
                 let (k, kvs) = keys.head(h, heads: heads, headDim: headDim, rows: kvRows, area: sp + base, isa: isa)
                 let (vv, vs) = values.head(h, heads: heads, headDim: headDim, rows: kvRows, area: sp + base + kvRows * headDim,
@@ -125,6 +128,7 @@ public enum LocalAttention {
                                     Int64(range.upperBound), Int64(end), Int64(left), Int64(right), out + hb, Int64(d),
                                     sp)
             }
+          }
         }
     }
 

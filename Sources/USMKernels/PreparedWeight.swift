@@ -366,6 +366,12 @@ public struct PreparedWeight: Sendable {
         max(1, min(4, tiles / 8))
     }
 
+    /// Parts for a product without per-part scratch: 4 per thread where the rows allow (at least 4 tiles each), so
+    /// a thread that starts late or runs slower takes fewer of them (the pool hands parts out as threads ask).
+    private func fineParts(_ parts: Int, threads: Int) -> Int {
+        parts > 1 ? max(parts, min(4 * threads, tiles / 4)) : 1
+    }
+
     private func parts(threads: Int, n: Int) -> Int {
         let work = tiles * 16 * k * n
         // below ~1M multiply-adds a second thread costs more than it saves
@@ -374,7 +380,7 @@ public struct PreparedWeight: Sendable {
 
     private func applyFloat(_ x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>, threads: Int) {
         let isa = kernel.isa.rawValue
-        let parts = parts(threads: threads, n: n)
+        let parts = fineParts(parts(threads: threads, n: n), threads: threads)
         weights.withUnsafeBytes { wraw in
             withBias { bp in
                 let args = usm_fgemm_args(w: wraw.bindMemory(to: Float.self).baseAddress, x: x, bias: bp, y: y,
@@ -456,6 +462,8 @@ public struct PreparedWeight: Sendable {
                                                     }
                                                     return
                                                 }
+                                                // no per-part scratch: finer parts, claimed as the threads go
+                                                let parts = single || lookup != nil ? parts : fineParts(parts, threads: ws.threads)
                                                 parallelFor(parts) { i in
                                                     let r = partition(i, of: parts, n: n)
                                                     if single {

@@ -22,6 +22,30 @@ import USMKernels
     }
 
     @Test(arguments: tiers)
+    func argmaxFindsTheReferenceIndex(isa: KernelISA) {
+        for n in Self.lengths + [16384] {
+            var cases = [pseudoRandom(n, seed: UInt64(n))]
+            var ties = cases[0].map { ($0 * 4).rounded() }  // many equal values: the first of the largest wins
+            if n > 20 { ties[n - 3] = 9; ties[17] = 9 }
+            cases.append(ties)
+            var nans = cases[0]
+            for i in stride(from: 1, to: n, by: 3) { nans[i] = .nan }
+            cases.append(nans)
+            var nanFirst = cases[0]
+            nanFirst[0] = .nan
+            cases.append(nanFirst)
+            var zeros = [Float](repeating: -1, count: n)
+            if n > 2 { zeros[1] = -0.0; zeros[n - 1] = 0 }
+            cases.append(zeros)
+            cases.append([Float](repeating: -.infinity, count: n))
+            for x in cases {
+                let k = x.withUnsafeBufferPointer { Elementwise.argmax($0.baseAddress!, n, isa: isa) }
+                #expect(k == ReferenceElementwise.argmax(x), "n \(n) \(isa)")
+            }
+        }
+    }
+
+    @Test(arguments: tiers)
     func expWithinStatedRelativeError(isa: KernelISA) {
         for n in Self.lengths {
             let x = pseudoRandom(n, seed: UInt64(n)).map { $0 * 43 }

@@ -150,6 +150,9 @@ int32_t usm_map_large_blocks(int64_t bytes);
 void usm_parallel_for(int32_t parts, void (*fn)(void *ctx, int32_t part), void *ctx);
 /// Online CPUs.
 int32_t usm_hardware_threads(void);
+/// Atomically takes the next index from a counter the parts of one usm_parallel_for call share (*next, 0 at the
+/// start): parts that loop on it until it passes their item count share the items as they go.
+int64_t usm_claim_next(int64_t *next);
 
 /// Streams `bytes` from src to dst (memcpy), for the bandwidth baseline.
 void usm_copy(void *dst, const void *src, int64_t bytes);
@@ -195,6 +198,8 @@ void usm_layernorm(int32_t isa, const float *x, float *y, int64_t rows, int64_t 
 void usm_dwconv_bn_swish(int32_t isa, const float *g, int64_t gs, int64_t gbase, int64_t gend, int64_t i0, int64_t m,
                          const float *w, int64_t kernel, const float *bn_scale, const float *bn_bias, int64_t d,
                          float *y, int64_t ys);
+/// The first index of the largest of x[0 ..< n] (NaNs are never larger; of equal values the first), 0 for n <= 1.
+int64_t usm_argmax(int32_t isa, const float *x, int64_t n);
 /// LSTM cell from gate pre-activations [4 * hidden] in PyTorch order (i, f, g, o): c = f*c + i*g, h = o*tanh(c)
 void usm_lstm_cell(int32_t isa, const float *gates, float *c, float *h, int64_t hidden);
 

@@ -39,8 +39,9 @@ public struct DecoderState: Sendable {
     var logits: [Float] = []
     /// Greedy search scores up to this many frames with one joint product, as if the frames before each were blank
     /// (they share the predictor state until a frame emits); 1 scores one frame at a time. The tokens do not
-    /// depend on it (the products are batch invariant), only the speed.
-    public var speculativeFrames = 16
+    /// depend on it (the products are batch invariant), only the speed. At USM-1B shape (a 42 MB f32 joint) 32 frames
+    /// took the greedy decoder of 10 s from 0.050-0.053 to 0.043-0.049 s (64: no further gain, 2 MB more logits).
+    public var speculativeFrames = 32
     /// frames the next greedy product scores (grows while frames are blank, shrinks when they emit)
     var window = 4
     /// enc_proj of the frames of one decode call (grows to the largest call)
@@ -185,11 +186,9 @@ extension ConformerModel {
         apply(jointOut, state.z, count, &state.logits, ws)
     }
 
-    /// The first index of the largest of `n` values.
+    /// The first index of the largest of `n` values (vectorized; NaNs are never larger).
     static func argmax(_ l: UnsafePointer<Float>, _ n: Int) -> Int {
-        var best = 0
-        for k in 1..<n where l[k] > l[best] { best = k }
-        return best
+        Elementwise.argmax(l, n)
     }
 
     /// One frame of modified beam search.
