@@ -23,6 +23,9 @@ static void *job_ctx;
 // job it belongs to and how many parts that job has
 static _Atomic uint64_t job_state;
 static _Atomic int32_t job_done;
+// workers that may join the current job (threads - 1), and how many asked so far: a job of many parts for few
+// threads runs on that many threads, whatever the number of workers an earlier job started
+static _Atomic int32_t job_helpers_max, job_helpers;
 
 static inline void usm_pause(void) {
 #if defined(__x86_64__)
@@ -58,12 +61,14 @@ static void *worker(void *arg) {
             pthread_mutex_unlock(&wake_lock);
             break;
         }
-        seen = run_parts();
+        if (atomic_fetch_add_explicit(&job_helpers, 1, memory_order_acq_rel) <
+            atomic_load_explicit(&job_helpers_max, memory_order_acquire))
+            seen = run_parts();
+        else
+            seen = atomic_load_explicit(&job_state, memory_order_acquire) >> 40;  // not needed: wait for the next
     }
     return NULL;
 }
-
-int64_t usm_claim_next(int64_t *next) { return __atomic_fetch_add(next, 1, __ATOMIC_RELAXED); }
 
 int32_t usm_hardware_threads(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -71,11 +76,17 @@ int32_t usm_hardware_threads(void) {
 }
 
 void usm_parallel_for(int32_t parts, void (*fn)(void *, int32_t), void *ctx) {
-    if (parts <= 1 || parts >= (1 << 19) || pthread_mutex_trylock(&pool_lock) != 0) {  // busy with another stream's job: run inline
+    usm_parallel_for_threads(parts, parts, fn, ctx);
+}
+
+void usm_parallel_for_threads(int32_t parts, int32_t threads, void (*fn)(void *, int32_t), void *ctx) {
+    if (parts <= 1 || threads <= 1 || parts >= (1 << 19) || pthread_mutex_trylock(&pool_lock) != 0) {
+        // one thread, or busy with another stream's job: run inline
         for (int32_t i = 0; i < parts; i++) fn(ctx, i);
         return;
     }
-    int want = parts - 1 < USM_MAX_WORKERS ? parts - 1 : USM_MAX_WORKERS;
+    int helpers = (threads < parts ? threads : parts) - 1;
+    int want = helpers < USM_MAX_WORKERS ? helpers : USM_MAX_WORKERS;
     while (workers < want) {
         pthread_t t;
         pthread_attr_t attr;
@@ -88,6 +99,8 @@ void usm_parallel_for(int32_t parts, void (*fn)(void *, int32_t), void *ctx) {
     job_fn = fn;
     job_ctx = ctx;
     atomic_store(&job_done, 0);
+    atomic_store(&job_helpers, 0);
+    atomic_store(&job_helpers_max, want);
     uint64_t gen = ((atomic_load(&job_state) >> 40) + 1) & 0xFFFFFF;
     pthread_mutex_lock(&wake_lock);
     atomic_store_explicit(&job_state, (gen << 40) | ((uint64_t)parts << 20), memory_order_release);

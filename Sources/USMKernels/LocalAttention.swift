@@ -1,3 +1,4 @@
+import Synchronization
 internal import CUSMKernels
 
 /// Local relative self-attention over all heads (Architecture.md section 4), for queries `i0 ..< i1`:
@@ -111,11 +112,10 @@ public enum LocalAttention {
         let base = scratchCount(left: left, right: right, headDim: headDim)
         let count = scratchCount(left: left, right: right, headDim: headDim, keyRows: kvRows, positions: positions.widens)
         // heads claimed as the threads go (each part on its own scratch), so a slower thread takes fewer
-        var nextHead: Int64 = 0
-        withUnsafeMutablePointer(to: &nextHead) { np in
-          parallelFor(parts) { part in
+        let nextHead = Atomic<Int>(0)
+        parallelFor(parts) { part in
             let sp = scratch + part * count
-            while case let h = Int(usm_claim_next(np)), h < heads {
+            while case let h = nextHead.wrappingAdd(1, ordering: .relaxed).oldValue, h < heads {
                 let hb = h * headDim
                 let (k, kvs) = keys.head(h, heads: heads, headDim: headDim, rows: kvRows, area: sp + base, isa: isa)
                 let (vv, vs) = values.head(h, heads: heads, headDim: headDim, rows: kvRows, area: sp + base + kvRows * headDim,
@@ -128,7 +128,6 @@ public enum LocalAttention {
                                     Int64(range.upperBound), Int64(end), Int64(left), Int64(right), out + hb, Int64(d),
                                     sp)
             }
-          }
         }
     }
 

@@ -120,13 +120,14 @@ public final class Workspace {
 }
 
 /// Runs `parts` calls of `body` on the calling thread and pooled worker threads (CUSMKernels' pool: no allocation
-/// per call) and returns when all ended. Callers give each part disjoint output memory.
-package func parallelFor(_ parts: Int, _ body: (Int) -> Void) {
+/// per call), at most `threads` threads (default: one per part), and returns when all ended. Callers give each part
+/// disjoint output memory.
+package func parallelFor(_ parts: Int, threads: Int? = nil, _ body: (Int) -> Void) {
     if parts <= 1 { body(0); return }
     withoutActuallyEscaping(body) { b in
         var fn = b
         withUnsafeMutablePointer(to: &fn) { p in
-            usm_parallel_for(Int32(parts), { ctx, i in
+            usm_parallel_for_threads(Int32(parts), Int32(threads ?? parts), { ctx, i in
                 ctx!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(Int(i))
             }, UnsafeMutableRawPointer(p))
         }
@@ -386,7 +387,7 @@ public struct PreparedWeight: Sendable {
                 let args = usm_fgemm_args(w: wraw.bindMemory(to: Float.self).baseAddress, x: x, bias: bp, y: y,
                                           rows: Int64(rows), k: Int64(k), xstride: Int64(k), ystride: Int64(rows))
                 withUnsafePointer(to: args) { ap in
-                    parallelFor(parts) { i in
+                    parallelFor(parts, threads: threads) { i in
                         let r = partition(i, of: parts, n: n)
                         usm_fgemm(isa, ap, Int64(r.tb), Int64(r.te), Int64(r.t0), Int64(r.t1))
                     }
@@ -464,7 +465,7 @@ public struct PreparedWeight: Sendable {
                                                 }
                                                 // no per-part scratch: finer parts, claimed as the threads go
                                                 let parts = single || lookup != nil ? parts : fineParts(parts, threads: ws.threads)
-                                                parallelFor(parts) { i in
+                                                parallelFor(parts, threads: ws.threads) { i in
                                                     let r = partition(i, of: parts, n: n)
                                                     if single {
                                                         usm_popcnt1_gemv(ap, singleBits, tabb.baseAddress! + i * tableBytes,

@@ -148,11 +148,11 @@ int32_t usm_map_large_blocks(int64_t bytes);
 /// Runs fn(ctx, 0 ..< parts) on the calling thread and up to parts - 1 pooled worker threads; returns when all ran.
 /// One job at a time: a call made while another thread's job runs executes its parts inline.
 void usm_parallel_for(int32_t parts, void (*fn)(void *ctx, int32_t part), void *ctx);
+/// usm_parallel_for on at most `threads` threads (the caller and threads - 1 workers) for any number of parts, which
+/// the threads take as they go.
+void usm_parallel_for_threads(int32_t parts, int32_t threads, void (*fn)(void *ctx, int32_t part), void *ctx);
 /// Online CPUs.
 int32_t usm_hardware_threads(void);
-/// Atomically takes the next index from a counter the parts of one usm_parallel_for call share (*next, 0 at the
-/// start): parts that loop on it until it passes their item count share the items as they go.
-int64_t usm_claim_next(int64_t *next);
 
 /// Streams `bytes` from src to dst (memcpy), for the bandwidth baseline.
 void usm_copy(void *dst, const void *src, int64_t bytes);
