@@ -226,7 +226,7 @@ import USMKernels
     }
 }
 
-/// A layer's frame buffer keeps dropped rows at the front of its storage until an append needs their room; every
+/// A layer's frame buffer keeps dropped rows at the front of its storage until more than its slack has gathered; every
 /// read (row ranges, the attention's rows, the conv input's f32 rows) must still see the live rows only, at every
 /// precision, and the storage must not grow past its reservation in a steady stream.
 @Suite struct FrameBuffers {

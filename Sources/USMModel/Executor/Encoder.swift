@@ -41,12 +41,11 @@ struct FrameBuffer: Sendable {
     private(set) var base = 0
     /// rows stored
     private(set) var count = 0
-    /// dropped rows still at the front of the storage: they are moved out only when an append would otherwise
-    /// outgrow the capacity, not on every drop
+    /// dropped rows still at the front of the storage: they are moved out only once more than `slackRows` have
+    /// gathered (or when an append would otherwise outgrow the capacity), not on every drop
     private var dead = 0
     /// A steady stream drops a chunk's rows from every layer's keys, values and waiting rows on every call; moving the
-    /// kept window (USM-1B: 257 rows of 1536 values) each time was 5-7 % of a stream's time. The capacity holds this
-    /// many rows beyond the reservation, so the kept window moves at most once per `slackRows` dropped rows.
+    /// kept window (USM-1B: 257 rows of 1536 values) each time was 5-7 % of a stream's time.
     var slackRows: Int { reserveRows / 16 }
     /// absolute index one past the last row
     var end: Int { base + count }
@@ -74,13 +73,16 @@ struct FrameBuffer: Sendable {
     }
 
     /// Makes room for `n` more f32 rows after the stored ones (moving the live rows to the front, or growing the
-    /// storage, only when they would not fit).
+    /// storage, only when they would not fit). The storage is allocated uninitialized: a page of it becomes resident
+    /// only once rows are written there, as with an array's reserved capacity.
     private mutating func roomForFloatRows(_ n: Int) {
         if dead > 0 && (dead + count + n) * width > data.count { compact() }
-        let need = (count + n) * width
-        if need > data.count {
-            let rows = max(reserveRows + slackRows, count + n, data.count / width + data.count / width / 2)
-            data.append(contentsOf: repeatElement(0, count: rows * width - data.count))
+        guard (count + n) * width > data.count else { return }
+        let rows = max(reserveRows + slackRows, count + n, data.count / width + data.count / width / 2)
+        let (old, live) = (data, count * width)
+        data = [Float](unsafeUninitializedCapacity: rows * width) { buffer, initialized in
+            if live > 0 { old.withUnsafeBufferPointer { buffer.baseAddress!.initialize(from: $0.baseAddress!, count: live) } }
+            initialized = rows * width  // Float is trivial: the rows past `live` are written before they are read
         }
     }
 
@@ -219,7 +221,9 @@ struct FrameBuffer: Sendable {
         base += n
         count -= n
         dead += n
-        if count == 0 { compact() }  // nothing to move
+        // Moving the kept rows only when an append needs the room would touch the whole capacity; moving them once
+        // more than the slack has gathered keeps a stream's resident rows near its reservation.
+        if dead > slackRows || count == 0 { compact() }
     }
 
     /// Moves the stored rows to the front of the storage (removeFirst keeps the capacity).
