@@ -115,12 +115,12 @@ public enum Elementwise {
                                 w, Int64(kernel), bnScale, bnBias, Int64(d), y + r.lowerBound * ys, Int64(ys))
         }
     }
-    /// LSTM cell from pre-activations `[4 * hidden]` (i, f, g, o): `c = f*c + i*g`, `h = o*tanh(c)`, in place.
     /// The first index of the largest of `n` values (NaNs are never larger; of equal values, +0 and -0 included,
     /// the first), as `ReferenceElementwise.argmax` finds it; 0 for n <= 1.
     public static func argmax(_ x: UnsafePointer<Float>, _ n: Int, isa: KernelISA = .best) -> Int {
         Int(usm_argmax(isa.rawValue, x, Int64(n)))
     }
+    /// LSTM cell from pre-activations `[4 * hidden]` (i, f, g, o): `c = f*c + i*g`, `h = o*tanh(c)`, in place.
     public static func lstmCell(gates: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, h: UnsafeMutablePointer<Float>,
                                 hidden: Int, isa: KernelISA = .best) {
         usm_lstm_cell(isa.rawValue, gates, c, h, Int64(hidden))
