@@ -323,10 +323,7 @@ EWI void ew_argmax_body(const float *x, int64_t n, int64_t *out) {
     int64_t i = 0;
     if (n >= 16) {
         usm_v16f m = ew_splat(best);
-        for (; i + 16 <= n; i += 16) {
-            const usm_v16f v = ew_ld(x + i);
-            m = ew_sel(v > m, v, m);
-        }
+        for (; i + 16 <= n; i += 16) m = ew_max(ew_ld(x + i), m);
         for (int z = 0; z < 16; z++) best = m[z] > best ? m[z] : best;
     }
     for (; i < n; i++) best = x[i] > best ? x[i] : best;

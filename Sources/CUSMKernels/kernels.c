@@ -170,18 +170,12 @@ void usm_lut1_gemm(const usm_qgemm_args *a, uint8_t *tables, int64_t tb, int64_t
 void usm_lut1_tables(const int8_t *x, int64_t xstride, int64_t n, int64_t k, uint8_t *tables) {
     (void)x; (void)xstride; (void)n; (void)k; (void)tables;
 }
-void usm_lut1a6_gemm(const usm_qgemm_args *a, uint8_t *tables, int64_t tb, int64_t te, int64_t t0, int64_t t1) {
-    (void)a; (void)tables; (void)tb; (void)te; (void)t0; (void)t1;
+void usm_lut1a6_gemm(const usm_qgemm_args *a, int32_t fold, uint8_t *tables, int64_t *next, int64_t rparts,
+                     int64_t tb, int64_t te, int64_t t0, int64_t t1) {
+    (void)a; (void)fold; (void)tables; (void)next; (void)rparts; (void)tb; (void)te; (void)t0; (void)t1;
 }
 void usm_lut1a6_tables(const int8_t *x, int64_t xstride, int64_t n, int64_t k, uint8_t *tables) {
     (void)x; (void)xstride; (void)n; (void)k; (void)tables;
-}
-void usm_lut1a5_gemm(const usm_qgemm_args *a, uint8_t *tables, int64_t tb, int64_t te, int64_t t0, int64_t t1) {
-    (void)a; (void)tables; (void)tb; (void)te; (void)t0; (void)t1;
-}
-void usm_lut1a6_gemm_dyn(const usm_qgemm_args *a, int32_t fold, uint8_t *tables, int64_t *next, int64_t rparts,
-                         int64_t tb, int64_t te, int64_t t0, int64_t t1) {
-    (void)a; (void)fold; (void)tables; (void)next; (void)rparts; (void)tb; (void)te; (void)t0; (void)t1;
 }
 void usm_popcnt1_gemv(const usm_qgemm_args *a, int32_t abits, uint8_t *scratch, int64_t tb, int64_t te, int64_t t0,
                       int64_t t1) {

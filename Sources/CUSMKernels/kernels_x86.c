@@ -581,32 +581,16 @@ static USM_AI TVBMI void usm_lut6_tile(const usm_qgemm_args *a, const uint8_t *t
     else usm_lut_store_y(a, tile, t0, TT, NT, fA);
 }
 
-// Tokens in fours outer (their tables, built here into the call's scratch: 4 x 6 KB at K = 1536, in L1), pairs of row
-// tiles inner; the token tail and GEMV one tile at a time (one sequential weight stream). Eight tokens x 1 tile measured no better: 8 tokens' tables
-// (48 KB at K = 1536, 192 KB at 6144) leave L1, and at K = 6144 it ran 10-20% slower.
-static USM_AI TVBMI void usm_lut6_run(const usm_qgemm_args *a, uint8_t *tables, int64_t tb, int64_t te,
-                                      int64_t t0, int64_t t1, const int FOLD, const int DOTS) {
-    const int64_t k = a->groups * 4, xs = a->xstride;
-    int64_t t = t0;
-    for (; t + 4 <= t1; t += 4) {
-        usm_lut1a6_tables(a->x + t * xs, xs, 4, k, tables);
-        int64_t tile = tb;
-        for (; tile + 2 <= te; tile += 2) usm_lut6_tile(a, tables, tile, t, 2, 4, FOLD, DOTS);
-        for (; tile < te; tile++) usm_lut6_tile(a, tables, tile, t, 1, 4, FOLD, DOTS);
-    }
-    for (; t < t1; t++) {
-        usm_lut1a6_tables(a->x + t * xs, xs, 1, k, tables);
-        for (int64_t tile = tb; tile < te; tile++) usm_lut6_tile(a, tables, tile, t, 1, 1, FOLD, DOTS);
-    }
-}
-
-// Shared form for several threads (usm_lut1a6_gemm_dyn): the product's units, (group g of 4 tokens, row part r <
-// rparts) in that order, are claimed from *next by every thread that runs the call, each with its own scratch; a
-// thread builds a group's tables when it takes its first unit of that group. A thread that starts late or runs
+// The w1a6 and w1a5 products over units of work, (group g of 4 tokens, row part r < rparts) in that order, claimed
+// from *next by every thread that runs the call, each with its own scratch. A thread builds a group's tables (4 x
+// 6 KB at K = 1536, in L1) when it takes its first unit of that group, then runs the unit's rows in pairs of tiles
+// (the token tail, and GEMV, one tile at a time: one sequential weight stream). A thread that starts late or runs
 // slower so takes fewer units, where a fixed split of the rows made the other wait for it at the end of every
 // product; the tables are built about as often as with a fixed split (once per group and thread that takes part in
-// it). Every (tile, token) is computed by the same operations as usm_lut6_run's, so the results are the same bits.
-static USM_AI TVBMI void usm_lut6_dyn(const usm_qgemm_args *a, uint8_t *tables, int64_t *next, int64_t rparts,
+// it). Every (tile, token) is computed by the same operations whichever thread takes it, so the results are the same
+// bits. Eight tokens x 1 tile measured no better: 8 tokens' tables (48 KB at K = 1536, 192 KB at 6144) leave L1, and
+// at K = 6144 it ran 10-20% slower.
+static USM_AI TVBMI void usm_lut6_run(const usm_qgemm_args *a, uint8_t *tables, int64_t *next, int64_t rparts,
                                       int64_t tb, int64_t te, int64_t t0, int64_t t1, const int FOLD, const int DOTS) {
     const int64_t k = a->groups * 4, xs = a->xstride, tsz = usm_lut1a6_table_bytes(k);
     const int64_t units = (t1 - t0 + 3) / 4 * rparts;
@@ -631,25 +615,15 @@ static USM_AI TVBMI void usm_lut6_dyn(const usm_qgemm_args *a, uint8_t *tables, 
     }
 }
 
-TVBMI void usm_lut1a6_gemm_dyn(const usm_qgemm_args *a, int32_t fold, uint8_t *tables, int64_t *next, int64_t rparts,
-                               int64_t tb, int64_t te, int64_t t0, int64_t t1) {
+TVBMI void usm_lut1a6_gemm(const usm_qgemm_args *a, int32_t fold, uint8_t *tables, int64_t *next, int64_t rparts,
+                           int64_t tb, int64_t te, int64_t t0, int64_t t1) {
     if (fold) {
-        if (a->dots) usm_lut6_dyn(a, tables, next, rparts, tb, te, t0, t1, 1, 1);
-        else usm_lut6_dyn(a, tables, next, rparts, tb, te, t0, t1, 1, 0);
+        if (a->dots) usm_lut6_run(a, tables, next, rparts, tb, te, t0, t1, 1, 1);
+        else usm_lut6_run(a, tables, next, rparts, tb, te, t0, t1, 1, 0);
     } else {
-        if (a->dots) usm_lut6_dyn(a, tables, next, rparts, tb, te, t0, t1, 0, 1);
-        else usm_lut6_dyn(a, tables, next, rparts, tb, te, t0, t1, 0, 0);
+        if (a->dots) usm_lut6_run(a, tables, next, rparts, tb, te, t0, t1, 0, 1);
+        else usm_lut6_run(a, tables, next, rparts, tb, te, t0, t1, 0, 0);
     }
-}
-
-TVBMI void usm_lut1a6_gemm(const usm_qgemm_args *a, uint8_t *tables, int64_t tb, int64_t te, int64_t t0, int64_t t1) {
-    if (a->dots) usm_lut6_run(a, tables, tb, te, t0, t1, 0, 1);
-    else usm_lut6_run(a, tables, tb, te, t0, t1, 0, 0);
-}
-
-TVBMI void usm_lut1a5_gemm(const usm_qgemm_args *a, uint8_t *tables, int64_t tb, int64_t te, int64_t t0, int64_t t1) {
-    if (a->dots) usm_lut6_run(a, tables, tb, te, t0, t1, 1, 1);
-    else usm_lut6_run(a, tables, tb, te, t0, t1, 1, 0);
 }
 
 // ===================================== AVX-512 VPOPCNTDQ: 1-bit bit-serial (XNOR/popcount) GEMV ==================

@@ -75,11 +75,7 @@ int32_t usm_hardware_threads(void) {
     return n < 1 ? 1 : (int32_t)n;
 }
 
-void usm_parallel_for(int32_t parts, void (*fn)(void *, int32_t), void *ctx) {
-    usm_parallel_for_threads(parts, parts, fn, ctx);
-}
-
-void usm_parallel_for_threads(int32_t parts, int32_t threads, void (*fn)(void *, int32_t), void *ctx) {
+void usm_parallel_for(int32_t parts, int32_t threads, void (*fn)(void *, int32_t), void *ctx) {
     if (parts <= 1 || threads <= 1 || parts >= (1 << 19) || pthread_mutex_trylock(&pool_lock) != 0) {
         // one thread, or busy with another stream's job: run inline
         for (int32_t i = 0; i < parts; i++) fn(ctx, i);

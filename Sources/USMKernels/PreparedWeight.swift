@@ -40,8 +40,8 @@ public enum SingleTokenChoice: String, Sendable, CaseIterable {
 }
 
 /// The 1-bit table-lookup kernels' products (AVX-512 VBMI): int8 activations split into low-nibble and high-part
-/// tables, or 6-bit codes in one table of signed sums. Each call builds its tokens' tables, 4 at a time, in its own
-/// scratch.
+/// tables, or 6- and 5-bit codes in one table of signed sums. Each call builds its tokens' tables, 4 at a time, in its
+/// own scratch.
 enum TableLookup {
     /// int8 activations; 6-bit codes; 5-bit codes with the weight scales folded in (same tables as 6-bit)
     case eightBit, sixBit, fiveBit
@@ -58,15 +58,12 @@ enum TableLookup {
         Int(self == .eightBit ? usm_lut1_gemm_scratch(Int64(k)) : usm_lut1a6_gemm_scratch(Int64(k)))
     }
 
-    func gemm(_ a: UnsafePointer<usm_qgemm_args>, scratch tables: UnsafeMutablePointer<UInt8>, _ tiles: Range<Int>,
-              tokens: Range<Int>) {
-        let (tb, te, t0, t1) = (Int64(tiles.lowerBound), Int64(tiles.upperBound), Int64(tokens.lowerBound), Int64(tokens.upperBound))
-        switch self {
-        case .eightBit: usm_lut1_gemm(a, tables, tb, te, t0, t1)
-        case .sixBit: usm_lut1a6_gemm(a, tables, tb, te, t0, t1)
-        case .fiveBit: usm_lut1a5_gemm(a, tables, tb, te, t0, t1)
-        }
-    }
+    /// The 5- and 6-bit products hand out their work in claimed units (usm_lut1a6_gemm); the int8 one takes a
+    /// fixed part of the rows or tokens.
+    var claimsUnits: Bool { self != .eightBit }
+
+    /// Row parts per group of 4 tokens in the claimed units: up to 4, at least 8 tiles each.
+    static func rowParts(tiles: Int) -> Int { max(1, min(4, tiles / 8)) }
 }
 
 /// Per-stream scratch memory for the kernels (quantized activations, their scales and block sums) and the number
@@ -127,7 +124,7 @@ package func parallelFor(_ parts: Int, threads: Int? = nil, _ body: (Int) -> Voi
     withoutActuallyEscaping(body) { b in
         var fn = b
         withUnsafeMutablePointer(to: &fn) { p in
-            usm_parallel_for_threads(Int32(parts), Int32(threads ?? parts), { ctx, i in
+            usm_parallel_for(Int32(parts), Int32(threads ?? parts), { ctx, i in
                 ctx!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(Int(i))
             }, UnsafeMutableRawPointer(p))
         }
@@ -362,11 +359,6 @@ public struct PreparedWeight: Sendable {
         return (0, tiles, min(n, chunks * part / parts * 8), min(n, chunks * (part + 1) / parts * 8))
     }
 
-    /// Row parts per group of 4 tokens in the claimed units of usm_lut1a6_gemm_dyn: up to 4, at least 8 tiles each.
-    static func rowParts(tiles: Int) -> Int {
-        max(1, min(4, tiles / 8))
-    }
-
     /// Parts for a product without per-part scratch: 4 per thread where the rows allow (at least 4 tiles each), so
     /// a thread that starts late or runs slower takes fewer of them (the pool hands parts out as threads ask).
     private func fineParts(_ parts: Int, threads: Int) -> Int {
@@ -450,15 +442,15 @@ public struct PreparedWeight: Sendable {
                                                 shift: shift, offset: offset, scale_u8: scaleU8 ? 1 : 0,
                                                 corr_i8: scaleU8 ? 1 : 0, corr_is_scale: zp == nil ? 1 : 0)
                                             withUnsafePointer(to: args) { ap in
-                                                if !single && parts > 1 && (lookup == .sixBit || lookup == .fiveBit) {
-                                                    // units claimed as the threads go (see usm_lut1a6_gemm_dyn)
+                                                if !single, let lookup, lookup.claimsUnits {
+                                                    // units claimed as the threads go (see usm_lut1a6_gemm)
                                                     let fold: Int32 = lookup == .fiveBit ? 1 : 0
-                                                    let rparts = Int64(Self.rowParts(tiles: tiles))
+                                                    let rparts = Int64(TableLookup.rowParts(tiles: tiles))
                                                     var next: Int64 = 0
                                                     withUnsafeMutablePointer(to: &next) { np in
                                                         parallelFor(parts) { i in
-                                                            usm_lut1a6_gemm_dyn(ap, fold, tabb.baseAddress! + i * tableBytes, np, rparts,
-                                                                                0, Int64(tiles), 0, Int64(n))
+                                                            usm_lut1a6_gemm(ap, fold, tabb.baseAddress! + i * tableBytes, np, rparts,
+                                                                            0, Int64(tiles), 0, Int64(n))
                                                         }
                                                     }
                                                     return
@@ -470,9 +462,9 @@ public struct PreparedWeight: Sendable {
                                                     if single {
                                                         usm_popcnt1_gemv(ap, singleBits, tabb.baseAddress! + i * tableBytes,
                                                                          Int64(r.tb), Int64(r.te), 0, 1)
-                                                    } else if let lookup {
-                                                        lookup.gemm(ap, scratch: tabb.baseAddress! + i * tableBytes, r.tb..<r.te,
-                                                                    tokens: r.t0..<r.t1)
+                                                    } else if lookup != nil {
+                                                        usm_lut1_gemm(ap, tabb.baseAddress! + i * tableBytes, Int64(r.tb),
+                                                                      Int64(r.te), Int64(r.t0), Int64(r.t1))
                                                     } else {
                                                         usm_qgemm(isa, ap, Int64(r.tb), Int64(r.te), Int64(r.t0), Int64(r.t1))
                                                     }

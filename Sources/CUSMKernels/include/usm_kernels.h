@@ -86,30 +86,25 @@ int64_t usm_lut1_gemm_scratch(int64_t k);
 int64_t usm_lut1a6_table_bytes(int64_t k);
 void usm_lut1a6_tables(const int8_t *x, int64_t xstride, int64_t n, int64_t k, uint8_t *tables);
 /// usm_lut1_gemm for bin and bin_norm (corr_is_scale, offset 1, shift 1) with those tables: one vpermb per 4 weight
-/// bits of 16 rows, widened by vpdpbusd with ones, so the int32 accumulator is the block dot D; 2 row tiles x 4 tokens
-/// per step. y = bias + (fa / 2) * sum_j (s_j * sx_j) * D_j, the same operations as usm_lut1_gemm's bin form, so on
-/// the same activations the two give the same bits. AVX-512 VBMI only. `tables`: the call's own scratch of
-/// usm_lut1a6_gemm_scratch(k) bytes, where it builds the tables of its tokens, 4 at a time.
-void usm_lut1a6_gemm(const usm_qgemm_args *a, uint8_t *tables, int64_t tile_begin, int64_t tile_end,
-                     int64_t t_begin, int64_t t_end);
+/// bits of 16 rows, 2 row tiles x 4 tokens per step. AVX-512 VBMI only.
+/// - fold 0 (w1a6): each lookup widened by vpdpbusd with ones, so the int32 accumulator is the block dot D;
+///   y = bias + (fa / 2) * sum_j (s_j * sx_j) * D_j, the same operations as usm_lut1_gemm's bin form, so on the same
+///   activations the two give the same bits.
+/// - fold 1 (w1a5): u8 scale codes (scale_u8), activations quantized with qmax 15 and one scale per token (sx[t][j]
+///   the same for every j), k <= 2^19. The sums are then within +-60: a chunk's two lookups add in bytes before one
+///   vpdpbusd whose unsigned operand holds the rows' scale codes of the block, so the int32 A = sum_j s_j * D_j
+///   exactly and y = bias + ((fa / 2) * sx) * A, with no f32 work per block. With a->dots it also writes each D.
+/// Every thread that runs the call (each with its own `tables` scratch of usm_lut1a6_gemm_scratch(k) bytes, where it
+/// builds the tables of the tokens it takes, 4 at a time) claims units of work, a group of 4 tokens times one of
+/// `rparts` row parts of [tile_begin, tile_end), from the shared counter *next (0 before the first call), until none
+/// is left. Same results, bit for bit, whichever thread takes which unit.
+void usm_lut1a6_gemm(const usm_qgemm_args *a, int32_t fold, uint8_t *tables, int64_t *next, int64_t rparts,
+                     int64_t tile_begin, int64_t tile_end, int64_t t_begin, int64_t t_end);
 int64_t usm_lut1a6_gemm_scratch(int64_t k);
-/// w1a5: bin and bin_norm (shift 1, offset 1) with u8 scale codes (scale_u8), activations quantized with qmax 15 and
-/// one scale per token (sx[t][j] the same for every j), k <= 2^19. The w1a6 tables (usm_lut1a6_tables), whose sums are
-/// then within +-60: a chunk's two lookups add in bytes before one vpdpbusd whose unsigned operand holds the rows'
-/// scale codes of the block, so the int32 A = sum_j s_j * D_j exactly and y = bias + ((fa / 2) * sx) * A, with no
-/// f32 work per block. With a->dots the kernel also writes each block's D. AVX-512 VBMI only; scratch as w1a6.
-void usm_lut1a5_gemm(const usm_qgemm_args *a, uint8_t *tables, int64_t tile_begin, int64_t tile_end,
-                     int64_t t_begin, int64_t t_end);
-/// usm_lut1a6_gemm (fold 0) or usm_lut1a5_gemm (fold 1) for several threads: every thread that runs the call (each
-/// with its own `tables` scratch of usm_lut1a6_gemm_scratch(k) bytes) claims units of work, a group of 4 tokens times
-/// one of `rparts` row parts of [tile_begin, tile_end), from the shared counter *next (0 before the first call), until
-/// none is left. Same results, bit for bit, whichever thread takes which unit.
-void usm_lut1a6_gemm_dyn(const usm_qgemm_args *a, int32_t fold, uint8_t *tables, int64_t *next, int64_t rparts,
-                         int64_t tile_begin, int64_t tile_end, int64_t t_begin, int64_t t_end);
 
 /// Bit-serial (XNOR/popcount) form of usm_lut1_gemm / usm_lut1a6_gemm for bin and bin_norm (corr_is_scale, offset 1,
 /// shift 1) on the same table-lookup layout, one row tile x one token at a time: the activation codes (abits 5: within
-/// +-15, usm_lut1a5_gemm's contract and arithmetic; 6: within +-31; 8: int8) are split into a sign plane and abits - 1
+/// +-15, usm_lut1a6_gemm's fold 1 contract and arithmetic; 6: within +-31; 8: int8) are split into a sign plane and abits - 1
 /// magnitude bit planes, and per 32 columns and plane one
 /// vpternlogd (xnor with the sign plane, and with the magnitude plane) and one vpopcntd give 16 rows' counts. The same
 /// D and the same f32 operations as the table-lookup kernels, so the same bits. `scratch`: usm_popcnt1_scratch(k, nb)
@@ -145,12 +140,10 @@ int32_t usm_release_free_heap(void);
 /// Returns nonzero if set.
 int32_t usm_map_large_blocks(int64_t bytes);
 
-/// Runs fn(ctx, 0 ..< parts) on the calling thread and up to parts - 1 pooled worker threads; returns when all ran.
-/// One job at a time: a call made while another thread's job runs executes its parts inline.
-void usm_parallel_for(int32_t parts, void (*fn)(void *ctx, int32_t part), void *ctx);
-/// usm_parallel_for on at most `threads` threads (the caller and threads - 1 workers) for any number of parts, which
-/// the threads take as they go.
-void usm_parallel_for_threads(int32_t parts, int32_t threads, void (*fn)(void *ctx, int32_t part), void *ctx);
+/// Runs fn(ctx, 0 ..< parts) on the calling thread and up to min(parts, threads) - 1 pooled worker threads, which take
+/// the parts as they go; returns when all ran. One job at a time: a call made while another thread's job runs
+/// executes its parts inline.
+void usm_parallel_for(int32_t parts, int32_t threads, void (*fn)(void *ctx, int32_t part), void *ctx);
 /// Online CPUs.
 int32_t usm_hardware_threads(void);
 

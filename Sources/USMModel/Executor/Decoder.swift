@@ -145,7 +145,7 @@ extension ConformerModel {
             let b = min(state.window, most, n - r)  // the window is at least 1
             jointLogits(projected, from: r, count: b, hyp.predictor, state: &state, ws)
             let emitting = state.logits.withUnsafeBufferPointer { l in
-                (0..<b).first { Self.argmax(l.baseAddress! + $0 * vocab, vocab) != blank }
+                (0..<b).first { Elementwise.argmax(l.baseAddress! + $0 * vocab, vocab) != blank }
             }
             guard let i = emitting else {
                 r += b
@@ -153,7 +153,7 @@ extension ConformerModel {
                 continue
             }
             let frame = state.frames + r + i
-            var best = state.logits.withUnsafeBufferPointer { Self.argmax($0.baseAddress! + i * vocab, vocab) }
+            var best = state.logits.withUnsafeBufferPointer { Elementwise.argmax($0.baseAddress! + i * vocab, vocab) }
             var symbols = 0
             while best != blank {
                 hyp.tokens.append(EmittedToken(id: best, frame: frame))
@@ -161,7 +161,7 @@ extension ConformerModel {
                 symbols += 1
                 if symbols == config.maxSymbolsPerFrame { break }
                 jointLogits(projected, from: r + i, count: 1, hyp.predictor, state: &state, ws)
-                best = state.logits.withUnsafeBufferPointer { Self.argmax($0.baseAddress!, vocab) }
+                best = state.logits.withUnsafeBufferPointer { Elementwise.argmax($0.baseAddress!, vocab) }
             }
             r += i + 1
             state.window = max(2 * i, 1)
@@ -184,11 +184,6 @@ extension ConformerModel {
             }
         }
         apply(jointOut, state.z, count, &state.logits, ws)
-    }
-
-    /// The first index of the largest of `n` values (vectorized; NaNs are never larger).
-    static func argmax(_ l: UnsafePointer<Float>, _ n: Int) -> Int {
-        Elementwise.argmax(l, n)
     }
 
     /// One frame of modified beam search.
