@@ -135,6 +135,14 @@ import USMKernels
         streaming.reset()
         model.encodeUtterance(audio, state: &streaming, workspace: ws, into: &byLayer)
         #expect(byLayer == whole, "layer by layer after streaming")
+        if chunk == 6400 {
+            // long enough that the layer-major state's buffers (compacting lazily) must move their rows to make room
+            let long = Array([[Float]](repeating: audio, count: 6).joined())
+            var a = state(), b = state(), y: [Float] = []
+            model.encodeUtterance(long, state: &a, workspace: ws, into: &y)
+            #expect(y.count / model.config.encoder.dim > 2 * (ConformerModel.layerSlice + model.config.encoder.leftContext))
+            #expect(y == model.encode(long, state: &b, final: true, workspace: ws), "\(activations): a long utterance")
+        }
         for cut in [0, 100, 700] {  // no frame, fewer frames than one look-ahead
             var a = state(), b = state(), y: [Float] = []
             model.encodeUtterance(Array(audio.prefix(cut)), state: &a, workspace: ws, into: &y)

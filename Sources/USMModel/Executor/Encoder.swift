@@ -44,9 +44,16 @@ struct FrameBuffer: Sendable {
     /// dropped rows still at the front of the storage: they are moved out only once more than `slackRows` have
     /// gathered (or when an append would otherwise outgrow the capacity), not on every drop
     private var dead = 0
+    /// Dropped rows still at the front of the storage (tests).
+    var deadRows: Int { dead }
     /// A steady stream drops a chunk's rows from every layer's keys, values and waiting rows on every call; moving the
     /// kept window (USM-1B: 257 rows of 1536 values) each time was 5-7 % of a stream's time.
     var slackRows: Int { reserveRows / 16 }
+    /// Moves the stored rows only when an append needs the room, not once the slack has gathered: for a state that
+    /// serves one layer after another over a whole utterance (layer-major encoding), whose buffers are one layer's,
+    /// so the rows a compaction would move (x1, keys and values: about 8 MB per USM-1B layer on 10 s, on the
+    /// caller's thread while the others wait) matter more than the few rows of capacity it would keep.
+    var compactsLazily = false
     /// absolute index one past the last row
     var end: Int { base + count }
     /// scale groups per row (int8 storage), else 1
@@ -223,7 +230,7 @@ struct FrameBuffer: Sendable {
         dead += n
         // Moving the kept rows only when an append needs the room would touch the whole capacity; moving them once
         // more than the slack has gathered keeps a stream's resident rows near its reservation.
-        if dead > slackRows || count == 0 { compact() }
+        if count == 0 || (!compactsLazily && dead > slackRows) { compact() }
     }
 
     /// Moves the stored rows to the front of the storage (removeFirst keeps the capacity).
@@ -270,6 +277,12 @@ struct LayerState: Sendable {
     var convolved = 0
     /// Every frame that came in has gone out (what a final flush runs until).
     var drained: Bool { convolved == x1.end }
+
+    /// See `FrameBuffer.compactsLazily`.
+    var compactsLazily: Bool {
+        get { x1.compactsLazily }
+        set { (x1.compactsLazily, k.compactsLazily, v.compactsLazily, x2.compactsLazily, g.compactsLazily) = (newValue, newValue, newValue, newValue, newValue) }
+    }
 
     mutating func reset() {
         x1.reset(); k.reset(); v.reset(); x2.reset(); g.reset()
@@ -551,7 +564,11 @@ extension ConformerModel {
                 out.append(contentsOf: repeatElement(0, count: n0 * d))
                 var s = LayerState(dim: 1)
                 swap(&s, &state.layers[0])
-                defer { swap(&s, &state.layers[0]) }
+                s.compactsLazily = true
+                defer {
+                    s.compactsLazily = false
+                    swap(&s, &state.layers[0])
+                }
                 out.withUnsafeMutableBufferPointer { o in
                     var (src, dst) = (input, o.baseAddress!)
                     for l in 0..<layers.count {
