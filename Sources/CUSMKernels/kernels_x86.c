@@ -582,47 +582,54 @@ static USM_AI TVBMI void usm_lut6_tile(const usm_qgemm_args *a, const uint8_t *t
 }
 
 // The w1a6 and w1a5 products over units of work, (group g of 4 tokens, row part r < rparts) in that order, claimed
-// from *next by every thread that runs the call, each with its own scratch. A thread builds a group's tables (4 x
-// 6 KB at K = 1536, in L1) when it takes its first unit of that group, then runs the unit's rows in pairs of tiles
-// (the token tail, and GEMV, one tile at a time: one sequential weight stream). A thread that starts late or runs
-// slower so takes fewer units, where a fixed split of the rows made the other wait for it at the end of every
-// product; the tables are built about as often as with a fixed split (once per group and thread that takes part in
-// it). Every (tile, token) is computed by the same operations whichever thread takes it, so the results are the same
-// bits. Eight tokens x 1 tile measured no better: 8 tokens' tables (48 KB at K = 1536, 192 KB at 6144) leave L1, and
-// at K = 6144 it ran 10-20% slower.
-static USM_AI TVBMI void usm_lut6_run(const usm_qgemm_args *a, uint8_t *tables, int64_t *next, int64_t rparts,
-                                      int64_t tb, int64_t te, int64_t t0, int64_t t1, const int FOLD, const int DOTS) {
+// by every thread that runs the call, each with its own scratch. A thread builds a group's tables (4 x 6 KB at K =
+// 1536, in L1) when it takes its first unit of that group, then runs the unit's rows in pairs of tiles (the token
+// tail, and GEMV, one tile at a time: one sequential weight stream). A thread that starts late or runs slower so takes
+// fewer units, where a fixed split of the rows made the other wait for it at the end of every product. The groups
+// are split into `parts` ranges with a counter each (next[i]); the call of part i takes the units of range i first,
+// then helps with the others: so each thread writes the output rows of its own tokens (what the next steps of the
+// layer, split by tokens the same way, read) and builds tables for half of the groups, not all of them. Every
+// (tile, token) is computed by the same operations whichever thread takes it, so the results are the same bits.
+// Eight tokens x 1 tile measured no better: 8 tokens' tables (48 KB at K = 1536, 192 KB at 6144) leave L1, and at
+// K = 6144 it ran 10-20% slower.
+static USM_AI TVBMI void usm_lut6_run(const usm_qgemm_args *a, uint8_t *tables, int64_t *next, int32_t part,
+                                      int32_t parts, int64_t rparts, int64_t tb, int64_t te, int64_t t0, int64_t t1,
+                                      const int FOLD, const int DOTS) {
     const int64_t k = a->groups * 4, xs = a->xstride, tsz = usm_lut1a6_table_bytes(k);
-    const int64_t units = (t1 - t0 + 3) / 4 * rparts;
+    const int64_t groups = (t1 - t0 + 3) / 4;
     int64_t built = -1;
-    for (;;) {
-        const int64_t u = __atomic_fetch_add(next, 1, __ATOMIC_RELAXED);
-        if (u >= units) break;
-        const int64_t g = u / rparts, r = u % rparts, t = t0 + 4 * g, nt = usm_min64(4, t1 - t);
-        const int64_t r0 = tb + (te - tb) * r / rparts, r1 = tb + (te - tb) * (r + 1) / rparts;
-        if (g != built) {
-            usm_lut1a6_tables(a->x + t * xs, xs, nt, k, tables);
-            built = g;
-        }
-        if (nt == 4) {
-            int64_t tile = r0;
-            for (; tile + 2 <= r1; tile += 2) usm_lut6_tile(a, tables, tile, t, 2, 4, FOLD, DOTS);
-            for (; tile < r1; tile++) usm_lut6_tile(a, tables, tile, t, 1, 4, FOLD, DOTS);
-        } else {
-            for (int64_t i = 0; i < nt; i++)
-                for (int64_t tile = r0; tile < r1; tile++) usm_lut6_tile(a, tables + i * tsz, tile, t + i, 1, 1, FOLD, DOTS);
+    for (int32_t i = 0; i < parts; i++) {
+        const int32_t range = (part + i) % parts;
+        const int64_t g0 = groups * range / parts, units = (groups * (range + 1) / parts - g0) * rparts;
+        for (;;) {
+            const int64_t u = __atomic_fetch_add(&next[range], 1, __ATOMIC_RELAXED);
+            if (u >= units) break;
+            const int64_t g = g0 + u / rparts, r = u % rparts, t = t0 + 4 * g, nt = usm_min64(4, t1 - t);
+            const int64_t r0 = tb + (te - tb) * r / rparts, r1 = tb + (te - tb) * (r + 1) / rparts;
+            if (g != built) {
+                usm_lut1a6_tables(a->x + t * xs, xs, nt, k, tables);
+                built = g;
+            }
+            if (nt == 4) {
+                int64_t tile = r0;
+                for (; tile + 2 <= r1; tile += 2) usm_lut6_tile(a, tables, tile, t, 2, 4, FOLD, DOTS);
+                for (; tile < r1; tile++) usm_lut6_tile(a, tables, tile, t, 1, 4, FOLD, DOTS);
+            } else {
+                for (int64_t j = 0; j < nt; j++)
+                    for (int64_t tile = r0; tile < r1; tile++) usm_lut6_tile(a, tables + j * tsz, tile, t + j, 1, 1, FOLD, DOTS);
+            }
         }
     }
 }
 
-TVBMI void usm_lut1a6_gemm(const usm_qgemm_args *a, int32_t fold, uint8_t *tables, int64_t *next, int64_t rparts,
-                           int64_t tb, int64_t te, int64_t t0, int64_t t1) {
+TVBMI void usm_lut1a6_gemm(const usm_qgemm_args *a, int32_t fold, uint8_t *tables, int64_t *next, int32_t part,
+                           int32_t parts, int64_t rparts, int64_t tb, int64_t te, int64_t t0, int64_t t1) {
     if (fold) {
-        if (a->dots) usm_lut6_run(a, tables, next, rparts, tb, te, t0, t1, 1, 1);
-        else usm_lut6_run(a, tables, next, rparts, tb, te, t0, t1, 1, 0);
+        if (a->dots) usm_lut6_run(a, tables, next, part, parts, rparts, tb, te, t0, t1, 1, 1);
+        else usm_lut6_run(a, tables, next, part, parts, rparts, tb, te, t0, t1, 1, 0);
     } else {
-        if (a->dots) usm_lut6_run(a, tables, next, rparts, tb, te, t0, t1, 0, 1);
-        else usm_lut6_run(a, tables, next, rparts, tb, te, t0, t1, 0, 0);
+        if (a->dots) usm_lut6_run(a, tables, next, part, parts, rparts, tb, te, t0, t1, 0, 1);
+        else usm_lut6_run(a, tables, next, part, parts, rparts, tb, te, t0, t1, 0, 0);
     }
 }
 

@@ -443,14 +443,15 @@ public struct PreparedWeight: Sendable {
                                                 corr_i8: scaleU8 ? 1 : 0, corr_is_scale: zp == nil ? 1 : 0)
                                             withUnsafePointer(to: args) { ap in
                                                 if !single, let lookup, lookup.claimsUnits {
-                                                    // units claimed as the threads go (see usm_lut1a6_gemm)
+                                                    // units claimed as the threads go, each part's own tokens first
+                                                    // (see usm_lut1a6_gemm)
                                                     let fold: Int32 = lookup == .fiveBit ? 1 : 0
                                                     let rparts = Int64(TableLookup.rowParts(tiles: tiles))
-                                                    var next: Int64 = 0
-                                                    withUnsafeMutablePointer(to: &next) { np in
+                                                    withUnsafeTemporaryAllocation(of: Int64.self, capacity: parts) { next in
+                                                        next.initialize(repeating: 0)
                                                         parallelFor(parts) { i in
-                                                            usm_lut1a6_gemm(ap, fold, tabb.baseAddress! + i * tableBytes, np, rparts,
-                                                                            0, Int64(tiles), 0, Int64(n))
+                                                            usm_lut1a6_gemm(ap, fold, tabb.baseAddress! + i * tableBytes, next.baseAddress!,
+                                                                            Int32(i), Int32(parts), rparts, 0, Int64(tiles), 0, Int64(n))
                                                         }
                                                     }
                                                     return

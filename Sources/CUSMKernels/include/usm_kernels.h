@@ -94,12 +94,14 @@ void usm_lut1a6_tables(const int8_t *x, int64_t xstride, int64_t n, int64_t k, u
 ///   the same for every j), k <= 2^19. The sums are then within +-60: a chunk's two lookups add in bytes before one
 ///   vpdpbusd whose unsigned operand holds the rows' scale codes of the block, so the int32 A = sum_j s_j * D_j
 ///   exactly and y = bias + ((fa / 2) * sx) * A, with no f32 work per block. With a->dots it also writes each D.
-/// Every thread that runs the call (each with its own `tables` scratch of usm_lut1a6_gemm_scratch(k) bytes, where it
-/// builds the tables of the tokens it takes, 4 at a time) claims units of work, a group of 4 tokens times one of
-/// `rparts` row parts of [tile_begin, tile_end), from the shared counter *next (0 before the first call), until none
-/// is left. Same results, bit for bit, whichever thread takes which unit.
-void usm_lut1a6_gemm(const usm_qgemm_args *a, int32_t fold, uint8_t *tables, int64_t *next, int64_t rparts,
-                     int64_t tile_begin, int64_t tile_end, int64_t t_begin, int64_t t_end);
+/// Every call (part 0 ..< parts of the product, each with its own `tables` scratch of usm_lut1a6_gemm_scratch(k)
+/// bytes, where it builds the tables of the tokens it takes, 4 at a time) claims units of work, a group of 4 tokens
+/// times one of `rparts` row parts of [tile_begin, tile_end), until none is left: first those of its own range of
+/// groups (range i: groups [G i / parts, G (i + 1) / parts) of the G, units claimed from the shared counter next[i],
+/// all `parts` counters 0 before the first call), then those of the other ranges. Same results, bit for bit,
+/// whichever call takes which unit.
+void usm_lut1a6_gemm(const usm_qgemm_args *a, int32_t fold, uint8_t *tables, int64_t *next, int32_t part,
+                     int32_t parts, int64_t rparts, int64_t tile_begin, int64_t tile_end, int64_t t_begin, int64_t t_end);
 int64_t usm_lut1a6_gemm_scratch(int64_t k);
 
 /// Bit-serial (XNOR/popcount) form of usm_lut1_gemm / usm_lut1a6_gemm for bin and bin_norm (corr_is_scale, offset 1,
