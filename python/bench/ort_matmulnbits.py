@@ -3,7 +3,8 @@
 accuracy_level 4) on the same shapes. Prints one JSON object per measurement on stdout.
 
 Shape OUTxIN means W[out, in]: y[n, out] = x[n, in] . W^T (ORT's N = out, K = in).
-Hot: one weight, repeated. Cold (N=1 only): distinct weight copies totalling --cold-mb, cycled.
+Hot: one weight, repeated. Cold (N=1 only): distinct weight copies totalling --cold-mb, cycled (their sessions'
+threads sleep between runs instead of spinning where there are several per session).
 """
 import argparse
 import json
@@ -39,9 +40,13 @@ def model_bytes(out_f, in_f, bits, block, rng):
     return m.SerializeToString(), weight_bytes
 
 
-def session(model, threads):
+def session(model, threads, spin=True):
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
+    if not spin:
+        # the cold runs cycle through dozens of sessions, each with its own pool: spinning after a run, their threads
+        # would take the cores from the session that runs next (2 threads: 9.9 ms per 6144x1536 GEMV instead of 0.2)
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -100,7 +105,7 @@ def main():
                     if n == 1:
                         if cold_models is None:
                             cold_models = [model_bytes(out_f, in_f, a.bits, block, rng)[0] for _ in range(copies)]
-                        modes.append(("cold", [session(m, threads) for m in cold_models]))
+                        modes.append(("cold", [session(m, threads, spin=threads == 1) for m in cold_models]))
                     for mode, sessions in modes:
                         t = timed([bind(s) for s in sessions], sessions, a.min_time, a.repeats)
                         print(json.dumps({
