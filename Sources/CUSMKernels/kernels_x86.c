@@ -587,24 +587,31 @@ static USM_AI TVBMI void usm_lut6_tile(const usm_qgemm_args *a, const uint8_t *t
 // tail, and GEMV, one tile at a time: one sequential weight stream). A thread that starts late or runs slower so takes
 // fewer units, where a fixed split of the rows made the other wait for it at the end of every product. The groups
 // are split into `parts` ranges with a counter each (next[i]); the call of part i takes the units of range i first,
-// then helps with the others: so each thread writes the output rows of its own tokens (what the next steps of the
-// layer, split by tokens the same way, read) and builds tables for half of the groups, not all of them. Every
-// (tile, token) is computed by the same operations whichever thread takes it, so the results are the same bits.
+// then helps with the others. By tokens (range i: groups [G i / parts, G (i + 1) / parts), every row part), each
+// thread writes the output rows of its own tokens (what the next steps of the layer, split by tokens the same way,
+// read) and builds tables for its own groups only. By rows (range i: row parts [R i / parts, R (i + 1) / parts) of
+// every group), for a few tokens (a streaming chunk's 8: 2 groups), each thread reads its own rows' weights for every
+// group, so from the second group on they come from its L2 (a 1536x6144 matrix is 1.2 MB, a core's L2 1 MB); by
+// tokens each thread read the whole matrix from L3 for its group. Every (tile, token) is computed by the same
+// operations whichever thread takes it, so the results are the same bits.
 // Eight tokens x 1 tile measured no better: 8 tokens' tables (48 KB at K = 1536, 192 KB at 6144) leave L1, and at
 // K = 6144 it ran 10-20% slower.
 static USM_AI TVBMI void usm_lut6_run(const usm_qgemm_args *a, uint8_t *tables, int64_t *next, int32_t part,
-                                      int32_t parts, int64_t rparts, int64_t tb, int64_t te, int64_t t0, int64_t t1,
-                                      const int FOLD, const int DOTS) {
+                                      int32_t parts, int32_t by_rows, int64_t rparts, int64_t tb, int64_t te,
+                                      int64_t t0, int64_t t1, const int FOLD, const int DOTS) {
     const int64_t k = a->groups * 4, xs = a->xstride, tsz = usm_lut1a6_table_bytes(k);
     const int64_t groups = (t1 - t0 + 3) / 4;
     int64_t built = -1;
     for (int32_t i = 0; i < parts; i++) {
         const int32_t range = (part + i) % parts;
-        const int64_t g0 = groups * range / parts, units = (groups * (range + 1) / parts - g0) * rparts;
+        // the range's groups [g0, g0 + ng) and row parts [q0, q0 + nr); unit u: group g0 + u / nr, row part q0 + u % nr
+        const int64_t g0 = by_rows ? 0 : groups * range / parts, ng = by_rows ? groups : groups * (range + 1) / parts - g0;
+        const int64_t q0 = by_rows ? rparts * range / parts : 0, nr = by_rows ? rparts * (range + 1) / parts - q0 : rparts;
+        const int64_t units = ng * nr;
         for (;;) {
             const int64_t u = __atomic_fetch_add(&next[range], 1, __ATOMIC_RELAXED);
             if (u >= units) break;
-            const int64_t g = g0 + u / rparts, r = u % rparts, t = t0 + 4 * g, nt = usm_min64(4, t1 - t);
+            const int64_t g = g0 + u / nr, r = q0 + u % nr, t = t0 + 4 * g, nt = usm_min64(4, t1 - t);
             const int64_t r0 = tb + (te - tb) * r / rparts, r1 = tb + (te - tb) * (r + 1) / rparts;
             if (g != built) {
                 usm_lut1a6_tables(a->x + t * xs, xs, nt, k, tables);
@@ -623,13 +630,14 @@ static USM_AI TVBMI void usm_lut6_run(const usm_qgemm_args *a, uint8_t *tables, 
 }
 
 TVBMI void usm_lut1a6_gemm(const usm_qgemm_args *a, int32_t fold, uint8_t *tables, int64_t *next, int32_t part,
-                           int32_t parts, int64_t rparts, int64_t tb, int64_t te, int64_t t0, int64_t t1) {
+                           int32_t parts, int32_t by_rows, int64_t rparts, int64_t tb, int64_t te, int64_t t0,
+                           int64_t t1) {
     if (fold) {
-        if (a->dots) usm_lut6_run(a, tables, next, part, parts, rparts, tb, te, t0, t1, 1, 1);
-        else usm_lut6_run(a, tables, next, part, parts, rparts, tb, te, t0, t1, 1, 0);
+        if (a->dots) usm_lut6_run(a, tables, next, part, parts, by_rows, rparts, tb, te, t0, t1, 1, 1);
+        else usm_lut6_run(a, tables, next, part, parts, by_rows, rparts, tb, te, t0, t1, 1, 0);
     } else {
-        if (a->dots) usm_lut6_run(a, tables, next, part, parts, rparts, tb, te, t0, t1, 0, 1);
-        else usm_lut6_run(a, tables, next, part, parts, rparts, tb, te, t0, t1, 0, 0);
+        if (a->dots) usm_lut6_run(a, tables, next, part, parts, by_rows, rparts, tb, te, t0, t1, 0, 1);
+        else usm_lut6_run(a, tables, next, part, parts, by_rows, rparts, tb, te, t0, t1, 0, 0);
     }
 }
 

@@ -443,15 +443,19 @@ public struct PreparedWeight: Sendable {
                                                 corr_i8: scaleU8 ? 1 : 0, corr_is_scale: zp == nil ? 1 : 0)
                                             withUnsafePointer(to: args) { ap in
                                                 if !single, let lookup, lookup.claimsUnits {
-                                                    // units claimed as the threads go, each part's own tokens first
-                                                    // (see usm_lut1a6_gemm)
+                                                    // units claimed as the threads go, each part's own tokens first,
+                                                    // or below 32 tokens (whose next steps mostly run on one thread:
+                                                    // the quantizer above, most element-wise steps) its own rows (see
+                                                    // usm_lut1a6_gemm)
                                                     let fold: Int32 = lookup == .fiveBit ? 1 : 0
+                                                    let byRows: Int32 = n < 32 ? 1 : 0
                                                     let rparts = Int64(TableLookup.rowParts(tiles: tiles))
                                                     withUnsafeTemporaryAllocation(of: Int64.self, capacity: parts) { next in
                                                         next.initialize(repeating: 0)
                                                         parallelFor(parts) { i in
                                                             usm_lut1a6_gemm(ap, fold, tabb.baseAddress! + i * tableBytes, next.baseAddress!,
-                                                                            Int32(i), Int32(parts), rparts, 0, Int64(tiles), 0, Int64(n))
+                                                                            Int32(i), Int32(parts), byRows, rparts, 0, Int64(tiles),
+                                                                            0, Int64(n))
                                                         }
                                                     }
                                                     return

@@ -323,7 +323,8 @@ import USMTensor
     @Test func threadsGiveIdenticalResultsAndWarmWorkspacesDoNotGrow() throws {
         // 200 rows: the pool splits row tiles; 20 rows (2 tiles) with many tokens: it splits tokens (each part then
         // builds its own tokens' lookup tables); 5- and 6-bit lookups: the threads claim (4 tokens x row part) units
-        // as they go, 1 row part at 200 rows and 3 at 400 (int8 scales: the 5-bit form with folded scales)
+        // as they go, 1 row part at 200 rows and 3 at 400 (int8 scales: the 5-bit form with folded scales), each part
+        // those of its own tokens first (n = 40, 64) or of its own row parts (n = 7: empty for some of the 3 parts)
         for (scheme, mode, rows, k, int8) in [(QuantScheme.bin, ActivationMode.int8PerBlock, 200, 192, false),
                                               (.bin, .int6Binary, 200, 192, false), (.bin, .int6Binary, 400, 192, false),
                                               (.bin, .int5Binary, 400, 192, true), (.bin, .int5Binary, 200, 1536, true),

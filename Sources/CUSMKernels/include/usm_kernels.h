@@ -96,12 +96,14 @@ void usm_lut1a6_tables(const int8_t *x, int64_t xstride, int64_t n, int64_t k, u
 ///   exactly and y = bias + ((fa / 2) * sx) * A, with no f32 work per block. With a->dots it also writes each D.
 /// Every call (part 0 ..< parts of the product, each with its own `tables` scratch of usm_lut1a6_gemm_scratch(k)
 /// bytes, where it builds the tables of the tokens it takes, 4 at a time) claims units of work, a group of 4 tokens
-/// times one of `rparts` row parts of [tile_begin, tile_end), until none is left: first those of its own range of
-/// groups (range i: groups [G i / parts, G (i + 1) / parts) of the G, units claimed from the shared counter next[i],
-/// all `parts` counters 0 before the first call), then those of the other ranges. Same results, bit for bit,
-/// whichever call takes which unit.
+/// times one of `rparts` row parts of [tile_begin, tile_end), until none is left: first those of its own range
+/// (units claimed from the shared counter next[i], all `parts` counters 0 before the first call), then those of the
+/// other ranges. Range i: the groups [G i / parts, G (i + 1) / parts) of the G, every row part; with by_rows, the row
+/// parts [rparts i / parts, rparts (i + 1) / parts) of every group. Same results, bit for bit, whichever call takes
+/// which unit.
 void usm_lut1a6_gemm(const usm_qgemm_args *a, int32_t fold, uint8_t *tables, int64_t *next, int32_t part,
-                     int32_t parts, int64_t rparts, int64_t tile_begin, int64_t tile_end, int64_t t_begin, int64_t t_end);
+                     int32_t parts, int32_t by_rows, int64_t rparts, int64_t tile_begin, int64_t tile_end,
+                     int64_t t_begin, int64_t t_end);
 int64_t usm_lut1a6_gemm_scratch(int64_t k);
 
 /// Bit-serial (XNOR/popcount) form of usm_lut1_gemm / usm_lut1a6_gemm for bin and bin_norm (corr_is_scale, offset 1,
@@ -143,8 +145,10 @@ int32_t usm_release_free_heap(void);
 int32_t usm_map_large_blocks(int64_t bytes);
 
 /// Runs fn(ctx, 0 ..< parts) on the calling thread and up to min(parts, threads) - 1 pooled worker threads, which take
-/// the parts as they go; returns when all ran. One job at a time: a call made while another thread's job runs
-/// executes its parts inline.
+/// the parts as they go; returns when all ran. With at most 32 parts each thread takes its own share first (thread h
+/// of T: parts [parts h / T, parts (h + 1) / T), the caller h = 0), then what is left: so jobs split the same way
+/// run the same rows on the same core while the threads keep up. One job at a time: a call made while another
+/// thread's job runs executes its parts inline.
 void usm_parallel_for(int32_t parts, int32_t threads, void (*fn)(void *ctx, int32_t part), void *ctx);
 /// Online CPUs.
 int32_t usm_hardware_threads(void);
