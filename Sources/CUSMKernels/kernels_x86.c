@@ -585,7 +585,7 @@ static USM_AI TVBMI void usm_lut6_tile(const usm_qgemm_args *a, const uint8_t *t
 // by every thread that runs the call, each with its own scratch. A thread builds a group's tables (4 x 6 KB at K =
 // 1536, in L1) when it takes its first unit of that group, then runs the unit's rows in pairs of tiles (the token
 // tail, and GEMV, one tile at a time: one sequential weight stream). A thread that starts late or runs slower so takes
-// fewer units, where a fixed split of the rows made the other wait for it at the end of every product. The groups
+// fewer units, where a fixed split of the rows made the other wait for it at the end of every product. The units
 // are split into `parts` ranges with a counter each (next[i]); the call of part i takes the units of range i first,
 // then helps with the others. By tokens (range i: groups [G i / parts, G (i + 1) / parts), every row part), each
 // thread writes the output rows of its own tokens (what the next steps of the layer, split by tokens the same way,
