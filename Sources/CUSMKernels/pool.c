@@ -28,8 +28,6 @@ static _Atomic int32_t job_done;
 // workers that may join the current job (threads - 1), and how many asked so far: a job of many parts for few
 // threads runs on that many threads, whatever the number of workers an earlier job started
 static _Atomic int32_t job_helpers_max, job_helpers;
-// threads the current job runs on (job_helpers_max + 1): where each thread's own parts start
-static _Atomic int32_t job_threads;
 
 static inline void usm_pause(void) {
 #if defined(__x86_64__)
@@ -73,8 +71,9 @@ static uint64_t run_parts(int32_t home) {
         }
     }
     const uint64_t gen = s >> 40;
-    const int32_t parts = (int32_t)((s >> 32) & 0x7F), t = atomic_load_explicit(&job_threads, memory_order_relaxed);
-    const int32_t n = t > 1 ? t : 1, h = home % n;
+    const int32_t parts = (int32_t)((s >> 32) & 0x7F);
+    // the job's threads (its helpers and the caller), and this thread's own parts [lo, hi)
+    const int32_t n = atomic_load_explicit(&job_helpers_max, memory_order_relaxed) + 1, h = home % n;
     const int32_t lo = (int32_t)((int64_t)parts * h / n), hi = (int32_t)((int64_t)parts * (h + 1) / n);
     for (int32_t p = lo; p < hi; p++)
         if (!claim_part(gen, p)) return gen;
@@ -134,7 +133,6 @@ void usm_parallel_for(int32_t parts, int32_t threads, void (*fn)(void *, int32_t
     atomic_store(&job_done, 0);
     atomic_store(&job_helpers, 0);
     atomic_store(&job_helpers_max, want);
-    atomic_store(&job_threads, want + 1);
     uint64_t gen = ((atomic_load(&job_state) >> 40) + 1) & 0xFFFFFF;
     const uint64_t layout = parts <= 32 ? USM_JOB_MASKED | ((uint64_t)parts << 32) : ((uint64_t)parts << 20);
     pthread_mutex_lock(&wake_lock);

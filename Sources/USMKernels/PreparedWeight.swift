@@ -413,7 +413,10 @@ public struct PreparedWeight: Sendable {
         let isa = kernel.isa.rawValue
         let qisa = quantizerISA
         let (k, nb, rows) = (k, nb, rows)
-        let qparts = n >= 32 ? min(ws.threads, n / 16) : 1
+        // from 32 tokens the quantizer splits the tokens over the threads, and the lookup product gives each thread
+        // its own tokens to match (below, one thread quantizes and the product splits the rows)
+        let tokenSplit = n >= 32
+        let qparts = tokenSplit ? min(ws.threads, n / 16) : 1
         ws.tables.withUnsafeMutableBufferPointer { tabb in
         ws.bytes.withUnsafeMutableBufferPointer { qb in
             ws.meta.withUnsafeMutableBufferPointer { mb in
@@ -443,12 +446,10 @@ public struct PreparedWeight: Sendable {
                                                 corr_i8: scaleU8 ? 1 : 0, corr_is_scale: zp == nil ? 1 : 0)
                                             withUnsafePointer(to: args) { ap in
                                                 if !single, let lookup, lookup.claimsUnits {
-                                                    // units claimed as the threads go, each part's own tokens first,
-                                                    // or below 32 tokens (whose next steps mostly run on one thread:
-                                                    // the quantizer above, most element-wise steps) its own rows (see
-                                                    // usm_lut1a6_gemm)
+                                                    // units claimed as the threads go, each part's own tokens first
+                                                    // (tokenSplit) or its own rows (see usm_lut1a6_gemm)
                                                     let fold: Int32 = lookup == .fiveBit ? 1 : 0
-                                                    let byRows: Int32 = n < 32 ? 1 : 0
+                                                    let byRows: Int32 = tokenSplit ? 0 : 1
                                                     let rparts = Int64(TableLookup.rowParts(tiles: tiles))
                                                     withUnsafeTemporaryAllocation(of: Int64.self, capacity: parts) { next in
                                                         next.initialize(repeating: 0)
