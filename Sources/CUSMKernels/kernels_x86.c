@@ -68,6 +68,12 @@ static inline int64_t usm_lut_block_chunks(const usm_qgemm_args *a) {
 #ifndef USM_Q_PF
 #define USM_Q_PF 2048
 #endif
+// The 1-bit single-token streams also prefetch into L2 this far ahead (see USM_LUT1_PF); the 2-bit one measured
+// slower with it (usm-bench kernels, 6144x1536 cold, 5 alternated runs: median 162 against 149 us; it is bound by
+// its unpacking, hot 141 us).
+#ifndef USM_GEMV_PF_L2
+#define USM_GEMV_PF_L2 12288
+#endif
 
 // TT row tiles (1 or 2) x NT tokens; U independent accumulator sets over the groups hide the vpdpbusd latency.
 // DOTS (tests) also writes the integer block dots.
@@ -307,8 +313,12 @@ static USM_AI TVBMI void usm_lut1_run(const usm_qgemm_args *a, uint8_t *tables, 
     }
 }
 
+// Single-token (GEMV) weight streams: each 64-byte line prefetched into L1 this many bytes ahead, and into L2
+// USM_GEMV_PF_L2 ahead. Cold weights (256 MB of copies cycled), 1 thread, the kernel alone in a C loop, 6 alternated
+// runs (us, median and range): w1a5 lookup 6144x1536 with 2048 into L1 only 86 (71-91) -> 4096 + 12288 into L2 66
+// (63-76); popcount 1536x6144 83 (76-95) -> 78 (67-81).
 #ifndef USM_LUT1_PF
-#define USM_LUT1_PF 2048
+#define USM_LUT1_PF 4096
 #endif
 
 // y of TT row tiles x NT tokens from one f32 accumulator per row and token: bias + (fa / 2^shift) * fA.
@@ -470,9 +480,11 @@ TVBMI void usm_lut1a6_tables(const int8_t *x, int64_t xstride, int64_t n, int64_
 }
 
 // 2 tiles x 4 tokens: software prefetch this many bytes ahead in both weight streams (a streaming chunk's 8 frames
-// with cold weights, usm-bench kernels --n 8, twice each: 1536x6144 324-344 -> 285 us, 6144x1536 324-382 -> 350-373).
+// with cold weights, usm-bench kernels --n 8, twice each: 1536x6144 324-344 -> 285 us, 6144x1536 324-382 -> 350-373
+// with 1024). 4096: the kernel alone in a C loop over 256 MB of copies, 1 thread, N = 8, 4 alternated runs (us):
+// 6144x1536 286-308 -> 205-238, 1536x6144 220-264 -> 225-259 (bound by its tables, 4 x 24 KB, out of L1).
 #ifndef USM_LUT6_PF
-#define USM_LUT6_PF 1024
+#define USM_LUT6_PF 4096
 #endif
 
 // ===================================== AVX-512 VBMI: 5-bit activations (folded scales); the w1a6 and w1a5 products =
@@ -544,7 +556,10 @@ static USM_AI TVBMI void usm_lut6_tile(const usm_qgemm_args *a, const uint8_t *t
         }
         for (int64_t c = c0; c < c1; c++) {
             __m512i i1[2], i2[2];
-            if (NT == 1 && TT == 1) _mm_prefetch((const char *)(w + c * 64 + USM_LUT1_PF), _MM_HINT_T0);
+            if (NT == 1 && TT == 1) {
+                _mm_prefetch((const char *)(w + c * 64 + USM_LUT1_PF), _MM_HINT_T0);
+                _mm_prefetch((const char *)(w + c * 64 + USM_GEMV_PF_L2), _MM_HINT_T1);
+            }
             else if (USM_LUT6_PF > 0)
                 for (int tt = 0; tt < TT; tt++) _mm_prefetch((const char *)(w + tt * tstride + c * 64 + USM_LUT6_PF), _MM_HINT_T0);
             for (int tt = 0; tt < TT; tt++) usm_lut_indices(w + tt * tstride + c * 64, &i1[tt], &i2[tt]);
@@ -673,7 +688,7 @@ static USM_AI TPOP void usm_popcnt1_planes(const int8_t *x, int64_t chunks, int6
 }
 
 #ifndef USM_POP_PF
-#define USM_POP_PF 2048
+#define USM_POP_PF 4096
 #endif
 
 // One row tile x one token; y = bias + (fa / 2) * sum_j (s_j * sx_j) * D_j by the same operations as usm_lut1s_tile
@@ -698,6 +713,7 @@ static USM_AI TPOP void usm_popcnt1_tile(const usm_qgemm_args *a, const uint32_t
             __m512i wv[4], sp[4];
             for (int i = 0; i < BC; i++) {
                 if (USM_POP_PF > 0) _mm_prefetch((const char *)(w + (c0 + i) * 64 + USM_POP_PF), _MM_HINT_T0);
+                if (USM_POP_PF > 0) _mm_prefetch((const char *)(w + (c0 + i) * 64 + USM_GEMV_PF_L2), _MM_HINT_T1);
                 wv[i] = _mm512_loadu_si512(w + (c0 + i) * 64);
                 sp[i] = _mm512_set1_epi32((int)pl[(c0 + i) * (P + 1)]);
             }
@@ -715,6 +731,7 @@ static USM_AI TPOP void usm_popcnt1_tile(const usm_qgemm_args *a, const uint32_t
             for (int b = 0; b < P; b++) acc[b] = _mm512_setzero_si512();
             for (int64_t c = c0; c < c1; c++) {
                 if (USM_POP_PF > 0) _mm_prefetch((const char *)(w + c * 64 + USM_POP_PF), _MM_HINT_T0);
+                if (USM_POP_PF > 0) _mm_prefetch((const char *)(w + c * 64 + USM_GEMV_PF_L2), _MM_HINT_T1);
                 const __m512i wv = _mm512_loadu_si512(w + c * 64);
                 const uint32_t *o = pl + c * (P + 1);
                 const __m512i sp = _mm512_set1_epi32((int)o[0]);
@@ -740,7 +757,7 @@ static USM_AI TPOP void usm_popcnt1_tile(const usm_qgemm_args *a, const uint32_t
 
 static USM_AI TPOP void usm_popcnt1_run(const usm_qgemm_args *a, uint8_t *scratch, int64_t tb, int64_t te,
                                         int64_t t0, int64_t t1, const int P, const int FOLD, const int DOTS) {
-    const int64_t chunks = usm_lut_chunks(a), nb = a->nb, bc = usm_lut_block_chunks(a);
+    const int64_t chunks = usm_lut_chunks(a), bc = usm_lut_block_chunks(a);
     uint32_t *pl = (uint32_t *)scratch;
     int32_t *absj = (int32_t *)(pl + chunks * 8);
     for (int64_t t = t0; t < t1; t++) {
