@@ -47,7 +47,7 @@ int main(int argc, char **argv) {
                 a.bits = 1; a.shift = 1; a.offset = 1; a.scale_u8 = 1; a.corr_is_scale = 1;
                 int64_t next[1] = {0};
                 if (pop) usm_popcnt1_gemv(&a, 5, scratch, 0, tiles, 0, 1);
-                else usm_lut1a6_gemm(&a, 1, scratch, next, 0, 1, 1, 1, 0, tiles, 0, n);
+                else usm_lut1a6_gemm(&a, 1, scratch, next, 0, 1, 1, 1, 0, tiles, 0, n, -1);
             }
         }
         const double dt = (now() - t0) / calls;

@@ -171,9 +171,10 @@ void usm_lut1_tables(const int8_t *x, int64_t xstride, int64_t n, int64_t k, uin
     (void)x; (void)xstride; (void)n; (void)k; (void)tables;
 }
 void usm_lut1a6_gemm(const usm_qgemm_args *a, int32_t fold, uint8_t *tables, int64_t *next, int32_t part,
-                     int32_t parts, int32_t by_rows, int64_t rparts, int64_t tb, int64_t te, int64_t t0, int64_t t1) {
+                     int32_t parts, int32_t by_rows, int64_t rparts, int64_t tb, int64_t te, int64_t t0, int64_t t1,
+                     int32_t swish_isa) {
     (void)a; (void)fold; (void)tables; (void)next; (void)part; (void)parts; (void)by_rows; (void)rparts; (void)tb;
-    (void)te; (void)t0; (void)t1;
+    (void)te; (void)t0; (void)t1; (void)swish_isa;
 }
 void usm_lut1a6_tables(const int8_t *x, int64_t xstride, int64_t n, int64_t k, uint8_t *tables) {
     (void)x; (void)xstride; (void)n; (void)k; (void)tables;

@@ -613,7 +613,7 @@ static USM_AI TVBMI void usm_lut6_tile(const usm_qgemm_args *a, const uint8_t *t
 // K = 6144 it ran 10-20% slower.
 static USM_AI TVBMI void usm_lut6_run(const usm_qgemm_args *a, uint8_t *tables, int64_t *next, int32_t part,
                                       int32_t parts, int32_t by_rows, int64_t rparts, int64_t tb, int64_t te,
-                                      int64_t t0, int64_t t1, const int FOLD, const int DOTS) {
+                                      int64_t t0, int64_t t1, int32_t swish_isa, const int FOLD, const int DOTS) {
     const int64_t k = a->groups * 4, xs = a->xstride, tsz = usm_lut1a6_table_bytes(k);
     const int64_t groups = (t1 - t0 + 3) / 4;
     int64_t built = -1;
@@ -640,19 +640,26 @@ static USM_AI TVBMI void usm_lut6_run(const usm_qgemm_args *a, uint8_t *tables, 
                 for (int64_t j = 0; j < nt; j++)
                     for (int64_t tile = r0; tile < r1; tile++) usm_lut6_tile(a, tables + j * tsz, tile, t + j, 1, 1, FOLD, DOTS);
             }
+            if (swish_isa >= 0 && r1 > r0) {
+                const int64_t z0 = r0 * 16, z1 = usm_min64(r1 * 16, a->rows);
+                for (int64_t j = 0; j < nt; j++) {
+                    float *yr = a->y + (t + j) * a->ystride;
+                    usm_swish(swish_isa, yr + z0, yr + z0, z1 - z0);
+                }
+            }
         }
     }
 }
 
 TVBMI void usm_lut1a6_gemm(const usm_qgemm_args *a, int32_t fold, uint8_t *tables, int64_t *next, int32_t part,
                            int32_t parts, int32_t by_rows, int64_t rparts, int64_t tb, int64_t te, int64_t t0,
-                           int64_t t1) {
+                           int64_t t1, int32_t swish_isa) {
     if (fold) {
-        if (a->dots) usm_lut6_run(a, tables, next, part, parts, by_rows, rparts, tb, te, t0, t1, 1, 1);
-        else usm_lut6_run(a, tables, next, part, parts, by_rows, rparts, tb, te, t0, t1, 1, 0);
+        if (a->dots) usm_lut6_run(a, tables, next, part, parts, by_rows, rparts, tb, te, t0, t1, swish_isa, 1, 1);
+        else usm_lut6_run(a, tables, next, part, parts, by_rows, rparts, tb, te, t0, t1, swish_isa, 1, 0);
     } else {
-        if (a->dots) usm_lut6_run(a, tables, next, part, parts, by_rows, rparts, tb, te, t0, t1, 0, 1);
-        else usm_lut6_run(a, tables, next, part, parts, by_rows, rparts, tb, te, t0, t1, 0, 0);
+        if (a->dots) usm_lut6_run(a, tables, next, part, parts, by_rows, rparts, tb, te, t0, t1, swish_isa, 0, 1);
+        else usm_lut6_run(a, tables, next, part, parts, by_rows, rparts, tb, te, t0, t1, swish_isa, 0, 0);
     }
 }
 

@@ -303,14 +303,27 @@ public struct PreparedWeight: Sendable {
     public func kernelName(tokens n: Int) -> String { n == 1 ? (singleTokenKernel ?? kernel).name : kernelName }
 
     /// `x` is `[n, k]` row-major, `y` receives `[n, rows]`.
+    /// What a product does to its outputs before it returns.
+    public enum Epilogue: Sendable {
+        case none
+        /// y = swish(y) = y / (1 + e^-y), `Elementwise.swish` (best tier): the 1-bit lookup products apply it to each
+        /// part of the output as it is finished, while in cache; the others after the product. The same bits either way.
+        case swish
+    }
+
     public func apply(_ x: UnsafeBufferPointer<Float>, n: Int, into y: UnsafeMutableBufferPointer<Float>,
-                      workspace: Workspace) {
+                      workspace: Workspace, epilogue: Epilogue = .none) {
         precondition(x.count >= n * k && y.count >= n * rows, "PreparedWeight.apply: buffers too small")
         guard n > 0 else { return }
+        var done = false
         if bits == 32 {
             applyFloat(x.baseAddress!, n: n, y: y.baseAddress!, threads: workspace.threads)
         } else {
-            applyQuantized(x.baseAddress!, n: n, y: y.baseAddress!, workspace: workspace, dots: nil)
+            done = applyQuantized(x.baseAddress!, n: n, y: y.baseAddress!, workspace: workspace, dots: nil,
+                                  swish: epilogue == .swish)
+        }
+        if epilogue == .swish && !done {
+            Elementwise.swish(y.baseAddress!, y.baseAddress!, n * rows, threads: workspace.threads)
         }
     }
 
@@ -398,8 +411,11 @@ public struct PreparedWeight: Sendable {
         return body(nil)
     }
 
+    /// Returns whether the product applied the swish epilogue itself (`swish`: it is asked to where it can).
+    @discardableResult
     private func applyQuantized(_ x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>, workspace ws: Workspace,
-                                dots: UnsafeMutablePointer<Int32>?) {
+                                dots: UnsafeMutablePointer<Int32>?, swish: Bool = false) -> Bool {
+        var fused = false
         let qstride = roundUp(k, 64)
         let nab = activationBlock == 0 ? 1 : nb
         ws.reserve(bytes: n * qstride, meta: n * (nab + 2 * nb), sums: n * nb)
@@ -451,14 +467,16 @@ public struct PreparedWeight: Sendable {
                                                     let fold: Int32 = lookup == .fiveBit ? 1 : 0
                                                     let byRows: Int32 = tokenSplit ? 0 : 1
                                                     let rparts = Int64(TableLookup.rowParts(tiles: tiles))
+                                                    let swishISA: Int32 = swish ? KernelISA.best.rawValue : -1
                                                     withUnsafeTemporaryAllocation(of: Int64.self, capacity: parts) { next in
                                                         next.initialize(repeating: 0)
                                                         parallelFor(parts) { i in
                                                             usm_lut1a6_gemm(ap, fold, tabb.baseAddress! + i * tableBytes, next.baseAddress!,
                                                                             Int32(i), Int32(parts), byRows, rparts, 0, Int64(tiles),
-                                                                            0, Int64(n))
+                                                                            0, Int64(n), swishISA)
                                                         }
                                                     }
+                                                    fused = swish
                                                     return
                                                 }
                                                 // no per-part scratch: finer parts, claimed as the threads go
@@ -486,5 +504,6 @@ public struct PreparedWeight: Sendable {
             }
         }
         }
+        return fused
     }
 }

@@ -349,4 +349,32 @@ import USMTensor
             }
         }
     }
+
+    /// The swish epilogue gives the bits of the product followed by `Elementwise.swish`: the 1-bit 5- and 6-bit lookup
+    /// products apply it per unit of work inside (one token: the popcount kernel, then the separate pass), the others
+    /// after the product. 1 and 3 threads, units by rows (n = 7) and by tokens (n = 40), a partial last row tile.
+    @Test(arguments: [1, 3])
+    func swishEpilogueEqualsTheSeparatePass(threads: Int) throws {
+        for (scheme, mode, rows, k, int8) in [(QuantScheme.bin, ActivationMode.int5Binary, 200, 1536, true),
+                                              (.bin, .int6Binary, 390, 192, false), (.bin, .int8PerBlock, 200, 192, false),
+                                              (.int4, .int8PerToken, 200, 192, false), (.f32, .float, 200, 192, false)] {
+            let w = try Quantizer.quantize(pseudoRandom(rows * k, seed: 19), shape: [rows, k],
+                                           spec: QuantSpec(scheme: scheme, blockSize: scheme == .f32 ? 0 : 64,
+                                                           scaleFormat: int8 ? .int8PerTensor : .f32))
+            let p = try PreparedWeight(w, bias: pseudoRandom(rows, seed: 4), activations: mode)
+            for n in [1, 7, 40] {
+                let x = pseudoRandom(n * k, seed: UInt64(n) + 50)
+                var plain = [Float](repeating: 0, count: n * rows), fused = plain
+                let ws = Workspace(threads: threads)
+                x.withUnsafeBufferPointer { xp in
+                    plain.withUnsafeMutableBufferPointer { p.apply(xp, n: n, into: $0, workspace: ws) }
+                    fused.withUnsafeMutableBufferPointer { p.apply(xp, n: n, into: $0, workspace: ws, epilogue: .swish) }
+                }
+                let unfused = plain
+                plain.withUnsafeMutableBufferPointer { Elementwise.swish($0.baseAddress!, $0.baseAddress!, n * rows) }
+                #expect(fused == plain, "\(scheme) \(mode) \(rows)x\(k) n=\(n)")
+                #expect(fused != unfused, "\(scheme) \(mode) n=\(n): the epilogue ran")
+            }
+        }
+    }
 }

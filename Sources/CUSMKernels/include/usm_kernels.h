@@ -100,10 +100,11 @@ void usm_lut1a6_tables(const int8_t *x, int64_t xstride, int64_t n, int64_t k, u
 /// (units claimed from the shared counter next[i], all `parts` counters 0 before the first call), then those of the
 /// other ranges. Range i: the groups [G i / parts, G (i + 1) / parts) of the G, every row part; with by_rows, the row
 /// parts [rparts i / parts, rparts (i + 1) / parts) of every group. Same results, bit for bit, whichever call takes
-/// which unit.
+/// which unit. With swish_isa >= 0 each unit's outputs then go through usm_swish(swish_isa) in place while they are
+/// in cache (the function the separate element-wise pass runs, so the same bits); -1: none.
 void usm_lut1a6_gemm(const usm_qgemm_args *a, int32_t fold, uint8_t *tables, int64_t *next, int32_t part,
                      int32_t parts, int32_t by_rows, int64_t rparts, int64_t tile_begin, int64_t tile_end,
-                     int64_t t_begin, int64_t t_end);
+                     int64_t t_begin, int64_t t_end, int32_t swish_isa);
 int64_t usm_lut1a6_gemm_scratch(int64_t k);
 
 /// Bit-serial (XNOR/popcount) form of usm_lut1_gemm / usm_lut1a6_gemm for bin and bin_norm (corr_is_scale, offset 1,

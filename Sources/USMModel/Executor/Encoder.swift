@@ -751,9 +751,10 @@ extension ConformerModel {
     static let streamFlushSlice = 16
 
     @inline(__always)
-    func mm(_ w: PreparedWeight, _ x: UnsafePointer<Float>, _ n: Int, _ y: UnsafeMutablePointer<Float>, _ ws: Workspace) {
+    func mm(_ w: PreparedWeight, _ x: UnsafePointer<Float>, _ n: Int, _ y: UnsafeMutablePointer<Float>, _ ws: Workspace,
+            epilogue: PreparedWeight.Epilogue = .none) {
         w.apply(UnsafeBufferPointer(start: x, count: n * w.k), n: n, into: UnsafeMutableBufferPointer(start: y, count: n * w.rows),
-                workspace: ws)
+                workspace: ws, epilogue: epilogue)
     }
 
     func apply(_ w: PreparedWeight, _ x: [Float], _ n: Int, _ y: inout [Float], _ ws: Workspace) {
@@ -781,8 +782,7 @@ extension ConformerModel {
     func ffn(_ w: FFNWeights, _ x: UnsafePointer<Float>, _ n: Int, _ y: UnsafeMutablePointer<Float>, _ s: LayerScratch,
              _ ws: Workspace) {
         layerNorm(x, s.t, n, w.normScale, w.normBias, ws)
-        mm(w.linear1, s.t, n, s.h, ws)
-        Elementwise.swish(s.h, s.h, n * w.linear1.rows, threads: ws.threads)
+        mm(w.linear1, s.t, n, s.h, ws, epilogue: .swish)
         mm(w.linear2, s.h, n, s.o, ws)
         Elementwise.addScaled(x, s.o, 0.5, y, n * config.encoder.dim, threads: ws.threads)
     }
