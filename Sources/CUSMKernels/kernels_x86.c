@@ -559,8 +559,7 @@ static USM_AI TVBMI void usm_lut6_tile(const usm_qgemm_args *a, const uint8_t *t
             if (NT == 1 && TT == 1) {
                 _mm_prefetch((const char *)(w + c * 64 + USM_LUT1_PF), _MM_HINT_T0);
                 _mm_prefetch((const char *)(w + c * 64 + USM_GEMV_PF_L2), _MM_HINT_T1);
-            }
-            else if (USM_LUT6_PF > 0)
+            } else if (USM_LUT6_PF > 0)
                 for (int tt = 0; tt < TT; tt++) _mm_prefetch((const char *)(w + tt * tstride + c * 64 + USM_LUT6_PF), _MM_HINT_T0);
             for (int tt = 0; tt < TT; tt++) usm_lut_indices(w + tt * tstride + c * 64, &i1[tt], &i2[tt]);
             for (int t = 0; t < NT; t++) {

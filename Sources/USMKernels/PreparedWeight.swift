@@ -302,7 +302,6 @@ public struct PreparedWeight: Sendable {
     /// The kernel that runs a product of `n` tokens.
     public func kernelName(tokens n: Int) -> String { n == 1 ? (singleTokenKernel ?? kernel).name : kernelName }
 
-    /// `x` is `[n, k]` row-major, `y` receives `[n, rows]`.
     /// What a product does to its outputs before it returns.
     public enum Epilogue: Sendable {
         case none
@@ -311,6 +310,7 @@ public struct PreparedWeight: Sendable {
         case swish
     }
 
+    /// `x` is `[n, k]` row-major, `y` receives `[n, rows]`, then the epilogue.
     public func apply(_ x: UnsafeBufferPointer<Float>, n: Int, into y: UnsafeMutableBufferPointer<Float>,
                       workspace: Workspace, epilogue: Epilogue = .none) {
         precondition(x.count >= n * k && y.count >= n * rows, "PreparedWeight.apply: buffers too small")
