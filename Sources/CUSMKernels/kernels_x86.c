@@ -718,8 +718,10 @@ static USM_AI TPOP void usm_popcnt1_tile(const usm_qgemm_args *a, const uint32_t
             // each plane's counts of all chunks summed first
             __m512i wv[4], sp[4];
             for (int i = 0; i < BC; i++) {
-                if (USM_POP_PF > 0) _mm_prefetch((const char *)(w + (c0 + i) * 64 + USM_POP_PF), _MM_HINT_T0);
-                if (USM_POP_PF > 0) _mm_prefetch((const char *)(w + (c0 + i) * 64 + USM_GEMV_PF_L2), _MM_HINT_T1);
+                if (USM_POP_PF > 0) {
+                    _mm_prefetch((const char *)(w + (c0 + i) * 64 + USM_POP_PF), _MM_HINT_T0);
+                    _mm_prefetch((const char *)(w + (c0 + i) * 64 + USM_GEMV_PF_L2), _MM_HINT_T1);
+                }
                 wv[i] = _mm512_loadu_si512(w + (c0 + i) * 64);
                 sp[i] = _mm512_set1_epi32((int)pl[(c0 + i) * (P + 1)]);
             }
@@ -736,8 +738,10 @@ static USM_AI TPOP void usm_popcnt1_tile(const usm_qgemm_args *a, const uint32_t
             __m512i acc[7];
             for (int b = 0; b < P; b++) acc[b] = _mm512_setzero_si512();
             for (int64_t c = c0; c < c1; c++) {
-                if (USM_POP_PF > 0) _mm_prefetch((const char *)(w + c * 64 + USM_POP_PF), _MM_HINT_T0);
-                if (USM_POP_PF > 0) _mm_prefetch((const char *)(w + c * 64 + USM_GEMV_PF_L2), _MM_HINT_T1);
+                if (USM_POP_PF > 0) {
+                    _mm_prefetch((const char *)(w + c * 64 + USM_POP_PF), _MM_HINT_T0);
+                    _mm_prefetch((const char *)(w + c * 64 + USM_GEMV_PF_L2), _MM_HINT_T1);
+                }
                 const __m512i wv = _mm512_loadu_si512(w + c * 64);
                 const uint32_t *o = pl + c * (P + 1);
                 const __m512i sp = _mm512_set1_epi32((int)o[0]);
@@ -1052,25 +1056,19 @@ static USM_AI T512 void usm_f512_tile2(const usm_fgemm_args *a, int64_t tile, in
     }
 }
 
-// PF: the first pass over the tile also prefetches the next tile's weights.
+// pf: the first pass over the tile also prefetches the next tile's weights.
 static USM_AI T512 void usm_f512_tokens(const usm_fgemm_args *a, int64_t tile, int64_t t, int64_t t1, int pf) {
-    for (; t + 8 <= t1; t += 8, pf = 0)
-        if (pf) usm_f512_tile(a, tile, t, 8, 2, 1);
-        else usm_f512_tile(a, tile, t, 8, 2, 0);
-    if (t + 4 <= t1) {
-        if (pf) usm_f512_tile(a, tile, t, 4, 2, 1);
-        else usm_f512_tile(a, tile, t, 4, 2, 0);
-        t += 4, pf = 0;
-    }
-    if (t + 2 <= t1) {
-        if (pf) usm_f512_tile(a, tile, t, 2, 2, 1);
-        else usm_f512_tile(a, tile, t, 2, 2, 0);
-        t += 2, pf = 0;
-    }
-    if (t < t1) {
-        if (pf) usm_f512_tile(a, tile, t, 1, 2, 1);
-        else usm_f512_tile(a, tile, t, 1, 2, 0);
-    }
+#define USM_F512_STEP(NT)                                                                                            \
+    do {                                                                                                             \
+        if (pf) usm_f512_tile(a, tile, t, NT, 2, 1);                                                                 \
+        else usm_f512_tile(a, tile, t, NT, 2, 0);                                                                    \
+        t += NT, pf = 0;                                                                                             \
+    } while (0)
+    while (t + 8 <= t1) USM_F512_STEP(8);
+    if (t + 4 <= t1) USM_F512_STEP(4);
+    if (t + 2 <= t1) USM_F512_STEP(2);
+    if (t < t1) USM_F512_STEP(1);
+#undef USM_F512_STEP
 }
 
 // Batch invariant: every token tile splits the k loop over the same U = 2 accumulators, so y[t, z] is summed in the

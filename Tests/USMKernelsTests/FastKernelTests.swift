@@ -320,6 +320,15 @@ import USMTensor
         }
     }
 
+    /// A pseudo-random [rows, k] weight (blocks of 64; f32 unblocked), int8 or f32 scales, with a bias, prepared for `mode`.
+    static func prepared(_ scheme: QuantScheme, _ mode: ActivationMode, rows: Int, k: Int, int8Scales: Bool, seed: UInt64,
+                         biasSeed: UInt64) throws -> PreparedWeight {
+        let w = try Quantizer.quantize(pseudoRandom(rows * k, seed: seed), shape: [rows, k],
+                                       spec: QuantSpec(scheme: scheme, blockSize: scheme == .f32 ? 0 : 64,
+                                                       scaleFormat: int8Scales ? .int8PerTensor : .f32))
+        return try PreparedWeight(w, bias: pseudoRandom(rows, seed: biasSeed), activations: mode)
+    }
+
     @Test func threadsGiveIdenticalResultsAndWarmWorkspacesDoNotGrow() throws {
         // 200 rows: the pool splits row tiles; 20 rows (2 tiles) with many tokens: it splits tokens (each part then
         // builds its own tokens' lookup tables); 5- and 6-bit lookups: the threads claim (4 tokens x row part) units
@@ -330,10 +339,7 @@ import USMTensor
                                               (.bin, .int5Binary, 400, 192, true), (.bin, .int5Binary, 200, 1536, true),
                                               (.bin, .int8PerBlock, 20, 1536, false), (.bin, .int6Binary, 20, 1536, false),
                                               (.int4, .int8PerToken, 200, 192, false), (.f32, .float, 200, 192, false)] {
-            let w = try Quantizer.quantize(pseudoRandom(rows * k, seed: 9), shape: [rows, k],
-                                           spec: QuantSpec(scheme: scheme, blockSize: scheme == .f32 ? 0 : 64,
-                                                           scaleFormat: int8 ? .int8PerTensor : .f32))
-            let p = try PreparedWeight(w, bias: pseudoRandom(rows, seed: 3), activations: mode)
+            let p = try Self.prepared(scheme, mode, rows: rows, k: k, int8Scales: int8, seed: 9, biasSeed: 3)
             for n in [1, 7, 40, 64] {
                 let x = pseudoRandom(n * k, seed: UInt64(n))
                 var y1 = [Float](repeating: 0, count: n * rows), y3 = y1
@@ -358,10 +364,7 @@ import USMTensor
         for (scheme, mode, rows, k, int8) in [(QuantScheme.bin, ActivationMode.int5Binary, 200, 1536, true),
                                               (.bin, .int6Binary, 390, 192, false), (.bin, .int8PerBlock, 200, 192, false),
                                               (.int4, .int8PerToken, 200, 192, false), (.f32, .float, 200, 192, false)] {
-            let w = try Quantizer.quantize(pseudoRandom(rows * k, seed: 19), shape: [rows, k],
-                                           spec: QuantSpec(scheme: scheme, blockSize: scheme == .f32 ? 0 : 64,
-                                                           scaleFormat: int8 ? .int8PerTensor : .f32))
-            let p = try PreparedWeight(w, bias: pseudoRandom(rows, seed: 4), activations: mode)
+            let p = try Self.prepared(scheme, mode, rows: rows, k: k, int8Scales: int8, seed: 19, biasSeed: 4)
             for n in [1, 7, 40] {
                 let x = pseudoRandom(n * k, seed: UInt64(n) + 50)
                 var plain = [Float](repeating: 0, count: n * rows), fused = plain
