@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Layers, each depending only on the ones before it:
-//   CZstd, CXXHash (system C libraries)
+//   CZstd, CXXHash (system C libraries), USMIO (opening input files, the exit-status contract)
 //   USMTensor   packed low-bit tensors, layouts, quantizers, size accounting
 //   USMKernels  matrix products over packed tensors (reference twins first)
 //   USMFormat   the container of ModelFormat.md (zstd, xxHash64)
@@ -12,6 +12,7 @@ let package = Package(
     name: "usm-infer",
     platforms: [.macOS(.v14)],
     products: [
+        .library(name: "USMIO", targets: ["USMIO"]),
         .library(name: "USMTensor", targets: ["USMTensor"]),
         .library(name: "USMKernels", targets: ["USMKernels"]),
         .library(name: "USMFormat", targets: ["USMFormat"]),
@@ -38,33 +39,37 @@ let package = Package(
         .systemLibrary(
             name: "CSamplerate", pkgConfig: "samplerate",
             providers: [.apt(["libsamplerate0-dev"]), .brew(["libsamplerate"])]),
-        .target(name: "USMAudio", dependencies: ["CSndfile", "CSamplerate"]),
+        .target(name: "USMIO"),
+        .target(name: "USMAudio", dependencies: ["USMIO", "CSndfile", "CSamplerate"]),
         .target(name: "USMTensor"),
         .target(name: "CUSMKernels"),
         .target(name: "USMKernels", dependencies: ["USMTensor", "CUSMKernels"]),
-        .target(name: "USMFormat", dependencies: ["USMTensor", "CZstd", "CXXHash"]),
-        .target(name: "USMModel", dependencies: ["USMTensor", "USMKernels", "USMFormat"]),
-        .target(name: "USMRecognizer", dependencies: ["USMModel", "USMAudio", "USMFormat", "USMKernels", "USMTensor"]),
+        .target(name: "USMFormat", dependencies: ["USMIO", "USMTensor", "CZstd", "CXXHash"]),
+        .target(name: "USMModel", dependencies: ["USMIO", "USMTensor", "USMKernels", "USMFormat"]),
+        .target(name: "USMRecognizer", dependencies: ["USMIO", "USMModel", "USMAudio", "USMFormat", "USMKernels", "USMTensor"]),
+        .target(
+            name: "USMCommandLine",
+            dependencies: ["USMIO", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "usm-infer",
             dependencies: [
-                "USMRecognizer", "USMModel", "USMAudio", "USMKernels",
+                "USMRecognizer", "USMModel", "USMAudio", "USMKernels", "USMCommandLine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(
             name: "usm-pack",
             dependencies: [
-                "USMModel", "USMFormat", "USMTensor",
+                "USMModel", "USMFormat", "USMTensor", "USMCommandLine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(
             name: "usm-bench",
             dependencies: [
-                "USMKernels", "USMTensor", "CUSMKernels", "USMModel", "USMRecognizer", "USMFormat", "USMAudio",
+                "USMKernels", "USMTensor", "CUSMKernels", "USMModel", "USMRecognizer", "USMFormat", "USMAudio", "USMCommandLine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "USMTensorTests", dependencies: ["USMTensor"]),
-        .testTarget(name: "USMRecognizerTests", dependencies: ["USMRecognizer", "USMAudio", "USMFormat", "usm-infer", "usm-bench"],
+        .testTarget(name: "USMRecognizerTests", dependencies: ["USMRecognizer", "USMAudio", "USMFormat", "USMTensor", "usm-infer", "usm-bench", "usm-pack"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "USMKernelsTests", dependencies: ["USMKernels", "USMTensor", "CUSMKernels"]),
         .testTarget(name: "USMFormatTests", dependencies: ["USMFormat", "USMTensor"], exclude: ["Golden"]),

@@ -1,15 +1,21 @@
 import CSamplerate
 import CSndfile
+import USMIO
 
 /// Why audio could not be read.
 public struct AudioError: Error, Equatable, Sendable, CustomStringConvertible {
     public enum Kind: Equatable, Sendable {
+        /// The file cannot be opened (missing, no permission, not a regular file).
         case cannotOpen
+        /// The file opens but is not audio that libsndfile can decode (unknown or malformed format).
         case unsupportedFormat
+        /// Reading failed part way (I/O error).
         case readFailed
         case empty
         case invalidSamples
         case resampleFailed
+        /// The file declares more than `AudioLimits` allows (sample rate, channels).
+        case limitExceeded
     }
 
     public var kind: Kind
@@ -23,6 +29,44 @@ public struct AudioError: Error, Equatable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { (path.map { "\($0): " } ?? "") + detail }
+}
+
+extension AudioError: ExitStatusProviding {
+    /// 66 for files that cannot be opened or read, 65 for everything about their contents.
+    public var exitStatus: ExitStatus {
+        switch kind {
+        case .cannotOpen, .readFailed: .cannotOpen
+        default: .invalidData
+        }
+    }
+}
+
+/// Bounds on what an audio file's header may make the reader allocate or do. The defaults admit every real
+/// recording format (1 kHz to 768 kHz, up to 64 channels).
+public struct AudioLimits: Sendable, Equatable {
+    /// The lowest rate accepted: it bounds the resampler's expansion (a 16 kHz model resamples by at most 16x).
+    public var minSampleRate: Int
+    public var maxSampleRate: Int
+    public var maxChannels: Int
+    /// Interleaved samples one `read` decodes at most (whatever number of frames the caller asks for): the reader's
+    /// block buffer is at most this many floats.
+    public var maxBlockSamples: Int
+
+    public init(minSampleRate: Int = 1000, maxSampleRate: Int = 768_000, maxChannels: Int = 64, maxBlockSamples: Int = 1 << 20) {
+        self.minSampleRate = minSampleRate
+        self.maxSampleRate = maxSampleRate
+        self.maxChannels = maxChannels
+        self.maxBlockSamples = max(maxBlockSamples, 1)
+    }
+}
+
+extension AudioLimits {
+    /// Why `sampleRate` is refused, or nil when it is within the limits.
+    public func check(sampleRate: Int) -> String? {
+        if sampleRate > maxSampleRate { return "sample rate \(sampleRate) Hz is over the limit of \(maxSampleRate) Hz (AudioLimits.maxSampleRate)" }
+        if sampleRate < minSampleRate { return "sample rate \(sampleRate) Hz is under the limit of \(minSampleRate) Hz (AudioLimits.minSampleRate)" }
+        return nil
+    }
 }
 
 /// Mono float audio in [-1, 1].
@@ -52,17 +96,23 @@ public final class AudioFileReader {
     /// Frames in the file (as the container declares it).
     public let frames: Int
     public let formatName: String
+    public let limits: AudioLimits
     private var handle: OpaquePointer?
     private let selection: ChannelSelection
 
-    public init(path: String, channels selection: ChannelSelection = .mix) throws(AudioError) {
+    /// Opens a regular file (anything else is refused without reading from it) and checks its header against
+    /// `limits` before any sample is read.
+    public init(path: String, channels selection: ChannelSelection = .mix, limits: AudioLimits = AudioLimits()) throws(AudioError) {
         self.path = path
+        self.limits = limits
+        let fd: Int32
+        do { fd = try RegularFile.open(path).fd } catch { throw AudioError(.cannotOpen, path: path, error.detail) }
         var info = SF_INFO()
-        guard let h = sf_open(path, Int32(SFM_READ), &info) else {
+        // sf_open_fd owns the descriptor from here (closes it on failure too).
+        guard let h = sf_open_fd(fd, Int32(SFM_READ), &info, 1) else {
+            let code = sf_error(nil)
             let msg = String(cString: sf_strerror(nil))
-            let kind: AudioError.Kind = msg.lowercased().contains("format") || msg.lowercased().contains("recogni")
-                ? .unsupportedFormat : .cannotOpen
-            throw AudioError(kind, path: path, msg)
+            throw AudioError(code == Int32(SF_ERR_SYSTEM) ? .readFailed : .unsupportedFormat, path: path, msg)
         }
         handle = h
         sampleRate = Int(info.samplerate)
@@ -76,23 +126,30 @@ public final class AudioFileReader {
         } else {
             formatName = "unknown"
         }
-        guard sampleRate > 0, channels > 0 else {
+        func refuse(_ kind: AudioError.Kind, _ m: String) -> AudioError {
             sf_close(h)
             handle = nil
-            throw AudioError(.unsupportedFormat, path: path, "invalid sample rate \(sampleRate) or channel count \(channels)")
+            return AudioError(kind, path: path, m)
+        }
+        guard sampleRate > 0, channels > 0 else {
+            throw refuse(.unsupportedFormat, "invalid sample rate \(sampleRate) or channel count \(channels)")
+        }
+        if let m = limits.check(sampleRate: sampleRate) { throw refuse(.limitExceeded, m) }
+        guard channels <= limits.maxChannels else {
+            throw refuse(.limitExceeded, "\(channels) channels are over the limit of \(limits.maxChannels) (AudioLimits.maxChannels)")
         }
         if case .channel(let c) = selection, !(0..<channels).contains(c) {
-            sf_close(h)
-            handle = nil
-            throw AudioError(.invalidSamples, path: path, "channel \(c) requested, the file has \(channels)")
+            throw refuse(.invalidSamples, "channel \(c) requested, the file has \(channels)")
         }
     }
 
     deinit { if let handle { sf_close(handle) } }
 
-    /// Reads up to `maxFrames` mono frames; an empty result means the end of the file.
-    public func read(maxFrames: Int) throws(AudioError) -> [Float] {
-        guard let handle, maxFrames > 0 else { return [] }
+    /// Reads up to `maxFrames` mono frames, and never more than `limits.maxBlockSamples / channels` in one call; an
+    /// empty result means the end of the file.
+    public func read(maxFrames requested: Int) throws(AudioError) -> [Float] {
+        guard let handle, requested > 0 else { return [] }
+        let maxFrames = min(requested, max(1, limits.maxBlockSamples / channels))
         var interleaved = [Float](repeating: 0, count: maxFrames * channels)
         let got = interleaved.withUnsafeMutableBufferPointer { sf_readf_float(handle, $0.baseAddress, sf_count_t(maxFrames)) }
         if got < 0 { throw AudioError(.readFailed, path: path, String(cString: sf_strerror(handle))) }
@@ -187,8 +244,9 @@ public final class Resampler {
 
 extension Audio {
     /// Reads a file, mixes (or picks) channels and resamples to `sampleRate`.
-    public static func load(path: String, sampleRate: Int, channels: ChannelSelection = .mix) throws(AudioError) -> Audio {
-        let reader = try AudioFileReader(path: path, channels: channels)
+    public static func load(path: String, sampleRate: Int, channels: ChannelSelection = .mix,
+                            limits: AudioLimits = AudioLimits()) throws(AudioError) -> Audio {
+        let reader = try AudioFileReader(path: path, channels: channels, limits: limits)
         let raw = try reader.readAll()
         guard !raw.isEmpty else { throw AudioError(.empty, path: path, "no audio samples") }
         if let bad = raw.firstIndex(where: { !$0.isFinite }) {

@@ -30,17 +30,25 @@ enum Zstd {
         return out
     }
 
-    /// Decodes one frame that must fill `dst` exactly; never writes past it.
-    static func decompress(_ frame: UnsafeRawBufferPointer, into dst: UnsafeMutableRawBufferPointer,
-                           offset: UInt64, tensor: String) throws(ContainerError) {
+    /// Checks, from the frame header alone, that `frame` declares `expected` bytes of content: done before any
+    /// memory is allocated for the content.
+    static func checkDeclaredSize(_ frame: UnsafeRawBufferPointer, expected: UInt64, offset: UInt64,
+                                  tensor: String) throws(ContainerError) {
         func fail(_ m: String) -> ContainerError { ContainerError(.zstd(m), offset: offset, tensor: tensor) }
         let declared = ZSTD_getFrameContentSize(frame.baseAddress, frame.count)
         if declared == ZSTD_CONTENTSIZE_ERROR { throw fail("not a zstd frame") }
         if declared == ZSTD_CONTENTSIZE_UNKNOWN { throw fail("frame does not declare its content size") }
-        guard declared == UInt64(dst.count) else {
-            throw ContainerError(.inconsistentLayout("frame declares \(declared) bytes, the directory \(dst.count)"),
+        guard declared == expected else {
+            throw ContainerError(.inconsistentLayout("frame declares \(declared) bytes, the directory \(expected)"),
                                  offset: offset, tensor: tensor)
         }
+    }
+
+    /// Decodes one frame that must fill `dst` exactly; never writes past it.
+    static func decompress(_ frame: UnsafeRawBufferPointer, into dst: UnsafeMutableRawBufferPointer,
+                           offset: UInt64, tensor: String) throws(ContainerError) {
+        func fail(_ m: String) -> ContainerError { ContainerError(.zstd(m), offset: offset, tensor: tensor) }
+        try checkDeclaredSize(frame, expected: UInt64(dst.count), offset: offset, tensor: tensor)
         let frameSize = ZSTD_findFrameCompressedSize(frame.baseAddress, frame.count)
         if ZSTD_isError(frameSize) != 0 { throw fail(String(cString: ZSTD_getErrorName(frameSize))) }
         guard frameSize == frame.count else { throw fail("frame is \(frameSize) bytes, stored length \(frame.count)") }

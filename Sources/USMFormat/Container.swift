@@ -1,13 +1,29 @@
 import Dispatch
 import Foundation
+import USMIO
 import USMTensor
 
-/// Reader limits.
+/// Limits on what a model file may make the reader allocate. Every size a file declares is checked against them
+/// before any memory is taken for it, and exceeding one is `ContainerError.Kind.limitExceeded` naming the limit
+/// (ModelFormat.md section 9, "Reader limits").
 public struct ReadOptions: Sendable {
-    /// The most memory the decompressed image may take.
-    public var maxImageBytes: UInt64 = 64 << 30
-    public init(maxImageBytes: UInt64 = 64 << 30) { self.maxImageBytes = maxImageBytes }
+    /// The most memory the decompressed image (all tensors together, or one tensor read lazily) may take.
+    public var maxImageBytes: UInt64
+
+    /// 32 GiB or the machine's physical memory, whichever is smaller.
+    public static var defaultMaxImageBytes: UInt64 {
+        let pages = sysconf(Int32(_SC_PHYS_PAGES)), pageSize = sysconf(Int32(_SC_PAGESIZE))
+        let physical = pages > 0 && pageSize > 0 ? UInt64(pages) * UInt64(pageSize) : UInt64.max
+        return min(32 << 30, physical)
+    }
+
+    public init(maxImageBytes: UInt64 = ReadOptions.defaultMaxImageBytes) { self.maxImageBytes = maxImageBytes }
 }
+
+/// The most bytes one zstd frame byte can decode to: an RLE block of at most 128 KiB takes 4 bytes (3 of header,
+/// 1 of content), so a frame of n bytes decodes to fewer than n * 32768 (RFC 8878, section 3.1.1.2). A directory
+/// entry that declares more cannot be right, whatever the frame's content.
+let zstdMaxExpansion: UInt64 = 32768
 
 /// A loaded model file: every tensor decoded into one aligned, immutable image. Loading is all or nothing.
 public struct Container: Sendable {
@@ -27,16 +43,22 @@ public struct Container: Sendable {
 
     public var tensorNames: [String] { entries.map(\.name) }
 
-    /// Reads and verifies a file.
+    /// Reads and verifies a file (a regular file: anything else is refused before it is read).
     public static func read(path: String, options: ReadOptions = ReadOptions()) throws(ContainerError) -> Container {
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
-        } catch {
-            throw ContainerError(.io((error as NSError).localizedDescription), file: path)
-        }
-        let result = data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> Result<Container, ContainerError> in
-            Result { () throws(ContainerError) -> Container in try read(bytes: raw, options: options) }
+        let fd: Int32, size: UInt64
+        do { (fd, size) = try RegularFile.open(path) } catch { throw ContainerError(error) }
+        defer { close(fd) }
+        var result: Result<Container, ContainerError>
+        if size == 0 {
+            result = Result { () throws(ContainerError) -> Container in try read(bytes: UnsafeRawBufferPointer(start: nil, count: 0), options: options) }
+        } else {
+            guard size <= UInt64(Int.max), let map = mmap(nil, Int(size), PROT_READ, MAP_PRIVATE, fd, 0), map != MAP_FAILED else {
+                throw ContainerError(.io(String(cString: strerror(errno))), file: path)
+            }
+            defer { munmap(map, Int(size)) }
+            result = Result { () throws(ContainerError) -> Container in
+                try read(bytes: UnsafeRawBufferPointer(start: map, count: Int(size)), options: options)
+            }
         }
         switch result {
         case .success(let c): return c
@@ -96,9 +118,16 @@ public struct Container: Sendable {
             let (end, o) = storedOffset.addingReportingOverflow(e.storedLength)
             guard !o, end <= header.fileSize else { throw bad("frame of \(e.storedLength) bytes runs past the end of the file") }
             storedOffset = end
+            if e.codec == .zstd {
+                let (most, o) = e.storedLength.multipliedReportingOverflow(by: zstdMaxExpansion)
+                guard o || e.payloadLength <= most else {
+                    throw bad("a zstd frame of \(e.storedLength) bytes cannot decode to \(e.payloadLength) bytes")
+                }
+            }
             imageEnd = e.imageOffset + e.payloadLength
             guard imageEnd <= options.maxImageBytes else {
-                throw ContainerError(.limitExceeded("image over \(options.maxImageBytes) bytes"), offset: at, tensor: e.name)
+                throw ContainerError(.limitExceeded("the image needs \(imageEnd) bytes, over the reader's maxImageBytes limit of \(options.maxImageBytes)"),
+                                     offset: at, tensor: e.name)
             }
             entries.append(e)
         }
@@ -120,7 +149,22 @@ public struct Container: Sendable {
     /// Reads and verifies a whole file image.
     public static func read(bytes: UnsafeRawBufferPointer, options: ReadOptions = ReadOptions()) throws(ContainerError) -> Container {
         let (header, metadata, entries) = try readDirectory(bytes: bytes, options: options)
-        let image = AlignedBuffer(byteCount: Int(header.imageSize))
+        // Every frame's declared content size is checked before the image is allocated for them.
+        // A frame that fails it is reported as a checksum mismatch when its bytes are not the ones stored.
+        for e in entries where e.codec == .zstd {
+            let frame = slice(bytes, e.storedOffset, e.storedLength)
+            do throws(ContainerError) {
+                try Zstd.checkDeclaredSize(frame, expected: e.payloadLength, offset: e.storedOffset, tensor: e.name)
+            } catch {
+                guard xxh64(frame) == e.storedHash else {
+                    throw ContainerError(.checksumMismatch(.tensor), offset: e.storedOffset, tensor: e.name)
+                }
+                throw error
+            }
+        }
+        guard let image = AlignedBuffer.allocating(byteCount: Int(header.imageSize)) else {
+            throw ContainerError(.allocationFailed(header.imageSize))
+        }
         // Frames are independent: decode them on every core, each into its own slot of the image.
         var failures = [ContainerError?](repeating: nil, count: entries.count)
         image.withUnsafeMutableBytes { dst in

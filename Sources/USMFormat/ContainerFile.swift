@@ -1,4 +1,5 @@
 import Foundation
+import USMIO
 import USMTensor
 
 /// Something that hands out a model's tensors by name: a loaded `Container`, or a `ContainerFile` that decodes
@@ -33,11 +34,23 @@ public final class DecodeScratch {
 
     public init() {}
 
-    fileprivate static func take(_ slot: inout AlignedBuffer?, _ bytes: Int) -> AlignedBuffer {
+    fileprivate static func take(_ slot: inout AlignedBuffer?, _ bytes: Int) throws(ContainerError) -> AlignedBuffer {
         if let b = slot, b.count >= bytes { return b }
         slot = nil  // the old one goes before the new one comes
-        let b = AlignedBuffer(byteCount: bytes)
+        let b = try allocate(bytes)
         slot = b
+        return b
+    }
+
+    /// `scratch`'s buffer at `slot` grown to `bytes`, or a new buffer when there is no scratch.
+    fileprivate static func buffer(_ scratch: DecodeScratch?, _ slot: ReferenceWritableKeyPath<DecodeScratch, AlignedBuffer?>,
+                                   _ bytes: Int) throws(ContainerError) -> AlignedBuffer {
+        guard let scratch else { return try allocate(bytes) }
+        return try take(&scratch[keyPath: slot], bytes)
+    }
+
+    fileprivate static func allocate(_ bytes: Int) throws(ContainerError) -> AlignedBuffer {
+        guard let b = AlignedBuffer.allocating(byteCount: bytes) else { throw ContainerError(.allocationFailed(UInt64(bytes))) }
         return b
     }
 }
@@ -55,14 +68,8 @@ public final class ContainerFile: TensorSource {
 
     public init(path: String, options: ReadOptions = ReadOptions()) throws(ContainerError) {
         self.path = path
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw ContainerError(.io(String(cString: strerror(errno))), file: path) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else {
-            close(fd)
-            throw ContainerError(.io(String(cString: strerror(errno))), file: path)
-        }
-        let size = UInt64(st.st_size)
+        let fd: Int32, size: UInt64
+        do { (fd, size) = try RegularFile.open(path) } catch { throw ContainerError(error) }
         do throws(ContainerError) {
             let head = try Self.pread(fd, offset: 0, count: Int(min(size, UInt64(ContainerHeader.size))))
             let h = try withBytes(head) { (b) throws(ContainerError) in try Container.parseHeader(b) }
@@ -101,9 +108,8 @@ public final class ContainerFile: TensorSource {
         guard let i = index[name] else { return nil }
         let e = entries[i]
         do throws(ContainerError) {
-            let buffer = scratch.map { DecodeScratch.take(&$0.payload, Int(e.payloadLength)) }
-                ?? AlignedBuffer(byteCount: Int(e.payloadLength))
             if e.codec == .raw && e.storedLength == e.payloadLength {
+                let buffer = try DecodeScratch.buffer(scratch, \.payload, Int(e.payloadLength))
                 // Stored as is: read straight into the tensor's buffer (no frame copy) and hash it once for both
                 // the stored and the payload checksum, which must then be equal.
                 let hash = try buffer.withUnsafeMutableBytes { (dst: UnsafeMutableRawBufferPointer) throws(ContainerError) in
@@ -116,11 +122,24 @@ public final class ContainerFile: TensorSource {
                 }
                 return PackedTensor(layout: e.layout, storage: buffer, offset: 0)
             }
+            // The frame (bounded by the file's size) is read first, and its declared content size checked, before
+            // memory is taken for the content.
             let stored = Int(e.storedLength)
-            let frame = scratch.map { DecodeScratch.take(&$0.frame, stored) } ?? AlignedBuffer(byteCount: stored)
-            try frame.withUnsafeMutableBytes { (f: UnsafeMutableRawBufferPointer) throws(ContainerError) in
+            let frame = try DecodeScratch.buffer(scratch, \.frame, stored)
+            return try frame.withUnsafeMutableBytes { (f: UnsafeMutableRawBufferPointer) throws(ContainerError) -> PackedTensor in
                 let f = UnsafeMutableRawBufferPointer(rebasing: f[0..<stored])
                 try Self.pread(fd, offset: e.storedOffset, into: f)
+                if e.codec == .zstd {
+                    do throws(ContainerError) {
+                        try Zstd.checkDeclaredSize(UnsafeRawBufferPointer(f), expected: e.payloadLength, offset: 0, tensor: e.name)
+                    } catch {
+                        guard xxh64(UnsafeRawBufferPointer(f)) == e.storedHash else {
+                            throw ContainerError(.checksumMismatch(.tensor), offset: e.storedOffset, tensor: e.name)
+                        }
+                        throw error
+                    }
+                }
+                let buffer = try DecodeScratch.buffer(scratch, \.payload, Int(e.payloadLength))
                 try buffer.withUnsafeMutableBytes { (dst: UnsafeMutableRawBufferPointer) throws(ContainerError) in
                     // decode() addresses the frame by its file offset and the slot by its image offset: rebase both
                     var local = e
@@ -128,8 +147,8 @@ public final class ContainerFile: TensorSource {
                     local.imageOffset = 0
                     try Container.decode(local, from: UnsafeRawBufferPointer(f), into: dst)
                 }
+                return PackedTensor(layout: e.layout, storage: buffer, offset: 0)
             }
-            return PackedTensor(layout: e.layout, storage: buffer, offset: 0)
         } catch var err {
             if err.offset == 0 { err.offset = e.storedOffset }
             err.file = path

@@ -101,7 +101,7 @@ public struct ContainerWriter: Sendable {
         let pre = try preamble()
         guard FileManager.default.createFile(atPath: tmp, contents: nil),
               let fh = FileHandle(forWritingAtPath: tmp) else {
-            throw ContainerError(.io("cannot create \(tmp)"), file: path)
+            throw ContainerError(.cannotWrite("cannot create \(tmp)"), file: path)
         }
         var size = UInt64(pre.count)
         do {
@@ -116,7 +116,7 @@ public struct ContainerWriter: Sendable {
         } catch {
             try? fh.close()
             try? FileManager.default.removeItem(atPath: tmp)
-            throw ContainerError(.io("\(error.localizedDescription)"), file: path)
+            throw ContainerError(.cannotWrite("\(error.localizedDescription)"), file: path)
         }
         return size
     }

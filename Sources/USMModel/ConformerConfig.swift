@@ -1,5 +1,6 @@
 import Foundation
 import USMFormat
+import USMIO
 
 /// The `architecture` object of the container metadata (Architecture.md section 1).
 public struct ConformerConfig: Codable, Sendable, Equatable {
@@ -98,13 +99,23 @@ public struct ConformerConfig: Codable, Sendable, Equatable {
     public func validate() throws(ModelError) {
         func need(_ ok: Bool, _ m: String) throws(ModelError) { if !ok { throw .invalidConfig(m) } }
         try need(type == "conformer-rnnt", "type '\(type)' is not conformer-rnnt")
+        // Real numbers first: NaN passes every ordered comparison's negation, so each is checked for finiteness.
+        for (name, v) in [("frontend.f_min", frontend.fMin), ("frontend.f_max", frontend.fMax),
+                          ("frontend.preemphasis", frontend.preemphasis), ("frontend.log_floor", frontend.logFloor),
+                          ("encoder.layer_norm_epsilon", encoder.layerNormEpsilon)] {
+            try need(v.isFinite, "\(name) \(v) is not a finite number")
+        }
+        try need((0...1).contains(frontend.preemphasis), "frontend.preemphasis \(frontend.preemphasis) is not in 0...1")
+        try need(encoder.layerNormEpsilon > 0 && encoder.layerNormEpsilon <= 1,
+                 "encoder.layer_norm_epsilon \(encoder.layerNormEpsilon) is not in (0, 1]")
+        try need(frontend.logFloor <= 1, "frontend.log_floor \(frontend.logFloor) is not in (0, 1]")
         try need(sampleRate > 0, "sample_rate must be positive")
         let f = frontend
         try need(f.windowSize > 0 && f.hopSize > 0 && f.fftSize >= f.windowSize, "frontend window/hop/fft sizes")
         try need(f.melBins > 0 && f.fMin >= 0 && f.fMax > f.fMin && f.fMax <= Double(sampleRate) / 2, "frontend mel range")
         try need(["hann"].contains(f.window), "window '\(f.window)'")
         try need(["magnitude", "power"].contains(f.spectrum), "spectrum '\(f.spectrum)'")
-        try need(f.logFloor > 0, "log_floor must be positive")
+        try need(f.logFloor > 0, "frontend.log_floor must be positive")
         try need(subsampling.channels > 0 && subsampling.layers >= 1, "subsampling")
         let e = encoder
         try need(e.layers >= 1 && e.dim > 0 && e.heads > 0 && e.dim % e.heads == 0, "encoder dim must be a multiple of heads")
@@ -163,5 +174,14 @@ public enum ModelError: Error, Equatable, Sendable, CustomStringConvertible {
         case .tensorMismatch(let m): "tensor mismatch: \(m)"
         case .file(let e): "\(e)"
         }
+    }
+}
+
+extension ModelError: ExitStatusProviding {
+    /// What the file holds does not describe a runnable model: invalid data (65), unless the file itself could not
+    /// be read.
+    public var exitStatus: ExitStatus {
+        if case .file(let e) = self { return e.exitStatus }
+        return .invalidData
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import USMAudio
 import USMFormat
+@_exported import USMIO
 import USMKernels
 import USMModel
 import USMTensor
@@ -18,6 +19,10 @@ public enum RecognizerError: Error, Sendable, CustomStringConvertible {
     case badSamples(String)
     /// The stream cannot take this call now (audio after `finish()` without `reset()`).
     case invalidState(String)
+    /// The options ask for what `RecognizerLimits` does not allow (threads, beam width), or are invalid.
+    case invalidOptions(String)
+    /// The input goes past a limit of `RecognizerLimits` (audio duration, sample rate).
+    case limitExceeded(String)
 
     public var description: String {
         switch self {
@@ -26,7 +31,62 @@ public enum RecognizerError: Error, Sendable, CustomStringConvertible {
         case .audio(let e): "audio: \(e)"
         case .badSamples(let m): "samples: \(m)"
         case .invalidState(let m): "stream: \(m)"
+        case .invalidOptions(let m): "options: \(m)"
+        case .limitExceeded(let m): "limit exceeded: \(m)"
         }
+    }
+}
+
+extension RecognizerError: ExitStatusProviding {
+    /// The command-line contract: 64 for options, 66 for files that cannot be opened or read, 65 for invalid model
+    /// or audio data (limits included), 70 for a call in the wrong state (a bug in the caller).
+    public var exitStatus: ExitStatus {
+        switch self {
+        case .modelFile(let e): e.exitStatus
+        case .modelMismatch(let e): e.exitStatus
+        case .audio(let e): e.exitStatus
+        case .badSamples, .limitExceeded: .invalidData
+        case .invalidState: .internalError
+        case .invalidOptions: .usage
+        }
+    }
+}
+
+/// Bounds on what a request or a model file may make a recognizer allocate or do. Every bound is checked before
+/// the work or allocation it guards, and exceeding one is a typed error that names it (`RecognizerError`:
+/// `.invalidOptions` for options, `.limitExceeded` for input, `.modelFile` with `ContainerError.Kind.limitExceeded`
+/// for the model). The defaults admit every real model and recording.
+public struct RecognizerLimits: Sendable, Equatable {
+    /// Kernel threads per request.
+    public var maxThreads: Int
+    /// Beam width of `SearchMethod.beam`.
+    public var maxBeamWidth: Int
+    /// The decompressed model image (`ReadOptions.maxImageBytes`).
+    public var maxModelBytes: UInt64
+    /// Audio files: sample rate and channel bounds, and the reader's block size.
+    public var audio: AudioLimits
+    /// Seconds of input audio one request or stream utterance may have (nil: unlimited; memory stays bounded
+    /// either way, this bounds the time a request can take).
+    public var maxAudioSeconds: Double?
+
+    public init(maxThreads: Int = 256, maxBeamWidth: Int = 64, maxModelBytes: UInt64 = ReadOptions.defaultMaxImageBytes,
+                audio: AudioLimits = AudioLimits(), maxAudioSeconds: Double? = nil) {
+        self.maxThreads = maxThreads
+        self.maxBeamWidth = maxBeamWidth
+        self.maxModelBytes = maxModelBytes
+        self.audio = audio
+        self.maxAudioSeconds = maxAudioSeconds
+    }
+
+    /// Why `threads` or `search` is refused, or nil.
+    public func check(threads: Int? = nil, search: SearchMethod? = nil) -> String? {
+        if let threads, !(1...max(1, maxThreads)).contains(threads) {
+            return "threads \(threads) is not in 1...\(maxThreads) (RecognizerLimits.maxThreads)"
+        }
+        if case .beam(let w)? = search, !(1...max(1, maxBeamWidth)).contains(w) {
+            return "beam width \(w) is not in 1...\(maxBeamWidth) (RecognizerLimits.maxBeamWidth)"
+        }
+        return nil
     }
 }
 
@@ -56,6 +116,8 @@ public struct RecognizerOptions: Sendable {
     /// How the model keeps its relative-position tables (USM-1B: 25 MB in f32): `.float32` (the default) or
     /// `.float16` (half, for frames that differ by that rounding).
     public var positionPrecision: PositionPrecision
+    /// What a request or model file may make the recognizer allocate or do.
+    public var limits: RecognizerLimits
 
     /// The smallest memory this runtime offers, at the cost of exactness: int8 keys and values, f16 context rows
     /// and position tables (the frames differ from the default's by those roundings).
@@ -65,7 +127,8 @@ public struct RecognizerOptions: Sendable {
 
     public init(activations: ActivationMode = .int8PerBlock, threads: Int = 1, search: SearchMethod = .greedy,
                 maxBlockSeconds: Double = 2, mapLargeBlocks: Bool = true, contextPrecision: ContextPrecision = .float32,
-                positionPrecision: PositionPrecision = .float32) {
+                positionPrecision: PositionPrecision = .float32, limits: RecognizerLimits = RecognizerLimits()) {
+        self.limits = limits
         self.activations = activations
         self.threads = threads
         self.search = search
@@ -201,16 +264,22 @@ public final class Recognizer: Sendable {
     public convenience init(path: String, options: RecognizerOptions = RecognizerOptions()) throws(RecognizerError) {
         let clock = ContinuousClock()
         let start = clock.now
+        try Self.check(options)
         let file: ContainerFile
-        do { file = try ContainerFile(path: path) } catch { throw .modelFile(error) }
+        do { file = try ContainerFile(path: path, options: ReadOptions(maxImageBytes: options.limits.maxModelBytes)) } catch {
+            throw .modelFile(error)
+        }
         try self.init(source: file, options: options, started: start)
     }
 
     public convenience init(bytes: [UInt8], options: RecognizerOptions = RecognizerOptions()) throws(RecognizerError) {
         let clock = ContinuousClock()
         let start = clock.now
+        try Self.check(options)
         let container: Container
-        do { container = try Container.read(bytes: bytes) } catch { throw .modelFile(error) }
+        do { container = try Container.read(bytes: bytes, options: ReadOptions(maxImageBytes: options.limits.maxModelBytes)) } catch {
+            throw .modelFile(error)
+        }
         try self.init(source: container, options: options, started: start)
     }
 
@@ -233,6 +302,13 @@ public final class Recognizer: Sendable {
     }
 
     public var sampleRate: Int { model.config.sampleRate }
+
+    static func check(_ options: RecognizerOptions) throws(RecognizerError) {
+        if let m = options.limits.check(threads: options.threads, search: options.search) { throw .invalidOptions(m) }
+        if !(options.maxBlockSeconds.isFinite && options.maxBlockSeconds <= 600) {
+            throw .invalidOptions("maxBlockSeconds \(options.maxBlockSeconds) is not in 0.01...600")
+        }
+    }
 
     /// A new streaming request.
     public func makeStream(search: SearchMethod? = nil, endpoint: EndpointRules = EndpointRules(),
@@ -257,11 +333,11 @@ public final class Recognizer: Sendable {
     public func transcribe(file path: String, channels: ChannelSelection = .mix, search: SearchMethod? = nil,
                            progress: ((Double) -> Void)? = nil) throws(RecognizerError) -> Transcript {
         let reader: AudioFileReader
-        do { reader = try AudioFileReader(path: path, channels: channels) } catch { throw .audio(error) }
+        do { reader = try AudioFileReader(path: path, channels: channels, limits: options.limits.audio) } catch { throw .audio(error) }
         let stream = try makeStream(search: search, endpoint: EndpointRules(trailingSilence: nil, maxUtterance: nil),
                                     inputSampleRate: reader.sampleRate)
         // short enough to hold whole: read it all, then run it layer by layer; else stream it block by block
-        let whole = reader.frames > 0 && fitsUtterance(seconds: Double(reader.frames) / Double(reader.sampleRate))
+        var whole = reader.frames > 0 && fitsUtterance(seconds: Double(reader.frames) / Double(reader.sampleRate))
         var all: [Float] = []
         var done = 0
         while true {
@@ -269,7 +345,17 @@ public final class Recognizer: Sendable {
             do { block = try reader.read(maxFrames: reader.sampleRate * 10) } catch { throw .audio(error) }
             if block.isEmpty { break }
             done += block.count
+            if whole && done > reader.frames {
+                // the header understated the length: what was gathered goes into the stream, and the rest follows
+                // block by block, so the memory stays bounded whatever the file decodes to
+                whole = false
+                try stream.accept(samples: all)
+                all = []
+            }
             if whole {
+                if let max = options.limits.maxAudioSeconds, Double(done) / Double(reader.sampleRate) > max {
+                    throw .limitExceeded("the audio is longer than \(max) s (RecognizerLimits.maxAudioSeconds)")
+                }
                 all.append(contentsOf: block)
             } else {
                 try stream.accept(samples: block)
@@ -318,6 +404,9 @@ public final class RecognitionStream {
 
     init(recognizer: Recognizer, search: SearchMethod, endpoint: EndpointRules, inputSampleRate: Int) throws(RecognizerError) {
         guard inputSampleRate > 0 else { throw .badSamples("sample rate \(inputSampleRate)") }
+        let limits = recognizer.options.limits
+        if let m = limits.audio.check(sampleRate: inputSampleRate) { throw .limitExceeded(m) }
+        if let m = limits.check(search: search) { throw .invalidOptions(m) }
         self.recognizer = recognizer
         self.search = search
         self.endpoint = endpoint
@@ -342,6 +431,9 @@ public final class RecognitionStream {
     /// Checks and counts input samples and brings them to the model's rate (`last`: no more will come).
     private func resampled(_ samples: [Float], last: Bool) throws(RecognizerError) -> [Float] {
         if let bad = samples.firstIndex(where: { !$0.isFinite }) { throw .badSamples("sample \(bad) is not finite") }
+        if let max = recognizer.options.limits.maxAudioSeconds, Double(samplesIn + samples.count) / Double(inputSampleRate) > max {
+            throw .limitExceeded("the audio is longer than \(max) s (RecognizerLimits.maxAudioSeconds)")
+        }
         samplesIn += samples.count
         guard let resampler else { return samples }
         let clock = ContinuousClock()

@@ -3,6 +3,7 @@ import Foundation
 import USMAudio
 import USMKernels
 import USMModel
+import USMCommandLine
 import USMRecognizer
 
 @main
@@ -11,16 +12,20 @@ struct USMInfer: ParsableCommand {
         commandName: "usm-infer",
         abstract: "Transcribe speech with a low-bit Conformer RNN-T model.",
         discussion: """
-            Reads WAV, FLAC, OGG, MP3 and the other formats libsndfile supports, at any sample rate and channel count. \
-            Text goes to stdout, diagnostics to stderr. Exit codes: 0 success, 64 bad arguments, 65 invalid model or \
-            audio data, 66 input file missing or unreadable, 70 internal error.
+            Reads WAV, FLAC, OGG, MP3 and the other formats libsndfile supports, at any sample rate (1-768 kHz) and \
+            channel count (up to 64); '-' reads one file from standard input. Only regular files are opened. Text goes \
+            to stdout, diagnostics to stderr. Exit codes: 0 success, 64 bad arguments, 65 invalid model or audio data \
+            (including input over a limit), 66 input missing, unreadable or not a regular file, 70 internal error, \
+            74 the transcript cannot be written.
             """,
         version: "0.1.0")
 
+    static func main() { ToolMain.run(Self.self) }
+
     @Option(help: "Model file (default: the bundled model).") var model: String?
     @Option(help: "Output format: text, json, srt or vtt.") var format: OutputFormat = .text
-    @Option(help: "Beam width (1 = greedy search).") var beam = 1
-    @Option(help: "Threads for the kernels.") var threads = 1
+    @Option(help: "Beam width (1 = greedy search; at most \(RecognizerLimits().maxBeamWidth)).") var beam = 1
+    @Option(help: "Threads for the kernels (at most \(RecognizerLimits().maxThreads)).") var threads = 1
     @Option(help: "Activations of packed layers: int8-block (default), int8-token, int6-bin (1-bit layers at 6 bits: about 2x faster on AVX-512 VBMI), int5-bin (at 5 bits with one scale per token: faster still) or float.")
     var activations: ActivationMode = .int8PerBlock
     @Option(help: "How the encoder keeps its layers' context rows: f32 (exact), f16 (half the memory) or int8 (keys and values int8, the rest f16: about a third).")
@@ -34,10 +39,16 @@ struct USMInfer: ParsableCommand {
     enum OutputFormat: String, ExpressibleByArgument, CaseIterable { case text, json, srt, vtt }
 
     func validate() throws {
-        guard beam >= 1 else { throw ValidationError("--beam must be at least 1") }
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        let limits = RecognizerLimits()
+        guard (1...limits.maxBeamWidth).contains(beam) else { throw ValidationError("--beam must be in 1...\(limits.maxBeamWidth)") }
+        guard (1...limits.maxThreads).contains(threads) else { throw ValidationError("--threads must be in 1...\(limits.maxThreads)") }
         guard !files.isEmpty else { throw ValidationError("no audio files given") }
+        guard files.filter({ $0 == "-" }).count <= 1 else { throw ValidationError("'-' (standard input) can be given once") }
+        if let channel, channel < 0 { throw ValidationError("--channel must be 0 or more") }
     }
+
+    /// The most bytes `-` takes from standard input.
+    static let maxStandardInputBytes = 4 << 30
 
     func run() throws {
         let path = try model ?? DefaultModel.locate()
@@ -46,7 +57,7 @@ struct USMInfer: ParsableCommand {
                                         contextPrecision: context, positionPrecision: positions)
         let recognizer: Recognizer
         do { recognizer = try Recognizer(path: path, options: options) } catch {
-            fail(error.description, code: missing(path) ? 66 : 65)
+            fail(error.description, code: exitStatus(of: error).rawValue)
         }
         let r = recognizer.loadReport
         if timings {
@@ -62,8 +73,11 @@ struct USMInfer: ParsableCommand {
         var firstError: (String, Int32)?
         for file in files {
             let progress = Progress(file: file)
+            var source = file
             do {
-                let t = try recognizer.transcribe(file: file, channels: channel.map { .channel($0) } ?? .mix, progress: progress.update)
+                if file == "-" { source = try StandardStreams.copyInputToTemporaryFile(maxBytes: Self.maxStandardInputBytes) }
+                defer { if source != file { unlink(source) } }
+                let t = try recognizer.transcribe(file: source, channels: channel.map { .channel($0) } ?? .mix, progress: progress.update)
                 progress.done()
                 results.append((file, t))
                 if format == .text { print(files.count > 1 ? "\(file): \(t.text)" : t.text) }
@@ -74,9 +88,8 @@ struct USMInfer: ParsableCommand {
                 }
             } catch {
                 progress.done()
-                let code: Int32 = missing(file) || error.isUnreadable ? 66 : 65
-                log("error: \(file): \(error)")
-                if firstError == nil { firstError = (file, code) }
+                log("\(error)".contains(source) ? "error: \(error)" : "error: \(file): \(error)")
+                if firstError == nil { firstError = (file, exitStatus(of: error).rawValue) }
             }
         }
         switch format {
@@ -93,34 +106,29 @@ struct USMInfer: ParsableCommand {
         let e = JSONEncoder()
         e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         let out = Out(model: report, results: results.map { Item(file: $0.0, transcript: $0.1) })
-        print(String(decoding: (try? e.encode(out)) ?? Data(), as: UTF8.self))
+        let data: Data
+        do { data = try e.encode(out) } catch { fail("cannot encode the results as JSON: \(error)", code: ExitStatus.internalError.rawValue) }
+        print(String(decoding: data, as: UTF8.self))
     }
 
     func printSubtitles(_ results: [(String, Transcript)]) {
-        if format == .vtt { print("WEBVTT\n") }
+        var text = format == .vtt ? "WEBVTT\n\n" : ""
         var index = 1
         for (file, t) in results {
-            if results.count > 1 { print(format == .vtt ? "NOTE \(file)\n" : "") }
+            if results.count > 1 { text += format == .vtt ? "NOTE \(file)\n\n" : "\n" }
             for cue in Subtitles.cues(t.words) {
-                if format == .srt { print(index) }
-                print("\(Subtitles.time(cue.start, vtt: format == .vtt)) --> \(Subtitles.time(cue.end, vtt: format == .vtt))")
-                print(cue.text + "\n")
+                if format == .srt { text += "\(index)\n" }
+                text += "\(Subtitles.time(cue.start, vtt: format == .vtt)) --> \(Subtitles.time(cue.end, vtt: format == .vtt))\n"
+                text += cue.text + "\n\n"
                 index += 1
             }
         }
+        print(text, terminator: "")
     }
 }
 
-func missing(_ path: String) -> Bool { !FileManager.default.isReadableFile(atPath: path) }
 
-extension RecognizerError {
-    var isUnreadable: Bool {
-        if case .audio(let e) = self, e.kind == .cannotOpen { return true }
-        return false
-    }
-}
-
-func log(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
+func log(_ s: String) { ToolOutput.log(s) }
 
 func fail(_ message: String, code: Int32) -> Never {
     log("error: \(message)")

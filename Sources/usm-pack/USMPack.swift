@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import USMFormat
+import USMCommandLine
 import USMModel
 import USMTensor
 
@@ -10,27 +11,23 @@ struct USMPack: ParsableCommand {
         commandName: "usm-pack",
         abstract: "Create, quantize and inspect usm-infer model containers (ModelFormat.md).",
         discussion: """
-            Exit codes: 0 success, 64 bad arguments, 65 invalid or corrupt model file, 66 input file missing or \
-            unreadable, 74 output cannot be written.
+            Exit codes: 0 success, 64 bad arguments, 65 invalid or corrupt model file, 66 input file missing, \
+            unreadable or not a regular file, 70 internal error, 74 output cannot be written.
             """,
         version: "0.1.0",
         subcommands: [Inspect.self, Quantize.self, Synth.self])
+
+    static func main() { ToolMain.run(Self.self) }
 }
 
-/// Errors mapped to exit codes; the message goes to stderr.
+/// Runs a command's work; a `LayoutError` (a tensor the recipe cannot pack) is invalid data. Every other error
+/// maps to its exit status in `ToolMain`.
 func run(_ body: () throws -> Void) throws {
     do {
         try body()
-    } catch let e as ContainerError {
-        FileHandle.standardError.write(Data("error: \(e)\n".utf8))
-        if case .io = e.kind { throw ExitCode(e.file != nil && !FileManager.default.fileExists(atPath: e.file!) ? 66 : 74) }
-        throw ExitCode(65)
-    } catch let e as ModelError {
-        FileHandle.standardError.write(Data("error: \(e)\n".utf8))
-        throw ExitCode(65)
     } catch let e as LayoutError {
-        FileHandle.standardError.write(Data("error: \(e)\n".utf8))
-        throw ExitCode(65)
+        ToolOutput.log("error: \(e)")
+        throw ExitCode(ExitStatus.invalidData.rawValue)
     }
 }
 

@@ -25,12 +25,22 @@ public struct Tokenizer: Sendable {
         guard pieces.count == vocabSize else {
             throw .invalidConfig("tokenizer has \(pieces.count) pieces, the model's vocabulary is \(vocabSize)")
         }
-        func int(_ key: String, _ fallback: Int) -> Int {
-            if case .number(let n)? = json[key] { return Int(n) }
-            return fallback
+        func id(_ key: String, _ fallback: Int) throws(ModelError) -> Int {
+            guard let v = json[key] else { return fallback }
+            guard case .number(let n) = v, n.isFinite, n == n.rounded(), (0..<Double(vocabSize)).contains(n) else {
+                throw .invalidConfig("tokenizer.\(key) \(v) is not an id in 0..<\(vocabSize) (the vocabulary)")
+            }
+            return Int(n)
         }
-        self.init(pieces: pieces, blankId: int("blank_id", 0), unkId: int("unk_id", 1))
+        for (i, p) in pieces.enumerated() where p.utf8.count > Self.maxPieceBytes {
+            throw .invalidConfig("tokenizer piece \(i) has \(p.utf8.count) bytes (at most \(Self.maxPieceBytes))")
+        }
+        self.init(pieces: pieces, blankId: try id("blank_id", 0), unkId: try id("unk_id", 1))
     }
+
+    /// The longest word piece accepted, in UTF-8 bytes: far above any real vocabulary, low enough that a
+    /// transcript cannot grow by megabytes per token.
+    public static let maxPieceBytes = 256
 
     public static let wordBoundary: Character = "\u{2581}"
 

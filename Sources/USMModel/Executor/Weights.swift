@@ -128,6 +128,9 @@ public struct ConformerModel: Sendable {
         self.activations = activations
         self.positionPrecision = positionPrecision
         tokenizer = try Tokenizer(json: container.metadata.tokenizer, vocabSize: config.vocabSize)
+        guard tokenizer.blankId == config.blankId else {
+            throw .invalidConfig("tokenizer.blank_id \(tokenizer.blankId) differs from the architecture's blank_id \(config.blankId)")
+        }
         let expected = Dictionary(uniqueKeysWithValues: config.tensors.map { ($0.name, $0.shape) })
 
         // Loading runs as work units on `threads` threads, each unit taken by the next free thread: the predictor
