@@ -245,7 +245,9 @@ extension JSONValue {
         var redirects = ""
         if let stdin { redirects += " < '\(stdin)'" }
         if let stdout { redirects += " > '\(stdout)'" }
-        p.arguments = ["-c", "ulimit -v 4194304; exec timeout 60 \(quoted)\(redirects)"]
+        // AddressSanitizer reserves terabytes of shadow address space, so sanitized builds run without the limit
+        let limit = ProcessInfo.processInfo.environment["USM_SANITIZER"] == nil ? "ulimit -v 4194304; " : ""
+        p.arguments = ["-c", "\(limit)exec timeout 60 \(quoted)\(redirects)"]
         let out = Pipe(), err = Pipe()
         if stdout == nil { p.standardOutput = out } else { p.standardOutput = FileHandle.nullDevice }
         p.standardError = err
