@@ -49,7 +49,7 @@ let package = Package(
         .target(name: "USMRecognizer", dependencies: ["USMIO", "USMModel", "USMAudio", "USMFormat", "USMKernels", "USMTensor"]),
         .target(
             name: "USMCommandLine",
-            dependencies: ["USMIO", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: ["USMIO", "USMRecognizer", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "usm-infer",
             dependencies: [
@@ -69,6 +69,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "USMTensorTests", dependencies: ["USMTensor"]),
+        .testTarget(name: "USMAudioTests", dependencies: ["USMAudio"]),
         .testTarget(name: "USMRecognizerTests", dependencies: ["USMRecognizer", "USMAudio", "USMFormat", "USMTensor", "usm-infer", "usm-bench", "usm-pack"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "USMKernelsTests", dependencies: ["USMKernels", "USMTensor", "CUSMKernels"]),

@@ -4,12 +4,6 @@ import Foundation
 import USMKernels
 import USMModel
 
-// --activations, --context f32|f16|int8 and --positions f32|f16 (the values are the raw values; the parser lists them
-// in --help)
-extension ActivationMode: ExpressibleByArgument {}
-extension ContextPrecision: ExpressibleByArgument {}
-extension PositionPrecision: ExpressibleByArgument {}
-
 /// Peak resident set size of this process so far, in bytes.
 func peakRSS() -> Int {
     var u = rusage()

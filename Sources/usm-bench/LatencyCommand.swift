@@ -1,4 +1,5 @@
 import ArgumentParser
+import USMCommandLine
 import Foundation
 import USMAudio
 import USMFormat
@@ -39,15 +40,9 @@ struct LatencyCommand: ParsableCommand {
     var blankBias: Float = 0
     @Option(help: "Seconds of synthetic audio.") var seconds = 10.0
     @Option(help: "Or an audio file.") var audio: String?
-    @Option(help: "Kernel threads.") var threads = 1
-    @Option(help: "Activations of packed layers: int8-block, int8-token, int6-bin (1-bit layers at 6 bits), int5-bin (at 5 bits, per token) or float.")
-    var activations: ActivationMode = .int8PerBlock
+    @OptionGroup var recognizer: RecognizerFlags
     @Flag(help: "Also run streaming and report per-chunk latency.") var streaming = false
     @Option(help: "Streaming chunk length in milliseconds.") var chunkMs = 320
-    @Option(help: "How the encoder keeps its layers' context rows: f32 (exact), f16 (half the memory) or int8 (keys and values int8, the rest f16).")
-    var context: ContextPrecision = .float32
-    @Option(help: "How the model keeps its relative-position tables: f32 (exact) or f16 (half the memory).")
-    var positions: PositionPrecision = .float32
     @Option(help: "Compare with the same architecture at f32 in the same run (only 'f32').") var vs: String?
     @Option(help: "Offline runs (the median is reported).") var runs = 3
     @Flag(help: "JSON instead of markdown.") var json = false
@@ -86,7 +81,7 @@ struct LatencyCommand: ParsableCommand {
     func validate() throws {
         guard (model == nil) != (config == nil) else { throw ValidationError("give --model FILE or --config NAME") }
         guard vs == nil || vs == "f32" else { throw ValidationError("--vs takes f32") }
-        guard runs >= 1, threads >= 1, chunkMs >= 10 else { throw ValidationError("--runs, --threads >= 1, --chunk-ms >= 10") }
+        guard runs >= 1, chunkMs >= 10 else { throw ValidationError("--runs >= 1, --chunk-ms >= 10") }
     }
 
     func run() throws {
@@ -113,8 +108,7 @@ struct LatencyCommand: ParsableCommand {
             f32Path = tmp.appendingPathComponent("f32.usm").path
             try w.write(to: f32Path!)
         }
-        let options = RecognizerOptions(activations: activations, threads: threads,
-                                        contextPrecision: context, positionPrecision: positions)
+        let options = recognizer.options
         let samples: [Float]
         if let audio {
             samples = try Audio.load(path: audio, sampleRate: 16000).samples
@@ -216,7 +210,7 @@ struct LatencyCommand: ParsableCommand {
 
     func report(_ ms: [Measurement]) {
         let ms0 = ms[0]
-        print("## Latency (\(threads) thread\(threads == 1 ? "" : "s"), activations \(activations.rawValue), context \(context.rawValue), positions \(positions.rawValue), \(f(ms0.audioSeconds, 2)) s of \(audio ?? "synthetic speech-like audio"))\n")
+        print("## Latency (\(recognizer.threads) thread\(recognizer.threads == 1 ? "" : "s"), activations \(recognizer.activations.rawValue), context \(recognizer.context.rawValue), positions \(recognizer.positions.rawValue), search \(recognizer.beam == 1 ? "greedy" : "beam \(recognizer.beam)"), \(f(ms0.audioSeconds, 2)) s of \(audio ?? "synthetic speech-like audio"))\n")
         print("| model | file MB | memory MB | load s | load MB/s | offline s | RTF | chunk p50 / p95 / max ms | peak RSS MB | RSS / memory |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for m in ms {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import USMCommandLine
 import Foundation
 import USMFormat
 import USMKernels
@@ -18,13 +19,7 @@ struct WERCommand: ParsableCommand {
 
     @Option(help: "Model file.") var model: String
     @Argument(help: "Folder with transcripts.tsv and <id>.flac/.wav files.") var directory: String
-    @Option(help: "Beam width (1 = greedy).") var beam = 1
-    @Option(help: "Kernel threads (also the ONNX Runtime peer's intra-op threads).") var threads = 1
-    @Option(help: "Activations of packed layers: int8-block, int8-token, int6-bin (1-bit layers at 6 bits), int5-bin (at 5 bits, per token) or float.")
-    var activations: ActivationMode = .int8PerBlock
-    @Option(help: "How the encoder keeps its layers' context rows: f32 (exact), f16 or int8 (keys and values int8, the rest f16).")
-    var context: ContextPrecision = .float32
-    @Option(help: "How the model keeps its relative-position tables: f32 (exact) or f16.") var positions: PositionPrecision = .float32
+    @OptionGroup var recognizer: RecognizerFlags
     @Option(help: "Only the first N utterances.") var limit: Int?
     @Flag(help: "Also run the ONNX Runtime peer (f32 and dynamic int8) on the same model and audio.") var peerOnnx = false
     @Option(help: "Python interpreter for the ONNX Runtime peer.") var python = "python3"
@@ -57,16 +52,12 @@ struct WERCommand: ParsableCommand {
     }
 
     func validate() throws {
-        guard threads >= 1, beam >= 1 else { throw ValidationError("--threads and --beam must be >= 1") }
         if let limit, limit < 1 { throw ValidationError("--limit must be >= 1") }
         guard rounds >= 1 else { throw ValidationError("--rounds must be >= 1") }
     }
 
     func run() throws {
-        let mode = activations
-        let r = try Recognizer(path: model, options: RecognizerOptions(activations: mode, threads: threads,
-                                                                        search: beam == 1 ? .greedy : .beam(width: beam),
-                                                                        contextPrecision: context, positionPrecision: positions))
+        let r = try Recognizer(path: model, options: recognizer.options)
         var items = try EvaluationSet(directory: directory).items
         if let limit { items = Array(items.prefix(limit)) }
         let progress = ProgressLine()
@@ -130,14 +121,14 @@ struct WERCommand: ParsableCommand {
         }
     }
 
-    var ownLabel: String { "usm-infer (\(activations.rawValue), \(beam == 1 ? "greedy" : "beam \(beam)"))" }
+    var ownLabel: String { "usm-infer (\(recognizer.activations.rawValue), \(recognizer.beam == 1 ? "greedy" : "beam \(recognizer.beam)"))" }
 
     func report(peer: Peer, own: Out) {
         if let skip = peer.skipped {
             print("\nONNX Runtime peer skipped: \(skip)")
             return
         }
-        print("\n## usm-infer vs ONNX Runtime (same model, same \(own.utterances) utterances, \(f(own.audioSeconds, 1)) s of audio, \(threads) thread\(threads == 1 ? "" : "s"))\n")
+        print("\n## usm-infer vs ONNX Runtime (same model, same \(own.utterances) utterances, \(f(own.audioSeconds, 1)) s of audio, \(recognizer.threads) thread\(recognizer.threads == 1 ? "" : "s"))\n")
         print("| system | WER % | S | I | D | RTF |")
         print("|---|---:|---:|---:|---:|---:|")
         print("| \(ownLabel) | \(f(own.wer * 100, 2)) | \(own.errors.substitutions) | \(own.errors.insertions) | \(own.errors.deletions) | \(f(own.rtf, 4)) |")
@@ -197,7 +188,7 @@ struct WERCommand: ParsableCommand {
         guard FileManager.default.fileExists(atPath: path) else { return skipped("\(path) not found") }
         let proc = Process()
         proc.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        var args = [python, path, model, directory, "--threads", String(threads), "--rounds", String(rounds)]
+        var args = [python, path, model, directory, "--threads", String(recognizer.threads), "--rounds", String(rounds)]
         if let limit { args += ["--limit", String(limit)] }
         if packed { args.append("--dequantize") }
         proc.arguments = args

@@ -1,8 +1,5 @@
 import ArgumentParser
 import Foundation
-import USMAudio
-import USMKernels
-import USMModel
 import USMCommandLine
 import USMRecognizer
 
@@ -24,14 +21,7 @@ struct USMInfer: ParsableCommand {
 
     @Option(help: "Model file (default: the bundled model).") var model: String?
     @Option(help: "Output format: text, json, srt or vtt.") var format: OutputFormat = .text
-    @Option(help: "Beam width (1 = greedy search; at most \(RecognizerLimits().maxBeamWidth)).") var beam = 1
-    @Option(help: "Threads for the kernels (at most \(RecognizerLimits().maxThreads)).") var threads = 1
-    @Option(help: "Activations of packed layers: int8-block (default), int8-token, int6-bin (1-bit layers at 6 bits: about 2x faster on AVX-512 VBMI), int5-bin (at 5 bits with one scale per token: faster still) or float.")
-    var activations: ActivationMode = .int8PerBlock
-    @Option(help: "How the encoder keeps its layers' context rows: f32 (exact), f16 (half the memory) or int8 (keys and values int8, the rest f16: about a third).")
-    var context: ContextPrecision = .float32
-    @Option(help: "How the model keeps its relative-position tables: f32 (exact) or f16 (half the memory).")
-    var positions: PositionPrecision = .float32
+    @OptionGroup var recognizer: RecognizerFlags
     @Option(help: "Use this channel (0-based) instead of mixing all channels.") var channel: Int?
     @Flag(help: "Print load and per-stage timings to stderr.") var timings = false
     @Argument(help: "Audio files.") var files: [String]
@@ -39,9 +29,6 @@ struct USMInfer: ParsableCommand {
     enum OutputFormat: String, ExpressibleByArgument, CaseIterable { case text, json, srt, vtt }
 
     func validate() throws {
-        let limits = RecognizerLimits()
-        guard (1...limits.maxBeamWidth).contains(beam) else { throw ValidationError("--beam must be in 1...\(limits.maxBeamWidth)") }
-        guard (1...limits.maxThreads).contains(threads) else { throw ValidationError("--threads must be in 1...\(limits.maxThreads)") }
         guard !files.isEmpty else { throw ValidationError("no audio files given") }
         guard files.filter({ $0 == "-" }).count <= 1 else { throw ValidationError("'-' (standard input) can be given once") }
         if let channel, channel < 0 { throw ValidationError("--channel must be 0 or more") }
@@ -52,11 +39,8 @@ struct USMInfer: ParsableCommand {
 
     func run() throws {
         let path = try model ?? DefaultModel.locate()
-        let options = RecognizerOptions(activations: activations, threads: threads,
-                                        search: beam == 1 ? .greedy : .beam(width: beam),
-                                        contextPrecision: context, positionPrecision: positions)
         let recognizer: Recognizer
-        do { recognizer = try Recognizer(path: path, options: options) } catch {
+        do { recognizer = try Recognizer(path: path, options: self.recognizer.options) } catch {
             fail(error.description, code: exitStatus(of: error).rawValue)
         }
         let r = recognizer.loadReport
@@ -202,8 +186,3 @@ enum Subtitles {
         return String(format: "%02d:%02d:%02d%@%03d", ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, vtt ? "." : ",", ms % 1000)
     }
 }
-
-// --context f32|f16|int8 and --positions f32|f16 (the values are the raw values; the parser lists them in --help)
-extension ActivationMode: ExpressibleByArgument {}
-extension ContextPrecision: ExpressibleByArgument {}
-extension PositionPrecision: ExpressibleByArgument {}

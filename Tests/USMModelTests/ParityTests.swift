@@ -247,7 +247,7 @@ import USMKernels
         }
     }
 
-    @Test func beamSearchWidthOneIsGreedyOnFirstSymbols() throws {
+    @Test func modifiedBeamSearchEmitsAtMostOneSymbolPerFrame() throws {
         let (model, golden) = try Self.load("exp5")
         let audio = try #require(golden.tensor("audio")).floatValues
         let ws = Workspace()
