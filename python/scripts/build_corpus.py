@@ -5,7 +5,13 @@ the Python documentation sources (reST). Sentences are split, filtered (3..20 wo
 odd symbols, multi-digit numbers, acronyms, at most one word outside /usr/share/dict/american-english),
 normalised to lowercase letters, apostrophes and single spaces (single digits spelled out) and deduplicated.
 Output: one sentence per line, `source<TAB>text`.
+
+With --v2 (the issue-23 data set) also: the Debian Administrator's Handbook (debian-handbook, en-US HTML), the
+Debian Developer's Reference (developers-reference, reST sources) and the Debian New Maintainers' Guide
+(maint-guide, English HTML).
 """
+import argparse
+import html.parser
 import glob
 import gzip
 import os
@@ -100,6 +106,99 @@ def python_doc():
             yield "pydoc", " ".join(para)
 
 
+class _Paras(html.parser.HTMLParser):
+    """Text of <p>/<li>/<dd>/<td> elements, skipping <pre>, <code>, <script>, <style>."""
+
+    BLOCK = {"p", "li", "dd", "td"}
+    SKIP = {"pre", "code", "script", "style", "kbd", "tt", "samp"}
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.paras, self.cur, self.depth, self.skip = [], [], 0, 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "div" and ("class", "para") in attrs:  # Publican (debian-handbook) paragraphs
+            tag = "p"
+        if tag in self.SKIP:
+            self.skip += 1
+            self.cur.append(" \x00 ")  # poison: a sentence with code in it is dropped
+        elif tag in self.BLOCK:
+            self.flush()
+            self.depth += 1
+
+    def handle_endtag(self, tag):
+        if tag == "div":
+            self.flush()  # cannot tell which div closes; a paragraph boundary is harmless
+            return
+        if tag in self.SKIP:
+            self.skip = max(0, self.skip - 1)
+        elif tag in self.BLOCK:
+            self.flush()
+            self.depth = max(0, self.depth - 1)
+
+    def handle_data(self, data):
+        if self.depth and not self.skip:
+            self.cur.append(data)
+
+    def flush(self):
+        t = " ".join("".join(self.cur).split())
+        if t:
+            self.paras.append(t)
+        self.cur = []
+
+
+def html_paras(paths, tag):
+    for path in paths:
+        p = _Paras()
+        p.feed(open(path, encoding="utf-8", errors="ignore").read())
+        p.flush()
+        for para in p.paras:
+            yield tag, para
+
+
+def debian_handbook():
+    yield from html_paras(sorted(glob.glob("/usr/share/doc/debian-handbook/html/en-US/*.html")), "handbook")
+
+
+def maint_guide():
+    yield from html_paras(sorted(glob.glob("/usr/share/doc/maint-guide/html/*.en.html")), "maintguide")
+
+
+def developers_reference():
+    for path in sorted(glob.glob("/usr/share/developers-reference/_sources/*.rst.txt")):
+        for src, para in _rst_paras(path):
+            yield "devref", para
+
+
+def _rst_paras(path):
+    text = open(path, encoding="utf-8", errors="ignore").read()
+    in_code = False
+    para = []
+    for ln in text.split("\n"):
+        if not ln.strip():
+            if para:
+                yield "rst", " ".join(para)
+            para = []
+            continue
+        if ln.startswith((" ", "\t")):
+            if in_code:
+                continue
+        else:
+            in_code = False
+        if ln.rstrip().endswith("::"):
+            in_code = True
+            ln = ln.rstrip()[:-1]
+        if ln.lstrip().startswith(".."):
+            in_code = True
+            continue
+        if re.match(r"^[=\-~^\"'*#+]{3,}$", ln.strip()):
+            para = []
+            continue
+        para.append(ln.strip())
+    if para:
+        yield "rst", " ".join(para)
+
+
 def normalise(sent, dictionary):
     s = sent.strip()
     s = s.replace("\u2019", "'").replace("\u2018", "'").replace("\u201c", '"').replace("\u201d", '"')
@@ -136,12 +235,15 @@ def normalise(sent, dictionary):
     return " ".join(words)
 
 
-def main(out_path):
+def main(out_path, v2=False):
     dictionary = load_dict()
     seen = set()
     counts = {}
     out = []
-    for gen in (fortunes(), debian_reference(), python_doc()):
+    gens = [fortunes(), debian_reference(), python_doc()]
+    if v2:
+        gens += [debian_handbook(), developers_reference(), maint_guide()]
+    for gen in gens:
         for src, para in gen:
             para = re.sub(r"\s+", " ", para).strip()
             for sent in SENT_SPLIT.split(para):
@@ -152,11 +254,17 @@ def main(out_path):
                 counts[src] = counts.get(src, 0) + 1
                 out.append((src, t))
     random.Random(0).shuffle(out)
-    with open(out_path, "w") as f:
+    os.makedirs(os.path.dirname(out_path), exist_ok=True)
+    with open(out_path + ".tmp", "w") as f:
         for src, t in out:
             f.write(f"{src}\t{t}\n")
+    os.replace(out_path + ".tmp", out_path)
     print(counts, "total", len(out), "words", sum(len(t.split()) for _, t in out))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "/root/usm-data/text/sentences.tsv")
+    ap = argparse.ArgumentParser()
+    ap.add_argument("out", nargs="?", default="/root/usm-data/text/sentences.tsv")
+    ap.add_argument("--v2", action="store_true", help="also the handbook, developers-reference, maint-guide")
+    a = ap.parse_args()
+    main(a.out, v2=a.v2)

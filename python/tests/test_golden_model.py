@@ -11,7 +11,12 @@ container = pytest.importorskip("usm_ref.container", reason="needs the xxhash an
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 
 
-def test_model_goldens_regenerate_identically(tmp_path):
+def test_model_goldens_regenerate(tmp_path):
+    """Packed weights regenerate bit for bit (seeded weights, the container's quantizer); f32 tensors, which hold
+    activations computed by torch, within 1e-5 of their largest magnitude (torch versions round convolutions
+    differently in the last bit)."""
+    import numpy as np
+
     script = os.path.join(ROOT, "python", "scripts", "make_golden_model.py")
     subprocess.run([sys.executable, script, str(tmp_path)], check=True, capture_output=True)
     golden = os.path.join(ROOT, "Tests", "USMModelTests", "Golden")
@@ -20,4 +25,10 @@ def test_model_goldens_regenerate_identically(tmp_path):
         _, kept = container.read(os.path.join(golden, name))
         assert list(fresh) == list(kept), name
         for t in kept:
-            assert fresh[t].payload == kept[t].payload, (name, t)
+            if kept[t].layout.scheme != "f32":
+                assert fresh[t].payload == kept[t].payload, (name, t)
+                continue
+            a = np.frombuffer(fresh[t].payload, dtype="<f4")
+            b = np.frombuffer(kept[t].payload, dtype="<f4")
+            scale = max(float(np.abs(b).max()), 1e-30)
+            assert a.shape == b.shape and float(np.abs(a - b).max()) <= 1e-5 * scale, (name, t, float(np.abs(a - b).max()), scale)

@@ -8,7 +8,7 @@ from usm_ref.model import (ConformerRNNT, expected_export_shapes, local_attentio
                            sinusoid)
 
 
-@pytest.mark.parametrize("name", ["small", "trained"])
+@pytest.mark.parametrize("name", ["small", "trained", "real"])
 def test_export_names_and_shapes(name):
     cfg = named_config(name)
     m = ConformerRNNT(cfg)

@@ -136,7 +136,8 @@ class ModelConfig:
 
 
 def named_config(name: str) -> ModelConfig:
-    """Named configs of Architecture.md section 1 (`usm-1b`, `small`, `trained`)."""
+    """Named configs of Architecture.md section 1 (`usm-1b`, `small`, `trained`) and the issue-23 `real` (and
+    the measured-but-not-chosen `real-l`)."""
     if name == "trained":
         cfg = ModelConfig()
     elif name == "small":
@@ -148,6 +149,25 @@ def named_config(name: str) -> ModelConfig:
             predictor=PredictorConfig(embed_dim=32, layers=1, hidden=64),
             joint=JointConfig(dim=64),
             vocab_size=64,
+        )
+    elif name == "real":
+        # issue 23: the model trained on real + varied synthetic speech (python/scripts/train_real.sh); same
+        # family as `trained`, wider and deeper (dims measured with scripts/bench_step.py, docs/data/PROVENANCE.md)
+        cfg = ModelConfig(
+            # look-ahead 10 * (3 + 2) frames of 40 ms = 2.0 s (trained: 1.92 s); a wider conv kernel would add
+            # (kernel - 1) / 2 frames per layer (the depthwise conv is symmetric, Architecture.md section 3)
+            encoder=EncoderConfig(layers=10, dim=192, heads=4, ffn_dim=768, conv_kernel=5,
+                                  left_context=65, right_context=3),
+            predictor=PredictorConfig(embed_dim=256, layers=1, hidden=320),
+            joint=JointConfig(dim=320),
+        )
+    elif name == "real-l":
+        # the larger candidate measured for issue 23 (not chosen: see docs/data/PROVENANCE.md)
+        cfg = ModelConfig(
+            encoder=EncoderConfig(layers=12, dim=256, heads=4, ffn_dim=1024, conv_kernel=5,
+                                  left_context=65, right_context=2),
+            predictor=PredictorConfig(embed_dim=256, layers=1, hidden=512),
+            joint=JointConfig(dim=384),
         )
     elif name == "usm-1b":
         cfg = ModelConfig(
@@ -165,4 +185,4 @@ def named_config(name: str) -> ModelConfig:
     return cfg
 
 
-NAMED_CONFIGS = ("small", "trained", "usm-1b")
+NAMED_CONFIGS = ("small", "trained", "real", "real-l", "usm-1b")

@@ -126,6 +126,9 @@ def main():
     ap.add_argument("--keep", type=int, default=3)
     ap.add_argument("--eval-every", type=int, default=500)
     ap.add_argument("--eval-utts", type=int, default=100)
+    ap.add_argument("--eval-spread", action="store_true",
+                    help="evaluate on --eval-utts dev utterances spread evenly over the dev set (instead of the first "
+                         "ones) and log WER per id prefix too (e.g. so762 / tdev)")
     ap.add_argument("--log-every", type=int, default=10)
     ap.add_argument("--max-steps", type=int, default=10 ** 9)
     ap.add_argument("--threads", type=int, default=2)
@@ -183,6 +186,8 @@ def main():
     train = FeatureStore(os.path.join(args.data, "feats", "train"))
     dev = FeatureStore(os.path.join(args.data, "feats", "dev"))
     dev_idx = list(range(min(args.eval_utts, len(dev))))
+    if args.eval_spread and len(dev) > args.eval_utts:
+        dev_idx = sorted({int(i) for i in np.linspace(0, len(dev) - 1, args.eval_utts)})
     tok_cache: dict = {}
     aug_rng = np.random.default_rng(args.seed + step)
 
@@ -251,7 +256,14 @@ def main():
             if step % args.eval_every == 0 and dev_idx:
                 t0 = time.time()
                 w, pairs = evaluate(model, dev, dev_idx, tok)
-                log(f"step {step} dev WER {w * 100:.2f}% ({len(dev_idx)} utts, {time.time() - t0:.0f}s) "
+                groups = ""
+                if args.eval_spread:
+                    by: dict = {}
+                    for i, (r, h) in zip(dev_idx, pairs):
+                        by.setdefault(dev.ids[i].split("-", 1)[0], []).append((r, h))
+                    groups = " " + " ".join(f"{g} {wer([r for r, _ in v], [h for _, h in v]) * 100:.2f}% ({len(v)})"
+                                            for g, v in sorted(by.items()))
+                log(f"step {step} dev WER {w * 100:.2f}% ({len(dev_idx)} utts, {time.time() - t0:.0f}s){groups} "
                     f"e.g. REF: {pairs[0][0]} | HYP: {pairs[0][1]}")
                 t_last = time.time()
         if pos >= len(batches):
