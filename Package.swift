@@ -70,7 +70,7 @@ let package = Package(
             ]),
         .testTarget(name: "USMTensorTests", dependencies: ["USMTensor"]),
         .testTarget(name: "USMAudioTests", dependencies: ["USMAudio"]),
-        .testTarget(name: "USMRecognizerTests", dependencies: ["USMRecognizer", "USMAudio", "USMFormat", "USMTensor", "usm-infer", "usm-bench", "usm-pack"],
+        .testTarget(name: "USMRecognizerTests", dependencies: ["USMRecognizer", "USMModel", "USMAudio", "USMFormat", "USMTensor", "usm-infer", "usm-bench", "usm-pack"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "USMKernelsTests", dependencies: ["USMKernels", "USMTensor", "CUSMKernels"]),
         .testTarget(name: "USMFormatTests", dependencies: ["USMFormat", "USMTensor"], exclude: ["Golden"]),

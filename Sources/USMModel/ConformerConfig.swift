@@ -160,6 +160,8 @@ public struct ConformerConfig: Codable, Sendable, Equatable {
 public enum ModelError: Error, Equatable, Sendable, CustomStringConvertible {
     case invalidConfig(String)
     case unknownConfig(String)
+    /// The container's architecture `type` has no loader in `ModelRegistry`.
+    case unknownArchitecture(String, known: [String])
     case unknownRecipe(String)
     case missingTensor(String)
     case tensorMismatch(String)
@@ -169,6 +171,8 @@ public enum ModelError: Error, Equatable, Sendable, CustomStringConvertible {
         switch self {
         case .invalidConfig(let m): "invalid model config: \(m)"
         case .unknownConfig(let n): "unknown config '\(n)' (known: \(ConformerConfig.named.keys.sorted().joined(separator: ", ")))"
+        case .unknownArchitecture(let t, let known):
+            "architecture type '\(t)' is not one this runtime runs (known: \(known.joined(separator: ", ")))"
         case .unknownRecipe(let n): "unknown recipe '\(n)' (known: \(Recipe.all.map(\.name).joined(separator: ", ")))"
         case .missingTensor(let n): "model file has no tensor '\(n)'"
         case .tensorMismatch(let m): "tensor mismatch: \(m)"

@@ -234,20 +234,21 @@ public struct Transcript: Sendable, Codable, Equatable {
 /// A loaded model, immutable and shared: make one, then run any number of requests and streams on it, from any
 /// number of threads.
 public final class Recognizer: Sendable {
-    public let model: ConformerModel
+    /// The model, as its architecture's loader in `ModelRegistry` built it.
+    public let model: any TransducerModel
     /// Encoder states of ended streams (offline requests use streams too), reset and kept for the next ones: a new
     /// state's buffers cost page faults on first use, a recycled one's are warm. At most 4 and 32 MB of buffers in
     /// all, so a large model (a USM-1B stream holds ~200 MB of look-ahead buffers) keeps none.
-    private let spareEncoders = Mutex<[EncoderState]>([])
+    private let spareEncoders = Mutex<[any EncoderStream]>([])
     static let maxSpareEncoders = 4
     static let maxSpareBytes = 32 << 20
 
-    func takeEncoderState() -> EncoderState {
-        spareEncoders.withLock { $0.popLast() } ?? model.makeEncoderState(maxChunkSeconds: options.maxBlockSeconds,
-                                                                           contextPrecision: options.contextPrecision)
+    func takeEncoderState() -> any EncoderStream {
+        spareEncoders.withLock { $0.popLast() } ?? model.makeEncoderStream(maxChunkSeconds: options.maxBlockSeconds,
+                                                                            contextPrecision: options.contextPrecision)
     }
 
-    func recycle(_ state: consuming EncoderState) {
+    func recycle(_ state: consuming any EncoderStream) {
         var s = state
         s.reset()
         let bytes = s.bufferBytes
@@ -285,8 +286,8 @@ public final class Recognizer: Sendable {
 
     init(source container: some TensorSource, options: RecognizerOptions, started: ContinuousClock.Instant) throws(RecognizerError) {
         if options.mapLargeBlocks && container.header.imageSize >= Recognizer.largeModelBytes { Heap.mapLargeBlocks() }
-        do { model = try ConformerModel(source: container, activations: options.activations, threads: options.threads,
-                                       positions: options.positionPrecision) } catch {
+        let load = ModelLoadOptions(activations: options.activations, threads: options.threads, positions: options.positionPrecision)
+        do { model = try ModelRegistry.load(container, options: load) } catch {
             if case .file(let e) = error { throw .modelFile(e) }
             throw .modelMismatch(error)
         }
@@ -301,7 +302,7 @@ public final class Recognizer: Sendable {
             recipe: container.metadata.quantization?.recipe ?? "unknown", kernels: model.kernels, layouts: model.kernelLayouts)
     }
 
-    public var sampleRate: Int { model.config.sampleRate }
+    public var sampleRate: Int { model.sampleRate }
 
     static func check(_ options: RecognizerOptions) throws(RecognizerError) {
         if let m = options.limits.check(threads: options.threads, search: options.search) { throw .invalidOptions(m) }
@@ -317,10 +318,16 @@ public final class Recognizer: Sendable {
                               inputSampleRate: inputSampleRate ?? sampleRate)
     }
 
+    /// A stream for one whole utterance (what the offline entry points use).
+    func makeOfflineStream(search: SearchMethod?, inputSampleRate: Int) throws(RecognizerError) -> RecognitionStream {
+        try RecognitionStream(recognizer: self, search: search ?? options.search,
+                              endpoint: EndpointRules(trailingSilence: nil, maxUtterance: nil),
+                              inputSampleRate: inputSampleRate, offline: true)
+    }
+
     /// Offline recognition of mono samples in [-1, 1] at `sampleRate` (resampled to the model's rate).
     public func transcribe(samples: [Float], sampleRate: Int, search: SearchMethod? = nil) throws(RecognizerError) -> Transcript {
-        let stream = try makeStream(search: search, endpoint: EndpointRules(trailingSilence: nil, maxUtterance: nil),
-                                    inputSampleRate: sampleRate)
+        let stream = try makeOfflineStream(search: search, inputSampleRate: sampleRate)
         return try stream.finish(utterance: samples)
     }
 
@@ -334,10 +341,11 @@ public final class Recognizer: Sendable {
                            progress: ((Double) -> Void)? = nil) throws(RecognizerError) -> Transcript {
         let reader: AudioFileReader
         do { reader = try AudioFileReader(path: path, channels: channels, limits: options.limits.audio) } catch { throw .audio(error) }
-        let stream = try makeStream(search: search, endpoint: EndpointRules(trailingSilence: nil, maxUtterance: nil),
-                                    inputSampleRate: reader.sampleRate)
-        // short enough to hold whole: read it all, then run it layer by layer; else stream it block by block
-        var whole = reader.frames > 0 && fitsUtterance(seconds: Double(reader.frames) / Double(reader.sampleRate))
+        let stream = try makeOfflineStream(search: search, inputSampleRate: reader.sampleRate)
+        // short enough to hold whole: read it all, then run it layer by layer; else stream it block by block. A
+        // model that cannot stream is always given the whole utterance.
+        let mustBeWhole = model.streaming != .exact
+        var whole = mustBeWhole || (reader.frames > 0 && fitsUtterance(seconds: Double(reader.frames) / Double(reader.sampleRate)))
         var all: [Float] = []
         var done = 0
         while true {
@@ -345,7 +353,7 @@ public final class Recognizer: Sendable {
             do { block = try reader.read(maxFrames: reader.sampleRate * 10) } catch { throw .audio(error) }
             if block.isEmpty { break }
             done += block.count
-            if whole && done > reader.frames {
+            if whole && !mustBeWhole && done > reader.frames {
                 // the header understated the length: what was gathered goes into the stream, and the rest follows
                 // block by block, so the memory stays bounded whatever the file decodes to
                 whole = false
@@ -393,8 +401,8 @@ public final class RecognitionStream {
     public let endpoint: EndpointRules
     public let inputSampleRate: Int
     private var resampler: Resampler?
-    private var encoder: EncoderState
-    private var decoder: DecoderState
+    private var encoder: any EncoderStream
+    private var decoder: any DecoderStream
     private let workspace: Workspace
     /// encoder frames waiting to be decoded (kept so its capacity is reused)
     private var frames: [Float] = []
@@ -402,8 +410,14 @@ public final class RecognitionStream {
     private var samplesIn = 0
     private var finished: Transcript?
 
-    init(recognizer: Recognizer, search: SearchMethod, endpoint: EndpointRules, inputSampleRate: Int) throws(RecognizerError) {
+    /// `offline`: the stream serves one whole utterance (`finish(utterance:)`, or a file read whole), which models
+    /// that cannot stream exactly accept.
+    init(recognizer: Recognizer, search: SearchMethod, endpoint: EndpointRules, inputSampleRate: Int,
+         offline: Bool = false) throws(RecognizerError) {
         guard inputSampleRate > 0 else { throw .badSamples("sample rate \(inputSampleRate)") }
+        if case .offlineOnly(let reason) = recognizer.model.streaming, !offline {
+            throw .invalidState("this model recognizes whole utterances only: \(reason)")
+        }
         let limits = recognizer.options.limits
         if let m = limits.audio.check(sampleRate: inputSampleRate) { throw .limitExceeded(m) }
         if let m = limits.check(search: search) { throw .invalidOptions(m) }
@@ -414,9 +428,9 @@ public final class RecognitionStream {
         workspace = Workspace(threads: recognizer.options.threads)
         let model = recognizer.model
         encoder = recognizer.takeEncoderState()
-        decoder = model.makeDecoderState(method: search, workspace: workspace)
-        if inputSampleRate != model.config.sampleRate {
-            do { resampler = try Resampler(from: inputSampleRate, to: model.config.sampleRate) } catch { throw .audio(error) }
+        decoder = model.makeDecoderStream(method: search, workspace: workspace)
+        if inputSampleRate != model.sampleRate {
+            do { resampler = try Resampler(from: inputSampleRate, to: model.sampleRate) } catch { throw .audio(error) }
         }
     }
 
@@ -446,20 +460,20 @@ public final class RecognitionStream {
     /// (the whole clip, `final`) layer by layer in one call.
     private func run(_ samples: [Float], final: Bool, utterance: Bool = false) {
         let model = recognizer.model
-        let block = utterance ? max(samples.count, 1) : max(1, Int(recognizer.options.maxBlockSeconds * Double(model.config.sampleRate)))
+        let block = utterance ? max(samples.count, 1) : max(1, Int(recognizer.options.maxBlockSeconds * Double(model.sampleRate)))
         var start = 0
         repeat {
             let end = min(start + block, samples.count)
             let last = end == samples.count
             let piece = start == 0 && last ? samples : Array(samples[start..<end])  // one block: no copy
             if utterance {
-                model.encodeUtterance(piece, state: &encoder, workspace: workspace, into: &frames)
+                encoder.encodeUtterance(piece, workspace: workspace, into: &frames)
             } else {
                 // frames are decoded as they come, `decodeRows` at a time, so a final flush (every frame the layers
                 // held back) never collects all of them
                 frames.removeAll(keepingCapacity: true)
-                let rows = Self.decodeRows * model.config.encoder.dim
-                model.encode(piece, state: &encoder, final: final && last, workspace: workspace) { [unowned self] slice in
+                let rows = Self.decodeRows * model.frameWidth
+                encoder.encode(piece, final: final && last, workspace: workspace) { [unowned self] slice in
                     frames.append(contentsOf: slice)
                     if frames.count >= rows { decodeFrames() }
                 }
@@ -480,7 +494,7 @@ public final class RecognitionStream {
         guard !frames.isEmpty else { return }
         let clock = ContinuousClock()
         let t = clock.now
-        recognizer.model.decode(frames, state: &decoder, workspace: workspace)
+        decoder.decode(frames, workspace: workspace)
         timings.decoder += (clock.now - t).seconds
         frames.removeAll(keepingCapacity: true)
     }
@@ -509,7 +523,7 @@ public final class RecognitionStream {
         guard finished == nil && samplesIn == 0 else {
             throw .invalidState("finish(utterance:) on a stream that has audio; call reset() first")
         }
-        guard recognizer.fitsUtterance(seconds: Double(samples.count) / Double(inputSampleRate)) else {
+        guard recognizer.model.streaming != .exact || recognizer.fitsUtterance(seconds: Double(samples.count) / Double(inputSampleRate)) else {
             try accept(samples: samples)
             return finish()
         }
@@ -545,8 +559,8 @@ public final class RecognitionStream {
     public func reset() {
         let model = recognizer.model
         encoder.reset()  // keeps the stream's buffers
-        decoder = model.makeDecoderState(method: search, workspace: workspace)
-        if resampler != nil { resampler = try? Resampler(from: inputSampleRate, to: model.config.sampleRate) }
+        decoder = model.makeDecoderStream(method: search, workspace: workspace)
+        if resampler != nil { resampler = try? Resampler(from: inputSampleRate, to: model.sampleRate) }
         timings = StageTimings()
         samplesIn = 0
         finished = nil

@@ -185,8 +185,7 @@ struct LatencyCommand: ParsableCommand {
             m.firstPartialSeconds = firstPartial
             // before the look-ahead of every layer has filled, the deeper layers have nothing to run and a chunk
             // costs less than it does from then on
-            let e = r.model.config.encoder
-            let fill = Double(e.layers * e.holdBack) * r.model.secondsPerFrame
+            let fill = r.model.lookAheadSeconds
             let steady = latencies.dropLast().enumerated().filter { Double($0.offset * chunkMs) / 1000 >= fill }.map(\.element)
             m.steadyAfterSeconds = fill
             if !steady.isEmpty {

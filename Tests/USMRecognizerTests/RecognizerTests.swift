@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import USMAudio
 import USMFormat
+import USMModel
 import USMRecognizer
 
 enum Fixtures {
@@ -225,7 +226,7 @@ enum Fixtures {
         // the compact options (int8 keys and values, f16 context rows and position tables), offline and streaming,
         // and through the command's flags
         let compact = try Recognizer(path: bundled, options: .compact(threads: 2))
-        #expect(compact.model.positionPrecision == .float16 && compact.options.contextPrecision == .int8)
+        #expect((compact.model as? ConformerModel)?.positionPrecision == .float16 && compact.options.contextPrecision == .int8)
         #expect(compact.loadReport.preparedBytes < recognizer.loadReport.preparedBytes, "f16 position tables")
         let c = try compact.transcribe(file: sample)
         #expect(c.text == api.text)

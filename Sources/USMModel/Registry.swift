@@ -1,0 +1,161 @@
+import Synchronization
+import USMFormat
+import USMKernels
+
+/// How streaming relates to offline recognition for a model.
+public enum StreamingBehavior: Sendable, Equatable {
+    /// Streaming gives the frames of offline recognition, for any chunking (local attention, causal frontend).
+    case exact
+    /// The model cannot stream exactly (e.g. features normalised over the whole utterance): streams are refused
+    /// and only offline recognition runs. `reason` says why, for the error a caller gets.
+    case offlineOnly(reason: String)
+}
+
+/// A transducer the recognizer runs: an encoder that turns audio into frames as it arrives, and a decoder that
+/// searches tokens over those frames. Immutable and shared between threads; every stream keeps its own state in an
+/// `EncoderStream` and a `DecoderStream`. A new architecture is a new conforming type registered in
+/// `ModelRegistry` under its container `type`, not a branch in an existing one.
+public protocol TransducerModel: Sendable {
+    /// Samples per second the encoder takes.
+    var sampleRate: Int { get }
+    /// Floats per encoder frame: what an encoder stream hands on and a decoder stream takes.
+    var frameWidth: Int { get }
+    /// Seconds of audio per encoder frame.
+    var secondsPerFrame: Double { get }
+    var tokenizer: Tokenizer { get }
+    var streaming: StreamingBehavior { get }
+    /// Seconds of audio a stream holds back before the encoder frames for them are computed (every layer's right
+    /// context): a stream's first chunks cost less until it has filled.
+    var lookAheadSeconds: Double { get }
+    /// Bytes the prepared model holds (kernel layouts, float vectors, tables).
+    var preparedBytes: Int { get }
+    /// Kernel name -> matrices using it, and how the first one was repacked at load.
+    var kernels: [String: Int] { get }
+    var kernelLayouts: [String: String] { get }
+    /// Encoder frames up to which `EncoderStream.encodeUtterance` holds less memory than streaming the same audio.
+    func utteranceFrameLimit(context: ContextPrecision) -> Int
+    /// A new stream's encoder state, with scratch for chunks of up to `maxChunkSeconds`.
+    func makeEncoderStream(maxChunkSeconds: Double, contextPrecision: ContextPrecision) -> any EncoderStream
+    /// A new stream's decoder state.
+    func makeDecoderStream(method: SearchMethod, workspace: Workspace) -> any DecoderStream
+}
+
+/// One stream's encoder: samples in, frames out, the same frames whatever the chunking (for models whose
+/// `streaming` is `.exact`).
+public protocol EncoderStream: Sendable {
+    /// Feeds samples at the model's rate (`final`: no more come); hands the frames that became computable to `sink`,
+    /// `[rows, frameWidth]` row-major, a slice at a time. `sink` may use `workspace` but not this stream.
+    mutating func encode(_ samples: [Float], final: Bool, workspace: Workspace, frames sink: @escaping (UnsafeBufferPointer<Float>) -> Void)
+    /// Offline: the whole utterance in one call on a new (or reset) stream, its frames into `out`; finishes the stream.
+    mutating func encodeUtterance(_ samples: [Float], workspace: Workspace, into out: inout [Float])
+    /// Back to a new stream, keeping buffer capacity.
+    mutating func reset()
+    /// Bytes the stream's buffers hold.
+    var bufferBytes: Int { get }
+    /// Seconds spent in the frontend, in the rest of the encoder, and by layer type.
+    var featureSeconds: Double { get }
+    var encoderSeconds: Double { get }
+    var layerTypeSeconds: LayerTypeSeconds { get }
+}
+
+/// One stream's decoder: frames in, the best hypothesis's tokens out.
+public protocol DecoderStream: Sendable {
+    /// Decodes `[n, frameWidth]` frames that follow the ones decoded so far.
+    mutating func decode(_ frames: [Float], workspace: Workspace)
+    /// The best hypothesis so far.
+    var tokens: [EmittedToken] { get }
+    /// Encoder frames decoded so far.
+    var frames: Int { get }
+}
+
+/// What a loader needs besides the tensors.
+public struct ModelLoadOptions: Sendable {
+    public var activations: ActivationMode
+    /// Threads that prepare the weights (the result does not depend on it).
+    public var threads: Int
+    public var positions: PositionPrecision
+
+    public init(activations: ActivationMode = .int8PerBlock, threads: Int = 1, positions: PositionPrecision = .float32) {
+        self.activations = activations
+        self.threads = threads
+        self.positions = positions
+    }
+}
+
+/// The architectures this runtime runs, keyed on the `type` of the container's `architecture` metadata
+/// (Architecture.md section 1). The built-in entries are registered at first use; a host can add its own.
+public enum ModelRegistry {
+    public typealias Loader = @Sendable (any TensorSource, ModelLoadOptions) throws(ModelError) -> any TransducerModel
+
+    private static let loaders = Mutex<[String: Loader]>([
+        "conformer-rnnt": { source, o throws(ModelError) in
+            try ConformerModel(source: source, activations: o.activations, threads: o.threads, positions: o.positions)
+        },
+    ])
+
+    /// Adds (or replaces) the loader of `type`.
+    public static func register(type: String, loader: @escaping Loader) {
+        loaders.withLock { $0[type] = loader }
+    }
+
+    /// The registered types, sorted.
+    public static var types: [String] { loaders.withLock { $0.keys.sorted() } }
+
+    /// Loads the model `source` describes with the loader registered for its architecture `type`.
+    public static func load(_ source: any TensorSource, options: ModelLoadOptions = ModelLoadOptions()) throws(ModelError) -> any TransducerModel {
+        guard case .string(let type)? = source.metadata.architecture["type"] else {
+            throw .invalidConfig("the architecture metadata has no 'type' (known: \(types.joined(separator: ", ")))")
+        }
+        guard let loader = loaders.withLock({ $0[type] }) else {
+            throw .unknownArchitecture(type, known: types)
+        }
+        return try loader(source, options)
+    }
+}
+
+// MARK: the Conformer RNN-T of Architecture.md
+
+extension ConformerModel: TransducerModel {
+    public var sampleRate: Int { config.sampleRate }
+    public var frameWidth: Int { config.encoder.dim }
+    public var streaming: StreamingBehavior { .exact }
+    public var lookAheadSeconds: Double { Double(config.encoder.layers * config.encoder.holdBack) * secondsPerFrame }
+
+    public func makeEncoderStream(maxChunkSeconds: Double, contextPrecision: ContextPrecision) -> any EncoderStream {
+        ConformerEncoderStream(model: self, state: makeEncoderState(maxChunkSeconds: maxChunkSeconds, contextPrecision: contextPrecision))
+    }
+
+    public func makeDecoderStream(method: SearchMethod, workspace: Workspace) -> any DecoderStream {
+        ConformerDecoderStream(model: self, state: makeDecoderState(method: method, workspace: workspace))
+    }
+}
+
+/// `EncoderState` with its model, as an `EncoderStream`.
+struct ConformerEncoderStream: EncoderStream {
+    let model: ConformerModel
+    var state: EncoderState
+
+    mutating func encode(_ samples: [Float], final: Bool, workspace: Workspace, frames sink: @escaping (UnsafeBufferPointer<Float>) -> Void) {
+        model.encode(samples, state: &state, final: final, workspace: workspace, frames: sink)
+    }
+
+    mutating func encodeUtterance(_ samples: [Float], workspace: Workspace, into out: inout [Float]) {
+        model.encodeUtterance(samples, state: &state, workspace: workspace, into: &out)
+    }
+
+    mutating func reset() { state.reset() }
+    var bufferBytes: Int { state.bufferBytes }
+    var featureSeconds: Double { state.featureSeconds }
+    var encoderSeconds: Double { state.encoderSeconds }
+    var layerTypeSeconds: LayerTypeSeconds { state.layerTypeSeconds }
+}
+
+/// `DecoderState` with its model, as a `DecoderStream`.
+struct ConformerDecoderStream: DecoderStream {
+    let model: ConformerModel
+    var state: DecoderState
+
+    mutating func decode(_ frames: [Float], workspace: Workspace) { model.decode(frames, state: &state, workspace: workspace) }
+    var tokens: [EmittedToken] { state.tokens }
+    var frames: Int { state.frames }
+}
