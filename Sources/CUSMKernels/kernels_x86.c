@@ -63,14 +63,13 @@ static inline int64_t usm_lut_block_chunks(const usm_qgemm_args *a) {
     return a->nb == 1 ? usm_lut_chunks(a) : a->block_groups / 8;
 }
 
-// GEMV (one token): software prefetch this many bytes ahead in the tile's weight stream. With cycled cold weights
-// the hardware prefetcher alone left the 1-bit GEMV at 39% of copy bandwidth (A/B in the README).
+// GEMV (one token), 1 and 2 bits: software prefetch this many bytes ahead in the tile's weight stream (the hardware
+// prefetcher alone does not keep a cold 1-bit GEMV near copy bandwidth). Distances: docs/decisions/0007-prefetch.md.
 #ifndef USM_Q_PF
 #define USM_Q_PF 2048
 #endif
-// The 1-bit single-token streams also prefetch into L2 this far ahead (see USM_LUT1_PF); the 2-bit one measured
-// slower with it (usm-bench kernels, 6144x1536 cold, 5 alternated runs: median 162 against 149 us; it is bound by
-// its unpacking, hot 141 us).
+// The 1-bit single-token streams also prefetch into L2 this far ahead (see USM_LUT1_PF). The 2-bit GEMV does not:
+// it is bound by unpacking its codes, and the L2 prefetch made it slower (docs/decisions/0007-prefetch.md).
 #ifndef USM_GEMV_PF_L2
 #define USM_GEMV_PF_L2 12288
 #endif
@@ -138,8 +137,8 @@ static USM_AI T512 void usm_q512_tile(const usm_qgemm_args *a, int64_t tile, int
     }
 }
 
-// One tile at a time: one sequential weight stream. (Pairs of tiles, TT = 2, ran as fast with hot weights but 1.3-1.5x
-// slower with cold ones: the hardware prefetcher follows a single stream better.)
+// One tile at a time: one sequential weight stream, which the hardware prefetcher follows better than two interleaved
+// ones (pairs of tiles, TT = 2, lose with cold weights: docs/decisions/0007-prefetch.md).
 static USM_AI T512 void usm_q512_bits(const usm_qgemm_args *a, int64_t tb, int64_t te, int64_t t0, int64_t t1,
                                       const int bits, const int DOTS) {
     for (int64_t tile = tb; tile < te; tile++) {
@@ -295,10 +294,8 @@ static USM_AI TVBMI void usm_lut1_tile(const usm_qgemm_args *a, const uint8_t *t
 }
 
 // Tokens outer (4 at a time, their tables built here into the call's scratch), tiles inner: the 4 tokens' tables (4 x
-// 12 KB at K = 1536) stay in L1/L2 while the weights stream (~12% faster than tiles outer at N = 64; cutting K into
-// L1-sized slices gained nothing more).
-// GEMV and the token tail: one tile at a time, one sequential weight stream (two interleaved tiles measured 1.7x
-// slower with cold weights: the hardware prefetcher follows one stream better).
+// 12 KB at K = 1536) stay in L1/L2 while the weights stream (docs/decisions/0003-lookup-tables-per-call.md).
+// GEMV and the token tail: one tile at a time, one sequential weight stream (docs/decisions/0007-prefetch.md).
 static USM_AI TVBMI void usm_lut1_run(const usm_qgemm_args *a, uint8_t *tables, int64_t tb, int64_t te,
                                       int64_t t0, int64_t t1, const int DOTS) {
     const int64_t nb = a->nb, k = a->groups * 4, xs = a->xstride;
@@ -314,9 +311,7 @@ static USM_AI TVBMI void usm_lut1_run(const usm_qgemm_args *a, uint8_t *tables, 
 }
 
 // Single-token (GEMV) weight streams: each 64-byte line prefetched into L1 this many bytes ahead, and into L2
-// USM_GEMV_PF_L2 ahead. Cold weights (256 MB of copies cycled), 1 thread, the kernel alone in a C loop, 6 alternated
-// runs (us, median and range): w1a5 lookup 6144x1536 with 2048 into L1 only 86 (71-91) -> 4096 + 12288 into L2 66
-// (63-76); popcount 1536x6144 83 (76-95) -> 78 (67-81).
+// USM_GEMV_PF_L2 ahead. Prefetch distances: docs/decisions/0007-prefetch.md.
 #ifndef USM_LUT1_PF
 #define USM_LUT1_PF 4096
 #endif
@@ -479,10 +474,8 @@ TVBMI void usm_lut1a6_tables(const int8_t *x, int64_t xstride, int64_t n, int64_
     }
 }
 
-// 2 tiles x 4 tokens: software prefetch this many bytes ahead in both weight streams (a streaming chunk's 8 frames
-// with cold weights, usm-bench kernels --n 8, twice each: 1536x6144 324-344 -> 285 us, 6144x1536 324-382 -> 350-373
-// with 1024). 4096: the kernel alone in a C loop over 256 MB of copies, 1 thread, N = 8, 4 alternated runs (us):
-// 6144x1536 286-308 -> 205-238, 1536x6144 220-264 -> 225-259 (bound by its tables, 4 x 24 KB, out of L1).
+// 2 tiles x 4 tokens: software prefetch this many bytes ahead in both weight streams, for a streaming chunk's few
+// tokens on cold weights. Prefetch distances: docs/decisions/0007-prefetch.md.
 #ifndef USM_LUT6_PF
 #define USM_LUT6_PF 4096
 #endif
@@ -608,8 +601,8 @@ static USM_AI TVBMI void usm_lut6_tile(const usm_qgemm_args *a, const uint8_t *t
 // group, so from the second group on they come from its L2 (a 1536x6144 matrix is 1.2 MB, a core's L2 1 MB); by
 // tokens each thread read the whole matrix from L3 for its group. Every (tile, token) is computed by the same
 // operations whichever thread takes it, so the results are the same bits.
-// Eight tokens x 1 tile measured no better: 8 tokens' tables (48 KB at K = 1536, 192 KB at 6144) leave L1, and at
-// K = 6144 it ran 10-20% slower.
+// Groups of 4 tokens keep a group's tables in L1 at K = 1536 (8 tokens' would not: 48 KB, 192 KB at 6144); thread
+// work sharing: docs/decisions/0008-thread-work-sharing.md.
 static USM_AI TVBMI void usm_lut6_run(const usm_qgemm_args *a, uint8_t *tables, int64_t *next, int32_t part,
                                       int32_t parts, int32_t by_rows, int64_t rparts, int64_t tb, int64_t te,
                                       int64_t t0, int64_t t1, int32_t swish_isa, const int FOLD, const int DOTS) {
@@ -1074,10 +1067,8 @@ static USM_AI T512 void usm_f512_tokens(const usm_fgemm_args *a, int64_t tile, i
 // Batch invariant: every token tile splits the k loop over the same U = 2 accumulators, so y[t, z] is summed in the
 // same order whatever the number of tokens in the call (streaming and offline frames are bit-identical).
 // From 4 tokens on, the first pass over a tile (pair) prefetches the next one into L2, a line per column, so the
-// weights of a matrix larger than the L3 (the joint's 16384 x 640, 42 MB) arrive while the FMAs run. The f32 loop
-// in C, 1 thread, that matrix, 2-3 alternated runs (ms): N = 4 3.0-3.3 -> 2.1-2.2, N = 6 2.9-3.0 -> 1.3-2.0, N = 32
-// 7.7-9.1 -> 7.4-7.8; at 1 and 2 tokens the hardware prefetcher alone did better (N = 2: 1.7-2.0 against 2.0-2.3 with
-// it). The greedy decoder of 10 s at USM-1B shape (usm-bench latency, 5 alternated runs): 0.044-0.056 -> 0.040-0.043 s.
+// weights of a matrix larger than the L3 (the joint's 16384 x 640, 42 MB) arrive while the FMAs run; at 1 and 2
+// tokens the hardware prefetcher alone does better. docs/decisions/0007-prefetch.md.
 T512 void usm_fgemm_avx512(const usm_fgemm_args *a, int64_t tb, int64_t te, int64_t t0, int64_t t1) {
     int64_t tile = tb;
     for (; tile + 2 <= te && t1 - t0 >= 6; tile += 2) {
@@ -1635,7 +1626,7 @@ static USM_AI T512 void usm_att_pack(const float *src, int64_t ss, int64_t r0, i
 // The tile form over blocks of USM_ATTENTION_BLOCK queries, with the head's positions, and each block's keys and
 // values, first copied to contiguous rows in the scratch: at USM-1B's shape the 4-query tiles re-read every key and
 // position row of their window, and read in place those are 512 bytes out of each 6 KB row, a new page per row
-// (`usm-bench attention --threads 1 --queries 250`, alternated: 8.1-8.3 ms per layer in place, 6.1-7.2 packed).
+// (docs/decisions/0011-attention-tile-form.md).
 // Calls of fewer than USM_ATT_PACK_MIN queries (streaming chunks) read in place, where the copies would cost more
 // than they save. The values copied are the same floats, so the results are the same bits.
 static USM_AI T512 void usm_att_tiles(const int C, const float *q, int64_t qs, const float *k, const float *v,

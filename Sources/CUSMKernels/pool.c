@@ -56,9 +56,8 @@ static int claim_part(uint64_t gen, int32_t part) {
 // Jobs of at most 32 parts: thread `home` of T (the caller 0, worker w: w) takes the parts [P h / T, P (h + 1) / T)
 // first, then what is left from the last part down. So with 2 threads the caller runs the first half of every job
 // and the worker the second, as long as both are on time: consecutive jobs split the same way (rows of tokens, say)
-// find their inputs in the cache of the core that wrote them, instead of the other core's (in the USM-1B profile the
-// activation quantizer spent 2.7x the time per value with 2 threads as with 1). A late or slow thread's parts go to
-// the other, as before.
+// find their inputs in the cache of the core that wrote them, instead of the other core's
+// (docs/decisions/0008-thread-work-sharing.md). A late or slow thread's parts go to the other.
 static uint64_t run_parts(int32_t home) {
     uint64_t s = atomic_load_explicit(&job_state, memory_order_acquire);
     if (!(s & USM_JOB_MASKED)) {

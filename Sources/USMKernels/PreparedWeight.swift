@@ -15,8 +15,8 @@ public enum ActivationMode: String, Sendable, CaseIterable {
     case int6Binary = "int6-bin"
     /// as `int8PerBlock`, except that 1-bit layers (bin, bin_norm with int8 scales) quantize their activations to 5-bit
     /// codes (within ±15) with one scale per token: two table lookups then add in bytes before one vpdpbusd, which
-    /// also multiplies by the weights' u8 block scales, so the AVX-512 VBMI kernel does no f32 work per block (1.2-1.7x
-    /// the int6-bin kernel's speed with blocks of 64 at N = 64, README "Kernels"). Other 1-bit layers run as under `.int6Binary`; other CPUs
+    /// also multiplies by the weights' u8 block scales, so the AVX-512 VBMI kernel does no f32 work per block
+    /// (docs/decisions/0005-int5-bin-activations.md). Other 1-bit layers run as under `.int6Binary`; other CPUs
     /// run the same codes through their int8 kernels.
     case int5Binary = "int5-bin"
 
