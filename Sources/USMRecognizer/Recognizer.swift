@@ -111,7 +111,7 @@ public struct RecognizerOptions: Sendable {
     /// How each stream keeps its encoder layers' context rows (keys, values, rows waiting for their right context):
     /// `.float32` (the default: the same frames as the reference executor, bit for bit), `.float16` (half of that
     /// memory) or `.int8` (keys and values int8, the rest f16: about a third), for frames that differ by the rounding
-    /// of the kept values (README.md, "Latency at USM-1B shape", has the memory and accuracy measured).
+    /// of the kept values (docs/decisions/0010-stream-context-precision.md, with the memory and accuracy measured).
     public var contextPrecision: ContextPrecision
     /// How the model keeps its relative-position tables (USM-1B: 25 MB in f32): `.float32` (the default) or
     /// `.float16` (half, for frames that differ by that rounding).
