@@ -1,3 +1,4 @@
+import USMFormat
 import USMTensor
 
 /// Which tensors a quantization recipe packs, and how (the paper's experiments plus our extensions).
@@ -49,5 +50,36 @@ public struct Recipe: Sendable, Equatable {
         s.scaleFormat = scaleFormat
         if let blockSize, s.blockSize != 0 { s.blockSize = blockSize }
         return s
+    }
+}
+
+// MARK: the table as data
+
+extension Recipe {
+    /// The recipe table and the encoder matrices it packs, as the JSON object the Python toolkit reads
+    /// (`python/usm_ref/recipes.json`, written by `usm-pack recipes --json`; a test checks that file against this).
+    /// `encoder_matrices` are the weight names of one encoder layer relative to `encoder.layers.<i>.`.
+    public static func tableJSON() -> JSONValue {
+        func spec(_ s: QuantSpec?) -> JSONValue {
+            guard let s else { return .null }
+            let clip: String
+            switch s.clip {
+            case .none: clip = "none"
+            case .search: clip = "search"
+            case .fixed(let c): clip = "fixed:\(c)"
+            }
+            return .object(["scheme": .string(s.scheme.name), "block": .number(Double(s.blockSize)), "clip": .string(clip)])
+        }
+        func gbit(_ v: Double?) -> JSONValue { v.map { .number($0) } ?? .null }
+        let recipes: [JSONValue] = all.map { r in
+            .object(["name": .string(r.name), "summary": .string(r.summary), "encoder": spec(r.encoder),
+                     "decoder": spec(r.decoder), "sub_channel": .bool(r.subChannel),
+                     "paper_gbit": .object(["f32": gbit(r.paperGbit.f32), "int8": gbit(r.paperGbit.int8)])])
+        }
+        let prefix = "encoder.layers.0."
+        let matrices = ConformerConfig.trained.tensors
+            .filter { $0.isMatrix && $0.group.isEncoderMatrix && $0.name.hasPrefix(prefix) }
+            .map { JSONValue.string(String($0.name.dropFirst(prefix.count))) }
+        return .object(["recipes": .array(recipes), "encoder_matrices": .array(matrices)])
     }
 }

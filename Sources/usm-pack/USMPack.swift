@@ -15,7 +15,7 @@ struct USMPack: ParsableCommand {
             unreadable or not a regular file, 70 internal error, 74 output cannot be written.
             """,
         version: "0.1.0",
-        subcommands: [Inspect.self, Quantize.self, Synth.self])
+        subcommands: [Inspect.self, Quantize.self, Synth.self, Recipes.self])
 
     static func main() { ToolMain.run(Self.self) }
 }
@@ -172,5 +172,22 @@ struct Synth: ParsableCommand {
                 print(try SizeReport.paperComparison(config: arch))
             }
         }
+    }
+}
+
+struct Recipes: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List the quantization recipes (with --json: the table python/usm_ref/recipes.json holds).")
+
+    @Flag(help: "The table as JSON, as the Python toolkit reads it.") var json = false
+
+    func run() throws {
+        if json {
+            let e = JSONEncoder()
+            e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            print(String(decoding: try e.encode(Recipe.tableJSON()), as: UTF8.self))
+            return
+        }
+        for r in Recipe.all { print("\(r.name.padding(toLength: 10, withPad: " ", startingAt: 0)) \(r.summary)") }
     }
 }

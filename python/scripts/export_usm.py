@@ -18,8 +18,7 @@ from usm_ref.export import load_checkpoint  # noqa: E402
 from usm_ref.model import expected_export_shapes  # noqa: E402
 from usm_ref.qat import RECIPES as QAT_RECIPES  # noqa: E402
 
-ENCODER_MATRICES = (".linear1.weight", ".linear2.weight", ".query.weight", ".key.weight", ".value.weight",
-                    ".out.weight", ".pos.weight", ".pointwise1.weight", ".pointwise2.weight")
+from usm_ref.recipes import ENCODER_MATRIX_SUFFIXES as ENCODER_MATRICES  # noqa: E402
 RECIPES = {"exp0": None, **QAT_RECIPES}  # scheme, block, clip: the same table QAT trains with
 
 

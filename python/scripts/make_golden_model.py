@@ -25,8 +25,7 @@ OUT = os.path.join(os.path.dirname(__file__), "..", "..", "Tests", "USMModelTest
 RECIPES = {"f32": None, "exp5": ("bin", 64, "int8"), "int4": ("int4", 0, "f32"), "exp1": ("int2", 0, "f32"),
            "exp2": ("int2", 64, "int8", "search"), "exp3": ("bin_asym", 0, "f32"), "exp4": ("bin", 0, "f32"),
            "int8": ("int8", 0, "int8-row")}
-ENCODER_MATRICES = (".linear1.weight", ".linear2.weight", ".query.weight", ".key.weight", ".value.weight",
-                    ".out.weight", ".pos.weight", ".pointwise1.weight", ".pointwise2.weight")
+from usm_ref.recipes import ENCODER_MATRIX_SUFFIXES as ENCODER_MATRICES  # noqa: E402
 
 
 @torch.no_grad()

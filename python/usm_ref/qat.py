@@ -17,13 +17,7 @@ QMAX = {"int8": 127.0, "int4": 7.0, "int2": 3.0, "bin_asym": 1.0}
 QMIN = {"int8": -128.0, "int4": -8.0, "int2": 0.0, "bin_asym": 0.0}
 ASYMMETRIC = {"int2", "bin_asym"}
 SEARCH_GRID = [(20 - i) / 20 for i in range(11)]
-# recipe -> (scheme, block size, clip)
-RECIPES = {
-    "int8": ("int8", 0, "none"), "int4": ("int4", 0, "none"), "int4-b64": ("int4", 64, "none"),
-    "exp1": ("int2", 0, "none"), "exp2": ("int2", 64, "search"), "exp3": ("bin_asym", 0, "none"),
-    "exp4": ("bin", 0, "none"), "exp5": ("bin", 64, "none"),
-}
-ENCODER_MATRICES = ("linear1", "linear2", "query", "key", "value", "out", "pos", "pointwise1", "pointwise2")
+from .recipes import ENCODER_MATRIX_MODULES as ENCODER_MATRICES, RECIPES  # noqa: E402  (one table with Swift)
 
 
 def _blocks(w: torch.Tensor, block: int):
