@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "USMModel", targets: ["USMModel"]),
         .library(name: "USMAudio", targets: ["USMAudio"]),
         .library(name: "USMRecognizer", targets: ["USMRecognizer"]),
+        .library(name: "usm", type: .dynamic, targets: ["USMC"]),
         .executable(name: "usm-pack", targets: ["usm-pack"]),
         .executable(name: "usm-infer", targets: ["usm-infer"]),
         .executable(name: "usm-bench", targets: ["usm-bench"]),
@@ -47,6 +48,8 @@ let package = Package(
         .target(name: "USMFormat", dependencies: ["USMIO", "USMTensor", "CZstd", "CXXHash"]),
         .target(name: "USMModel", dependencies: ["USMIO", "USMTensor", "USMKernels", "USMFormat"]),
         .target(name: "USMRecognizer", dependencies: ["USMIO", "USMModel", "USMAudio", "USMFormat", "USMKernels", "USMTensor"]),
+        .target(name: "CUSMAPI"),
+        .target(name: "USMC", dependencies: ["CUSMAPI", "USMRecognizer"]),
         .target(
             name: "USMCommandLine",
             dependencies: ["USMIO", "USMRecognizer", .product(name: "ArgumentParser", package: "swift-argument-parser")]),

@@ -1,0 +1,2 @@
+// The C API's declarations live in include/usm.h; their definitions are the @_cdecl functions of USMC.
+#include "usm.h"
