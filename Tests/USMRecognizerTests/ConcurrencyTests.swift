@@ -4,6 +4,7 @@ import Synchronization
 import Testing
 import USMAudio
 import USMRecognizer
+import USMTestSupport
 
 /// One model shared by many streams on many threads, and recognizers loaded and released concurrently. Run under
 /// ThreadSanitizer by `scripts/sanitizers.sh`.
@@ -16,7 +17,7 @@ import USMRecognizer
     }
 
     static func plans(count: Int, audio: [Float]) throws -> [Plan] {
-        var rng = SplitMix(seed: 42)
+        var rng = SplitMix64(seed: 42)  // seeded: a failing chunking can be run again
         let rates = [8000, 16000, 22050, 44100, 11025, 48000]
         var byRate: [Int: [Float]] = [:]
         for r in rates { byRate[r] = try Resampler.resample(audio, from: 16000, to: r) }
@@ -84,18 +85,5 @@ import USMRecognizer
             }
         }
         #expect(failures.withLock { $0 }.isEmpty)
-    }
-}
-
-/// A seeded generator, so a failing chunking can be run again.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -77,33 +77,7 @@ def python_doc():
     for path in sorted(glob.glob("/usr/share/doc/python3-doc/html/_sources/**/*.txt", recursive=True)):
         if "/whatsnew/" in path or "changelog" in path:
             continue
-        text = open(path, encoding="utf-8", errors="ignore").read()
-        in_code = False
-        para = []
-        for ln in text.split("\n"):
-            if not ln.strip():
-                if para:
-                    yield "pydoc", " ".join(para)
-                para = []
-                continue
-            if ln.startswith((" ", "\t")):
-                # indented blocks: code, directive bodies; keep only if not code
-                if in_code:
-                    continue
-            else:
-                in_code = False
-            if ln.rstrip().endswith("::"):
-                in_code = True
-                ln = ln.rstrip()[:-1]
-            if ln.lstrip().startswith(".."):
-                in_code = True
-                continue
-            if re.match(r"^[=\-~^\"'*#+]{3,}$", ln.strip()):
-                para = []  # heading underline: drop heading
-                continue
-            para.append(ln.strip())
-        if para:
-            yield "pydoc", " ".join(para)
+        yield from _rst_paras(path, "pydoc")
 
 
 class _Paras(html.parser.HTMLParser):
@@ -170,14 +144,15 @@ def developers_reference():
             yield "devref", para
 
 
-def _rst_paras(path):
+def _rst_paras(path, source="rst"):
+    """Paragraphs of a reStructuredText file, without code blocks, directives and headings, as (source, text)."""
     text = open(path, encoding="utf-8", errors="ignore").read()
     in_code = False
     para = []
     for ln in text.split("\n"):
         if not ln.strip():
             if para:
-                yield "rst", " ".join(para)
+                yield source, " ".join(para)
             para = []
             continue
         if ln.startswith((" ", "\t")):
@@ -196,7 +171,7 @@ def _rst_paras(path):
             continue
         para.append(ln.strip())
     if para:
-        yield "rst", " ".join(para)
+        yield source, " ".join(para)
 
 
 def normalise(sent, dictionary):
