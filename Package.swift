@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "USMModel", targets: ["USMModel"]),
         .library(name: "USMAudio", targets: ["USMAudio"]),
         .library(name: "USMRecognizer", targets: ["USMRecognizer"]),
+        .library(name: "USMCommandLine", targets: ["USMCommandLine"]),
         .library(name: "usm", type: .dynamic, targets: ["USMC"]),
         .executable(name: "usm-pack", targets: ["usm-pack"]),
         .executable(name: "usm-infer", targets: ["usm-infer"]),

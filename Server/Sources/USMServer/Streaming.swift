@@ -1,0 +1,279 @@
+import Foundation
+import Hummingbird
+import HummingbirdWebSocket
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOWebSocket
+import ServiceLifecycle
+import USMRecognizer
+
+/// The query of `GET /v1/audio/stream`: `model`, `sample_rate`, `encoding`, and endpoint overrides.
+struct StreamParameters: Sendable {
+    enum Encoding: String, Sendable { case pcmS16LE = "pcm_s16le", pcmF32LE = "pcm_f32le" }
+
+    var model: String
+    var recognizer: Recognizer
+    var sampleRate: Int
+    var encoding: Encoding
+    var endpoint: EndpointRules
+    /// `acks=1`: an `ack` message after each binary message is recognized (for clients that measure latency)
+    var acks: Bool
+
+    /// Checks everything an upgrade needs, in the order the HTTP fallback answers them.
+    init(request: Request, state: ServerState) throws(APIError) {
+        if let e = state.unavailable() { throw e }
+        let q = request.uri.queryParameters
+        model = q["model"].map(String.init) ?? state.defaultModel
+        guard let r = state.recognizer(model) else { throw APIError.unknownModel(model, known: state.modelNames) }
+        recognizer = r
+        let rateText = q["sample_rate"].map(String.init) ?? "\(r.sampleRate)"
+        let limits = r.options.limits.audio
+        guard let rate = Int(rateText), limits.check(sampleRate: rate) == nil else {
+            throw APIError.badRequest("sample_rate '\(rateText)' is not a supported rate in Hz", param: "sample_rate")
+        }
+        sampleRate = rate
+        let enc = q["encoding"].map(String.init) ?? Encoding.pcmS16LE.rawValue
+        guard let e = Encoding(rawValue: enc) else {
+            throw APIError.badRequest("encoding '\(enc)' is not pcm_s16le or pcm_f32le", param: "encoding")
+        }
+        encoding = e
+        endpoint = state.configuration.endpoint
+        func seconds(_ key: Substring, _ current: Double?) throws(APIError) -> Double? {
+            guard let v = q[key].map(String.init) else { return current }
+            if v == "off" || v == "none" { return nil }
+            guard let s = Double(v), s.isFinite, s > 0 else {
+                throw APIError.badRequest("\(key) '\(v)' is not a positive number of seconds or 'off'", param: String(key))
+            }
+            return s
+        }
+        acks = ["1", "true"].contains(q["acks"].map(String.init) ?? "")
+        endpoint.trailingSilence = try seconds("trailing_silence", endpoint.trailingSilence)
+        endpoint.maxUtterance = try seconds("max_utterance", endpoint.maxUtterance)
+        if state.openStreams >= state.configuration.maxStreams { throw APIError.queueFull() }
+    }
+}
+
+/// PCM bytes to samples in [-1, 1], keeping a partial sample between chunks.
+struct PCMDecoder {
+    let encoding: StreamParameters.Encoding
+    var carry: [UInt8] = []
+
+    mutating func decode(_ buffer: ByteBuffer) -> [Float] {
+        var bytes = carry
+        bytes.append(contentsOf: buffer.readableBytesView)
+        let width = encoding == .pcmS16LE ? 2 : 4
+        let whole = bytes.count / width * width
+        carry = Array(bytes[whole...])
+        var out = [Float](repeating: 0, count: whole / width)
+        bytes.withUnsafeBytes { raw in
+            for i in out.indices {
+                if encoding == .pcmS16LE {
+                    out[i] = Float(Int16(littleEndian: raw.loadUnaligned(fromByteOffset: i * 2, as: Int16.self))) / 32768
+                } else {
+                    out[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self)))
+                }
+            }
+        }
+        return out
+    }
+}
+
+/// A `RecognitionStream` and what the session knows of it. Touched only by pool jobs that the session awaits one at
+/// a time (the stream is used from one thread at a time, as the library asks).
+final class StreamBox: @unchecked Sendable {
+    let stream: RecognitionStream
+    /// utterances ended so far, and the seconds of input before the current one
+    var utterance = 0
+    var offset = 0.0
+    var lastPartial = ""
+
+    init(_ stream: RecognitionStream) { self.stream = stream }
+}
+
+/// One WebSocket stream: binary PCM in; `partial`, `endpoint`, `final` and `error` JSON text messages out.
+struct StreamSession {
+    let state: ServerState
+    let parameters: StreamParameters
+    let logger: Logger
+
+    enum Event: Sendable { case audio(ByteBuffer), finish, closed, idle, shutdown, bad(String) }
+
+    /// What one chunk gave.
+    struct Step: Sendable {
+        var partial: String?
+        var endpointFinal: [String: SendableJSON] = [:]
+        var ended: Bool = false
+    }
+
+    func run(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async throws {
+        guard state.openStream() else {
+            try await send(outbound, ["type": "error", "error": APIError.queueFull().body["error"] as Any])
+            try await outbound.close(.unknown(1013), reason: "too many streams")
+            return
+        }
+        defer { state.closeStream() }
+        let box: StreamBox
+        do {
+            let s = try parameters.recognizer.makeStream(endpoint: parameters.endpoint, inputSampleRate: parameters.sampleRate)
+            box = StreamBox(s)
+        } catch {
+            try await fail(outbound, APIError.recognition(error), code: .unacceptableData)
+            return
+        }
+        let (events, sink) = AsyncStream.makeStream(of: Event.self)
+        let lastActivity = NIOLockedValueBox(ContinuousClock.now)
+        let maxMessage = state.configuration.maxMessageBytes
+        let idle = state.configuration.idleTimeout
+
+        let drainKey = state.onDrain { sink.yield(.shutdown) }
+        defer { state.removeDrain(drainKey) }
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    // reader: client messages become events; the end of the connection is `closed`
+                    do {
+                        for try await message in inbound.messages(maxSize: maxMessage) {
+                            lastActivity.withLockedValue { $0 = .now }
+                            switch message {
+                            case .binary(let b): sink.yield(.audio(b))
+                            case .text(let t):
+                                let obj = (try? JSONSerialization.jsonObject(with: Data(t.utf8))) as? [String: Any]
+                                if obj?["type"] as? String == "finish" { sink.yield(.finish) } else {
+                                    sink.yield(.bad("text messages must be {\"type\":\"finish\"}"))
+                                }
+                            }
+                        }
+                    } catch {}
+                    sink.yield(.closed)
+                }
+                group.addTask {
+                    // idle watchdog
+                    let tick = Duration.milliseconds(Int(max(0.05, min(1, idle / 4)) * 1000))
+                    while true {
+                        try await Task.sleep(for: tick)
+                        let quiet = (ContinuousClock.now - lastActivity.withLockedValue { $0 }).inSeconds
+                        if quiet > idle { sink.yield(.idle); return }
+                    }
+                }
+                try await consume(events, box: box, outbound: outbound)
+                sink.finish()
+                group.cancelAll()
+            }
+        }
+    }
+
+    /// Handles events one at a time until the stream ends.
+    private func consume(_ events: AsyncStream<Event>, box: StreamBox, outbound: WebSocketOutboundWriter) async throws {
+        var decoder = PCMDecoder(encoding: parameters.encoding)
+        let maxSamples = Int(state.configuration.maxStreamSeconds * Double(parameters.sampleRate))
+        var total = 0
+        var chunks = 0
+        let model = parameters.model
+        let metrics = state.metrics
+        for await event in events {
+            switch event {
+            case .audio(let buffer):
+                let samples = decoder.decode(buffer)
+                total += samples.count
+                if total > maxSamples {
+                    try await fail(outbound, APIError.badRequest("the stream is longer than \(state.configuration.maxStreamSeconds) s (--max-stream-seconds)",
+                                                                 code: "stream_too_long"), code: .policyViolation)
+                    return
+                }
+                let step: Step
+                do {
+                    step = try await state.pool.run(mayExceedQueue: true) { () throws -> Step in
+                        try box.stream.accept(samples: samples)
+                        var step = Step()
+                        if box.stream.isEndpoint {
+                            step.endpointFinal = Self.final(box, last: false, metrics: metrics, model: model)
+                            return step
+                        }
+                        let text = box.stream.partial.text
+                        if text != box.lastPartial {
+                            box.lastPartial = text
+                            step.partial = text
+                        }
+                        return step
+                    }
+                } catch let e as RecognizerError {
+                    try await fail(outbound, APIError.recognition(e), code: .unacceptableData)
+                    return
+                } catch {
+                    try await fail(outbound, APIError.notReady("the server is shutting down"), code: .goingAway)
+                    return
+                }
+                if parameters.acks {
+                    try await send(outbound, ["type": "ack", "chunk": chunks, "seconds": ms(Double(total) / Double(parameters.sampleRate))])
+                }
+                chunks += 1
+                if let p = step.partial {
+                    try await send(outbound, ["type": "partial", "text": p, "utterance": box.utterance])
+                    metrics.streamMessage(kind: "partial")
+                }
+                if !step.endpointFinal.isEmpty {
+                    let u = step.endpointFinal["utterance"]?.value as? Int ?? 0
+                    try await send(outbound, ["type": "endpoint", "utterance": u, "time": step.endpointFinal["end"]?.value ?? 0])
+                    metrics.streamMessage(kind: "endpoint")
+                    try await send(outbound, step.endpointFinal.mapValues(\.value))
+                    metrics.streamMessage(kind: "final")
+                }
+            case .finish, .shutdown, .idle:
+                let final = try await state.pool.run(mayExceedQueue: true) { () -> [String: SendableJSON] in
+                    Self.final(box, last: true, metrics: metrics, model: model)
+                }
+                try await send(outbound, final.mapValues(\.value))
+                metrics.streamMessage(kind: "final")
+                switch event {
+                case .idle: try await outbound.close(.policyViolation, reason: "idle timeout")
+                case .shutdown: try await outbound.close(.goingAway, reason: "server shutting down")
+                default: try await outbound.close(.normalClosure, reason: nil)
+                }
+                return
+            case .bad(let m):
+                try await fail(outbound, APIError.badRequest(m), code: .unacceptableData)
+                return
+            case .closed:
+                return  // the client went away: its stream ends unfinished, nothing to send
+            }
+        }
+    }
+
+    /// Ends the current utterance: its final result, with times from the start of the stream; then resets.
+    static func final(_ box: StreamBox, last: Bool, metrics: ServerMetrics, model: String) -> [String: SendableJSON] {
+        let t = box.stream.finish()
+        metrics.recognized(model: model, kind: "stream", timings: t.timings)
+        let start = box.offset
+        let end = box.offset + t.timings.audioSeconds
+        let msg: [String: SendableJSON] = [
+            "type": .init("final"), "text": .init(t.text), "words": .init(wordsJSON(t.words, offset: start)),
+            "utterance": .init(box.utterance), "start": .init(ms(start)), "end": .init(ms(end)), "last": .init(last),
+        ]
+        box.utterance += 1
+        box.offset = end
+        box.lastPartial = ""
+        box.stream.reset()
+        return msg
+    }
+
+    private func send(_ outbound: WebSocketOutboundWriter, _ object: [String: Any]) async throws {
+        try await outbound.write(.text(jsonText(object)))
+    }
+
+    private func fail(_ outbound: WebSocketOutboundWriter, _ error: APIError, code: WebSocketErrorCode) async throws {
+        var body = error.body
+        body["type"] = "error"
+        try await send(outbound, body)
+        metrics(kind: "error")
+        try await outbound.close(code, reason: String(error.message.prefix(100)))
+    }
+
+    private func metrics(kind: String) { state.metrics.streamMessage(kind: kind) }
+}
+
+/// A JSON value built on a pool thread and sent from the session (plain strings, numbers, bools, arrays, objects).
+struct SendableJSON: @unchecked Sendable {
+    let value: Any
+    init(_ value: Any) { self.value = value }
+}
