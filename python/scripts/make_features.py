@@ -62,22 +62,9 @@ def main():
             os.replace(base + ".tsv.tmp", base + ".tsv")  # the .tsv marks a complete shard
             print(split, k, len(rows), off, flush=True)
     if args.final or args.stats_only:
-        from usm_ref.data import FeatureStore
+        from make_feats_v2 import write_stats  # the same statistics for both feature pipelines
 
-        st = FeatureStore(os.path.join(args.data, "feats", "train"))
-        s1 = np.zeros(cfg.frontend.mel_bins)
-        s2 = np.zeros(cfg.frontend.mel_bins)
-        n = 0
-        for a in st.arrays:
-            x = a.astype(np.float64)
-            s1 += x.sum(0)
-            s2 += (x * x).sum(0)
-            n += x.shape[0]
-        mean = s1 / n
-        std = np.sqrt(np.maximum(s2 / n - mean * mean, 1e-8))
-        np.savez(os.path.join(args.data, "feats", "stats.npz"), mean=mean.astype(np.float32),
-                 std=std.astype(np.float32), frames=n)
-        print("stats frames", n, "mean", mean.mean(), "std", std.mean(), flush=True)
+        write_stats(args.data, cfg.frontend.mel_bins)
 
 
 if __name__ == "__main__":

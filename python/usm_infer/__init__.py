@@ -159,8 +159,31 @@ def _floats(samples):
         return a, ctypes.cast(a, ctypes.POINTER(ctypes.c_float)), len(samples)
 
 
-class Recognizer:
+class _Handle:
+    """A native object freed by the C function named `_free`, on close(), at the end of a `with` block, or when
+    collected."""
+
+    _free = ""
+    _h = None
+
+    def close(self):
+        if getattr(self, "_h", None):
+            getattr(_load(), self._free)(self._h)
+            self._h = None
+
+    __del__ = close
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Recognizer(_Handle):
     """A loaded model (immutable; share it between threads)."""
+
+    _free = "usm_recognizer_free"
 
     def __init__(self, model, *, threads: int = 1, beam: int = 1, activations: str = "int8-block",
                  max_audio_seconds: float = 0.0):
@@ -199,22 +222,11 @@ class Recognizer:
     def stream(self, sample_rate: int | None = None) -> "Stream":
         return Stream(self, sample_rate or self.sample_rate)
 
-    def close(self):
-        if getattr(self, "_h", None):
-            _load().usm_recognizer_free(self._h)
-            self._h = None
 
-    __del__ = close
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
-class Stream:
+class Stream(_Handle):
     """A streaming session: accept() audio as it arrives, partial(), finish() for the final result."""
+
+    _free = "usm_stream_free"
 
     def __init__(self, recognizer: Recognizer, sample_rate: int):
         lib = _load()
@@ -229,32 +241,20 @@ class Stream:
         _check(_load().usm_stream_accept_f32(self._h, ptr, n, ctypes.byref(err)), err)
         del keep
 
-    def partial(self) -> Result:
+    def _result_of(self, function: str) -> Result:
         out, err = ctypes.POINTER(_Result)(), ctypes.c_void_p()
-        _check(_load().usm_stream_partial(self._h, ctypes.byref(out), ctypes.byref(err)), err)
+        _check(getattr(_load(), function)(self._h, ctypes.byref(out), ctypes.byref(err)), err)
         return _result(out)
+
+    def partial(self) -> Result:
+        return self._result_of("usm_stream_partial")
 
     @property
     def is_endpoint(self) -> bool:
         return bool(_load().usm_stream_is_endpoint(self._h))
 
     def finish(self) -> Result:
-        out, err = ctypes.POINTER(_Result)(), ctypes.c_void_p()
-        _check(_load().usm_stream_finish(self._h, ctypes.byref(out), ctypes.byref(err)), err)
-        return _result(out)
+        return self._result_of("usm_stream_finish")
 
     def reset(self):
         _load().usm_stream_reset(self._h)
-
-    def close(self):
-        if getattr(self, "_h", None):
-            _load().usm_stream_free(self._h)
-            self._h = None
-
-    __del__ = close
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
