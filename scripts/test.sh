@@ -8,6 +8,6 @@ swift test
 # libusm, for the Python binding's tests (python/usm_infer over the C API)
 swift build --product usm 2>&1 | tail -1
 if [ -d python/tests ]; then
-  python3 -m pip install -q numpy pytest xxhash zstandard soundfile "ray[data]" >/dev/null 2>&1 || true
+  python3 -m pip install -q numpy pytest xxhash zstandard soundfile pyyaml "ray[data]" >/dev/null 2>&1 || true
   python3 -m pytest -q -rs python/tests
 fi
