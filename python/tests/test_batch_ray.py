@@ -34,7 +34,9 @@ def test_two_workers_transcribe_a_folder(tmp_path):
     (audio / "broken.wav").write_bytes(b"RIFF nonsense")
     paths = batch.list_inputs(str(audio))
     assert len(paths) == 5
-    ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
+    # loopback only; the workers get this checkout's package and libusm through the runtime environment
+    ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False,
+             _node_ip_address="127.0.0.1", runtime_env=batch.runtime_env())
     try:
         summary = batch.transcribe_dataset(paths, str(tmp_path / "out"), MODEL, workers=2, batch_size=2)
     finally:

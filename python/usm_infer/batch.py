@@ -61,6 +61,16 @@ class Transcriber:
         return rows
 
 
+def runtime_env() -> dict:
+    """What Ray's workers need to find this package and libusm when they are started from elsewhere (a source
+    checkout not installed with pip): PYTHONPATH and USM_LIBRARY."""
+    from usm_infer import library_path
+
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH", "")) if p)
+    return {"env_vars": {"PYTHONPATH": path, "USM_LIBRARY": library_path()}}
+
+
 def transcribe_dataset(paths: list[str], output: str, model: str, *, workers: int = 2, threads: int = 1,
                        beam: int = 1, batch_size: int = 4) -> dict:
     """Transcribes `paths` with `workers` actors of `threads` kernel threads each and writes JSON lines into the
@@ -68,7 +78,7 @@ def transcribe_dataset(paths: list[str], output: str, model: str, *, workers: in
     import ray
 
     if not ray.is_initialized():
-        ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
+        ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False, runtime_env=runtime_env())
     start = time.perf_counter()
     ds = ray.data.from_items([{"path": p} for p in paths])
     ds = ds.map_batches(Transcriber, fn_constructor_kwargs={"model": os.path.abspath(model), "threads": threads, "beam": beam},
