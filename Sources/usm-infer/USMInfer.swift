@@ -100,9 +100,9 @@ struct USMInfer: ParsableCommand {
         var index = 1
         for (file, t) in results {
             if results.count > 1 { text += format == .vtt ? "NOTE \(file)\n\n" : "\n" }
-            for cue in Subtitles.cues(t.words) {
+            for cue in SubtitleCue.group(t.words) {
                 if format == .srt { text += "\(index)\n" }
-                text += "\(Subtitles.time(cue.start, vtt: format == .vtt)) --> \(Subtitles.time(cue.end, vtt: format == .vtt))\n"
+                text += "\(SubtitleCue.timestamp(cue.start, vtt: format == .vtt)) --> \(SubtitleCue.timestamp(cue.end, vtt: format == .vtt))\n"
                 text += cue.text + "\n\n"
                 index += 1
             }
@@ -161,28 +161,3 @@ final class Progress {
     }
 }
 
-/// Cues for SRT/VTT: words grouped into lines of at most 7 seconds or 12 words.
-enum Subtitles {
-    struct Cue { var start: Double; var end: Double; var text: String }
-
-    static func cues(_ words: [WordTiming]) -> [Cue] {
-        var cues: [Cue] = []
-        var current: [WordTiming] = []
-        func flush() {
-            guard let f = current.first, let l = current.last else { return }
-            cues.append(Cue(start: f.start, end: l.end, text: current.map(\.word).joined(separator: " ")))
-            current = []
-        }
-        for w in words {
-            if let f = current.first, w.end - f.start > 7 || current.count >= 12 { flush() }
-            current.append(w)
-        }
-        flush()
-        return cues
-    }
-
-    static func time(_ t: Double, vtt: Bool) -> String {
-        let ms = Int((t * 1000).rounded())
-        return String(format: "%02d:%02d:%02d%@%03d", ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, vtt ? "." : ",", ms % 1000)
-    }
-}

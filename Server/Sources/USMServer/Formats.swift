@@ -8,37 +8,13 @@ public enum ResponseFormat: String, Sendable, CaseIterable {
     case verboseJSON = "verbose_json"
 }
 
-/// Word groups for segments and subtitle cues: lines of at most 7 seconds or 12 words (the rule `usm-infer --format
-/// srt|vtt` uses, so the server's subtitles are the tool's).
+/// SRT and VTT bodies from the library's cues (`SubtitleCue`: the rule `usm-infer --format srt|vtt` uses).
 enum Segments {
-    struct Cue { var start: Double; var end: Double; var text: String; var words: Range<Int> }
-
-    static func cues(_ words: [WordTiming]) -> [Cue] {
-        var cues: [Cue] = []
-        var first = 0
-        func flush(_ end: Int) {
-            guard end > first else { return }
-            let ws = words[first..<end]
-            cues.append(Cue(start: ws.first!.start, end: ws.last!.end, text: ws.map(\.word).joined(separator: " "), words: first..<end))
-            first = end
-        }
-        for (i, w) in words.enumerated() where i > first {
-            if w.end - words[first].start > 7 || i - first >= 12 { flush(i) }
-        }
-        flush(words.count)
-        return cues
-    }
-
-    static func time(_ t: Double, vtt: Bool) -> String {
-        let ms = Int((t * 1000).rounded())
-        return String(format: "%02d:%02d:%02d%@%03d", ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, vtt ? "." : ",", ms % 1000)
-    }
-
     static func subtitles(_ t: Transcript, vtt: Bool) -> String {
         var text = vtt ? "WEBVTT\n\n" : ""
-        for (i, cue) in cues(t.words).enumerated() {
+        for (i, cue) in SubtitleCue.group(t.words).enumerated() {
             if !vtt { text += "\(i + 1)\n" }
-            text += "\(time(cue.start, vtt: vtt)) --> \(time(cue.end, vtt: vtt))\n\(cue.text)\n\n"
+            text += "\(SubtitleCue.timestamp(cue.start, vtt: vtt)) --> \(SubtitleCue.timestamp(cue.end, vtt: vtt))\n\(cue.text)\n\n"
         }
         return text
     }
@@ -68,7 +44,7 @@ enum TranscriptionResponse {
             // segments always (OpenAI's default granularity); words when asked for
             do {
                 let ids = t.tokens
-                body["segments"] = Segments.cues(t.words).enumerated().map { (i, cue) -> [String: Any] in
+                body["segments"] = SubtitleCue.group(t.words).enumerated().map { (i, cue) -> [String: Any] in
                     let tokens = ids.filter { $0.start >= cue.start && $0.start < cue.end }.map(\.id)
                     return ["id": i, "seek": 0, "start": ms(cue.start), "end": ms(cue.end), "text": cue.text, "tokens": tokens,
                             "temperature": 0.0]

@@ -476,18 +476,22 @@ def convert(arch: dict, sd: dict) -> tuple[dict, list]:
     put("encoder.subsampling.out.bias", take(p + "out.bias"), p + "out.bias")
 
     D, H = enc["d_model"], enc["n_heads"]
+    def ffn(s, o, n):
+        """Feed-forward module n (1 or 2) of one layer: two linears with their biases (zeros where NeMo has none)."""
+        for lin in ("linear1", "linear2"):
+            w = take(f"{s}feed_forward{n}.{lin}.weight")
+            put(f"{o}ffn{n}.{lin}.weight", w, f"{s}feed_forward{n}.{lin}.weight")
+            put(f"{o}ffn{n}.{lin}.bias", bias_or_zero(f"{s}feed_forward{n}.{lin}.bias", w.shape[0]),
+                f"{s}feed_forward{n}.{lin}.bias")
+
     for i in range(enc["n_layers"]):
         s, o = f"encoder.layers.{i}.", f"encoder.layers.{i}."
         for nm, nk in (("ffn1.norm", "norm_feed_forward1"), ("mhsa.norm", "norm_self_att"),
                        ("conv.norm", "norm_conv"), ("ffn2.norm", "norm_feed_forward2"), ("final_norm", "norm_out")):
             put(o + nm + ".scale", take(s + nk + ".weight"), s + nk + ".weight")
             put(o + nm + ".bias", take(s + nk + ".bias"), s + nk + ".bias")
-            if nm == "ffn1.norm":
-                for lin in ("linear1", "linear2"):
-                    w = take(f"{s}feed_forward1.{lin}.weight")
-                    put(f"{o}ffn1.{lin}.weight", w, f"{s}feed_forward1.{lin}.weight")
-                    put(f"{o}ffn1.{lin}.bias", bias_or_zero(f"{s}feed_forward1.{lin}.bias", w.shape[0]),
-                        f"{s}feed_forward1.{lin}.bias")
+            if nm in ("ffn1.norm", "ffn2.norm"):
+                ffn(s, o, nm[3])
             if nm == "mhsa.norm":
                 for our, theirs in (("query", "linear_q"), ("key", "linear_k"), ("value", "linear_v"),
                                     ("out", "linear_out")):
@@ -528,12 +532,6 @@ def convert(arch: dict, sd: dict) -> tuple[dict, list]:
                 put(o + "conv.pointwise2.weight", w.reshape(w.shape[0], w.shape[1]), c + "pointwise_conv2.weight")
                 put(o + "conv.pointwise2.bias", bias_or_zero(c + "pointwise_conv2.bias", w.shape[0]),
                     c + "pointwise_conv2.bias")
-            if nm == "ffn2.norm":
-                for lin in ("linear1", "linear2"):
-                    w = take(f"{s}feed_forward2.{lin}.weight")
-                    put(f"{o}ffn2.{lin}.weight", w, f"{s}feed_forward2.{lin}.weight")
-                    put(f"{o}ffn2.{lin}.bias", bias_or_zero(f"{s}feed_forward2.{lin}.bias", w.shape[0]),
-                        f"{s}feed_forward2.{lin}.bias")
 
     d = "decoder.prediction."
     put("predictor.embedding", take(d + "embed.weight"), d + "embed.weight")
