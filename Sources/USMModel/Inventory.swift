@@ -12,10 +12,12 @@ public enum TensorGroup: String, Sendable, CaseIterable, Comparable {
     case predictorLSTM = "predictor.lstm"
     case joint
 
-    /// Classifies a tensor by its name (Architecture.md section 6).
+    /// Classifies a tensor by its name (Architecture.md section 6; imported NeMo models: docs/nemo-import.md
+    /// section 2, whose encoder-layer names are the same).
     public static func of(_ name: String) -> TensorGroup {
-        if name.hasPrefix("frontend.") { return .frontend }
-        if name.hasPrefix("subsampling.") { return .subsampling }
+        if name.hasPrefix("frontend.") || name.hasPrefix("preprocessor.") { return .frontend }
+        if name.hasPrefix("subsampling.") || name.hasPrefix("encoder.subsampling.") { return .subsampling }
+        if name.hasPrefix("ctc.") { return .joint }
         if name.hasPrefix("predictor.embedding") { return .predictorEmbedding }
         if name.hasPrefix("predictor.") { return .predictorLSTM }
         if name.hasPrefix("joint.") { return .joint }

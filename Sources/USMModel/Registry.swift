@@ -38,6 +38,12 @@ public protocol TransducerModel: Sendable {
     func makeEncoderStream(maxChunkSeconds: Double, contextPrecision: ContextPrecision) -> any EncoderStream
     /// A new stream's decoder state.
     func makeDecoderStream(method: SearchMethod, workspace: Workspace) -> any DecoderStream
+    /// Whether the decoder runs `method` (a recognizer refuses the others rather than run another search).
+    func supports(_ method: SearchMethod) -> Bool
+}
+
+extension TransducerModel {
+    public func supports(_ method: SearchMethod) -> Bool { true }
 }
 
 /// One stream's encoder: samples in, frames out, the same frames whatever the chunking (for models whose
@@ -87,11 +93,18 @@ public struct ModelLoadOptions: Sendable {
 public enum ModelRegistry {
     public typealias Loader = @Sendable (any TensorSource, ModelLoadOptions) throws(ModelError) -> any TransducerModel
 
-    private static let loaders = Mutex<[String: Loader]>([
-        "conformer-rnnt": { source, o throws(ModelError) in
-            try ConformerModel(source: source, activations: o.activations, threads: o.threads, positions: o.positions)
-        },
-    ])
+    private static let loaders = Mutex<[String: Loader]>(builtIn())
+
+    private static func builtIn() -> [String: Loader] {
+        let nemo: Loader = { source, o throws(ModelError) in try NeMoTransducer(source: source, activations: o.activations) }
+        var all: [String: Loader] = [
+            "conformer-rnnt": { source, o throws(ModelError) in
+                try ConformerModel(source: source, activations: o.activations, threads: o.threads, positions: o.positions)
+            },
+        ]
+        for type in NeMoTransducer.types { all[type] = nemo }
+        return all
+    }
 
     /// Adds (or replaces) the loader of `type`.
     public static func register(type: String, loader: @escaping Loader) {

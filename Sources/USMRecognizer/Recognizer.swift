@@ -421,6 +421,9 @@ public final class RecognitionStream {
         let limits = recognizer.options.limits
         if let m = limits.audio.check(sampleRate: inputSampleRate) { throw .limitExceeded(m) }
         if let m = limits.check(search: search) { throw .invalidOptions(m) }
+        guard recognizer.model.supports(search) else {
+            throw .invalidOptions("this model's decoder does not run \(search) search (greedy does)")
+        }
         self.recognizer = recognizer
         self.search = search
         self.endpoint = endpoint

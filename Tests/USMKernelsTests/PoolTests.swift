@@ -22,21 +22,34 @@ import Testing
     }
 
     /// Jobs of up to 32 parts: each thread takes its own share first (the caller the first half with 2 threads, the
-    /// worker the second), so steps split the same way keep their rows on one core. A worker can be late on a busy
-    /// machine (then the caller takes more), so this asks for the split in one of 20 jobs; taking parts in turn from
-    /// one counter gives it in none (the worker would take part 1 while the caller runs part 0).
+    /// worker the second), so steps split the same way keep their rows on one core. Part 0 waits until part 2 has
+    /// started, part 1 until part 3 has and part 3 until part 1 has (each at most 50 ms): with own shares first the
+    /// worker starts 2 while the caller waits in 0, and waits in 3 until the caller has taken 1, so the caller runs 0
+    /// and 1 and the worker 2 and 3. Taking parts in turn from one counter never gives that split (the worker would
+    /// take part 1 while the caller waits in part 0). A job runs inline when another
+    /// test's job holds the pool, and a worker can be late on a busy machine, so attempts repeat for up to 60 s.
     @Test func eachThreadTakesItsOwnPartsFirst() {
         let me = UInt(bitPattern: Int(bitPattern: pthread_self()))
+        let deadline = Date().addingTimeInterval(60)
         var split = false
-        for _ in 0..<20 where !split {
+        var attempts = 0
+        while !split && Date() < deadline {
+            attempts += 1
             let owner = Mutex([UInt](repeating: 0, count: 4))
+            let started = Mutex([Bool](repeating: false, count: 4))
             parallelFor(4, threads: 2) { i in
                 owner.withLock { $0[i] = UInt(bitPattern: Int(bitPattern: pthread_self())) }
-                usleep(1000)
+                started.withLock { $0[i] = true }
+                // 0 waits for 2, 1 for 3, 3 for 1 (so a worker done with its share cannot take part 1 first)
+                let waitFor = [2, 3, -1, 1][i]
+                if waitFor >= 0 {
+                    let waitUntil = Date().addingTimeInterval(0.05)
+                    while !started.withLock({ $0[waitFor] }) && Date() < waitUntil { usleep(100) }
+                }
             }
             let o = owner.withLock { $0 }
             split = o[0] == me && o[1] == me && o[2] != me && o[3] == o[2]
         }
-        #expect(split, "the caller ran parts 0 and 1, one worker 2 and 3")
+        #expect(split, "the caller ran parts 0 and 1, one worker 2 and 3 (\(attempts) attempts)")
     }
 }

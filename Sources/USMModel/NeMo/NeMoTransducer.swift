@@ -1,0 +1,153 @@
+import Foundation
+import USMFormat
+import USMKernels
+
+/// A NeMo Conformer / FastConformer transducer (RNN-T or TDT; the RNN-T decoder of a hybrid RNN-T/CTC model) imported
+/// by `usm_ref.nemo.import_nemo`, assembled from stages: `NormalizedMelFrontend` -> `ConvSubsampling` (striding or
+/// dw_striding) -> xscaling -> `ConformerBlock`s -> `LSTMPredictor` + `TransducerJoint` -> `GreedyTransducerSearch`.
+/// Registered in `ModelRegistry` under every `nemo-*` type the importer writes (`NeMoTransducer.types`).
+///
+/// Streaming: the features are normalised over the whole utterance (NeMo's `per_feature`) and the attention sees
+/// the whole utterance, so streams are refused (`.offlineOnly`) and recognition runs on whole utterances.
+public struct NeMoTransducer: TransducerModel {
+    public let config: NeMoConfig
+    public let tokenizer: Tokenizer
+    let frontend: NormalizedMelFrontend
+    let subsampling: ConvSubsampling
+    let blocks: [ConformerBlock]
+    let predictor: LSTMPredictor
+    let joint: TransducerJoint
+    let search: GreedyTransducerSearch
+    public let kernels: [String: Int]
+    public let kernelLayouts: [String: String]
+    public let preparedBytes: Int
+
+    /// The architecture types this loader runs.
+    public static let types: [String] = ["conformer", "fastconformer"].flatMap { enc in
+        ["rnnt", "tdt"].flatMap { dec in ["nemo-\(enc)-\(dec)", "nemo-\(enc)-\(dec)-hybrid-ctc"] }
+    }
+
+    public init(source: any TensorSource, activations: ActivationMode = .float) throws(ModelError) {
+        let c = try NeMoConfig(source.metadata.architecture)
+        config = c
+        tokenizer = try Tokenizer(json: source.metadata.tokenizer, vocabSize: c.vocabSize + 1)
+        guard tokenizer.blankId == c.blankId else {
+            throw .invalidConfig("tokenizer.blank_id \(tokenizer.blankId) differs from the architecture's blank_id \(c.blankId)")
+        }
+        var loader = StageLoader(source: source, activations: activations)
+        frontend = try NormalizedMelFrontend(c.preprocessor, loader: &loader)
+        let e = c.encoder
+        subsampling = try ConvSubsampling(variant: e.subsampling, layers: e.subsamplingLayers, channels: e.subsamplingChannels,
+                                          featuresIn: e.featuresIn, dim: e.dim, prefix: "encoder.subsampling.", loader: &loader)
+        let context = RelativeAttention.Context(left: e.attentionLeft < 0 ? nil : e.attentionLeft,
+                                                right: e.attentionRight < 0 ? nil : e.attentionRight)
+        var blocks: [ConformerBlock] = []
+        for i in 0..<e.layers {
+            blocks.append(try ConformerBlock(prefix: "encoder.layers.\(i).", dim: e.dim, ffnDim: e.ffnDim, heads: e.heads,
+                                             convKernel: e.convKernel, convNorm: e.convNorm, context: context,
+                                             eps: e.layerNormEpsilon, loader: &loader))
+        }
+        self.blocks = blocks
+        predictor = try LSTMPredictor(embeddingRows: c.vocabSize + 1, hidden: c.predictorHidden, layers: c.predictorLayers,
+                                      loader: &loader)
+        joint = try TransducerJoint(encoderDim: e.dim, predictorDim: c.predictorHidden, hidden: c.jointHidden,
+                                    classes: c.vocabSize + 1 + c.durations.count, activation: c.jointActivation, loader: &loader)
+        search = GreedyTransducerSearch(blank: c.blankId, durations: c.durations, maxSymbols: c.maxSymbols)
+        kernels = loader.kernels
+        kernelLayouts = loader.kernelLayouts
+        preparedBytes = loader.preparedBytes
+    }
+
+    public var sampleRate: Int { config.preprocessor.sampleRate }
+    public var frameWidth: Int { config.encoder.dim }
+    public var secondsPerFrame: Double {
+        Double(config.preprocessor.hop << config.encoder.subsamplingLayers) / Double(config.preprocessor.sampleRate)
+    }
+    public var streaming: StreamingBehavior {
+        .offlineOnly(reason: frontend.normalisesOverTheUtterance
+            ? "NeMo's features are normalised over the whole utterance (preprocessor.normalize \(config.preprocessor.normalize.rawValue))"
+            : "the encoder attends over the whole utterance")
+    }
+    public var lookAheadSeconds: Double { 0 }
+    public func utteranceFrameLimit(context: ContextPrecision) -> Int { Int.max / 4 }
+    public func supports(_ method: SearchMethod) -> Bool { method == .greedy }
+
+    public func makeEncoderStream(maxChunkSeconds: Double, contextPrecision: ContextPrecision) -> any EncoderStream {
+        NeMoEncoderStream(model: self)
+    }
+
+    public func makeDecoderStream(method: SearchMethod, workspace: Workspace) -> any DecoderStream {
+        NeMoDecoderStream(model: self, state: search.start(predictor: predictor, joint: joint, workspace: workspace))
+    }
+
+    /// Features, subsampling output (before xscaling) and encoder output of one utterance, for parity tests.
+    public func encodeStages(_ samples: [Float], workspace ws: Workspace) -> (features: [Float], subsampled: [Float], encoded: [Float]) {
+        let feats = frontend.features(samples)
+        let (sub, enc) = encode(features: feats, frames: frontend.frameCount(samples: samples.count), workspace: ws)
+        return (feats, sub, enc)
+    }
+
+    /// `[frames, features]` -> the subsampling output and the encoder output `[subsampling.outputFrames(frames), dim]`.
+    func encode(features: [Float], frames: Int, workspace ws: Workspace) -> (subsampled: [Float], encoded: [Float]) {
+        let sub = subsampling.run(features, frames: frames, workspace: ws)
+        let n = subsampling.outputFrames(frames)
+        var x = sub
+        if config.encoder.xscaling {
+            let s = Float(Double(config.encoder.dim).squareRoot())
+            for i in x.indices { x[i] *= s }
+        }
+        for b in blocks { b.run(&x, frames: n, workspace: ws) }
+        return (sub, x)
+    }
+
+    /// Greedy search over `[n, dim]` encoder frames: tokens, their frames and (TDT) durations.
+    public func greedy(_ frames: [Float], workspace ws: Workspace) -> (tokens: [EmittedToken], durations: [Int]) {
+        var s = search.start(predictor: predictor, joint: joint, workspace: ws)
+        search.decode(frames, count: frames.count / frameWidth, state: &s, predictor: predictor, joint: joint, workspace: ws)
+        return (s.tokens, s.durations)
+    }
+}
+
+/// Collects a whole utterance; the encoder runs when the last samples arrive.
+struct NeMoEncoderStream: EncoderStream {
+    let model: NeMoTransducer
+    var samples: [Float] = []
+    var featureSeconds = 0.0
+    var encoderSeconds = 0.0
+    var layerTypeSeconds = LayerTypeSeconds()
+
+    mutating func encode(_ samples: [Float], final: Bool, workspace: Workspace, frames sink: @escaping (UnsafeBufferPointer<Float>) -> Void) {
+        self.samples += samples
+        guard final else { return }
+        var out: [Float] = []
+        encodeUtterance(self.samples, workspace: workspace, into: &out)
+        self.samples = []
+        out.withUnsafeBufferPointer { sink($0) }
+    }
+
+    mutating func encodeUtterance(_ samples: [Float], workspace: Workspace, into out: inout [Float]) {
+        let clock = ContinuousClock()
+        let t0 = clock.now
+        let feats = model.frontend.features(samples)
+        let t1 = clock.now
+        out += model.encode(features: feats, frames: model.frontend.frameCount(samples: samples.count), workspace: workspace).encoded
+        featureSeconds += (t1 - t0).seconds
+        encoderSeconds += (clock.now - t1).seconds
+    }
+
+    mutating func reset() { samples = [] }
+    var bufferBytes: Int { samples.capacity * 4 }
+}
+
+struct NeMoDecoderStream: DecoderStream {
+    let model: NeMoTransducer
+    var state: GreedyTransducerSearch.State
+
+    mutating func decode(_ frames: [Float], workspace: Workspace) {
+        model.search.decode(frames, count: frames.count / model.frameWidth, state: &state, predictor: model.predictor,
+                            joint: model.joint, workspace: workspace)
+    }
+
+    var tokens: [EmittedToken] { state.tokens }
+    var frames: Int { state.framesSeen }
+}

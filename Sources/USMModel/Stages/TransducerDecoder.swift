@@ -1,0 +1,166 @@
+import Foundation
+import USMKernels
+import USMTensor
+
+/// Predictor stage: an embedding and stacked LSTM layers (NeMo `RNNTDecoder` with `blank_as_pad`).
+///
+/// Contract: `start()` is the state before any token (a zero input vector and zero LSTM state, NeMo's
+/// `predict(None, state=None)`); `step(token:from:)` feeds a word piece and returns the next state; `output` is the
+/// last layer's `h`. Gate order (i, f, g, o); layer l's weight `[4P, in + P]` multiplies `concat(x, h_prev)`, its
+/// bias is `b_ih + b_hh`. Tensors: `predictor.embedding [V + 1, P]` (row V, the blank, unused),
+/// `predictor.lstm.<l>.weight`, `.bias`. The state is a value: hypotheses share nothing.
+public struct LSTMPredictor: Sendable {
+    public struct State: Sendable {
+        var h: [[Float]]
+        var c: [[Float]]
+        public var output: [Float] { h[h.count - 1] }
+    }
+
+    let embedding: PackedTensor
+    let layers: [PreparedWeight]
+    public let hidden: Int
+    let inputDim: Int
+
+    init(embeddingRows: Int, hidden: Int, layers count: Int, loader: inout StageLoader) throws(ModelError) {
+        self.hidden = hidden
+        embedding = try loader.tensor("predictor.embedding", shape: [embeddingRows, hidden])
+        inputDim = hidden
+        var layers: [PreparedWeight] = []
+        for l in 0..<count { layers.append(try loader.linear("predictor.lstm.\(l)", rows: 4 * hidden, k: 2 * hidden)) }
+        self.layers = layers
+    }
+
+    public func start(workspace ws: Workspace) -> State {
+        let zero = [Float](repeating: 0, count: hidden)
+        return run(input: [Float](repeating: 0, count: inputDim),
+                   State(h: Array(repeating: zero, count: layers.count), c: Array(repeating: zero, count: layers.count)), ws)
+    }
+
+    public func step(token: Int, from state: State, workspace ws: Workspace) -> State {
+        run(input: embedding.dequantizedRow(token), state, ws)
+    }
+
+    func run(input: [Float], _ state: State, _ ws: Workspace) -> State {
+        var s = state, x = input
+        for (l, w) in layers.enumerated() {
+            let gates = Rows.product(w, x + s.h[l], 1, ws)
+            gates.withUnsafeBufferPointer { gp in
+                s.c[l].withUnsafeMutableBufferPointer { cp in
+                    s.h[l].withUnsafeMutableBufferPointer { hp in
+                        Elementwise.lstmCell(gates: gp.baseAddress!, c: cp.baseAddress!, h: hp.baseAddress!, hidden: hidden)
+                    }
+                }
+            }
+            x = s.h[l]
+        }
+        return s
+    }
+}
+
+/// Joint stage: `out(act(enc_proj(f) + pred_proj(g)))`, act relu / tanh / sigmoid.
+///
+/// Contract: `projectFrames` maps encoder frames to `[n, hidden]` once; `logits(frame:predictor:)` gives the
+/// `classes` logits of one (projected frame, predictor output) pair: word pieces, the blank, then any extra outputs
+/// (TDT duration logits). Tensors: `joint.enc_proj.weight [J, D]`, `joint.pred_proj.weight [J, P]`,
+/// `joint.out.weight [classes, J]` with biases.
+public struct TransducerJoint: Sendable {
+    public enum Activation: String, Sendable, Equatable { case relu, tanh, sigmoid }
+
+    let encProj: PreparedWeight, predProj: PreparedWeight, out: PreparedWeight
+    public let activation: Activation
+    public let hidden: Int
+    public let classes: Int
+
+    init(encoderDim: Int, predictorDim: Int, hidden: Int, classes: Int, activation: Activation,
+         loader: inout StageLoader) throws(ModelError) {
+        self.activation = activation
+        self.hidden = hidden
+        self.classes = classes
+        encProj = try loader.linear("joint.enc_proj", rows: hidden, k: encoderDim)
+        predProj = try loader.linear("joint.pred_proj", rows: hidden, k: predictorDim)
+        out = try loader.linear("joint.out", rows: classes, k: hidden)
+    }
+
+    public func projectFrames(_ frames: [Float], count n: Int, workspace ws: Workspace) -> [Float] {
+        Rows.product(encProj, frames, n, ws)
+    }
+
+    public func projectPredictor(_ g: [Float], workspace ws: Workspace) -> [Float] { Rows.product(predProj, g, 1, ws) }
+
+    /// Logits for projected frame `frame` (row `row` of `projected`) and projected predictor output `p`.
+    public func logits(_ projected: [Float], row: Int, predictor p: [Float], workspace ws: Workspace) -> [Float] {
+        var z = [Float](repeating: 0, count: hidden)
+        for j in 0..<hidden {
+            let s = projected[row * hidden + j] + p[j]
+            switch activation {
+            case .relu: z[j] = max(s, 0)
+            case .tanh: z[j] = Float(Foundation.tanh(Double(s)))
+            case .sigmoid: z[j] = ReferenceElementwise.sigmoid(s)
+            }
+        }
+        return Rows.product(out, z, 1, ws)
+    }
+}
+
+/// Search stage: greedy transducer decoding as NeMo's `greedy_batch` (label looping) does it, for RNN-T and TDT
+/// (docs/nemo-import.md section 3.5). Per frame `t` (from 0): `k = argmax` over pieces + blank; TDT: `d` = the
+/// duration of the largest duration logit; RNN-T: `d = 1` for the blank, else 0. A blank moves `t` by `max(d, 1)`
+/// without advancing the predictor; a piece is emitted at `t`, advances the predictor and moves `t` by `d`; after
+/// `maxSymbols` pieces at one frame with `d = 0`, `t` moves by 1. Ties go to the first maximum.
+///
+/// Contract: frames may arrive in any number of chunks; the result is the one of all frames at once (a move past
+/// the frames received so far carries over to the next chunk).
+public struct GreedyTransducerSearch: Sendable {
+    public let blank: Int
+    /// durations of the TDT duration logits (after the blank); empty for RNN-T
+    public let durations: [Int]
+    public let maxSymbols: Int
+
+    public struct State: Sendable {
+        var predictor: LSTMPredictor.State
+        var projectedPredictor: [Float]
+        /// the next frame to look at (absolute)
+        var t = 0
+        var lastEmitFrame = -1
+        var symbolsAtFrame = 0
+        var framesSeen = 0
+        var tokens: [EmittedToken] = []
+        var durations: [Int] = []
+    }
+
+    public func start(predictor: LSTMPredictor, joint: TransducerJoint, workspace ws: Workspace) -> State {
+        let p = predictor.start(workspace: ws)
+        return State(predictor: p, projectedPredictor: joint.projectPredictor(p.output, workspace: ws))
+    }
+
+    /// Decodes `[n, dim]` encoder frames that follow the ones decoded so far.
+    public func decode(_ frames: [Float], count n: Int, state s: inout State, predictor: LSTMPredictor,
+                       joint: TransducerJoint, workspace ws: Workspace) {
+        let first = s.framesSeen, end = first + n
+        s.framesSeen = end
+        guard s.t < end else { return }
+        let projected = joint.projectFrames(frames, count: n, workspace: ws)
+        while s.t < end {
+            let logits = joint.logits(projected, row: s.t - first, predictor: s.projectedPredictor, workspace: ws)
+            let k = ReferenceElementwise.argmax(Array(logits[0...blank]))
+            let d: Int
+            if durations.isEmpty {
+                d = k == blank ? 1 : 0
+            } else {
+                d = durations[ReferenceElementwise.argmax(Array(logits[(blank + 1)..<(blank + 1 + durations.count)]))]
+            }
+            if k == blank {
+                s.t += max(d, 1)
+                continue
+            }
+            s.tokens.append(EmittedToken(id: k, frame: s.t))
+            s.durations.append(d)
+            s.predictor = predictor.step(token: k, from: s.predictor, workspace: ws)
+            s.projectedPredictor = joint.projectPredictor(s.predictor.output, workspace: ws)
+            s.symbolsAtFrame = s.t == s.lastEmitFrame ? s.symbolsAtFrame + 1 : 1
+            s.lastEmitFrame = s.t
+            s.t += d
+            if d == 0 && s.symbolsAtFrame >= maxSymbols { s.t += 1 }
+        }
+    }
+}

@@ -1,0 +1,170 @@
+import Foundation
+import Testing
+import USMAudio
+import USMFormat
+import USMKernels
+import USMModel
+import USMRecognizer
+import USMTensor
+
+/// NeMo models imported by `usm_ref.nemo.import_nemo` (Tests/Fixtures/NeMo/<model>.usm, from the `.nemo` files beside
+/// them) against goldens NeMo 3.0.0 computed itself (`<model>.golden.usm`, docs/nemo-import.md section 1): features,
+/// subsampling and encoder outputs from the WAV clips, greedy tokens with their frames and TDT durations on the clips
+/// and on the decoding probe (a random encoder output on which the barely trained models emit many tokens).
+/// Tolerances (features absolute, the others max |diff| / max |NeMo|) are about 3x the largest error measured here:
+/// features 3.3e-4, subsampling 8.5e-7, encoder 3.4e-7 (NeMo computes its FFT in f32, this runtime in f64).
+@Suite struct NeMoParity {
+    static let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/NeMo")
+    static let models = ["fastconformer-rnnt", "fastconformer-tdt", "conformer-rnnt", "fastconformer-hybrid"]
+    static let clips = ["clip-sample.wav", "clip-so762-000030024.wav", "clip-so762-000030040.wav"]
+
+    static func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
+
+    static func load(_ model: String, activations: ActivationMode = .float) throws -> NeMoTransducer {
+        let m = try ModelRegistry.load(try Container.read(path: path(model + ".usm")), options: ModelLoadOptions(activations: activations))
+        return try #require(m as? NeMoTransducer)
+    }
+
+    static func golden(_ model: String) throws -> Container { try Container.read(path: path(model + ".golden.usm")) }
+
+    static func values(_ c: Container, _ name: String) throws -> [Float] { try #require(c.tensor(name)).floatValues }
+
+    static func ints(_ c: Container, _ name: String) throws -> [Int] {
+        try values(c, name).map { Int($0) }.filter { $0 >= 0 }  // [-1]: none
+    }
+
+    static func samples(_ clip: String) throws -> [Float] { try AudioFileReader(path: path(clip)).readAll() }
+
+    /// max |a - b| / max |b|
+    static func relative(_ a: [Float], _ b: [Float]) -> Double {
+        precondition(a.count == b.count)
+        let top = b.map { abs(Double($0)) }.max() ?? 0
+        let diff = zip(a, b).map { abs(Double($0) - Double($1)) }.max() ?? 0
+        return diff / max(top, 1e-30)
+    }
+
+    @Test(arguments: models) func encoderMatchesNeMo(model: String) throws {
+        let m = try Self.load(model), g = try Self.golden(model)
+        let ws = Workspace()
+        for (c, clip) in Self.clips.enumerated() {
+            let (feats, sub, enc) = m.encodeStages(try Self.samples(clip), workspace: ws)
+            let gf = try Self.values(g, "clip\(c).features"), gs = try Self.values(g, "clip\(c).pre_encode")
+            let ge = try Self.values(g, "clip\(c).encoder")
+            #expect(feats.count == gf.count, "\(model) \(clip): \(feats.count / m.config.preprocessor.features) feature frames")
+            #expect(sub.count == gs.count && enc.count == ge.count, "\(model) \(clip): encoder frames")
+            guard feats.count == gf.count, enc.count == ge.count, sub.count == gs.count else { continue }
+            let featureError = zip(feats, gf).map { abs($0 - $1) }.max() ?? 0
+            #expect(featureError < 1e-3, "\(model) \(clip): features differ by \(featureError)")
+            #expect(Self.relative(sub, gs) < 1e-5, "\(model) \(clip): subsampling relative error \(Self.relative(sub, gs))")
+            #expect(Self.relative(enc, ge) < 1e-5, "\(model) \(clip): encoder relative error \(Self.relative(enc, ge))")
+            // the search on the encoder output gives NeMo's tokens, frames and durations
+            let hyp = m.greedy(enc, workspace: ws)
+            #expect(hyp.tokens.map(\.id) == (try Self.ints(g, "clip\(c).tokens")), "\(model) \(clip)")
+            #expect(hyp.tokens.map(\.frame) == (try Self.ints(g, "clip\(c).token_frames")), "\(model) \(clip)")
+            if !m.config.durations.isEmpty {
+                #expect(hyp.durations == (try Self.ints(g, "clip\(c).token_durations")), "\(model) \(clip)")
+            }
+        }
+    }
+
+    @Test(arguments: models) func searchMatchesNeMoOnTheProbe(model: String) throws {
+        let m = try Self.load(model), g = try Self.golden(model)
+        let hyp = m.greedy(try Self.values(g, "probe.encoder"), workspace: Workspace())
+        let expected = try Self.ints(g, "probe.tokens")
+        #expect(expected.count >= 12)
+        #expect(hyp.tokens.map(\.id) == expected, "\(model)")
+        #expect(hyp.tokens.map(\.frame) == (try Self.ints(g, "probe.token_frames")), "\(model)")
+        if !m.config.durations.isEmpty { #expect(hyp.durations == (try Self.ints(g, "probe.token_durations"))) }
+        // frames in chunks give the same result as all at once (a TDT skip carries over a chunk's end)
+        let probe = try Self.values(g, "probe.encoder"), d = m.frameWidth
+        let ws = Workspace()
+        var stream = m.makeDecoderStream(method: .greedy, workspace: ws)
+        var at = 0
+        for size in [1, 5, 2, 13, 7, 20] where at < probe.count / d {
+            let n = min(size, probe.count / d - at)
+            stream.decode(Array(probe[(at * d)..<((at + n) * d)]), workspace: ws)
+            at += n
+        }
+        #expect(at == probe.count / d)
+        #expect(stream.tokens == hyp.tokens, "\(model): chunked decoding")
+    }
+
+    @Test func recognizerRunsImportedModelsOfflineOnly() throws {
+        for model in Self.models {
+            let r = try Recognizer(path: Self.path(model + ".usm"), options: RecognizerOptions(activations: .float))
+            let g = try Self.golden(model)
+            for (c, clip) in Self.clips.enumerated() {
+                let t = try r.transcribe(file: Self.path(clip))
+                #expect(t.tokens.map(\.id) == (try Self.ints(g, "clip\(c).tokens")), "\(model) \(clip)")
+            }
+            #expect { try r.makeStream() } throws: { e in "\(e)".contains("whole utterances only") }
+            #expect { try r.transcribe(samples: [0, 0], sampleRate: 16000, search: .beam(width: 4)) } throws: { e in
+                guard case .invalidOptions(let m)? = e as? RecognizerError else { return false }
+                return m.contains("greedy")
+            }
+        }
+    }
+
+    /// The paper's recipes pack the imported encoder's matrices (the same names as the project's own model): the
+    /// packed model loads, runs its integer kernels, and stays near the float encoder.
+    @Test(arguments: ["int8", "int4", "exp5"]) func recipesPackImportedModels(recipe: String) throws {
+        let source = try Container.read(path: Self.path("fastconformer-rnnt.usm"))
+        let writer = try ModelPacker.requantize(source, sourceName: "fastconformer-rnnt.usm", recipe: try Recipe.named(recipe),
+                                                scaleFormat: .f32, blockSize: nil, level: 3)
+        let packed = try Container.read(bytes: try writer.serialize())
+        let quantized = packed.tensorNames.filter { packed.tensor($0)!.scheme != .f32 }
+        #expect(quantized.contains("encoder.layers.0.ffn1.linear1.weight") && quantized.contains("encoder.layers.1.mhsa.pos.weight"))
+        #expect(!quantized.contains { $0.hasPrefix("encoder.subsampling.") || $0.hasPrefix("preprocessor.") })
+        let m = try #require(try ModelRegistry.load(packed, options: ModelLoadOptions(activations: .int8PerBlock)) as? NeMoTransducer)
+        #expect(m.kernels.keys.contains { !$0.contains("f32") })
+        let f = try Self.load("fastconformer-rnnt")
+        let audio = try Self.samples(Self.clips[0])
+        let a = m.encodeStages(audio, workspace: Workspace()).encoded, b = f.encodeStages(audio, workspace: Workspace()).encoded
+        #expect(a.count == b.count && a.allSatisfy(\.isFinite))
+        let err = Self.relative(a, b)
+        #expect(err > 0 && err < ["int8": 0.01, "int4": 0.1, "exp5": 0.5][recipe]!, "\(recipe): encoder relative error \(err)")
+    }
+
+    /// A NeMo container whose architecture is out of range or names what the executor does not run is refused with an
+    /// error naming the field, before any tensor is read; a tensor of the wrong shape names the tensor.
+    @Test func badArchitecturesNameTheField() throws {
+        let c = try Container.read(path: Self.path("fastconformer-tdt.usm"))
+        func load(_ path: [String], _ value: JSONValue) throws -> Recognizer {
+            var meta = c.metadata
+            meta.architecture = meta.architecture.setting(path, to: value)
+            var w = ContainerWriter(metadata: meta)
+            for n in c.tensorNames { try w.add(n, c.tensor(n)!) }
+            return try Recognizer(bytes: try w.serialize())
+        }
+        let cases: [([String], JSONValue, String)] = [
+            (["encoder", "d_model"], .number(-64), "architecture.encoder.d_model"),
+            (["encoder", "d_model"], .string("64"), "architecture.encoder.d_model is not an integer"),
+            (["encoder", "n_layers"], .number(1e12), "architecture.encoder.n_layers is not an integer"),
+            (["encoder", "conv_kernel_size"], .number(8), "conv_kernel_size must be odd"),
+            (["encoder", "conv_norm_type"], .string("group_norm"), "conv_norm_type 'group_norm'"),
+            (["encoder", "subsampling"], .string("vggnet"), "subsampling 'vggnet'"),
+            (["encoder", "att_context_size"], .array([.number(-5), .number(2)]), "att_context_size"),
+            (["encoder", "self_attention_model"], .string("rel_pos_local_attn"), "self_attention_model"),
+            (["preprocessor", "n_fft"], .number(500), "n_fft"),
+            (["preprocessor", "normalize"], .string("batch"), "preprocessor.normalize 'batch'"),
+            (["preprocessor", "log_zero_guard_value"], .number(0), "log_zero_guard_value"),
+            (["joint", "activation"], .string("gelu"), "joint.activation 'gelu'"),
+            (["joint", "num_classes"], .number(200), "joint.num_classes"),
+            (["durations"], .array([.number(0)]), "durations"),
+            (["blank_id"], .number(0), "blank_id must equal vocab_size"),
+            (["decoding", "max_symbols"], .null, "decoding.max_symbols is missing"),
+            (["encoder", "feat_in"], .number(80), "feat_in 80 differs"),
+            (["predictor", "pred_hidden"], .number(32), "'predictor.embedding' has shape"),
+        ]
+        for (path, value, needle) in cases {
+            #expect { try load(path, value) } throws: { e in
+                guard case .modelMismatch? = e as? RecognizerError, "\(e)".contains(needle) else {
+                    Issue.record("\(path) = \(value): \(e)")
+                    return false
+                }
+                return true
+            }
+        }
+    }
+}
