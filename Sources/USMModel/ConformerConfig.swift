@@ -170,7 +170,7 @@ public enum ModelError: Error, Equatable, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .invalidConfig(let m): "invalid model config: \(m)"
-        case .unknownConfig(let n): "unknown config '\(n)' (known: \(ConformerConfig.named.keys.sorted().joined(separator: ", ")))"
+        case .unknownConfig(let n): "unknown config '\(n)' (known: \(NamedArchitecture.names.joined(separator: ", ")))"
         case .unknownArchitecture(let t, let known):
             "architecture type '\(t)' is not one this runtime runs (known: \(known.joined(separator: ", ")))"
         case .unknownRecipe(let n): "unknown recipe '\(n)' (known: \(Recipe.all.map(\.name).joined(separator: ", ")))"

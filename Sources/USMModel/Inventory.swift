@@ -46,6 +46,12 @@ public enum TensorGroup: String, Sendable, CaseIterable, Comparable {
 public struct TensorInfo: Sendable, Equatable {
     public var name: String
     public var shape: [Int]
+
+    public init(name: String, shape: [Int]) {
+        self.name = name
+        self.shape = shape
+    }
+
     public var group: TensorGroup { TensorGroup.of(name) }
     public var elements: Int { shape.reduce(1, *) }
     /// A matrix (weight or embedding) rather than a bias, norm or vector.

@@ -3,6 +3,29 @@ import USMFormat
 import USMTensor
 
 /// Builds containers: random-weight models at a named architecture, and recipes applied to f32 models.
+/// An architecture by name: the project's Conformer configs (`ConformerConfig.named`) and NeMo shapes
+/// (`NeMoShape.named`).
+public enum NamedArchitecture: Sendable {
+    case conformer(ConformerConfig)
+    case nemo(NeMoShape)
+
+    public static var names: [String] { (Array(ConformerConfig.named.keys) + Array(NeMoShape.named.keys)).sorted() }
+
+    public static func named(_ name: String) throws(ModelError) -> NamedArchitecture {
+        if let c = ConformerConfig.named[name] { return .conformer(c) }
+        if let s = NeMoShape.named[name] { return .nemo(s) }
+        throw .unknownConfig(name)
+    }
+
+    /// Every tensor, in file order.
+    public var tensors: [TensorInfo] {
+        switch self {
+        case .conformer(let c): c.tensors
+        case .nemo(let s): s.tensors
+        }
+    }
+}
+
 public enum ModelPacker {
     public static let toolName = "usm-pack 0.1.0"
 
@@ -51,6 +74,46 @@ public enum ModelPacker {
         }
         writer.metadata.quantization?.tensors = record
         return writer
+    }
+
+    /// A random-weight model of a named architecture (`NamedArchitecture`): NeMo shapes get a Hann window, a
+    /// non-negative filterbank and NeMo's blank (the last class); Conformer configs as `synthesize(config:...)`.
+    public static func synthesize(named name: String, recipe: Recipe, scaleFormat: ScaleFormat, blockSize: Int?, seed: UInt64,
+                                  level: Int32?, blankBias: Float = 0) throws -> ContainerWriter {
+        switch try NamedArchitecture.named(name) {
+        case .conformer(let config):
+            return try synthesize(config: config, configName: name, recipe: recipe, scaleFormat: scaleFormat, blockSize: blockSize,
+                                  seed: seed, level: level, blankBias: blankBias)
+        case .nemo(let shape):
+            return try synthesize(nemo: shape, name: name, recipe: recipe, scaleFormat: scaleFormat, blockSize: blockSize, seed: seed,
+                                  level: level, blankBias: blankBias)
+        }
+    }
+
+    /// A random-weight NeMo model of `shape` (see `synthesize(named:...)`).
+    public static func synthesize(nemo shape: NeMoShape, name: String, recipe: Recipe, scaleFormat: ScaleFormat, blockSize: Int?,
+                                  seed: UInt64, level: Int32?, blankBias: Float = 0) throws -> ContainerWriter {
+            var writer = ContainerWriter(metadata: metadata(config: shape.architecture, tokenizer: shape.tokenizer, recipe: recipe,
+                                                            scaleFormat: scaleFormat, blockSize: blockSize,
+                                                            source: "random weights, shape \(name), seed \(seed)"
+                                                                + (blankBias != 0 ? ", blank bias \(blankBias)" : "")),
+                                         level: level)
+            var record: [String: TensorRecipe] = [:]
+            for (i, t) in shape.tensors.enumerated() {
+                var values = randomValues(for: t, seed: seed &+ UInt64(i) &* 0x9E37_79B9_7F4A_7C15)
+                switch t.name {
+                case "preprocessor.window":
+                    values = (0..<t.elements).map { Float(0.5 - 0.5 * cos(2 * Double.pi * Double($0) / Double(t.elements - 1))) }
+                case "preprocessor.filterbank": values = values.map { abs($0) }
+                case "joint.out.bias": values[shape.vocab] = blankBias
+                default: break
+                }
+                let spec = recipe.spec(for: t, scaleFormat: scaleFormat, blockSize: blockSize)
+                try writer.add(t.name, Quantizer.quantize(values, shape: t.shape, spec: spec))
+                if spec.scheme.isQuantized { record[t.name] = tensorRecipe(spec) }
+            }
+            writer.metadata.quantization?.tensors = record
+            return writer
     }
 
     static func tensorRecipe(_ s: QuantSpec) -> TensorRecipe {

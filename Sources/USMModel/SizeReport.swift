@@ -63,7 +63,12 @@ public struct SizeReport: Sendable, Codable {
 
     /// The accounting a recipe gives a config, computed from layouts alone (no weights).
     public init(config: ConformerConfig, recipe: Recipe, scaleFormat: ScaleFormat, blockSize: Int?) throws {
-        rows = try config.tensors.map { t in
+        try self.init(tensors: config.tensors, recipe: recipe, scaleFormat: scaleFormat, blockSize: blockSize)
+    }
+
+    /// The report `recipe` would give tensors `tensors` (layouts computed, nothing packed).
+    public init(tensors: [TensorInfo], recipe: Recipe, scaleFormat: ScaleFormat, blockSize: Int?) throws {
+        rows = try tensors.map { t in
             let s = recipe.spec(for: t, scaleFormat: scaleFormat, blockSize: blockSize)
             return Self.row(t.name, try TensorLayout(shape: t.shape, scheme: s.scheme, blockSize: s.blockSize,
                                                      scaleFormat: s.scaleFormat), stored: nil)

@@ -18,9 +18,8 @@ struct SynthCommand: ParsableCommand {
     @Argument var output: String
 
     func run() throws {
-        guard let arch = ConformerConfig.named[config] else { throw ValidationError("\(ModelError.unknownConfig(config))") }
         guard let format = ScaleFormat(name: scaleFormat) else { throw ValidationError("bad scale format") }
-        try ModelPacker.synthesize(config: arch, configName: config, recipe: try Recipe.named(recipe), scaleFormat: format,
+        try ModelPacker.synthesize(named: config, recipe: try Recipe.named(recipe), scaleFormat: format,
                                    blockSize: nil, seed: 1, level: 3, blankBias: blankBias).write(to: output)
     }
 }
@@ -31,7 +30,7 @@ struct LatencyCommand: ParsableCommand {
         abstract: "Load time, offline RTF, streaming chunk latency, per-stage and per-layer-type time, peak RSS.")
 
     @Option(help: "Model file.") var model: String?
-    @Option(help: "Or a named architecture with random weights: \(ConformerConfig.named.keys.sorted().joined(separator: ", ")).")
+    @Option(help: "Or a named architecture with random weights: \(NamedArchitecture.names.joined(separator: ", ")).")
     var config: String?
     @Option(help: "Recipe for --config.") var recipe = "exp5"
     @Option(help: "Scale format for --config: f32, int8, int8-row.") var scaleFormat = "int8"
@@ -157,7 +156,7 @@ struct LatencyCommand: ParsableCommand {
         m.symbolsPerFrame = Double(best.tokens.count) / max(best.timings.audioSeconds / r.model.secondsPerFrame, 1)
         (m.rssBeforeLoad, m.rssAfterLoad, m.rssAfterOffline, m.peakAfterLoad) = (rss0, rss1, currentRSS(), peak1)
         if canReset { m.peakOffline = phasePeakRSS() }
-        if streaming {
+        if streaming, r.model.streaming == .exact {
             // what the offline runs freed but the C heap kept is given back first, so the streaming peak is the
             // stream's own and not the offline runs' leftovers (30 s of USM-1B audio: 6 MB)
             Heap.releaseFree()

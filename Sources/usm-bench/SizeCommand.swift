@@ -9,7 +9,7 @@ struct SizeCommand: ParsableCommand {
         commandName: "size",
         abstract: "Model size per recipe in the accounting of the paper's Table 2, beside the paper's values.")
 
-    @Option(help: "Architecture: \(ConformerConfig.named.keys.sorted().joined(separator: ", ")).") var config = "usm-1b"
+    @Option(help: "Architecture: \(NamedArchitecture.names.joined(separator: ", ")).") var config = "usm-1b"
     @Option(help: "A model file: report its own accounting, and every recipe at its architecture.") var model: String?
     @Flag(help: "Also synthesize every recipe (random weights) to measure the bytes on disk after zstd (slow at usm-1b).")
     var disk = false
@@ -25,28 +25,36 @@ struct SizeCommand: ParsableCommand {
     }
 
     func run() throws {
-        var arch: ConformerConfig
+        var tensors: [TensorInfo]
         var own: SizeReport?
         var name = config
+        /// the model each recipe gives, for --disk
+        let synthesize: (Recipe, ScaleFormat) throws -> ContainerWriter
         if let model {
             let c = try Container.read(path: model)
-            arch = try ConformerConfig.decode(c.metadata.architecture)
+            tensors = c.entries.map { TensorInfo(name: $0.name, shape: $0.layout.shape) }
             own = SizeReport(container: c)
             name = (model as NSString).lastPathComponent
+            if let arch = try? ConformerConfig.decode(c.metadata.architecture) {
+                synthesize = { r, f in try ModelPacker.synthesize(config: arch, configName: name, recipe: r, scaleFormat: f, blockSize: nil, seed: 1, level: 3) }
+            } else {
+                // another architecture: the recipes applied to the file's own (f32) weights
+                synthesize = { r, f in try ModelPacker.requantize(c, sourceName: name, recipe: r, scaleFormat: f, blockSize: nil, level: 3) }
+            }
         } else {
-            guard let a = ConformerConfig.named[config] else { throw ValidationError("\(ModelError.unknownConfig(config))") }
-            arch = a
+            do { tensors = try NamedArchitecture.named(config).tensors } catch { throw ValidationError("\(error)") }
+            let config = config
+            synthesize = { r, f in try ModelPacker.synthesize(named: config, recipe: r, scaleFormat: f, blockSize: nil, seed: 1, level: 3) }
         }
         var rows: [Row] = []
         for recipe in Recipe.all {
             for format in [ScaleFormat.f32, .int8PerTensor] {
                 if recipe.encoder == nil && recipe.decoder == nil && format != .f32 { continue }
-                let r = try SizeReport(config: arch, recipe: recipe, scaleFormat: format, blockSize: nil)
+                let r = try SizeReport(tensors: tensors, recipe: recipe, scaleFormat: format, blockSize: nil)
                 let t = r.total
                 var diskBytes: Int?
                 if disk {
-                    let w = try ModelPacker.synthesize(config: arch, configName: name, recipe: recipe, scaleFormat: format,
-                                                       blockSize: nil, seed: 1, level: 3)
+                    let w = try synthesize(recipe, format)
                     let path = FileManager.default.temporaryDirectory.appendingPathComponent("usm-bench-size-\(getpid()).usm").path
                     diskBytes = Int(try w.write(to: path))
                     try? FileManager.default.removeItem(atPath: path)
@@ -73,7 +81,7 @@ struct SizeCommand: ParsableCommand {
             print("| \(r.recipe) | \(r.meta) | \(f(Double(r.weightBits) / 1e9)) | \(f(Double(r.metaBits) / 1e9)) | \(f(Double(r.floatBits) / 1e9)) | \(f(Double(r.totalBits) / 1e9)) | \(f(r.reduction, 2))x | \(paper) | \(f(Double(r.memoryBytes) / 1e6, 1)) | \(disk) |")
         }
         if !disk { print("\n(on disk: add --disk to synthesize each recipe and measure the zstd-compressed file)") }
-        let exp5 = try SizeReport(config: arch, recipe: try Recipe.named("exp5"), scaleFormat: .int8PerTensor, blockSize: nil)
+        let exp5 = try SizeReport(tensors: tensors, recipe: try Recipe.named("exp5"), scaleFormat: .int8PerTensor, blockSize: nil)
         print("\n## Exp5 with int8 scales by tensor group\n")
         print(exp5.markdown())
         let groups = Dictionary(uniqueKeysWithValues: exp5.groups.map { ($0.group, $0.account) })

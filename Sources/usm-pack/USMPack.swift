@@ -148,7 +148,7 @@ struct Synth: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write a model with random weights at a named architecture (for size and speed work).")
 
-    @Option(help: "Architecture: \(ConformerConfig.named.keys.sorted().joined(separator: ", ")).")
+    @Option(help: "Architecture: \(NamedArchitecture.names.joined(separator: ", ")).")
     var config: String
     @OptionGroup var packing: PackingOptions
     @Option(help: "Random seed.") var seed: UInt64 = 1
@@ -156,18 +156,19 @@ struct Synth: ParsableCommand {
 
     func run() throws {
         let (recipe, format, block, level) = try packing.resolved()
-        guard let arch = ConformerConfig.named[config] else { throw ValidationError("\(ModelError.unknownConfig(config))") }
+        let named: NamedArchitecture
+        do { named = try NamedArchitecture.named(config) } catch { throw ValidationError("\(error)") }
         try usm_pack.run {
             let clock = ContinuousClock()
             let start = clock.now
-            let writer = try ModelPacker.synthesize(config: arch, configName: config, recipe: recipe, scaleFormat: format,
-                                                    blockSize: block, seed: seed, level: level)
+            let writer = try ModelPacker.synthesize(named: config, recipe: recipe, scaleFormat: format, blockSize: block,
+                                                    seed: seed, level: level)
             try writer.write(to: output)
             let built = clock.now - start
             let c = try Container.read(path: output)
             print("wrote \(output): config \(config), recipe \(recipe.name), scale format \(format), \(c.header.fileSize) bytes in \(built.formatted(.units(allowed: [.seconds], fractionalPart: .show(length: 1))))\n")
             print(SizeReport(container: c).markdown())
-            if config == "usm-1b" {
+            if config == "usm-1b", case .conformer(let arch) = named {
                 print("## Beside the paper's Table 2 (USM-1B; computed from the layouts of every recipe)\n")
                 print(try SizeReport.paperComparison(config: arch))
             }

@@ -167,4 +167,32 @@ import USMTensor
             }
         }
     }
+
+    /// `NeMoShape` (random-weight models at NeMo shapes) lists the tensors the importer writes, in its order, and its
+    /// synthesized models load and recognize.
+    @Test func shapesListTheImportersTensors() throws {
+        let fixtures: [(String, NeMoShape)] = [
+            ("fastconformer-tdt", NeMoShape(fast: true, tdt: true, features: 128, dim: 64, layers: 2, heads: 4, ffnDim: 256, convKernel: 9,
+                                            subsamplingLayers: 3, subsamplingChannels: 32, predictorHidden: 64, predictorLayers: 1,
+                                            jointHidden: 64, vocab: 128, durations: [0, 1, 2, 3, 4])),
+            ("conformer-rnnt", NeMoShape(fast: false, tdt: false, features: 80, dim: 64, layers: 2, heads: 4, ffnDim: 256, convKernel: 15,
+                                         subsamplingLayers: 2, subsamplingChannels: 32, predictorHidden: 64, predictorLayers: 1,
+                                         jointHidden: 64, vocab: 128, durations: [])),
+        ]
+        for (model, shape) in fixtures {
+            let c = try Container.read(path: Self.path(model + ".usm"))
+            #expect(shape.tensors.map(\.name) == c.tensorNames, "\(model)")
+            #expect(shape.tensors.map(\.shape) == c.tensorNames.map { c.tensor($0)!.shape }, "\(model)")
+        }
+        #expect(NeMoShape.named["parakeet-tdt-0.6b-v2"]!.tensors.reduce(0) { $0 + $1.elements } > 600_000_000)
+        // a small shape through synth, the registry and the recognizer
+        for (model, shape) in fixtures {
+            let w = try ModelPacker.synthesize(nemo: shape, name: model, recipe: try Recipe.named("exp5"), scaleFormat: .int8PerTensor,
+                                               blockSize: nil, seed: 1, level: 1, blankBias: 4)
+            let r = try Recognizer(bytes: try w.serialize())
+            #expect(r.model is NeMoTransducer)
+            let t = try r.transcribe(file: Self.path(Self.clips[0]))
+            #expect(t.timings.audioSeconds > 3)
+        }
+    }
 }

@@ -83,20 +83,24 @@ public struct NeMoTransducer: TransducerModel {
     /// Features, subsampling output (before xscaling) and encoder output of one utterance, for parity tests.
     public func encodeStages(_ samples: [Float], workspace ws: Workspace) -> (features: [Float], subsampled: [Float], encoded: [Float]) {
         let feats = frontend.features(samples)
-        let (sub, enc) = encode(features: feats, frames: frontend.frameCount(samples: samples.count), workspace: ws)
+        var timing = LayerTypeSeconds()
+        let (sub, enc) = encode(features: feats, frames: frontend.frameCount(samples: samples.count), workspace: ws, timing: &timing)
         return (feats, sub, enc)
     }
 
     /// `[frames, features]` -> the subsampling output and the encoder output `[subsampling.outputFrames(frames), dim]`.
-    func encode(features: [Float], frames: Int, workspace ws: Workspace) -> (subsampled: [Float], encoded: [Float]) {
+    func encode(features: [Float], frames: Int, workspace ws: Workspace, timing: inout LayerTypeSeconds) -> (subsampled: [Float], encoded: [Float]) {
+        let clock = ContinuousClock()
+        let start = clock.now
         let sub = subsampling.run(features, frames: frames, workspace: ws)
+        timing.subsampling += (clock.now - start).seconds
         let n = subsampling.outputFrames(frames)
         var x = sub
         if config.encoder.xscaling {
             let s = Float(Double(config.encoder.dim).squareRoot())
             for i in x.indices { x[i] *= s }
         }
-        for b in blocks { b.run(&x, frames: n, workspace: ws) }
+        for b in blocks { b.run(&x, frames: n, workspace: ws, timing: &timing) }
         return (sub, x)
     }
 
@@ -130,7 +134,8 @@ struct NeMoEncoderStream: EncoderStream {
         let t0 = clock.now
         let feats = model.frontend.features(samples)
         let t1 = clock.now
-        out += model.encode(features: feats, frames: model.frontend.frameCount(samples: samples.count), workspace: workspace).encoded
+        out += model.encode(features: feats, frames: model.frontend.frameCount(samples: samples.count), workspace: workspace,
+                            timing: &layerTypeSeconds).encoded
         featureSeconds += (t1 - t0).seconds
         encoderSeconds += (clock.now - t1).seconds
     }

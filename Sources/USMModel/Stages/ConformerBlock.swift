@@ -24,12 +24,24 @@ public struct ConformerBlock: Sendable {
         finalNorm = try NormParameters(&loader, p + "final_norm", dim: dim)
     }
 
-    public func run(_ x: inout [Float], frames n: Int, workspace ws: Workspace) {
+    /// Runs the block on `n` frames in place, adding each part's seconds to `timing`.
+    public func run(_ x: inout [Float], frames n: Int, workspace ws: Workspace, timing: inout LayerTypeSeconds) {
+        let clock = ContinuousClock()
+        var t = clock.now
+        func lap(_ keyPath: WritableKeyPath<LayerTypeSeconds, Double>) {
+            let now = clock.now
+            timing[keyPath: keyPath] += (now - t).seconds
+            t = now
+        }
         ffn1.addHalf(to: &x, frames: n, eps: eps, ws)
+        lap(\.ffn)
         attention.add(to: &x, frames: n, eps: eps, ws)
+        lap(\.attention)
         conv.add(to: &x, frames: n, ws)
+        lap(\.conv)
         ffn2.addHalf(to: &x, frames: n, eps: eps, ws)
         x = Rows.layerNorm(x, rows: n, d: dim, finalNorm, eps: eps, threads: ws.threads)
+        lap(\.ffn)
     }
 }
 
