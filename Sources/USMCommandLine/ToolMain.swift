@@ -23,6 +23,8 @@ public enum ToolMain {
             C.exit(withError: e)
         } catch let e as CleanExit {
             C.exit(withError: e)
+        } catch where String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") {
+            C.exit(withError: error)  // `--help` runs a help command of ArgumentParser's that throws its request
         } catch {
             ToolOutput.log("error: \(error)")
             Foundation.exit(exitStatus(of: error).rawValue)

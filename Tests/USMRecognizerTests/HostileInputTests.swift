@@ -291,6 +291,17 @@ extension JSONValue {
         try expect("usm-infer", ["--model", model, wav], 74, "standard output", stdout: "/dev/full")
         try expect("usm-pack", ["inspect", model], 74, "standard output", stdout: "/dev/full")
 
+        // help, on every tool and subcommand: the usage on standard output, exit 0
+        for (tool, args) in [("usm-infer", ["--help"]), ("usm-pack", ["--help"]), ("usm-pack", ["quantize", "--help"]),
+                             ("usm-bench", ["--help"]), ("usm-bench", ["latency", "--help"])] {
+            let r = try Self.run(tool, args)
+            #expect(r.code == 0 && r.out.contains("USAGE:"), "\(tool) \(args): \(r.code) \(r.err)")
+        }
+        // an imported NeMo model through the CLI: the transcript of the recognizer
+        let nemo = NeMoParity.path("fastconformer-tdt.usm"), clip = NeMoParity.path(NeMoParity.clips[0])
+        let nemoRun = try Self.run("usm-infer", ["--model", nemo, clip])
+        #expect(nemoRun.code == 0 && nemoRun.out.trimmingCharacters(in: .whitespacesAndNewlines) == "so", "\(nemoRun.out) \(nemoRun.err)")
+
         // '-' reads standard input: the same transcript as the file
         let fromFile = try Self.run("usm-infer", ["--model", model, wav])
         let fromStdin = try Self.run("usm-infer", ["--model", model, "-"], stdin: wav)
