@@ -8,6 +8,8 @@ public enum ExitStatus: Int32, Sendable {
     case invalidData = 65
     /// An input cannot be opened or read: missing, no permission, not a regular file, I/O error (`EX_NOINPUT`).
     case cannotOpen = 66
+    /// A program or library the command needs is not installed (`EX_UNAVAILABLE`).
+    case unavailable = 69
     /// A bug or an unexpected state of the program (`EX_SOFTWARE`).
     case internalError = 70
     /// An output cannot be written: the transcript, a model file (`EX_IOERR`).

@@ -12,10 +12,11 @@ struct USMPack: ParsableCommand {
         abstract: "Create, quantize and inspect usm-infer model containers (ModelFormat.md).",
         discussion: """
             Exit codes: 0 success, 64 bad arguments, 65 invalid or corrupt model file, 66 input file missing, \
-            unreadable or not a regular file, 70 internal error, 74 output cannot be written.
+            unreadable or not a regular file, 69 a program it needs is missing (import: Python), 70 internal error, \
+            74 output cannot be written.
             """,
         version: "0.1.0",
-        subcommands: [Inspect.self, Quantize.self, Synth.self, Recipes.self])
+        subcommands: [Inspect.self, Quantize.self, Synth.self, Recipes.self, Import.self])
 
     static func main() { ToolMain.run(Self.self) }
 }

@@ -302,6 +302,21 @@ extension JSONValue {
         let nemoRun = try Self.run("usm-infer", ["--model", nemo, clip])
         #expect(nemoRun.code == 0 && nemoRun.out.trimmingCharacters(in: .whitespacesAndNewlines) == "so", "\(nemoRun.out) \(nemoRun.err)")
 
+        // usm-pack import: the .nemo through the Python importer gives the checked-in import; with --recipe, packed
+        let imported = Fixtures.tempPath("cli-import.usm"), packed = Fixtures.tempPath("cli-import-int4.usm")
+        defer { unlink(imported); unlink(packed) }
+        let imp = try Self.run("usm-pack", ["import", NeMoParity.path("fastconformer-tdt.nemo"), imported])
+        #expect(imp.code == 0 && imp.out.contains("nemo-fastconformer-tdt"), "\(imp.out) \(imp.err)")
+        if imp.code == 0 {
+            let a = try Container.read(path: imported), b = try Container.read(path: NeMoParity.path("fastconformer-tdt.usm"))
+            #expect(a.tensorNames == b.tensorNames && a.tensorNames.allSatisfy { a.tensor($0)!.floatValues == b.tensor($0)!.floatValues })
+        }
+        let q = try Self.run("usm-pack", ["import", NeMoParity.path("fastconformer-tdt.nemo"), packed, "--recipe", "int4"])
+        #expect(q.code == 0 && q.out.contains("recipe int4"), "\(q.out) \(q.err)")
+        try expect("usm-pack", ["import", wav, imported], 66, "not a .nemo archive")  // not a .nemo archive: the importer's unreadable input
+        try expect("usm-pack", ["import", NeMoParity.path("fastconformer-tdt.nemo"), imported, "--python", "no-such-python"], 69, "no-such-python")
+        try expect("usm-pack", ["import", NeMoParity.path("fastconformer-tdt.nemo"), imported, "--recipe", "exp99"], 64, "exp99")
+
         // '-' reads standard input: the same transcript as the file
         let fromFile = try Self.run("usm-infer", ["--model", model, wav])
         let fromStdin = try Self.run("usm-infer", ["--model", model, "-"], stdin: wav)

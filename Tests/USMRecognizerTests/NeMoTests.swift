@@ -97,6 +97,8 @@ import USMTensor
             for (c, clip) in Self.clips.enumerated() {
                 let t = try r.transcribe(file: Self.path(clip))
                 #expect(t.tokens.map(\.id) == (try Self.ints(g, "clip\(c).tokens")), "\(model) \(clip)")
+                // stage times are the request's own (a reused encoder stream starts from zero)
+                #expect(t.timings.features + t.timings.encoder + t.timings.decoder <= t.timings.total * 1.001 + 1e-4, "\(t.timings)")
             }
             #expect { try r.makeStream() } throws: { e in "\(e)".contains("whole utterances only") }
             #expect { try r.transcribe(samples: [0, 0], sampleRate: 16000, search: .beam(width: 4)) } throws: { e in

@@ -140,7 +140,10 @@ struct NeMoEncoderStream: EncoderStream {
         encoderSeconds += (clock.now - t1).seconds
     }
 
-    mutating func reset() { samples = [] }
+    mutating func reset() {
+        samples.removeAll(keepingCapacity: true)
+        (featureSeconds, encoderSeconds, layerTypeSeconds) = (0, 0, LayerTypeSeconds())
+    }
     var bufferBytes: Int { samples.capacity * 4 }
 }
 
