@@ -88,13 +88,13 @@ struct SizeCommand: ParsableCommand {
         func gbit(_ g: TensorGroup) -> Double { Double(groups[g.rawValue]?.f32EquivalentBits ?? 0) / 1e9 }
         let decoder = gbit(.predictorEmbedding) + gbit(.predictorLSTM) + gbit(.joint)
         let f32Total = Double(exp5.total.f32EquivalentBits) / 1e9
-        print("""
+        if config == "usm-1b" && model == nil { print("""
             Where the difference from the paper's Table 2 comes from (the paper lists no tensors; its side is inferred
             from its totals): at f32 this architecture is \(f(f32Total)) Gbit against the paper's 28.6. The relative-position
             projections (encoder.attention.pos) are \(f(gbit(.encoderPosition))) Gbit; without them \(f(f32Total - gbit(.encoderPosition))).
             The decoder kept in float (embedding, LSTM, joint) is \(f(decoder)) Gbit: it is the float-kept part that separates
             our Exp4/Exp5 totals from the paper's, whose totals imply about 0.7-0.9 Gbit outside the packed weights.
-            """)
+            """) }
         if let own {
             print("\n## \(name) as stored\n")
             print(own.markdown())

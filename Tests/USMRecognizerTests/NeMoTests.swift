@@ -187,6 +187,20 @@ import USMTensor
             #expect(shape.tensors.map(\.shape) == c.tensorNames.map { c.tensor($0)!.shape }, "\(model)")
         }
         #expect(NeMoShape.named["parakeet-tdt-0.6b-v2"]!.tensors.reduce(0) { $0 + $1.elements } > 600_000_000)
+        // the stages' declarations are what the importer wrote for every fixture (the hybrid's CTC head aside)
+        for model in Self.models {
+            let c = try Container.read(path: Self.path(model + ".usm"))
+            let declared = NeMoTransducer.tensors(try NeMoConfig(c.metadata.architecture))
+            #expect(declared.map(\.name) == c.tensorNames.filter { !$0.hasPrefix("ctc.") }, "\(model)")
+        }
+        // a tensor no stage reads is refused, by name
+        let c = try Container.read(path: Self.path("fastconformer-rnnt.usm"))
+        var w = ContainerWriter(metadata: c.metadata)
+        for n in c.tensorNames { try w.add(n, c.tensor(n)!) }
+        try w.add("encoder.layers.7.mystery.weight", try PackedTensor(f32: [1, 2], shape: [2]))
+        #expect { try ModelRegistry.load(try Container.read(bytes: try w.serialize())) } throws: { e in
+            "\(e)".contains("encoder.layers.7.mystery.weight")
+        }
         // a small shape through synth, the registry and the recognizer
         for (model, shape) in fixtures {
             let w = try ModelPacker.synthesize(nemo: shape, name: model, recipe: try Recipe.named("exp5"), scaleFormat: .int8PerTensor,

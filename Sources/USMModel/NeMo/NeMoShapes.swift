@@ -42,9 +42,6 @@ public struct NeMoShape: Sendable, Equatable {
                                           predictorLayers: 2, jointHidden: 640, vocab: 8192, durations: [0, 1, 2, 3, 4]),
     ]
 
-    /// `subsampling` layer output features.
-    var subsampledFeatures: Int { ConvSubsampling.features(after: subsamplingLayers, from: features) }
-
     /// The `architecture` object of the importer for this shape (FastConformer or Conformer defaults elsewhere).
     public var architecture: JSONValue {
         func n(_ v: Int) -> JSONValue { .number(Double(v)) }
@@ -92,49 +89,9 @@ public struct NeMoShape: Sendable, Equatable {
         ])
     }
 
-    /// Every tensor of the imported container, in the importer's order.
+    /// Every tensor of the imported container, in the importer's order (as the stages declare them).
     public var tensors: [TensorInfo] {
-        var t: [TensorInfo] = []
-        func add(_ name: String, _ shape: [Int]) { t.append(TensorInfo(name: name, shape: shape)) }
-        let c = subsamplingChannels, d = dim
-        add("preprocessor.window", [400])
-        add("preprocessor.filterbank", [features, 257])
-        let s = "encoder.subsampling."
-        add(s + "conv0.weight", [c, 1, 3, 3]); add(s + "conv0.bias", [c])
-        for k in 1..<subsamplingLayers {
-            if fast {
-                add(s + "dw\(k).weight", [c, 1, 3, 3]); add(s + "dw\(k).bias", [c])
-                add(s + "pw\(k).weight", [c, c]); add(s + "pw\(k).bias", [c])
-            } else {
-                add(s + "conv\(k).weight", [c, c, 3, 3]); add(s + "conv\(k).bias", [c])
-            }
-        }
-        add(s + "out.weight", [d, c * subsampledFeatures]); add(s + "out.bias", [d])
-        for i in 0..<layers {
-            let p = "encoder.layers.\(i)."
-            func norm(_ n: String) { add(p + n + ".scale", [d]); add(p + n + ".bias", [d]) }
-            func linear(_ n: String, _ rows: Int, _ k: Int) { add(p + n + ".weight", [rows, k]); add(p + n + ".bias", [rows]) }
-            func ffn(_ f: String) { norm(f + ".norm"); linear(f + ".linear1", ffnDim, d); linear(f + ".linear2", d, ffnDim) }
-            ffn("ffn1")
-            norm("mhsa.norm")
-            for m in ["query", "key", "value", "out"] { linear("mhsa.\(m)", d, d) }
-            add(p + "mhsa.pos.weight", [d, d])
-            add(p + "mhsa.u", [heads, d / heads]); add(p + "mhsa.v", [heads, d / heads])
-            norm("conv.norm")
-            linear("conv.pointwise1", 2 * d, d)
-            add(p + "conv.depthwise.weight", [d, convKernel]); add(p + "conv.depthwise.bias", [d])
-            if !fast { norm("conv.dw_norm") }
-            linear("conv.pointwise2", d, d)
-            ffn("ffn2")
-            norm("final_norm")
-        }
-        add("predictor.embedding", [vocab + 1, predictorHidden])
-        for l in 0..<predictorLayers {
-            add("predictor.lstm.\(l).weight", [4 * predictorHidden, 2 * predictorHidden]); add("predictor.lstm.\(l).bias", [4 * predictorHidden])
-        }
-        add("joint.enc_proj.weight", [jointHidden, d]); add("joint.enc_proj.bias", [jointHidden])
-        add("joint.pred_proj.weight", [jointHidden, predictorHidden]); add("joint.pred_proj.bias", [jointHidden])
-        add("joint.out.weight", [vocab + 1 + durations.count, jointHidden]); add("joint.out.bias", [vocab + 1 + durations.count])
-        return t
+        guard let c = try? NeMoConfig(architecture) else { return [] }  // the shapes are valid (tested)
+        return NeMoTransducer.tensors(c)
     }
 }

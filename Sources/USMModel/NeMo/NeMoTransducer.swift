@@ -53,9 +53,29 @@ public struct NeMoTransducer: TransducerModel {
         joint = try TransducerJoint(encoderDim: e.dim, predictorDim: c.predictorHidden, hidden: c.jointHidden,
                                     classes: c.vocabSize + 1 + c.durations.count, activation: c.jointActivation, loader: &loader)
         search = GreedyTransducerSearch(blank: c.blankId, durations: c.durations, maxSymbols: c.maxSymbols)
+        // every tensor of the file is one the stages read (a hybrid model's CTC head is not run)
+        let unused = source.entries.map(\.name).filter { !loader.read.contains($0) && !$0.hasPrefix("ctc.") }
+        guard unused.isEmpty else {
+            throw .tensorMismatch("tensors this architecture does not use: \(unused.prefix(8).joined(separator: ", "))\(unused.count > 8 ? ", ..." : "")")
+        }
         kernels = loader.kernels
         kernelLayouts = loader.kernelLayouts
         preparedBytes = loader.preparedBytes
+    }
+
+    /// Every tensor the stages of `c` read, in the importer's order (the `ctc.*` head of hybrid models aside).
+    public static func tensors(_ c: NeMoConfig) -> [TensorInfo] {
+        let e = c.encoder
+        return NormalizedMelFrontend.tensors(c.preprocessor)
+            + ConvSubsampling.tensors(variant: e.subsampling, layers: e.subsamplingLayers, channels: e.subsamplingChannels,
+                                      featuresIn: e.featuresIn, dim: e.dim, prefix: "encoder.subsampling.")
+            + (0..<e.layers).flatMap {
+                ConformerBlock.tensors("encoder.layers.\($0).", dim: e.dim, ffnDim: e.ffnDim, heads: e.heads, convKernel: e.convKernel,
+                                       convNorm: e.convNorm)
+            }
+            + LSTMPredictor.tensors(embeddingRows: c.vocabSize + 1, hidden: c.predictorHidden, layers: c.predictorLayers)
+            + TransducerJoint.tensors(encoderDim: e.dim, predictorDim: c.predictorHidden, hidden: c.jointHidden,
+                                      classes: c.vocabSize + 1 + c.durations.count)
     }
 
     public var sampleRate: Int { config.preprocessor.sampleRate }

@@ -24,6 +24,13 @@ public struct ConformerBlock: Sendable {
         finalNorm = try NormParameters(&loader, p + "final_norm", dim: dim)
     }
 
+    /// The block's tensors under `p` (`encoder.layers.<i>.`), in file order.
+    static func tensors(_ p: String, dim: Int, ffnDim: Int, heads: Int, convKernel: Int, convNorm: ConvolutionModule.Norm) -> [TensorInfo] {
+        FeedForward.tensors(p + "ffn1", dim: dim, hidden: ffnDim) + RelativeAttention.tensors(p + "mhsa", dim: dim, heads: heads)
+            + ConvolutionModule.tensors(p + "conv", dim: dim, kernel: convKernel, norm: convNorm)
+            + FeedForward.tensors(p + "ffn2", dim: dim, hidden: ffnDim) + NormParameters.tensors(p + "final_norm", dim: dim)
+    }
+
     /// Runs the block on `n` frames in place, adding each part's seconds to `timing`.
     public func run(_ x: inout [Float], frames n: Int, workspace ws: Workspace, timing: inout LayerTypeSeconds) {
         let clock = ContinuousClock()
@@ -50,6 +57,11 @@ public struct ConformerBlock: Sendable {
 struct FeedForward: Sendable {
     let norm: NormParameters
     let linear1: PreparedWeight, linear2: PreparedWeight
+
+    static func tensors(_ p: String, dim: Int, hidden: Int) -> [TensorInfo] {
+        NormParameters.tensors(p + ".norm", dim: dim) + TensorInfo.linear(p + ".linear1", rows: hidden, k: dim)
+            + TensorInfo.linear(p + ".linear2", rows: dim, k: hidden)
+    }
 
     init(prefix p: String, dim: Int, hidden: Int, loader: inout StageLoader) throws(ModelError) {
         norm = try NormParameters(&loader, p + ".norm", dim: dim)
@@ -86,6 +98,13 @@ struct RelativeAttention: Sendable {
     let context: Context
     /// `p(r)` for r = -right ... left, row `r + right`, when both sides are limited (else computed per utterance)
     let fixedPositions: [Float]?
+
+    static func tensors(_ p: String, dim: Int, heads: Int) -> [TensorInfo] {
+        NormParameters.tensors(p + ".norm", dim: dim)
+            + ["query", "key", "value", "out"].flatMap { TensorInfo.linear(p + ".\($0)", rows: dim, k: dim) }
+            + TensorInfo.linear(p + ".pos", rows: dim, k: dim, bias: false)
+            + [TensorInfo(name: p + ".u", shape: [heads, dim / heads]), TensorInfo(name: p + ".v", shape: [heads, dim / heads])]
+    }
 
     init(prefix p: String, dim: Int, heads: Int, context: Context, loader: inout StageLoader) throws(ModelError) {
         let dh = dim / heads
@@ -190,6 +209,13 @@ public struct ConvolutionModule: Sendable {
     let dwNorm: NormParameters?
     let kernel: Int, dim: Int
     let eps: Float
+
+    static func tensors(_ p: String, dim: Int, kernel: Int, norm: Norm) -> [TensorInfo] {
+        NormParameters.tensors(p + ".norm", dim: dim) + TensorInfo.linear(p + ".pointwise1", rows: 2 * dim, k: dim)
+            + [TensorInfo(name: p + ".depthwise.weight", shape: [dim, kernel]), TensorInfo(name: p + ".depthwise.bias", shape: [dim])]
+            + (norm == .layerNorm ? NormParameters.tensors(p + ".dw_norm", dim: dim) : [])
+            + TensorInfo.linear(p + ".pointwise2", rows: dim, k: dim)
+    }
 
     init(prefix p: String, dim: Int, kernel: Int, norm kind: Norm, eps: Double, loader: inout StageLoader) throws(ModelError) {
         self.dim = dim

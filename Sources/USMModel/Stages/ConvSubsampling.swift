@@ -54,6 +54,21 @@ public struct ConvSubsampling: Sendable {
         out = try loader.linear(prefix + "out", rows: dim, k: c * Self.features(after: count, from: featuresIn))
     }
 
+    /// The stage's tensors under `prefix`, in file order.
+    static func tensors(variant: Variant, layers count: Int, channels c: Int, featuresIn: Int, dim: Int, prefix: String) -> [TensorInfo] {
+        var t = [TensorInfo(name: prefix + "conv0.weight", shape: [c, 1, 3, 3]), TensorInfo(name: prefix + "conv0.bias", shape: [c])]
+        for k in 1..<max(count, 1) {
+            switch variant {
+            case .striding:
+                t += [TensorInfo(name: prefix + "conv\(k).weight", shape: [c, c, 3, 3]), TensorInfo(name: prefix + "conv\(k).bias", shape: [c])]
+            case .dwStriding:
+                t += [TensorInfo(name: prefix + "dw\(k).weight", shape: [c, 1, 3, 3]), TensorInfo(name: prefix + "dw\(k).bias", shape: [c])]
+                t += TensorInfo.linear(prefix + "pw\(k)", rows: c, k: c)
+            }
+        }
+        return t + TensorInfo.linear(prefix + "out", rows: dim, k: c * features(after: count, from: featuresIn))
+    }
+
     /// Frames or features after `layers` stride-2 convs.
     public static func features(after layers: Int, from n: Int) -> Int { (0..<layers).reduce(n) { v, _ in (v + 1) / 2 } }
 

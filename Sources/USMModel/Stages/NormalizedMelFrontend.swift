@@ -18,6 +18,11 @@ public struct NormalizedMelFrontend: Sendable {
     let filterbank: [Double]
     let fft: RealFFT
 
+    static func tensors(_ c: NeMoConfig.Preprocessor) -> [TensorInfo] {
+        [TensorInfo(name: "preprocessor.window", shape: [c.windowLength]),
+         TensorInfo(name: "preprocessor.filterbank", shape: [c.features, c.fftSize / 2 + 1])]
+    }
+
     init(_ config: NeMoConfig.Preprocessor, loader: inout StageLoader) throws(ModelError) {
         self.config = config
         let stored = try loader.floats("preprocessor.window", shape: [config.windowLength])

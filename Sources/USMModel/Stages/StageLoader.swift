@@ -11,6 +11,8 @@ struct StageLoader {
     private(set) var kernels: [String: Int] = [:]
     private(set) var kernelLayouts: [String: String] = [:]
     private(set) var preparedBytes = 0
+    /// Names of the tensors read so far.
+    private(set) var read: Set<String> = []
 
     init(source: any TensorSource, activations: ActivationMode) {
         self.source = source
@@ -18,7 +20,8 @@ struct StageLoader {
     }
 
     /// The tensor `name`, which must have `shape`.
-    func tensor(_ name: String, shape: [Int]) throws(ModelError) -> PackedTensor {
+    mutating func tensor(_ name: String, shape: [Int]) throws(ModelError) -> PackedTensor {
+        read.insert(name)
         let found: PackedTensor?
         do throws(ContainerError) { found = try source.tensor(named: name) } catch { throw .file(error) }
         guard let t = found else { throw .missingTensor(name) }
@@ -68,6 +71,13 @@ struct StageLoader {
             if kernelLayouts[key] == nil { kernelLayouts[key] = "the layout of \(p.kernelName)" }
         }
         return p
+    }
+}
+
+extension TensorInfo {
+    /// `prefix.weight [rows, k]` and (with `bias`) `prefix.bias [rows]`.
+    static func linear(_ prefix: String, rows: Int, k: Int, bias: Bool = true) -> [TensorInfo] {
+        [TensorInfo(name: prefix + ".weight", shape: [rows, k])] + (bias ? [TensorInfo(name: prefix + ".bias", shape: [rows])] : [])
     }
 }
 
@@ -123,6 +133,10 @@ enum Rows {
 
 /// A LayerNorm's scale and bias.
 struct NormParameters: Sendable {
+    static func tensors(_ prefix: String, dim: Int) -> [TensorInfo] {
+        [TensorInfo(name: prefix + ".scale", shape: [dim]), TensorInfo(name: prefix + ".bias", shape: [dim])]
+    }
+
     var scale: [Float]
     var bias: [Float]
 

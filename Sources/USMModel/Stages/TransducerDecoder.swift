@@ -21,6 +21,11 @@ public struct LSTMPredictor: Sendable {
     public let hidden: Int
     let inputDim: Int
 
+    static func tensors(embeddingRows: Int, hidden: Int, layers: Int) -> [TensorInfo] {
+        [TensorInfo(name: "predictor.embedding", shape: [embeddingRows, hidden])]
+            + (0..<layers).flatMap { TensorInfo.linear("predictor.lstm.\($0)", rows: 4 * hidden, k: 2 * hidden) }
+    }
+
     init(embeddingRows: Int, hidden: Int, layers count: Int, loader: inout StageLoader) throws(ModelError) {
         self.hidden = hidden
         embedding = try loader.tensor("predictor.embedding", shape: [embeddingRows, hidden])
@@ -70,6 +75,11 @@ public struct TransducerJoint: Sendable {
     public let activation: Activation
     public let hidden: Int
     public let classes: Int
+
+    static func tensors(encoderDim: Int, predictorDim: Int, hidden: Int, classes: Int) -> [TensorInfo] {
+        TensorInfo.linear("joint.enc_proj", rows: hidden, k: encoderDim) + TensorInfo.linear("joint.pred_proj", rows: hidden, k: predictorDim)
+            + TensorInfo.linear("joint.out", rows: classes, k: hidden)
+    }
 
     init(encoderDim: Int, predictorDim: Int, hidden: Int, classes: Int, activation: Activation,
          loader: inout StageLoader) throws(ModelError) {
