@@ -1,3 +1,4 @@
+import Synchronization
 import ArgumentParser
 import Dispatch
 import Foundation
@@ -6,10 +7,18 @@ import USMModel
 
 /// Peak resident set size of this process so far, in bytes.
 func peakRSS() -> Int {
-    var u = rusage()
-    getrusage(RUSAGE_SELF.rawValue, &u)
-    return Int(u.ru_maxrss) * 1024
+    // VmHWM belongs to this address space; getrusage's ru_maxrss survives execve on Linux, so a tool started by a
+    // large process would report that process's peak
+    guard let now = phasePeakRSS() else {
+        var u = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &u)
+        return Int(u.ru_maxrss) * 1024
+    }
+    return max(now, peakBeforeResets.load(ordering: .relaxed))
 }
+
+/// The largest VmHWM seen before `resetPeakRSS()` cleared it.
+private let peakBeforeResets = Atomic<Int>(0)
 
 /// Peak resident set size since the last `resetPeakRSS()` (Linux VmHWM), in bytes; nil where /proc is missing.
 func phasePeakRSS() -> Int? {
@@ -19,9 +28,11 @@ func phasePeakRSS() -> Int? {
     return kb * 1024
 }
 
-/// Resets the peak that `phasePeakRSS()` reads to the current resident size (Linux: "5" to /proc/self/clear_refs).
+/// Resets the peak that `phasePeakRSS()` reads to the current resident size (Linux: "5" to /proc/self/clear_refs);
+/// `peakRSS()` keeps the peak from before.
 @discardableResult
 func resetPeakRSS() -> Bool {
+    if let p = phasePeakRSS() { peakBeforeResets.max(p, ordering: .relaxed) }
     guard let h = FileHandle(forWritingAtPath: "/proc/self/clear_refs") else { return false }
     defer { try? h.close() }
     return (try? h.write(contentsOf: Data("5".utf8))) != nil
