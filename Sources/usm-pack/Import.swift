@@ -21,12 +21,14 @@ struct Import: ParsableCommand {
     @Argument(help: "The container to write.") var output: String
     @Option(help: "Pack with this recipe after importing (default: keep f32).") var recipe: String?
     @Option(name: .customLong("scale-format"), help: "Scale storage for --recipe: f32, int8 or int8-row.") var scaleFormat = "f32"
+    @Option(help: "zstd level 1...22 of the written file.") var level: Int32 = 3
     @Option(help: "Python interpreter.") var python = "python3"
 
     func validate() throws {
         if let recipe {
             do { _ = try Recipe.named(recipe) } catch { throw ValidationError("\(error)") }
         }
+        guard (1...22).contains(level) else { throw ValidationError("--level must be 1...22") }
         _ = try parseScaleFormat(scaleFormat)
     }
 
@@ -51,7 +53,7 @@ struct Import: ParsableCommand {
         defer { if recipe != nil { try? FileManager.default.removeItem(atPath: target) } }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = [python, "-m", "usm_ref.nemo.import_nemo", model, target]
+        p.arguments = [python, "-m", "usm_ref.nemo.import_nemo", model, target, "--level", "\(recipe == nil ? level : 1)"]
         var env = ProcessInfo.processInfo.environment
         env["PYTHONPATH"] = Self.searchPath()
         p.environment = env
@@ -74,7 +76,7 @@ struct Import: ParsableCommand {
             if let recipe {
                 let source = try Container.read(path: target)
                 try ModelPacker.requantize(source, sourceName: (model as NSString).lastPathComponent, recipe: recipe,
-                                           scaleFormat: try parseScaleFormat(scaleFormat), blockSize: nil, level: 3).write(to: output)
+                                           scaleFormat: try parseScaleFormat(scaleFormat), blockSize: nil, level: level).write(to: output)
             }
             let c = try Container.read(path: output)
             _ = try ModelRegistry.load(c)  // what was written runs here

@@ -185,7 +185,17 @@ def ort_child(model_path, variant, threads, audio, work):
     sec = statistics.median(times)
     print(json.dumps({"label": f"ort-{variant}", "load": load, "offline": sec, "rtf": sec / (x.size / 16000),
                       "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                      "bytes": sum(os.path.getsize(p) for p in ex[variant]), "symbols_per_frame": len(tokens) / max(T, 1)}))
+                      "bytes": onnx_bytes(work, variant), "symbols_per_frame": len(tokens) / max(T, 1)}))
+
+
+def onnx_bytes(work, variant):
+    """Bytes of a variant's graphs with their external weight files (NeMo's export of a model over 2 GB writes its
+    weights beside the .onnx files; the int8 copies hold theirs)."""
+    own = (".usm", ".npz", ".json")
+    names = [f for f in os.listdir(work) if not f.endswith(own)]
+    if variant == "int8":
+        return sum(os.path.getsize(os.path.join(work, f)) for f in names if f.endswith(".int8.onnx"))
+    return sum(os.path.getsize(os.path.join(work, f)) for f in names if not f.endswith(".int8.onnx"))
 
 
 def usm_child(container, threads, audio):
