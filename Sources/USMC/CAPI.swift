@@ -26,7 +26,7 @@ private func status(_ s: ExitStatus) -> usm_status {
     case .usage: USM_ERR_USAGE
     case .invalidData: USM_ERR_INVALID_DATA
     case .cannotOpen: USM_ERR_CANNOT_OPEN
-    case .internalError, .outputFailed: USM_ERR_INTERNAL
+    case .internalError, .outputFailed, .unavailable: USM_ERR_INTERNAL
     }
 }
 
