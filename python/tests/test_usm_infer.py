@@ -6,7 +6,8 @@ import threading
 
 import pytest
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+# the checkout (models, the CLI); USM_CHECKOUT when the test runs from elsewhere (scripts/build-wheel.sh)
+ROOT = os.environ.get("USM_CHECKOUT") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 MODEL = os.path.join(ROOT, "Models", "usm-infer-default.usm")
 SAMPLE = os.path.join(ROOT, "Models", "sample.wav")
 
