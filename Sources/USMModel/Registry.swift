@@ -96,7 +96,7 @@ public enum ModelRegistry {
     private static let loaders = Mutex<[String: Loader]>(builtIn())
 
     private static func builtIn() -> [String: Loader] {
-        let nemo: Loader = { source, o throws(ModelError) in try NeMoTransducer(source: source, activations: o.activations) }
+        let nemo: Loader = { source, o throws(ModelError) in try NeMoTransducer(source: source, activations: o.activations, threads: o.threads) }
         var all: [String: Loader] = [
             "conformer-rnnt": { source, o throws(ModelError) in
                 try ConformerModel(source: source, activations: o.activations, threads: o.threads, positions: o.positions)

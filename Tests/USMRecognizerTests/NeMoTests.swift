@@ -68,6 +68,19 @@ import USMTensor
         }
     }
 
+    /// Blocks prepared on several threads are the ones one thread prepares: the same encoder output, bit for bit.
+    @Test func loadingThreadsDoNotChangeTheModel() throws {
+        let c = try Container.read(path: Self.path("fastconformer-rnnt.usm"))
+        let audio = try Self.samples(Self.clips[0])
+        var outputs: [[Float]] = []
+        for threads in [1, 2, 3] {
+            let m = try NeMoTransducer(source: c, activations: .float, threads: threads)
+            outputs.append(m.encodeStages(audio, workspace: Workspace()).encoded)
+            #expect(m.kernels == (try NeMoTransducer(source: c, activations: .float)).kernels)
+        }
+        #expect(outputs[1] == outputs[0] && outputs[2] == outputs[0])
+    }
+
     @Test(arguments: models) func searchMatchesNeMoOnTheProbe(model: String) throws {
         let m = try Self.load(model), g = try Self.golden(model)
         let hyp = m.greedy(try Self.values(g, "probe.encoder"), workspace: Workspace())

@@ -27,7 +27,8 @@ public struct NeMoTransducer: TransducerModel {
         ["rnnt", "tdt"].flatMap { dec in ["nemo-\(enc)-\(dec)", "nemo-\(enc)-\(dec)-hybrid-ctc"] }
     }
 
-    public init(source: any TensorSource, activations: ActivationMode = .float) throws(ModelError) {
+    /// - threads: threads preparing the encoder blocks (each block on one thread; the weights do not depend on it)
+    public init(source: any TensorSource, activations: ActivationMode = .float, threads: Int = 1) throws(ModelError) {
         let c = try NeMoConfig(source.metadata.architecture)
         config = c
         tokenizer = try Tokenizer(json: source.metadata.tokenizer, vocabSize: c.vocabSize + 1)
@@ -41,13 +42,10 @@ public struct NeMoTransducer: TransducerModel {
                                           featuresIn: e.featuresIn, dim: e.dim, prefix: "encoder.subsampling.", loader: &loader)
         let context = RelativeAttention.Context(left: e.attentionLeft < 0 ? nil : e.attentionLeft,
                                                 right: e.attentionRight < 0 ? nil : e.attentionRight)
-        var blocks: [ConformerBlock] = []
-        for i in 0..<e.layers {
-            blocks.append(try ConformerBlock(prefix: "encoder.layers.\(i).", dim: e.dim, ffnDim: e.ffnDim, heads: e.heads,
-                                             convKernel: e.convKernel, convNorm: e.convNorm, context: context,
-                                             eps: e.layerNormEpsilon, loader: &loader))
+        blocks = try loader.units(e.layers, threads: threads) { i, l throws(ModelError) in
+            try ConformerBlock(prefix: "encoder.layers.\(i).", dim: e.dim, ffnDim: e.ffnDim, heads: e.heads,
+                               convKernel: e.convKernel, convNorm: e.convNorm, context: context, eps: e.layerNormEpsilon, loader: &l)
         }
-        self.blocks = blocks
         predictor = try LSTMPredictor(embeddingRows: c.vocabSize + 1, hidden: c.predictorHidden, layers: c.predictorLayers,
                                       loader: &loader)
         joint = try TransducerJoint(encoderDim: e.dim, predictorDim: c.predictorHidden, hidden: c.jointHidden,
