@@ -53,6 +53,8 @@ public struct NeMoConfig: Sendable, Equatable {
     /// TDT duration of each duration logit; empty for RNN-T
     public var durations: [Int]
     public var maxSymbols: Int
+    /// A hybrid RNN-T/CTC model: it also has a CTC head (`architecture.ctc`).
+    public var hybridCTC: Bool
 
     public init(_ json: JSONValue) throws(ModelError) {
         let a = Fields(json, path: "architecture")
@@ -114,6 +116,15 @@ public struct NeMoConfig: Sendable, Equatable {
         blankId = try a.int("blank_id")
         durations = try a.bool("tdt") ? try a.ints("durations") : []
         maxSymbols = try dec.int("max_symbols")
+        if a.json["ctc"] != nil && a.json["ctc"] != .null {
+            let ctcFields = try a.object("ctc")
+            let classes = try ctcFields.int("num_classes"), ctcBlank = try ctcFields.int("blank_id")
+            try Fields.need(classes == vocabSize + 1 && ctcBlank == vocabSize,
+                            "architecture.ctc: num_classes must be vocab_size + 1 and blank_id vocab_size")
+            hybridCTC = true
+        } else {
+            hybridCTC = false
+        }
         try Fields.need(try joint.int("num_classes") == vocabSize + 1 + durations.count,
                         "architecture.joint.num_classes must be vocab_size + 1 + the number of durations")
         try validate()

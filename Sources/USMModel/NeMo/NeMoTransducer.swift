@@ -18,6 +18,9 @@ public struct NeMoTransducer: TransducerModel {
     let predictor: LSTMPredictor
     let joint: TransducerJoint
     let search: GreedyTransducerSearch
+    /// The CTC head of a hybrid RNN-T/CTC model (nil for others); recognition uses the transducer, as NeMo's
+    /// `transcribe` does by default.
+    public let ctc: CTCHead?
     public let kernels: [String: Int]
     public let kernelLayouts: [String: String]
     public let preparedBytes: Int
@@ -51,8 +54,9 @@ public struct NeMoTransducer: TransducerModel {
         joint = try TransducerJoint(encoderDim: e.dim, predictorDim: c.predictorHidden, hidden: c.jointHidden,
                                     classes: c.vocabSize + 1 + c.durations.count, activation: c.jointActivation, loader: &loader)
         search = GreedyTransducerSearch(blank: c.blankId, durations: c.durations, maxSymbols: c.maxSymbols)
-        // every tensor of the file is one the stages read (a hybrid model's CTC head is not run)
-        let unused = source.entries.map(\.name).filter { !loader.read.contains($0) && !$0.hasPrefix("ctc.") }
+        ctc = c.hybridCTC ? try CTCHead(classes: c.vocabSize + 1, dim: e.dim, loader: &loader) : nil
+        // every tensor of the file is one the stages read
+        let unused = source.entries.map(\.name).filter { !loader.read.contains($0) }
         guard unused.isEmpty else {
             throw .tensorMismatch("tensors this architecture does not use: \(unused.prefix(8).joined(separator: ", "))\(unused.count > 8 ? ", ..." : "")")
         }
@@ -61,7 +65,7 @@ public struct NeMoTransducer: TransducerModel {
         preparedBytes = loader.preparedBytes
     }
 
-    /// Every tensor the stages of `c` read, in the importer's order (the `ctc.*` head of hybrid models aside).
+    /// Every tensor the stages of `c` read, in the importer's order.
     public static func tensors(_ c: NeMoConfig) -> [TensorInfo] {
         let e = c.encoder
         return NormalizedMelFrontend.tensors(c.preprocessor)
@@ -74,6 +78,7 @@ public struct NeMoTransducer: TransducerModel {
             + LSTMPredictor.tensors(embeddingRows: c.vocabSize + 1, hidden: c.predictorHidden, layers: c.predictorLayers)
             + TransducerJoint.tensors(encoderDim: e.dim, predictorDim: c.predictorHidden, hidden: c.jointHidden,
                                       classes: c.vocabSize + 1 + c.durations.count)
+            + (c.hybridCTC ? CTCHead.tensors(classes: c.vocabSize + 1, dim: e.dim) : [])
     }
 
     public var sampleRate: Int { config.preprocessor.sampleRate }

@@ -174,3 +174,42 @@ public struct GreedyTransducerSearch: Sendable {
         }
     }
 }
+
+/// CTC head stage (the auxiliary decoder of NeMo's hybrid RNN-T/CTC models): per frame `log_softmax(W f + b)` over
+/// the pieces and the blank (the last class); greedy decoding takes each frame's argmax, merges repeats and drops
+/// blanks. Tensors: `ctc.weight [V + 1, D]`, `ctc.bias [V + 1]`.
+public struct CTCHead: Sendable {
+    let linear: PreparedWeight
+    public let classes: Int
+
+    static func tensors(classes: Int, dim: Int) -> [TensorInfo] { TensorInfo.linear("ctc", rows: classes, k: dim) }
+
+    init(classes: Int, dim: Int, loader: inout StageLoader) throws(ModelError) {
+        self.classes = classes
+        linear = try loader.linear("ctc", rows: classes, k: dim)
+    }
+
+    /// `[n, classes]` log-probabilities of `[n, dim]` encoder frames.
+    public func logProbabilities(_ frames: [Float], count n: Int, workspace ws: Workspace) -> [Float] {
+        var y = Rows.product(linear, frames, n, ws)
+        for r in 0..<n {
+            let row = y[(r * classes)..<((r + 1) * classes)]
+            let top = Double(row.max() ?? 0)
+            let lse = top + log(row.reduce(0.0) { $0 + exp(Double($1) - top) })
+            for c in 0..<classes { y[r * classes + c] = Float(Double(y[r * classes + c]) - lse) }
+        }
+        return y
+    }
+
+    /// Greedy CTC: per-frame argmax, repeats merged, blanks (the last class) dropped.
+    public func greedy(_ frames: [Float], count n: Int, workspace ws: Workspace) -> [Int] {
+        let y = Rows.product(linear, frames, n, ws)
+        var out: [Int] = [], previous = -1
+        for r in 0..<n {
+            let k = ReferenceElementwise.argmax(Array(y[(r * classes)..<((r + 1) * classes)]))
+            if k != previous && k != classes - 1 { out.append(k) }
+            previous = k
+        }
+        return out
+    }
+}
