@@ -77,7 +77,7 @@ let package = Package(
         .testTarget(name: "USMAudioTests", dependencies: ["USMAudio"]),
         .testTarget(name: "USMRecognizerTests", dependencies: ["USMRecognizer", "USMModel", "USMAudio", "USMFormat", "USMTensor", "USMTestSupport", "usm-infer", "usm-bench", "usm-pack"],
                     exclude: ["Fixtures"]),
-        .testTarget(name: "USMKernelsTests", dependencies: ["USMKernels", "USMTensor", "CUSMKernels"]),
+        .testTarget(name: "USMKernelsTests", dependencies: ["USMKernels", "USMTensor", "CUSMKernels", "USMTestSupport"]),
         .testTarget(name: "USMFormatTests", dependencies: ["USMFormat", "USMTensor"], exclude: ["Golden"]),
         .testTarget(name: "USMModelTests", dependencies: ["USMModel", "USMFormat", "USMTensor", "USMKernels"], exclude: ["Golden"]),
     ]

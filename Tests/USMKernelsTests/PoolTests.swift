@@ -1,6 +1,6 @@
 import Foundation
-import Synchronization
 import Testing
+import USMTestSupport
 @testable import USMKernels
 
 /// The kernel pool runs every part exactly once, on at most the threads a call asks for, whatever the number of
@@ -9,8 +9,8 @@ import Testing
     @Test func partsRunOnceOnAtMostTheThreadsAsked() {
         parallelFor(6) { _ in }  // an earlier call with more threads: 5 workers exist
         for (parts, threads) in [(64, 2), (8, 3), (3, 2), (40, 1), (32, 2), (33, 2), (31, 4)] {
-            let runs = Mutex([Int](repeating: 0, count: parts))
-            let seen = Mutex(Set<UInt>())
+            let runs = Locked([Int](repeating: 0, count: parts))
+            let seen = Locked(Set<UInt>())
             parallelFor(parts, threads: threads) { i in
                 runs.withLock { $0[i] += 1 }
                 seen.withLock { _ = $0.insert(UInt(bitPattern: Int(bitPattern: pthread_self()))) }
@@ -35,8 +35,8 @@ import Testing
         var attempts = 0
         while !split && Date() < deadline {
             attempts += 1
-            let owner = Mutex([UInt](repeating: 0, count: 4))
-            let started = Mutex([Bool](repeating: false, count: 4))
+            let owner = Locked([UInt](repeating: 0, count: 4))
+            let started = Locked([Bool](repeating: false, count: 4))
             parallelFor(4, threads: 2) { i in
                 owner.withLock { $0[i] = UInt(bitPattern: Int(bitPattern: pthread_self())) }
                 started.withLock { $0[i] = true }

@@ -1,6 +1,5 @@
 import Dispatch
 import Foundation
-import Synchronization
 import Testing
 import USMAudio
 import USMRecognizer
@@ -51,7 +50,7 @@ import USMTestSupport
         let r = try Recognizer(path: Fixtures.modelPath, options: RecognizerOptions(threads: 2))
         let plans = try Self.plans(count: 32, audio: try Fixtures.audio())
         let alone = try plans.map { try Self.run($0, on: r) }
-        let together = Mutex<[Int: Result<Transcript, RecognizerError>]>([:])
+        let together = Locked<[Int: Result<Transcript, RecognizerError>]>([:])
         DispatchQueue.concurrentPerform(iterations: plans.count) { i in
             // different input rates: each stream sleeps between chunks for a time of its own
             let pause = { _ = usleep(UInt32(50 * (i % 7))) }
@@ -74,7 +73,7 @@ import USMTestSupport
     @Test func recognizersLoadedAndReleasedConcurrently() throws {
         let audio = try Fixtures.audio()
         let expected = try Recognizer(path: Fixtures.modelPath).transcribe(samples: audio, sampleRate: 16000).tokens
-        let failures = Mutex<[String]>([])
+        let failures = Locked<[String]>([])
         DispatchQueue.concurrentPerform(iterations: 16) { i in
             do {
                 let r = try Recognizer(path: Fixtures.modelPath, options: RecognizerOptions(threads: 1 + i % 2))
