@@ -81,9 +81,11 @@ static uint64_t run_parts(int32_t home) {
     return gen;
 }
 
+// arg: the worker's home (bits 0-7) and the generation before the job that started it (bits 8-31), so a worker
+// started for a job takes part in that job however late it starts.
 static void *worker(void *arg) {
-    const int32_t home = (int32_t)(intptr_t)arg;
-    uint64_t seen = atomic_load(&job_state) >> 40;
+    const int32_t home = (int32_t)((uintptr_t)arg & 0xFF);
+    uint64_t seen = ((uintptr_t)arg >> 8) & 0xFFFFFF;
     for (;;) {
         int spins = 0;
         while ((atomic_load_explicit(&job_state, memory_order_acquire) >> 40) == seen) {
@@ -118,12 +120,16 @@ void usm_parallel_for(int32_t parts, int32_t threads, void (*fn)(void *, int32_t
     }
     int helpers = (threads < parts ? threads : parts) - 1;
     int want = helpers < USM_MAX_WORKERS ? helpers : USM_MAX_WORKERS;
+    const uintptr_t previous = (uintptr_t)(atomic_load(&job_state) >> 40) & 0xFFFFFF;
     while (workers < want) {
         pthread_t t;
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        if (pthread_create(&t, &attr, worker, (void *)(intptr_t)(workers + 1)) != 0) { pthread_attr_destroy(&attr); break; }
+        if (pthread_create(&t, &attr, worker, (void *)((previous << 8) | (uintptr_t)(workers + 1))) != 0) {
+            pthread_attr_destroy(&attr);
+            break;
+        }
         pthread_attr_destroy(&attr);
         workers++;
     }

@@ -52,4 +52,20 @@ import USMTestSupport
         }
         #expect(split, "the caller ran parts 0 and 1, one worker 2 and 3 (\(attempts) attempts)")
     }
+
+    /// Workers started for a job take part in it, however late their threads start: a job on more threads than any
+    /// earlier one (so it starts workers) whose parts each wait until all of them are running reaches that point.
+    @Test func workersStartedForAJobTakePartInIt() {
+        let parts = 60  // above what the other tests ask for: this job starts workers
+        let running = Locked(0)
+        let peak = Locked(0)
+        parallelFor(parts, threads: parts) { _ in
+            let now = running.withLock { $0 += 1; return $0 }
+            peak.withLock { $0 = max($0, now) }
+            let waitUntil = Date().addingTimeInterval(10)
+            while running.withLock({ $0 }) < parts && peak.withLock({ $0 }) < parts && Date() < waitUntil { usleep(500) }
+            running.withLock { $0 -= 1 }
+        }
+        #expect(peak.withLock { $0 } == parts, "at most \(peak.withLock { $0 }) of \(parts) parts ran at once")
+    }
 }
