@@ -334,6 +334,17 @@ def clips():
     return out
 
 
+def greedy_hypothesis(model, out, out_len):
+    """NeMo's greedy search on [B, D, T] encoder output: the first hypothesis and its token ids."""
+    hyp = model.decoding.rnnt_decoder_predictions_tensor(encoder_output=out, encoded_lengths=out_len,
+                                                         return_hypotheses=True)
+    hyp = hyp[0] if isinstance(hyp, list) else hyp[0][0]
+    if isinstance(hyp, (list, tuple)):
+        hyp = hyp[0]
+    y = hyp.y_sequence
+    return hyp, [int(t) for t in (y.tolist() if hasattr(y, "tolist") else y)]
+
+
 def frame_loop_tokens(model, out, out_len):
     import copy
     from omegaconf import open_dict
@@ -343,13 +354,7 @@ def frame_loop_tokens(model, out, out_len):
     saved = model.cfg.decoding
     model.change_decoding_strategy(cfg, verbose=False)
     try:
-        hyp = model.decoding.rnnt_decoder_predictions_tensor(encoder_output=out, encoded_lengths=out_len,
-                                                             return_hypotheses=True)
-        hyp = hyp[0] if isinstance(hyp, list) else hyp[0][0]
-        if isinstance(hyp, (list, tuple)):
-            hyp = hyp[0]
-        y = hyp.y_sequence
-        return [int(t) for t in (y.tolist() if hasattr(y, "tolist") else y)]
+        return greedy_hypothesis(model, out, out_len)[1]
     finally:
         model.change_decoding_strategy(saved, verbose=False)
 
@@ -382,12 +387,7 @@ def golden(name):
             pre, pre_len = enc.pre_encode(x=feats.transpose(1, 2), lengths=flen)
             out, out_len = enc(audio_signal=feats, length=flen)
             tl = int(out_len[0])
-            hyp = model.decoding.rnnt_decoder_predictions_tensor(encoder_output=out, encoded_lengths=out_len,
-                                                                 return_hypotheses=True)
-            hyp = hyp[0] if isinstance(hyp, list) else hyp[0][0]
-            if isinstance(hyp, (list, tuple)):
-                hyp = hyp[0]
-            toks = [int(t) for t in (hyp.y_sequence.tolist() if torch.is_tensor(hyp.y_sequence) else hyp.y_sequence)]
+            hyp, toks = greedy_hypothesis(model, out, out_len)
             ts = hyp.timestamp
             ts = [int(t) for t in (ts.tolist() if torch.is_tensor(ts) else ts)] if not isinstance(ts, dict) else []
             text = model.tokenizer.ids_to_text(toks)
@@ -438,12 +438,7 @@ def golden(name):
         for scale in (1, 2, 3, 5, 8, 12, 20, 30, 50):
             e = torch.from_numpy(base * scale).transpose(1, 2)
             el = torch.tensor([48])
-            hyp = model.decoding.rnnt_decoder_predictions_tensor(encoder_output=e, encoded_lengths=el,
-                                                                 return_hypotheses=True)
-            hyp = hyp[0] if isinstance(hyp, list) else hyp[0][0]
-            if isinstance(hyp, (list, tuple)):
-                hyp = hyp[0]
-            toks = [int(t) for t in (hyp.y_sequence.tolist() if torch.is_tensor(hyp.y_sequence) else hyp.y_sequence)]
+            hyp, toks = greedy_hypothesis(model, e, el)
             if len(toks) >= 12 or scale == 50:
                 ts = hyp.timestamp
                 probe = {"scale": scale, "tokens": toks,

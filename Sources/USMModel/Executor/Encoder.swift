@@ -267,6 +267,20 @@ public struct LayerTypeSeconds: Sendable, Codable, Equatable {
     }
 }
 
+/// Charges the time since its previous lap (or its start) to one layer type.
+struct LayerStopwatch {
+    private let clock = ContinuousClock()
+    private var mark: ContinuousClock.Instant
+
+    init() { mark = clock.now }
+
+    mutating func lap(_ keyPath: WritableKeyPath<LayerTypeSeconds, Double>, into timing: inout LayerTypeSeconds) {
+        let now = clock.now
+        timing[keyPath: keyPath] += (now - mark).seconds
+        mark = now
+    }
+}
+
 /// Per-stream state of one Conformer layer.
 struct LayerState: Sendable {
     /// x1 (the FFN1 output) is kept until its frames are attended; their queries are projected from it then, so no
@@ -816,13 +830,8 @@ extension ConformerModel {
     func runLayer(_ l: Int, input x: UnsafeMutablePointer<Float>, rows n: Int, output out: UnsafeMutablePointer<Float>,
                   state s: inout LayerState, final: Bool, slice cap: Int = layerSlice, scratch ls: LayerScratch,
                   workspace ws: Workspace, timing: inout LayerTypeSeconds) -> Int {
-        let clock = ContinuousClock()
-        var mark = clock.now
-        func lap(_ keyPath: WritableKeyPath<LayerTypeSeconds, Double>) {
-            let now = clock.now
-            timing[keyPath: keyPath] += (now - mark).seconds
-            mark = now
-        }
+        var watch = LayerStopwatch()
+        func lap(_ keyPath: WritableKeyPath<LayerTypeSeconds, Double>) { watch.lap(keyPath, into: &timing) }
         let w = layers[l]
         let e = config.encoder
         let d = e.dim, dh = config.headDim, heads = e.heads

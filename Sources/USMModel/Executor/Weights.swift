@@ -146,47 +146,28 @@ public struct ConformerModel: Sendable {
         var loaders = (0..<parts).map { _ in
             Loader(source: container, expected: expected, activations: activations, scratch: DecodeScratch())
         }
-        var built = [Result<LoadedUnit, ModelError>?](repeating: nil, count: units)
-        let next = Atomic<Int>(0), failed = Atomic<Bool>(false)
-        loaders.withUnsafeMutableBufferPointer { lp in
-            built.withUnsafeMutableBufferPointer { bp in
-                parallelFor(parts) { part in
-                    let ws = Workspace()
-                    while !failed.load(ordering: .relaxed) {
-                        let u = next.wrappingAdd(1, ordering: .relaxed).oldValue
-                        guard u < units else { return }
-                        do throws(ModelError) {
-                            switch u {
-                            case 0:
-                                bp[u] = .success(try lp[part].predictor(config: config, inputGates: tableWanted))
-                                lp[part].scratch = DecodeScratch()
-                            case 1:
-                                bp[u] = .success(try lp[part].front(config: config))
-                                lp[part].scratch = DecodeScratch()
-                            default:
-                                bp[u] = .success(.layer(try lp[part].layer(u - 2, config: config, positions: pe,
-                                                                                           precision: positionPrecision, workspace: ws)))
-                            }
-                        } catch {
-                            bp[u] = .failure(error)
-                            failed.store(true, ordering: .relaxed)
-                            return
-                        }
-                    }
-                }
+        let workspaces = (0..<parts).map { _ in Workspace() }
+        let built = try loadUnits(units, loaders: &loaders) { u, part, loader throws(ModelError) -> LoadedUnit in
+            switch u {
+            case 0:
+                defer { loader.scratch = DecodeScratch() }
+                return try loader.predictor(config: config, inputGates: tableWanted)
+            case 1:
+                defer { loader.scratch = DecodeScratch() }
+                return try loader.front(config: config)
+            default:
+                return .layer(try loader.layer(u - 2, config: config, positions: pe, precision: positionPrecision,
+                                               workspace: workspaces[part]))
             }
         }
-        // units are taken in order and a thread finishes the unit it took, so every unit before a failed one ran
         var predictor: (PackedTensor, [PreparedWeight], [Float]?)?
         var front: FrontWeights?
         var layers: [LayerWeights] = []
-        for r in built {
-            switch r {
-            case .success(.predictor(let embedding, let lstm, let table)): predictor = (embedding, lstm, table)
-            case .success(.front(let f)): front = f
-            case .success(.layer(let w)): layers.append(w)
-            case .failure(let error): throw error
-            case nil: preconditionFailure("a load unit was not run")  // threads stop early only after a failure
+        for unit in built {
+            switch unit {
+            case .predictor(let embedding, let lstm, let table): predictor = (embedding, lstm, table)
+            case .front(let f): front = f
+            case .layer(let w): layers.append(w)
             }
         }
         guard let (embedding, lstm, table) = predictor, let front else { preconditionFailure("decoder units missing") }

@@ -33,13 +33,8 @@ public struct ConformerBlock: Sendable {
 
     /// Runs the block on `n` frames in place, adding each part's seconds to `timing`.
     public func run(_ x: inout [Float], frames n: Int, workspace ws: Workspace, timing: inout LayerTypeSeconds) {
-        let clock = ContinuousClock()
-        var t = clock.now
-        func lap(_ keyPath: WritableKeyPath<LayerTypeSeconds, Double>) {
-            let now = clock.now
-            timing[keyPath: keyPath] += (now - t).seconds
-            t = now
-        }
+        var watch = LayerStopwatch()
+        func lap(_ keyPath: WritableKeyPath<LayerTypeSeconds, Double>) { watch.lap(keyPath, into: &timing) }
         ffn1.addHalf(to: &x, frames: n, eps: eps, ws)
         lap(\.ffn)
         attention.add(to: &x, frames: n, eps: eps, ws)

@@ -77,48 +77,55 @@ struct StageLoader {
 
 extension StageLoader {
     /// Builds units `0 ..< count` (encoder blocks, say) on up to `threads` threads, each thread with a loader of its
-    /// own whose counts are merged into this one. The units are the same whatever the thread count; the first
-    /// failure in unit order is what throws.
+    /// own whose counts are merged into this one (see `loadUnits`).
     mutating func units<T>(_ count: Int, threads: Int, _ make: (Int, inout StageLoader) throws(ModelError) -> T) throws(ModelError) -> [T] {
-        let parts = max(1, min(threads, count))
-        var loaders = (0..<parts).map { _ in StageLoader(source: source, activations: activations) }
-        var built = [Result<T, ModelError>?](repeating: nil, count: count)
-        let next = Atomic<Int>(0), failed = Atomic<Bool>(false)
-        loaders.withUnsafeMutableBufferPointer { lp in
-            built.withUnsafeMutableBufferPointer { bp in
-                parallelFor(parts, threads: parts) { part in
-                    while !failed.load(ordering: .relaxed) {
-                        let u = next.wrappingAdd(1, ordering: .relaxed).oldValue
-                        guard u < count else { return }
-                        do throws(ModelError) {
-                            bp[u] = .success(try make(u, &lp[part]))
-                        } catch {
-                            bp[u] = .failure(error)
-                            failed.store(true, ordering: .relaxed)
-                            return
-                        }
-                    }
-                }
-            }
-        }
+        var loaders = (0..<max(1, min(threads, count))).map { _ in StageLoader(source: source, activations: activations) }
+        let out = try loadUnits(count, loaders: &loaders) { u, _, l throws(ModelError) in try make(u, &l) }
         for l in loaders {
             preparedBytes += l.preparedBytes
             read.formUnion(l.read)
             for (k, n) in l.kernels { kernels[k, default: 0] += n }
             for (k, d) in l.kernelLayouts where kernelLayouts[k] == nil { kernelLayouts[k] = d }
         }
-        // units are taken in order and a thread finishes the unit it took, so every unit before a failed one ran
-        var out: [T] = []
-        out.reserveCapacity(count)
-        for r in built {
-            switch r {
-            case .success(let v): out.append(v)
-            case .failure(let e): throw e
-            case nil: preconditionFailure("a load unit was not run")  // threads stop early only after a failure
-            }
-        }
         return out
     }
+}
+
+/// Builds units `0 ..< count` on `loaders.count` threads (part p uses `loaders[p]`), each unit taken in order by the
+/// next free thread, so a model's units load in parallel whatever their sizes. The units are the same whatever the
+/// thread count; once one fails the threads stop taking new ones, and the first failure in unit order is thrown.
+func loadUnits<L, T>(_ count: Int, loaders: inout [L], _ make: (_ unit: Int, _ part: Int, inout L) throws(ModelError) -> T) throws(ModelError) -> [T] {
+    let parts = loaders.count
+    var built = [Result<T, ModelError>?](repeating: nil, count: count)
+    let next = Atomic<Int>(0), failed = Atomic<Bool>(false)
+    loaders.withUnsafeMutableBufferPointer { lp in
+        built.withUnsafeMutableBufferPointer { bp in
+            parallelFor(parts, threads: parts) { part in
+                while !failed.load(ordering: .relaxed) {
+                    let u = next.wrappingAdd(1, ordering: .relaxed).oldValue
+                    guard u < count else { return }
+                    do throws(ModelError) {
+                        bp[u] = .success(try make(u, part, &lp[part]))
+                    } catch {
+                        bp[u] = .failure(error)
+                        failed.store(true, ordering: .relaxed)
+                        return
+                    }
+                }
+            }
+        }
+    }
+    // units are taken in order and a thread finishes the unit it took, so every unit before a failed one ran
+    var out: [T] = []
+    out.reserveCapacity(count)
+    for r in built {
+        switch r {
+        case .success(let v): out.append(v)
+        case .failure(let e): throw e
+        case nil: preconditionFailure("a load unit was not run")  // threads stop early only after a failure
+        }
+    }
+    return out
 }
 
 extension TensorInfo {

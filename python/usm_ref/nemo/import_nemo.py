@@ -626,10 +626,7 @@ def main(argv=None):
     except Unsupported as e:
         print(f"import_nemo: unsupported model: {e}", file=sys.stderr)
         return EX_UNSUPPORTED
-    except BadInput as e:
-        print(f"import_nemo: {e}", file=sys.stderr)
-        return EX_NOINPUT
-    except FileNotFoundError as e:
+    except (BadInput, FileNotFoundError) as e:
         print(f"import_nemo: {e}", file=sys.stderr)
         return EX_NOINPUT
     except ImportError as e:
