@@ -11,8 +11,8 @@ import USMTensor
 /// them) against goldens NeMo 3.0.0 computed itself (`<model>.golden.usm`, docs/nemo-import.md section 1): features,
 /// subsampling and encoder outputs from the WAV clips, greedy tokens with their frames and TDT durations on the clips
 /// and on the decoding probe (a random encoder output on which the barely trained models emit many tokens).
-/// Tolerances (features absolute, the others max |diff| / max |NeMo|) are about 3x the largest error measured here:
-/// features 3.3e-4, subsampling 8.5e-7, encoder 3.4e-7 (NeMo computes its FFT in f32, this runtime in f64).
+/// Tolerances (features absolute, the others max |diff| / max |NeMo|) are about 3x the largest errors measured
+/// (docs/nemo-import.md section 6); NeMo computes its FFT in f32, this runtime in f64.
 @Suite struct NeMoParity {
     static let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures/NeMo")
