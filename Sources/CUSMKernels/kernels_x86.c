@@ -966,11 +966,153 @@ static USM_AI T256 void usm_q256_bits(const usm_qgemm_args *a, int64_t tb, int64
     }
 }
 
+// 1, 2 and 4-bit codes: a tile's codes are expanded to one byte per weight (64 bytes per group of 4 columns: rows
+// 0-7 then 8-15) a chunk of USM_QX_CHUNK groups at a time into a stack buffer, and every token of a window of
+// USM_QX_WINDOW tokens runs over that buffer, 4 at a time: so a code is expanded once per window instead of once per
+// pair of tokens. The maddubs products are summed in int16 over runs of usm_qx_run(bits) groups and widened (madd
+// with ones) once per run: a pair sum is at most 2 (2^bits - 1) 128, and a run of them stays within int16 (4 bits:
+// 8 x 3840, 2 bits: 32 x 768, 1 bit: 64 x 256). The integer block dots are exact, and each block's f32 terms are
+// applied by the same operations in the same order as usm_q256_tile, so both give the same bits.
+#ifndef USM_QX_CHUNK
+#define USM_QX_CHUNK 128
+#endif
+#ifndef USM_QX_WINDOW
+#define USM_QX_WINDOW 64
+#endif
+// Calls with fewer tokens than this run usm_q256_bits, whose per-pair expansion is faster there (measured: docs/
+// benchmarks/2026-12-07-avx2-expanded-codes.md).
+#ifndef USM_QX_MIN_TOKENS
+#define USM_QX_MIN_TOKENS 8
+#endif
+
+static inline int64_t usm_qx_run(const int bits) { return bits == 1 ? 64 : bits == 2 ? 32 : 8; }
+
+static USM_AI T256 void usm_qx_expand(const uint8_t *w, int64_t g0, int64_t g1, const int bits, uint8_t *buf) {
+    const int64_t bpg = 8 * bits;
+    for (int64_t g = g0; g < g1; g++) {
+        __m256i lo, hi;
+        usm_expand256(w + g * bpg, bits, &lo, &hi);
+        _mm256_store_si256((__m256i *)(buf + (g - g0) * 64), lo);
+        _mm256_store_si256((__m256i *)(buf + (g - g0) * 64 + 32), hi);
+    }
+}
+
+// NT tokens (t0 + t of the call, state row st + t) over the expanded groups [g0, g1) of the chunk that starts at
+// group cg. Per weight block piece: int16 runs, an int32 sum (carried in ist while the block goes on in the next
+// chunk), and at the block's end its f32 terms into fst / zst.
+static USM_AI T256 void usm_qx_tokens(const usm_qgemm_args *a, int64_t tile, const uint8_t *buf, int64_t cg,
+                                      int64_t g0, int64_t g1, int64_t t0, const int NT, float (*fst)[16],
+                                      float (*zst)[16], int32_t (*ist)[16], const int bits) {
+    const int64_t bg = a->block_groups, xs = a->xstride, run = usm_qx_run(bits);
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int64_t p0 = g0; p0 < g1;) {
+        const int64_t j = p0 / bg, bend = usm_min64((j + 1) * bg, a->groups), p1 = usm_min64(bend, g1);
+        __m256i a32[4][2];
+        for (int t = 0; t < NT; t++)
+            for (int h = 0; h < 2; h++)
+                a32[t][h] = p0 == j * bg ? _mm256_setzero_si256()
+                                         : _mm256_load_si256((const __m256i *)(ist[t] + 8 * h));
+        for (int64_t r0 = p0; r0 < p1; r0 += run) {
+            const int64_t r1 = usm_min64(r0 + run, p1);
+            __m256i a16[4][2];
+            for (int t = 0; t < NT; t++) a16[t][0] = a16[t][1] = _mm256_setzero_si256();
+            const int8_t *x = a->x + t0 * xs;
+            for (int64_t g = r0; g < r1; g++) {
+                const __m256i lo = _mm256_load_si256((const __m256i *)(buf + (g - cg) * 64));
+                const __m256i hi = _mm256_load_si256((const __m256i *)(buf + (g - cg) * 64 + 32));
+                for (int t = 0; t < NT; t++) {
+                    int32_t xv;
+                    memcpy(&xv, x + t * xs + g * 4, 4);
+                    const __m256i xb = _mm256_set1_epi32(xv);
+                    a16[t][0] = _mm256_add_epi16(a16[t][0], _mm256_maddubs_epi16(lo, xb));
+                    a16[t][1] = _mm256_add_epi16(a16[t][1], _mm256_maddubs_epi16(hi, xb));
+                }
+            }
+            for (int t = 0; t < NT; t++)
+                for (int h = 0; h < 2; h++) a32[t][h] = _mm256_add_epi32(a32[t][h], _mm256_madd_epi16(a16[t][h], ones));
+        }
+        if (p1 < bend) {  // the block goes on in the next chunk
+            for (int t = 0; t < NT; t++)
+                for (int h = 0; h < 2; h++) _mm256_store_si256((__m256i *)(ist[t] + 8 * h), a32[t][h]);
+        } else {
+            const int64_t si = (tile * a->nb + j) * 16;
+            __m256 sv[2], cv[2];
+            for (int h = 0; h < 2; h++) {
+                sv[h] = a->scale_u8
+                    ? _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)((const uint8_t *)a->scale + si + 8 * h))))
+                    : _mm256_loadu_ps((const float *)a->scale + si + 8 * h);
+                cv[h] = a->corr_is_scale ? sv[h]
+                    : a->corr_i8 ? _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)((const int8_t *)a->corr + si + 8 * h))))
+                    : _mm256_loadu_ps((const float *)a->corr + si + 8 * h);
+            }
+            for (int t = 0; t < NT; t++) {
+                const int64_t ti = (t0 + t) * a->nb + j;
+                const __m256 sx = _mm256_set1_ps(a->sx[ti]), sxs = _mm256_set1_ps(a->sxs[ti]);
+                for (int h = 0; h < 2; h++) {
+                    __m256 f = _mm256_load_ps(fst[t] + 8 * h), z = _mm256_load_ps(zst[t] + 8 * h);
+                    f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a32[t][h]), _mm256_mul_ps(sv[h], sx), f);
+                    z = _mm256_fmadd_ps(cv[h], sxs, z);
+                    _mm256_store_ps(fst[t] + 8 * h, f);
+                    _mm256_store_ps(zst[t] + 8 * h, z);
+                }
+                if (a->dots) {
+                    int32_t tmp[16];
+                    const __m256i off = _mm256_set1_epi32(a->offset * a->bsum[ti]);
+                    const __m128i sh = _mm_cvtsi32_si128(a->shift);
+                    for (int h = 0; h < 2; h++)
+                        _mm256_storeu_si256((__m256i *)(tmp + 8 * h), _mm256_sub_epi32(_mm256_sll_epi32(a32[t][h], sh), off));
+                    const int64_t rp = (a->rows + 15) / 16 * 16;
+                    for (int r = 0; r < 16; r++) a->dots[((t0 + t) * rp + tile * 16 + r) * a->nb + j] = tmp[r];
+                }
+            }
+        }
+        p0 = p1;
+    }
+}
+
+static USM_AI T256 void usm_qx_bits(const usm_qgemm_args *a, int64_t tb, int64_t te, int64_t t0, int64_t t1,
+                                    const int bits) {
+    _Alignas(32) uint8_t buf[USM_QX_CHUNK * 64];
+    _Alignas(32) float fst[USM_QX_WINDOW][16], zst[USM_QX_WINDOW][16];
+    _Alignas(32) int32_t ist[USM_QX_WINDOW][16];
+    const int64_t bg = a->block_groups, groups = a->groups;
+    for (int64_t tile = tb; tile < te; tile++) {
+        const uint8_t *w = a->w + tile * groups * 8 * bits;
+        for (int64_t w0 = t0; w0 < t1; w0 += USM_QX_WINDOW) {
+            const int64_t wn = usm_min64(USM_QX_WINDOW, t1 - w0);
+            memset(fst, 0, sizeof(float) * 16 * (size_t)wn);
+            memset(zst, 0, sizeof(float) * 16 * (size_t)wn);
+            for (int64_t g0 = 0; g0 < groups;) {
+                // whole blocks while they fit a chunk, else a chunk's worth of one block
+                const int64_t g1 = bg <= USM_QX_CHUNK
+                    ? usm_min64(g0 + USM_QX_CHUNK / bg * bg, groups)
+                    : usm_min64(g0 + USM_QX_CHUNK, usm_min64((g0 / bg + 1) * bg, groups));
+                usm_qx_expand(w, g0, g1, bits, buf);
+                int64_t t = 0;
+                for (; t + 4 <= wn; t += 4) usm_qx_tokens(a, tile, buf, g0, g0, g1, w0 + t, 4, fst + t, zst + t, ist + t, bits);
+                switch (wn - t) {
+                case 3: usm_qx_tokens(a, tile, buf, g0, g0, g1, w0 + t, 3, fst + t, zst + t, ist + t, bits); break;
+                case 2: usm_qx_tokens(a, tile, buf, g0, g0, g1, w0 + t, 2, fst + t, zst + t, ist + t, bits); break;
+                case 1: usm_qx_tokens(a, tile, buf, g0, g0, g1, w0 + t, 1, fst + t, zst + t, ist + t, bits); break;
+                default: break;
+                }
+                g0 = g1;
+            }
+            const int64_t z0 = tile * 16;
+            for (int64_t t = 0; t < wn; t++) {
+                float *yr = a->y + (w0 + t) * a->ystride;
+                for (int r = 0; r < 16 && z0 + r < a->rows; r++)
+                    yr[z0 + r] = fst[t][r] * a->fa[z0 + r] - zst[t][r] * a->fb[z0 + r] + (a->bias ? a->bias[z0 + r] : 0.0f);
+            }
+        }
+    }
+}
+
 T256 void usm_qgemm_avx2(const usm_qgemm_args *a, int64_t tb, int64_t te, int64_t t0, int64_t t1) {
     switch (a->bits) {
-    case 1: usm_q256_bits(a, tb, te, t0, t1, 1); break;
-    case 2: usm_q256_bits(a, tb, te, t0, t1, 2); break;
-    case 4: usm_q256_bits(a, tb, te, t0, t1, 4); break;
+    case 1: if (t1 - t0 >= USM_QX_MIN_TOKENS) usm_qx_bits(a, tb, te, t0, t1, 1); else usm_q256_bits(a, tb, te, t0, t1, 1); break;
+    case 2: if (t1 - t0 >= USM_QX_MIN_TOKENS) usm_qx_bits(a, tb, te, t0, t1, 2); else usm_q256_bits(a, tb, te, t0, t1, 2); break;
+    case 4: if (t1 - t0 >= USM_QX_MIN_TOKENS) usm_qx_bits(a, tb, te, t0, t1, 4); else usm_q256_bits(a, tb, te, t0, t1, 4); break;
     default: usm_q256_bits(a, tb, te, t0, t1, 8); break;
     }
 }

@@ -121,7 +121,8 @@ public enum KernelRegistry {
                 summary: "\(bits)-bit codes of 16 rows x 4 columns expanded to bytes (\(bits == 1 ? "k-mask vmovdqu8" : bits == 8 ? "load" : "vpsrlvq+vpand")), vpdpbusd with broadcast int8 activations, 8 tokens per tile (8 accumulators at N=1), int32 per block, scales on the output"))
             list.append(KernelDescriptor(
                 name: "w\(bits)a8-maddubs-16x2-avx2", isa: .avx2, weightBits: bits, activationBits: 8, schemes: schemes,
-                summary: "same layout, vpmaddubsw+vpmaddwd\(bits == 8 ? " with the sign trick" : ""), 2 tokens per tile"))
+                summary: bits == 8 ? "same layout, vpmaddubsw+vpmaddwd with the sign trick, 2 tokens per tile"
+                    : "same layout, vpmaddubsw+vpmaddwd, 2 tokens per tile below 8 tokens; from 8 tokens on the codes expanded to bytes once per 128 groups and 64 tokens (stack buffer), 4 tokens per pass, vpmaddubsw summed in int16 over runs of \(bits == 1 ? 64 : bits == 2 ? 32 : 8) groups"))
             list.append(KernelDescriptor(
                 name: "w\(bits)a8-sdot-16x4-neondotprod", isa: .neonDotprod, weightBits: bits, activationBits: 8,
                 schemes: schemes,

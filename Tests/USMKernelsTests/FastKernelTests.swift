@@ -172,6 +172,39 @@ import USMTensor
         }
     }
 
+    /// The 1, 2 and 4-bit int8-activation products at the limits of their int16 partial sums (AVX2 sums maddubs
+    /// pairs in int16 over runs of groups): rows of the largest and smallest codes, activations at +-127 of one sign
+    /// per token, rows of thousands of columns per channel (a block longer than one expanded chunk), token counts past
+    /// a window of tokens and its tails. Every block dot equals the reference's, and a batch gives the same bits as
+    /// its tokens one by one (which take the per-pair path).
+    @Test(arguments: isas)
+    func lowBitCodeRunsAreBitExact(isa: KernelISA) throws {
+        for (scheme, block) in [(QuantScheme.int4, 0), (.int4, 64), (.int2, 0), (.int2, 64), (.bin, 0), (.bin, 64),
+                                (.binAsym, 0)] {
+            for (rows, k, n) in [(33, 1000, 9), (18, 2050, 70), (16, 4096, 8), (20, 520, 131)] {
+                var wv = pseudoRandom(rows * k, seed: UInt64(rows * 29 + k))
+                for c in 0..<k { wv[c] = 2; wv[k + c] = -2 }  // the largest and the smallest codes
+                let w = try Quantizer.quantize(wv, shape: [rows, k], spec: QuantSpec(scheme: scheme, blockSize: block,
+                                                                                    scaleFormat: ScaleFormat.allCases[k % 3]))
+                var x = pseudoRandom(n * k, seed: UInt64(n * 3 + k))
+                for c in 0..<k { x[c] = 127; x[k + c] = -127; x[2 * k + c] = c % 2 == 0 ? 127 : -127 }
+                for mode in [ActivationMode.int8PerToken, .int8PerBlock] {
+                    let p = try PreparedWeight(w, activations: mode, isa: isa)
+                    let xq = try Self.referenceCodes(x, n: n, k: k, block: block, mode: mode, weight: w)
+                    let (dots, sums) = p.integerBlockDots(x, n: n)
+                    let what = "\(p.kernelName) \(scheme) block \(block) \(rows)x\(k) n=\(n) \(mode)"
+                    let ok = Self.blockDotsMatchReference(w, xq.values, n: n, dots: dots, sums: sums)
+                    #expect(ok, "\(what)")
+                    let all = p.apply(x, n: n)
+                    var single: [Float] = []
+                    for t in 0..<n { single += p.apply(Array(x[(t * k)..<((t + 1) * k)]), n: 1) }
+                    let same = all == single
+                    #expect(same, "\(what): batch vs one by one")
+                }
+            }
+        }
+    }
+
     /// The bit-serial (XNOR/popcount) GEMV: every block dot of single tokens equals the reference's, for int8, 6-bit and
     /// 5-bit codes at their extremes (+-127, +-31, +-15) and random ones, f32 and int8 scales, per channel and blocks of 32 to 128, K from 64 to 6144
     /// (not a multiple of the block), rows not a multiple of 16; and y is bit-identical to the table-lookup kernel's.
