@@ -93,14 +93,26 @@ public struct NeMoTransducer: TransducerModel {
     }
     public var lookAheadSeconds: Double { 0 }
     public func utteranceFrameLimit(context: ContextPrecision) -> Int { Int.max / 4 }
-    public func supports(_ method: SearchMethod) -> Bool { method == .greedy }
+    /// Greedy for every decoder; beam (NeMo's default beam search, `BeamTransducerSearch`) for RNN-T decoders. A
+    /// beam of width 1 is greedy, as NeMo switches to greedy search for it.
+    public func supports(_ method: SearchMethod) -> Bool {
+        switch method {
+        case .greedy: true
+        case .beam(let width): width == 1 || config.durations.isEmpty
+        }
+    }
 
     public func makeEncoderStream(maxChunkSeconds: Double, contextPrecision: ContextPrecision) -> any EncoderStream {
         NeMoEncoderStream(model: self)
     }
 
     public func makeDecoderStream(method: SearchMethod, workspace: Workspace) -> any DecoderStream {
-        NeMoDecoderStream(model: self, state: search.start(predictor: predictor, joint: joint, workspace: workspace))
+        if case .beam(let width) = method, width > 1 {
+            let beam = BeamTransducerSearch(blank: config.blankId, width: width)
+            return NeMoBeamDecoderStream(model: self, search: beam,
+                                         state: beam.start(predictor: predictor, joint: joint, workspace: workspace))
+        }
+        return NeMoDecoderStream(model: self, state: search.start(predictor: predictor, joint: joint, workspace: workspace))
     }
 
     /// Features, subsampling output (before xscaling) and encoder output of one utterance, for parity tests.
@@ -125,6 +137,14 @@ public struct NeMoTransducer: TransducerModel {
         }
         for b in blocks { b.run(&x, frames: n, workspace: ws, timing: &timing) }
         return (sub, x)
+    }
+
+    /// Beam search (`BeamTransducerSearch`, RNN-T decoders) over `[n, dim]` encoder frames, all at once.
+    public func beam(_ frames: [Float], width: Int, workspace ws: Workspace) -> BeamTransducerSearch.State {
+        let search = BeamTransducerSearch(blank: config.blankId, width: width)
+        var s = search.start(predictor: predictor, joint: joint, workspace: ws)
+        search.decode(frames, count: frames.count / frameWidth, state: &s, predictor: predictor, joint: joint, workspace: ws)
+        return s
     }
 
     /// Greedy search over `[n, dim]` encoder frames: tokens, their frames and (TDT) durations.
@@ -177,6 +197,20 @@ struct NeMoDecoderStream: DecoderStream {
     mutating func decode(_ frames: [Float], workspace: Workspace) {
         model.search.decode(frames, count: frames.count / model.frameWidth, state: &state, predictor: model.predictor,
                             joint: model.joint, workspace: workspace)
+    }
+
+    var tokens: [EmittedToken] { state.tokens }
+    var frames: Int { state.framesSeen }
+}
+
+struct NeMoBeamDecoderStream: DecoderStream {
+    let model: NeMoTransducer
+    let search: BeamTransducerSearch
+    var state: BeamTransducerSearch.State
+
+    mutating func decode(_ frames: [Float], workspace: Workspace) {
+        search.decode(frames, count: frames.count / model.frameWidth, state: &state, predictor: model.predictor,
+                      joint: model.joint, workspace: workspace)
     }
 
     var tokens: [EmittedToken] { state.tokens }

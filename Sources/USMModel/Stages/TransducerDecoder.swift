@@ -175,6 +175,129 @@ public struct GreedyTransducerSearch: Sendable {
     }
 }
 
+/// Search stage: NeMo's default transducer beam search (`BeamRNNTInfer` with `search_type` "default" and
+/// `score_norm`), for RNN-T decoders. Per frame, until enough hypotheses end in a blank: take the first hypothesis
+/// of the highest score from the open list, score the frame with the joint (log-softmax over the pieces and the
+/// blank), add its blank extension (same tokens, score + log p(blank)) to the frame's kept list and its `k` best
+/// piece extensions (`k = min(width, V - 1)`, in descending order) to the open list; stop when at least `width` kept
+/// hypotheses score above the best open one, and carry all of those (ascending, ties in arrival order) to the next
+/// frame. Hypotheses are not merged. The result is the hypothesis with the highest score / (tokens + 1), the first
+/// in carried order on ties. A piece's predictor step is taken when its hypothesis is first expanded.
+///
+/// NeMo's loop has no bound on the expansions of one frame; here a frame ends after `maxExpansions` of them with the
+/// best `width` hypotheses kept so far (NeMo would go on). Contract: frames may arrive in any number of chunks; each
+/// frame is searched alone, so the result is the one of all frames at once.
+public struct BeamTransducerSearch: Sendable {
+    public let blank: Int
+    public let width: Int
+    public let maxExpansions: Int
+
+    struct Hypothesis: Sendable {
+        var score: Double
+        var tokens: [EmittedToken]
+        /// the predictor state after `tokens`, less `pending` (fed when the hypothesis is expanded)
+        var predictor: LSTMPredictor.State
+        var projected: [Float]
+        var pending: Int?
+    }
+
+    public struct State: Sendable {
+        var kept: [Hypothesis]
+        var framesSeen = 0
+        /// frames that ended at `maxExpansions`
+        public internal(set) var framesCut = 0
+        /// the most expansions one frame took
+        public internal(set) var mostExpansions = 0
+
+        /// The best hypothesis so far by score / (tokens + 1).
+        public var tokens: [EmittedToken] {
+            var best: Hypothesis?
+            for h in kept where best == nil || h.score / Double(h.tokens.count + 1) > best!.score / Double(best!.tokens.count + 1) {
+                best = h
+            }
+            return best?.tokens ?? []
+        }
+    }
+
+    public init(blank: Int, width: Int, maxExpansions: Int? = nil) {
+        self.blank = blank
+        self.width = max(1, min(width, blank))  // NeMo: min(beam_size, vocabulary)
+        self.maxExpansions = maxExpansions ?? max(1024, 64 * width)
+    }
+
+    public func start(predictor: LSTMPredictor, joint: TransducerJoint, workspace ws: Workspace) -> State {
+        let p = predictor.start(workspace: ws)
+        return State(kept: [Hypothesis(score: 0, tokens: [], predictor: p,
+                                       projected: joint.projectPredictor(p.output, workspace: ws), pending: nil)])
+    }
+
+    /// Decodes `[n, dim]` encoder frames that follow the ones decoded so far.
+    public func decode(_ frames: [Float], count n: Int, state s: inout State, predictor: LSTMPredictor,
+                       joint: TransducerJoint, workspace ws: Workspace) {
+        guard n > 0 else { return }
+        let projected = joint.projectFrames(frames, count: n, workspace: ws)
+        let pieces = min(width, blank - 1)
+        for r in 0..<n {
+            let frame = s.framesSeen + r
+            var open = s.kept
+            var kept: [Hypothesis] = []
+            var expansions = 0
+            while true {
+                var mi = 0
+                for i in open.indices where open[i].score > open[mi].score { mi = i }
+                var h = open.remove(at: mi)
+                if let k = h.pending {
+                    h.predictor = predictor.step(token: k, from: h.predictor, workspace: ws)
+                    h.projected = joint.projectPredictor(h.predictor.output, workspace: ws)
+                    h.pending = nil
+                }
+                let logits = joint.logits(projected, row: r, predictor: h.projected, workspace: ws)
+                let lp = Self.logSoftmax(Array(logits[0...blank]))
+                // the best pieces, descending (ties: the lower id first)
+                var order = Array(0..<blank)
+                order.sort { lp[$0] > lp[$1] || (lp[$0] == lp[$1] && $0 < $1) }
+                for k in order.prefix(pieces) {
+                    open.append(Hypothesis(score: h.score + Double(lp[k]), tokens: h.tokens + [EmittedToken(id: k, frame: frame)],
+                                           predictor: h.predictor, projected: h.projected, pending: k))
+                }
+                kept.append(Hypothesis(score: h.score + Double(lp[blank]), tokens: h.tokens, predictor: h.predictor,
+                                       projected: h.projected, pending: nil))
+                let bestOpen = open.map(\.score).max() ?? -Double.infinity
+                let above = Self.ascending(kept.filter { $0.score > bestOpen })
+                if above.count >= width {
+                    kept = above
+                    s.mostExpansions = max(s.mostExpansions, expansions + 1)
+                    break
+                }
+                expansions += 1
+                s.mostExpansions = max(s.mostExpansions, expansions)
+                if expansions >= maxExpansions {
+                    kept = Array(Self.ascending(kept).suffix(width))
+                    s.framesCut += 1
+                    break
+                }
+            }
+            s.kept = kept
+        }
+        s.framesSeen += n
+    }
+
+    /// Sorted by score, ascending; equal scores keep their order (Python's stable `sorted`).
+    static func ascending(_ hyps: [Hypothesis]) -> [Hypothesis] {
+        hyps.enumerated().sorted { $0.element.score < $1.element.score || ($0.element.score == $1.element.score && $0.offset < $1.offset) }
+            .map(\.element)
+    }
+
+    /// log_softmax in f32 (max subtracted, the sum of exponentials in f32, as torch computes it on CPU).
+    static func logSoftmax(_ x: [Float]) -> [Float] {
+        let m = x.max() ?? 0
+        var sum: Float = 0
+        for v in x { sum += Foundation.exp(v - m) }
+        let l = Foundation.log(sum)
+        return x.map { $0 - m - l }
+    }
+}
+
 /// CTC head stage (the auxiliary decoder of NeMo's hybrid RNN-T/CTC models): per frame `log_softmax(W f + b)` over
 /// the pieces and the blank (the last class); greedy decoding takes each frame's argmax, merges repeats and drops
 /// blanks. Tensors: `ctc.weight [V + 1, D]`, `ctc.bias [V + 1]`.
