@@ -2,9 +2,9 @@
 // distinct copies of a packed matrix (w1a5 lookup layout, u8 block-64 scale codes, per-row factors) cycled, 1 thread,
 // best of 5 batches of 0.2 s. Arguments: ROWS K [KERNEL: 0 lookup (usm_lut1a6_gemm, fold 1), 1 popcount
 // (usm_popcnt1_gemv, 5-bit codes)] [N tokens, lookup only: 1, or 8 for a streaming chunk]. Used to pick the prefetch
-// distances in kernels_x86.c (override them with -D, e.g. -DUSM_LUT6_PF=1024). Build and run from the repository root:
+// distances in kernels_x86*.c (override them with -D, e.g. -DUSM_LUT6_PF=1024). Build and run from the repository root:
 //   clang -O2 -ISources/CUSMKernels/include -ISources/CUSMKernels Benchmarks/c/gemv-cold.c \
-//     Sources/CUSMKernels/{kernels,kernels_x86,elementwise,pool}.c -lm -lpthread -o /tmp/gc && /tmp/gc 6144 1536 0 1
+//     Sources/CUSMKernels/{kernels,kernels_x86_int,kernels_x86_onebit,kernels_x86_quant,kernels_x86_f32,kernels_x86_attention,elementwise,pool}.c -lm -lpthread -o /tmp/gc && /tmp/gc 6144 1536 0 1
 #include "usm_kernels.h"
 #include <stdio.h>
 #include <stdlib.h>

@@ -165,7 +165,7 @@ EWI void ew_lstm_body(const float *gates, float *c, float *h, int64_t hidden) {
     }
 }
 
-// ---- local relative attention (the tiers below AVX-512; kernels_x86.c has the AVX-512 forms) -----------------------
+// ---- local relative attention (the tiers below AVX-512; kernels_x86_attention.c has the AVX-512 forms) -----------------------
 //
 // The tile form with 8-float vectors: two queries i, i + 1 against four keys j .. j + 3, read in place. Each of the
 // 8 (query, key) pairs keeps 8 partial sums in a vector (per chunk of 8 dims: (q + u) . k, then (q + v) . pos); a
