@@ -1,4 +1,5 @@
 import Testing
+import USMTestSupport
 import USMRecognizer
 
 @Suite struct Evaluation {

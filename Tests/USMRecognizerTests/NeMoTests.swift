@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import USMTestSupport
 import USMAudio
 import USMFormat
 import USMKernels
@@ -14,8 +15,7 @@ import USMTensor
 /// Tolerances (features absolute, the others max |diff| / max |NeMo|) are about 3x the largest errors measured
 /// (docs/nemo-import.md section 6); NeMo computes its FFT in f32, this runtime in f64.
 @Suite struct NeMoParity {
-    static let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Fixtures/NeMo")
+    static let dir = Fixtures.nemo
     static let models = ["fastconformer-rnnt", "fastconformer-tdt", "conformer-rnnt", "fastconformer-hybrid"]
     static let clips = ["clip-sample.wav", "clip-so762-000030024.wav", "clip-so762-000030040.wav"]
 

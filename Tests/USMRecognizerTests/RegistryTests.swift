@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import USMTestSupport
 import USMFormat
 import USMKernels
 import USMModel
