@@ -134,6 +134,23 @@ async def streams(args, rate, pcm, headers):
     }
 
 
+async def rss_samples(pid):
+    """VmRSS of `pid` in MB, once a second until cancelled; returns the samples."""
+    samples = []
+    try:
+        while True:
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    for line in f:
+                        if line.startswith("VmRSS:"):
+                            samples.append(int(line.split()[1]) / 1024)
+            except OSError:
+                pass
+            await asyncio.sleep(1)
+    except asyncio.CancelledError:
+        return samples
+
+
 async def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--url", default="http://127.0.0.1:8080")
@@ -145,6 +162,9 @@ async def main():
     p.add_argument("--streams", type=int, default=4, help="concurrent real-time streams (at most 1000)")
     p.add_argument("--chunk-ms", type=int, default=100)
     p.add_argument("--max-seconds", type=float, default=300, help="each phase stops after this long")
+    p.add_argument("--rounds", type=int, default=1, help="run the stream phase this many times (a soak; at most 100)")
+    p.add_argument("--server-pid", type=int, default=None,
+                   help="sample this process's resident memory (VmRSS, Linux) every second and report it per round")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     args = p.parse_args()
     loopback_only(args.url)
@@ -158,7 +178,17 @@ async def main():
     if args.uploads:
         out["upload"] = await asyncio.wait_for(uploads(args, audio, seconds, headers), args.max_seconds + 10)
     if args.streams:
-        out["stream"] = await asyncio.wait_for(streams(args, rate, pcm, headers), args.max_seconds + 10)
+        rounds = []
+        for _ in range(max(1, min(args.rounds, 100))):
+            sampler = asyncio.create_task(rss_samples(args.server_pid)) if args.server_pid else None
+            r = await asyncio.wait_for(streams(args, rate, pcm, headers), args.max_seconds + 10)
+            if sampler:
+                sampler.cancel()
+                mb = await sampler
+                r["rss_mb_end"], r["rss_mb_max"] = (mb[-1], max(mb)) if mb else (float("nan"), float("nan"))
+            rounds.append(r)
+        out["stream"] = rounds[0]
+        out["stream_rounds"] = rounds
     if args.json:
         print(json.dumps(out, indent=2))
         return
@@ -177,6 +207,13 @@ async def main():
               f"| {s['chunk_p99_ms']:.1f} | {s['final_p50_ms']:.1f} | {s['final_p99_ms']:.1f} |")
         if s["failures"]:
             print("failures:", s["failures"])
+        if len(out["stream_rounds"]) > 1 or args.server_pid:
+            print()
+            print("| round | finished | errors | chunk p50 ms | p95 ms | p99 ms | server RSS MB at end | max |")
+            print("|---|---|---|---|---|---|---|---|")
+            for i, r in enumerate(out["stream_rounds"]):
+                print(f"| {i + 1} | {r['finished']} | {r['errors']} | {r['chunk_p50_ms']:.1f} | {r['chunk_p95_ms']:.1f} "
+                      f"| {r['chunk_p99_ms']:.1f} | {r.get('rss_mb_end', float('nan')):.0f} | {r.get('rss_mb_max', float('nan')):.0f} |")
 
 
 if __name__ == "__main__":
