@@ -46,7 +46,8 @@ public struct ServerConfiguration: Sendable {
     public var maxStreamSeconds: Double
     /// WebSocket streams open at once; one more is refused with 429.
     public var maxStreams: Int
-    /// A stream that sends nothing for this many seconds is closed.
+    /// A stream that sends nothing for this many seconds is closed; so is an HTTP connection that sends nothing this
+    /// long while its request is being read or between requests.
     public var idleTimeout: Double
     /// When set, `/v1/...` requires `Authorization: Bearer TOKEN`.
     public var token: String?

@@ -81,7 +81,10 @@ public struct SpeechServer: Sendable {
             router: makeRouter(),
             server: .http1WebSocketUpgrade(
                 webSocketRouter: makeWebSocketRouter(),
-                configuration: .init(ws: .init(maxFrameSize: c.maxMessageBytes, closeTimeout: .seconds(5)))),
+                // an HTTP connection that sends nothing for idleTimeout while its request is being read, or between
+                // requests, is closed (a stalled upload cannot hold a connection, nor stall a graceful shutdown)
+                configuration: .init(http1: .init(idleTimeout: .milliseconds(Int64(c.idleTimeout * 1000))),
+                                     ws: .init(maxFrameSize: c.maxMessageBytes, closeTimeout: .seconds(5)))),
             configuration: .init(address: .hostname(c.host, port: c.port), serverName: "usm-server"),
             services: [ReadinessService(state: state, logger: logger)],
             onServerRunning: { channel in

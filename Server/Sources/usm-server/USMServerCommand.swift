@@ -31,7 +31,8 @@ struct USMServerCommand: AsyncParsableCommand {
     @Option(help: "Longest audio of one upload or stream utterance in seconds (0: no bound).") var maxAudioSeconds = 3600.0
     @Option(help: "Longest WebSocket stream in seconds of audio, all utterances together.") var maxStreamSeconds = 14400.0
     @Option(help: "WebSocket streams open at once; more are refused with 429.") var maxStreams = 256
-    @Option(help: "Seconds a WebSocket stream may stay silent (no message) before it is closed.") var idleTimeout = 30.0
+    @Option(help: "Seconds a WebSocket stream may stay silent (no message), or an HTTP connection idle or stalled in its request body, before it is closed.")
+    var idleTimeout = 30.0
     @Option(help: "Seconds without a new token that end a stream's utterance (0: never).") var endpointSilence = 1.2
     @Option(help: "Seconds of audio that end a stream's utterance (0: no bound).") var maxUtterance = 30.0
     @Option(help: "Require Authorization: Bearer TOKEN on /v1/ routes (default: env USM_SERVER_TOKEN, else none).")
