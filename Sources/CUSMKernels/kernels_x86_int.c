@@ -165,6 +165,19 @@ static USM_AI T256 __m256i usm_dot256(__m256i w, __m256i x, const int bits) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), ones);
 }
 
+// The block scales s (sv) and correction weights c (cv) of weight block j of a row tile, rows 0-7 and 8-15.
+static USM_AI T256 void usm_block_meta256(const usm_qgemm_args *a, int64_t tile, int64_t j, __m256 sv[2], __m256 cv[2]) {
+    const int64_t si = (tile * a->nb + j) * 16;
+    for (int h = 0; h < 2; h++) {
+        sv[h] = a->scale_u8
+            ? _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)((const uint8_t *)a->scale + si + 8 * h))))
+            : _mm256_loadu_ps((const float *)a->scale + si + 8 * h);
+        cv[h] = a->corr_is_scale ? sv[h]
+            : a->corr_i8 ? _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)((const int8_t *)a->corr + si + 8 * h))))
+            : _mm256_loadu_ps((const float *)a->corr + si + 8 * h);
+    }
+}
+
 static USM_AI T256 void usm_q256_tile(const usm_qgemm_args *a, int64_t tile, int64_t t0, const int NT, const int bits) {
     const int64_t bpg = 8 * bits, nb = a->nb, xs = a->xstride;
     const uint8_t *w = a->w + tile * a->groups * bpg;
@@ -192,16 +205,8 @@ static USM_AI T256 void usm_q256_tile(const usm_qgemm_args *a, int64_t tile, int
                 acc[t][0] = _mm256_add_epi32(acc[t][0], c);
                 acc[t][1] = _mm256_add_epi32(acc[t][1], c);
             }
-        const int64_t si = (tile * nb + j) * 16;
         __m256 sv[2], cv[2];
-        for (int h = 0; h < 2; h++) {
-            sv[h] = a->scale_u8
-                ? _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)((const uint8_t *)a->scale + si + 8 * h))))
-                : _mm256_loadu_ps((const float *)a->scale + si + 8 * h);
-            cv[h] = a->corr_is_scale ? sv[h]
-                : a->corr_i8 ? _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)((const int8_t *)a->corr + si + 8 * h))))
-                : _mm256_loadu_ps((const float *)a->corr + si + 8 * h);
-        }
+        usm_block_meta256(a, tile, j, sv, cv);
         for (int t = 0; t < NT; t++) {
             const int64_t ti = (t0 + t) * nb + j;
             __m256 sx = _mm256_set1_ps(a->sx[ti]), sxs = _mm256_set1_ps(a->sxs[ti]);
@@ -311,16 +316,8 @@ static USM_AI T256 void usm_qx_tokens(const usm_qgemm_args *a, int64_t tile, con
             for (int t = 0; t < NT; t++)
                 for (int h = 0; h < 2; h++) _mm256_store_si256((__m256i *)(ist[t] + 8 * h), a32[t][h]);
         } else {
-            const int64_t si = (tile * a->nb + j) * 16;
             __m256 sv[2], cv[2];
-            for (int h = 0; h < 2; h++) {
-                sv[h] = a->scale_u8
-                    ? _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)((const uint8_t *)a->scale + si + 8 * h))))
-                    : _mm256_loadu_ps((const float *)a->scale + si + 8 * h);
-                cv[h] = a->corr_is_scale ? sv[h]
-                    : a->corr_i8 ? _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)((const int8_t *)a->corr + si + 8 * h))))
-                    : _mm256_loadu_ps((const float *)a->corr + si + 8 * h);
-            }
+            usm_block_meta256(a, tile, j, sv, cv);
             for (int t = 0; t < NT; t++) {
                 const int64_t ti = (t0 + t) * a->nb + j;
                 const __m256 sx = _mm256_set1_ps(a->sx[ti]), sxs = _mm256_set1_ps(a->sxs[ti]);
