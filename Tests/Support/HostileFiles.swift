@@ -80,7 +80,7 @@ public enum HostileFiles {
 
 public extension JSONValue {
     /// `self` with `value` at `path` (objects only).
-    public func setting(_ path: [String], to value: JSONValue) -> JSONValue {
+    func setting(_ path: [String], to value: JSONValue) -> JSONValue {
         guard let key = path.first, case .object(var o) = self else { return self }
         o[key] = path.count == 1 ? value : (o[key] ?? .object([:])).setting(Array(path.dropFirst()), to: value)
         return .object(o)
