@@ -165,6 +165,17 @@ static USM_AI T256 __m256i usm_dot256(__m256i w, __m256i x, const int bits) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), ones);
 }
 
+// Tests' block dots: D = (P << shift) - offset * S of row tile `tile` (rows 0-7 in p[0], 8-15 in p[1]), token t,
+// weight block j into a->dots [n][tiles * 16][nb].
+static USM_AI T256 void usm_store_dots256(const usm_qgemm_args *a, int64_t tile, int64_t t, int64_t j, const __m256i p[2]) {
+    int32_t tmp[16];
+    const __m256i off = _mm256_set1_epi32(a->offset * a->bsum[t * a->nb + j]);
+    const __m128i sh = _mm_cvtsi32_si128(a->shift);
+    for (int h = 0; h < 2; h++) _mm256_storeu_si256((__m256i *)(tmp + 8 * h), _mm256_sub_epi32(_mm256_sll_epi32(p[h], sh), off));
+    const int64_t rp = (a->rows + 15) / 16 * 16;
+    for (int r = 0; r < 16; r++) a->dots[(t * rp + tile * 16 + r) * a->nb + j] = tmp[r];
+}
+
 // The block scales s (sv) and correction weights c (cv) of weight block j of a row tile, rows 0-7 and 8-15.
 static USM_AI T256 void usm_block_meta256(const usm_qgemm_args *a, int64_t tile, int64_t j, __m256 sv[2], __m256 cv[2]) {
     const int64_t si = (tile * a->nb + j) * 16;
@@ -214,15 +225,7 @@ static USM_AI T256 void usm_q256_tile(const usm_qgemm_args *a, int64_t tile, int
                 facc[t][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[t][h]), _mm256_mul_ps(sv[h], sx), facc[t][h]);
                 zacc[t][h] = _mm256_fmadd_ps(cv[h], sxs, zacc[t][h]);
             }
-            if (a->dots) {
-                int32_t tmp[16];
-                __m256i off = _mm256_set1_epi32(a->offset * a->bsum[ti]);
-                const __m128i sh = _mm_cvtsi32_si128(a->shift);
-                for (int h = 0; h < 2; h++)
-                    _mm256_storeu_si256((__m256i *)(tmp + 8 * h), _mm256_sub_epi32(_mm256_sll_epi32(acc[t][h], sh), off));
-                int64_t rp = (a->rows + 15) / 16 * 16;
-                for (int r = 0; r < 16; r++) a->dots[((t0 + t) * rp + tile * 16 + r) * nb + j] = tmp[r];
-            }
+            if (a->dots) usm_store_dots256(a, tile, t0 + t, j, acc[t]);
         }
     }
     int64_t z0 = tile * 16;
@@ -328,15 +331,7 @@ static USM_AI T256 void usm_qx_tokens(const usm_qgemm_args *a, int64_t tile, con
                     _mm256_store_ps(fst[t] + 8 * h, f);
                     _mm256_store_ps(zst[t] + 8 * h, z);
                 }
-                if (a->dots) {
-                    int32_t tmp[16];
-                    const __m256i off = _mm256_set1_epi32(a->offset * a->bsum[ti]);
-                    const __m128i sh = _mm_cvtsi32_si128(a->shift);
-                    for (int h = 0; h < 2; h++)
-                        _mm256_storeu_si256((__m256i *)(tmp + 8 * h), _mm256_sub_epi32(_mm256_sll_epi32(a32[t][h], sh), off));
-                    const int64_t rp = (a->rows + 15) / 16 * 16;
-                    for (int r = 0; r < 16; r++) a->dots[((t0 + t) * rp + tile * 16 + r) * a->nb + j] = tmp[r];
-                }
+                if (a->dots) usm_store_dots256(a, tile, t0 + t, j, a32[t]);
             }
         }
         p0 = p1;
