@@ -1,5 +1,7 @@
+// Portable kernels, repacking, the kernel table and run-time dispatch. No CPU flags: this file runs on any CPU.
 #include <math.h>
-// Portable kernels, repacking and run-time dispatch. No CPU flags: this file runs on any CPU.
+#include <stdio.h>
+#include <stdlib.h>
 #include "internal.h"
 
 #if defined(__x86_64__)
@@ -163,27 +165,6 @@ void usm_repack_lut1(const uint8_t *codes, int64_t rows, int64_t row_bytes, int6
     }
 }
 
-#if !defined(__x86_64__)
-void usm_lut1_gemm(const usm_qgemm_args *a, uint8_t *tables, int64_t tb, int64_t te, int64_t t0, int64_t t1) {
-    (void)a; (void)tables; (void)tb; (void)te; (void)t0; (void)t1;  // x86-64 AVX-512 VBMI only; never dispatched here
-}
-void usm_lut1_tables(const int8_t *x, int64_t xstride, int64_t n, int64_t k, uint8_t *tables) {
-    (void)x; (void)xstride; (void)n; (void)k; (void)tables;
-}
-void usm_lut1a6_gemm(const usm_qgemm_args *a, int32_t fold, uint8_t *tables, int64_t *next, int32_t part,
-                     int32_t parts, int32_t by_rows, int64_t rparts, int64_t tb, int64_t te, int64_t t0, int64_t t1,
-                     int32_t swish_isa) {
-    (void)a; (void)fold; (void)tables; (void)next; (void)part; (void)parts; (void)by_rows; (void)rparts; (void)tb;
-    (void)te; (void)t0; (void)t1; (void)swish_isa;
-}
-void usm_lut1a6_tables(const int8_t *x, int64_t xstride, int64_t n, int64_t k, uint8_t *tables) {
-    (void)x; (void)xstride; (void)n; (void)k; (void)tables;
-}
-void usm_popcnt1_gemv(const usm_qgemm_args *a, int32_t abits, uint8_t *scratch, int64_t tb, int64_t te, int64_t t0,
-                      int64_t t1) {
-    (void)a; (void)abits; (void)scratch; (void)tb; (void)te; (void)t0; (void)t1;
-}
-#endif
 
 void usm_repack_f32(const float *w, int64_t rows, int64_t k, float *out) {
     int64_t tiles = (rows + 15) / 16;
@@ -303,49 +284,24 @@ static void usm_quantize_act_portable(const float *x, int64_t xstride, int64_t n
 // ---------------------------------------------------------------------------------------------------------------
 // Dispatch
 
+// The public dispatch entry points run the table's first supported kernel of their family at or below `isa`.
+
 void usm_qgemm(int32_t isa, const usm_qgemm_args *a, int64_t tb, int64_t te, int64_t t0, int64_t t1) {
-#if defined(__x86_64__)
-    if (isa >= USM_ISA_AVX512 && usm_isa_supported(USM_ISA_AVX512)) { usm_qgemm_avx512(a, tb, te, t0, t1); return; }
-    if (isa >= USM_ISA_AVX2 && usm_isa_supported(USM_ISA_AVX2)) { usm_qgemm_avx2(a, tb, te, t0, t1); return; }
-#elif defined(__aarch64__)
-    if (isa >= USM_ISA_NEON_DOTPROD && usm_isa_supported(USM_ISA_NEON_DOTPROD)) { usm_qgemm_neon_dotprod(a, tb, te, t0, t1); return; }
-    if (isa >= USM_ISA_NEON) { usm_qgemm_neon(a, tb, te, t0, t1); return; }
-#endif
-    (void)isa;
-    usm_qgemm_portable(a, tb, te, t0, t1);
+    const usm_kernel_call c = {.q = a, .tile_begin = tb, .tile_end = te, .t_begin = t0, .t_end = t1};
+    usm_kernel_run(usm_kernel_select(USM_FAMILY_QGEMM, a->bits, 8, isa), &c);
 }
 
 void usm_fgemm(int32_t isa, const usm_fgemm_args *a, int64_t tb, int64_t te, int64_t t0, int64_t t1) {
-#if defined(__x86_64__)
-    if (isa >= USM_ISA_AVX512 && usm_isa_supported(USM_ISA_AVX512)) { usm_fgemm_avx512(a, tb, te, t0, t1); return; }
-    if (isa >= USM_ISA_AVX2 && usm_isa_supported(USM_ISA_AVX2)) { usm_fgemm_avx2(a, tb, te, t0, t1); return; }
-#elif defined(__aarch64__)
-    if (isa >= USM_ISA_NEON) { usm_fgemm_neon(a, tb, te, t0, t1); return; }
-#endif
-    (void)isa;
-    usm_fgemm_portable(a, tb, te, t0, t1);
+    const usm_kernel_call c = {.f = a, .tile_begin = tb, .tile_end = te, .t_begin = t0, .t_end = t1};
+    usm_kernel_run(usm_kernel_select(USM_FAMILY_FGEMM, 32, 32, isa), &c);
 }
 
 void usm_quantize_act(int32_t isa, const float *x, int64_t xstride, int64_t n, int64_t k, int64_t ablock,
                       int64_t wblock, int64_t nb, int8_t *q, int64_t qstride, float *ascale, float *sx, float *sxs,
                       int32_t *bsum, int32_t qmax) {
-#if defined(__x86_64__)
-    if (isa >= USM_ISA_AVX512 && usm_isa_supported(USM_ISA_AVX512)) {
-        usm_quantize_act_avx512(x, xstride, n, k, ablock, wblock, nb, q, qstride, ascale, sx, sxs, bsum, qmax);
-        return;
-    }
-    if (isa >= USM_ISA_AVX2 && usm_isa_supported(USM_ISA_AVX2)) {
-        usm_quantize_act_avx2(x, xstride, n, k, ablock, wblock, nb, q, qstride, ascale, sx, sxs, bsum, qmax);
-        return;
-    }
-#elif defined(__aarch64__)
-    if (isa >= USM_ISA_NEON) {
-        usm_quantize_act_neon(x, xstride, n, k, ablock, wblock, nb, q, qstride, ascale, sx, sxs, bsum, qmax);
-        return;
-    }
-#endif
-    (void)isa;
-    usm_quantize_act_portable(x, xstride, n, k, ablock, wblock, nb, q, qstride, ascale, sx, sxs, bsum, qmax);
+    const usm_quant_args qa = {x, xstride, n, k, ablock, wblock, nb, q, qstride, ascale, sx, sxs, bsum, qmax};
+    const usm_kernel_call c = {.quant = &qa};
+    usm_kernel_run(usm_kernel_select(USM_FAMILY_QUANT, 0, 8, isa), &c);
 }
 
 void usm_copy(void *dst, const void *src, int64_t bytes) { memcpy(dst, src, (size_t)bytes); }
@@ -384,4 +340,116 @@ void usm_local_attention(int32_t isa, const float *q, int64_t qs, const float *k
     }
 #endif
     usm_local_attention_tiles8(isa, q, qs, k, v, kvs, kbase, pos, ps, u, vb, dh, i0, i1, end, left, right, out, os, scratch);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The kernel table (usm_kernel_table.h)
+
+static void usm_kernel_unreachable(const char *ident, const char *why) {
+    fprintf(stderr, "usm kernels: kernel %s %s\n", ident, why);
+    abort();
+}
+
+// A kernel's implementation exists only where its tier's architecture is compiled; elsewhere its contract function
+// aborts with its name.
+#if defined(__x86_64__)
+#define USM_ON_AVX2(call, ident) call
+#define USM_ON_AVX512(call, ident) call
+#define USM_ON_AVX512VBMI(call, ident) call
+#define USM_ON_NEON(call, ident) usm_kernel_unreachable(ident, "is arm64 code, not built for this architecture")
+#define USM_ON_NEON_DOTPROD(call, ident) usm_kernel_unreachable(ident, "is arm64 code, not built for this architecture")
+#elif defined(__aarch64__)
+#define USM_ON_AVX2(call, ident) usm_kernel_unreachable(ident, "is x86-64 code, not built for this architecture")
+#define USM_ON_AVX512(call, ident) usm_kernel_unreachable(ident, "is x86-64 code, not built for this architecture")
+#define USM_ON_AVX512VBMI(call, ident) usm_kernel_unreachable(ident, "is x86-64 code, not built for this architecture")
+#define USM_ON_NEON(call, ident) call
+#define USM_ON_NEON_DOTPROD(call, ident) call
+#else
+#define USM_ON_AVX2(call, ident) usm_kernel_unreachable(ident, "is x86-64 code, not built for this architecture")
+#define USM_ON_AVX512(call, ident) usm_kernel_unreachable(ident, "is x86-64 code, not built for this architecture")
+#define USM_ON_AVX512VBMI(call, ident) usm_kernel_unreachable(ident, "is x86-64 code, not built for this architecture")
+#define USM_ON_NEON(call, ident) usm_kernel_unreachable(ident, "is arm64 code, not built for this architecture")
+#define USM_ON_NEON_DOTPROD(call, ident) usm_kernel_unreachable(ident, "is arm64 code, not built for this architecture")
+#endif
+#define USM_ON_PORTABLE(call, ident) call
+
+// how each family calls its implementation
+#define USM_CALL_USM_FAMILY_QGEMM(impl, abits) impl(c->q, c->tile_begin, c->tile_end, c->t_begin, c->t_end)
+#define USM_CALL_USM_FAMILY_LUT8(impl, abits) \
+    impl(c->q, c->scratch, c->tile_begin, c->tile_end, c->t_begin, c->t_end)
+#define USM_CALL_USM_FAMILY_LUT6(impl, abits)                                                                        \
+    impl(c->q, 0, c->scratch, c->next, c->part, c->parts, c->by_rows, c->row_parts, c->tile_begin, c->tile_end,     \
+         c->t_begin, c->t_end, c->swish_isa)
+#define USM_CALL_USM_FAMILY_LUT5(impl, abits)                                                                        \
+    impl(c->q, 1, c->scratch, c->next, c->part, c->parts, c->by_rows, c->row_parts, c->tile_begin, c->tile_end,     \
+         c->t_begin, c->t_end, c->swish_isa)
+#define USM_CALL_USM_FAMILY_POPCNT(impl, abits) \
+    impl(c->q, abits, c->scratch, c->tile_begin, c->tile_end, c->t_begin, c->t_end)
+#define USM_CALL_USM_FAMILY_FGEMM(impl, abits) impl(c->f, c->tile_begin, c->tile_end, c->t_begin, c->t_end)
+#define USM_CALL_USM_FAMILY_QUANT(impl, abits)                                                                       \
+    impl(c->quant->x, c->quant->xstride, c->quant->n, c->quant->k, c->quant->ablock, c->quant->wblock,              \
+         c->quant->nb, c->quant->q, c->quant->qstride, c->quant->ascale, c->quant->sx, c->quant->sxs,               \
+         c->quant->bsum, c->quant->qmax)
+
+#define USM_KERNEL_DEFINE(ident, family, isa, wbits, abits, rows, tokens, flags, schemes, impl, summary)            \
+    void usm_##ident(const usm_kernel_call *c) { (void)c; USM_ON_##isa(USM_CALL_##family(impl, abits), #ident); }
+USM_KERNEL_TABLE(USM_KERNEL_DEFINE)
+#undef USM_KERNEL_DEFINE
+
+static const usm_kernel_info usm_kernel_infos[USM_KERNEL_COUNT] = {
+#define USM_KERNEL_INFO(ident, family, isa, wbits, abits, rows, tokens, flags, schemes, impl, summary)              \
+    {#ident, summary, family, USM_ISA_##isa, wbits, abits, rows, tokens, flags, schemes},
+    USM_KERNEL_TABLE(USM_KERNEL_INFO)
+#undef USM_KERNEL_INFO
+};
+
+int32_t usm_kernel_count(void) { return USM_KERNEL_COUNT; }
+
+const usm_kernel_info *usm_kernel_at(int32_t id) {
+    return id >= 0 && id < USM_KERNEL_COUNT ? &usm_kernel_infos[id] : NULL;
+}
+
+void usm_kernel_run(int32_t id, const usm_kernel_call *c) {
+    const usm_kernel_info *k = usm_kernel_at(id);
+    if (!k) {
+        fprintf(stderr, "usm kernels: no kernel %d in the table of %d\n", id, USM_KERNEL_COUNT);
+        abort();
+    }
+    if (!usm_isa_supported(k->isa)) usm_kernel_unreachable(k->ident, "needs a tier this CPU does not have");
+    switch (id) {
+#define USM_KERNEL_CASE(ident, ...) case USM_K_##ident: usm_##ident(c); return;
+        USM_KERNEL_TABLE(USM_KERNEL_CASE)
+#undef USM_KERNEL_CASE
+    }
+}
+
+int32_t usm_kernel_select(int32_t family, int32_t weight_bits, int32_t activation_bits, int32_t max_isa) {
+    for (int32_t id = 0; id < USM_KERNEL_COUNT; id++) {
+        const usm_kernel_info *k = &usm_kernel_infos[id];
+        if (k->family == family && k->weight_bits == weight_bits && k->activation_bits == activation_bits &&
+            k->isa <= max_isa && usm_isa_supported(k->isa))
+            return id;
+    }
+    return -1;
+}
+
+int64_t usm_kernel_scratch(int32_t id, int64_t k, int64_t nb) {
+    const usm_kernel_info *info = usm_kernel_at(id);
+    if (!info) return 0;
+    switch (info->family) {
+    case USM_FAMILY_LUT8: return usm_lut1_gemm_scratch(k);
+    case USM_FAMILY_LUT6: case USM_FAMILY_LUT5: return usm_lut1a6_gemm_scratch(k);
+    case USM_FAMILY_POPCNT: return usm_popcnt1_scratch(k, nb);
+    default: return 0;
+    }
+}
+
+int64_t usm_kernel_token_table_bytes(int32_t id, int64_t k) {
+    const usm_kernel_info *info = usm_kernel_at(id);
+    if (!info) return 0;
+    switch (info->family) {
+    case USM_FAMILY_LUT8: return usm_lut1_table_bytes(k);
+    case USM_FAMILY_LUT6: case USM_FAMILY_LUT5: return usm_lut1a6_table_bytes(k);
+    default: return 0;
+    }
 }

@@ -1,7 +1,8 @@
 internal import CUSMKernels
 import USMTensor
 
-// Fast kernels: design in brief.
+// Fast kernels: design in brief. Every kernel is one row of the C kernel table (usm_kernel_table.h,
+// docs/decisions/0015-kernel-table.md); `KernelRegistry` reads it.
 //
 // - Tiling, threading, dispatch and scales live in Swift (`PreparedWeight`); only innermost loops are C
 //   (Sources/CUSMKernels), compiled without CPU flags: ISA functions carry `target(...)` attributes and run only after
@@ -62,101 +63,90 @@ public enum KernelISA: Int32, Sendable, CaseIterable, CustomStringConvertible {
     public static var cpuFeatures: String { String(cString: usm_cpu_features()) }
 }
 
-/// A microkernel, named by its contract: `w<weight bits>a<activation bits>-<method>-<rows>x<tokens>-<isa>`.
+/// How a kernel is called and what it computes (`USM_FAMILY_*` in usm_kernels.h).
+public enum KernelFamily: Int32, Sendable, CaseIterable {
+    /// integer-activation GEMM on the tile layout (16 rows x 4 columns per group)
+    case tiles = 0
+    /// 1-bit table lookup with int8 activations, a fixed part of the rows or tokens per call
+    case lookup8 = 1
+    /// 1-bit table lookup with codes within ±31, units of work claimed as the threads go
+    case lookup6 = 2
+    /// 1-bit table lookup with codes within ±15 and u8 scales folded into the integer dot, claimed units
+    case lookup5 = 3
+    /// bit-serial single-token GEMV on the table-lookup layout
+    case popcount = 4
+    /// f32 GEMM
+    case float = 5
+    /// activation quantizer
+    case quantizer = 6
+}
+
+/// A microkernel, named by its contract: `w<weight bits>a<activation bits>-<method>-<rows>x<tokens>-<isa>`. One entry
+/// of the C kernel table (Sources/CUSMKernels/include/usm_kernel_table.h), the only place kernels are listed.
 public struct KernelDescriptor: Sendable, Hashable, CustomStringConvertible {
+    /// Its index in the C table (what `usm_kernel_run` takes).
+    public let id: Int32
     public let name: String
+    public let family: KernelFamily
     public let isa: KernelISA
-    /// Bits per weight code it reads (32 = f32 values).
+    /// Bits per weight code it reads (32 = f32 values, 0 = a quantizer).
     public let weightBits: Int
     /// 8 = dynamically quantized int8 activations, 6 = quantized to +-31 (w1a6 table lookup), 5 = quantized to +-15
     /// with one scale per token (w1a5: u8 weight scales folded into the integer dot), 32 = f32 activations.
     public let activationBits: Int
+    /// Its register tile: rows of the weight x tokens per step (0 x 0 for quantizers).
+    public let tileRows: Int
+    public let tileTokens: Int
     /// Which schemes it serves.
     public let schemes: [QuantScheme]
     public let summary: String
     /// Runs one token at a time (a GEMV form): dispatch uses it only for single-token products, beside a kernel of
     /// the same layout and activation codes (`KernelRegistry.singleTokenKernel(beside:scheme:)`).
-    public var singleToken = false
+    public let singleToken: Bool
     /// Table-lookup layout (the 1-bit lookup and popcount kernels): needs blocks that are a multiple of 32 columns
     /// (or one block per row).
-    public var needsBlocksOf32: Bool { name.contains("-lut-") || name.contains("-popcnt-") }
+    public let needsBlocksOf32: Bool
+    /// Needs u8 scale codes without zero points, one activation scale per token and k <= 2^19 (w1a5).
+    public let needsU8Scales: Bool
     public var isSupported: Bool { isa.isSupported }
     public var description: String { name }
+
+    init(_ id: Int32, _ e: usm_kernel_info) {
+        self.id = id
+        name = String(cString: e.ident).replacingOccurrences(of: "_", with: "-")
+        guard let family = KernelFamily(rawValue: e.family), let isa = KernelISA(rawValue: e.isa) else {
+            fatalError("kernel table entry \(name): family \(e.family) or tier \(e.isa) unknown to Swift")
+        }
+        self.family = family
+        self.isa = isa
+        weightBits = Int(e.weight_bits)
+        activationBits = Int(e.activation_bits)
+        tileRows = Int(e.rows)
+        tileTokens = Int(e.tokens)
+        schemes = QuantScheme.allCases.filter { e.schemes & (1 << Int32($0.rawValue)) != 0 }
+        summary = String(cString: e.summary)
+        singleToken = e.flags & Int32(USM_KF_SINGLE_TOKEN) != 0
+        needsBlocksOf32 = e.flags & Int32(USM_KF_LUT_LAYOUT) != 0
+        needsU8Scales = e.flags & Int32(USM_KF_U8_SCALES) != 0
+    }
+
+    /// The whole C table, in its order.
+    static let table: [KernelDescriptor] = (0..<usm_kernel_count()).map { KernelDescriptor($0, usm_kernel_at($0)!.pointee) }
+
+    /// Scratch bytes one call needs for a weight of `k` columns and `nb` blocks per row.
+    func scratchBytes(k: Int, nb: Int) -> Int { Int(usm_kernel_scratch(id, Int64(k), Int64(nb))) }
+    /// Bytes of one token's lookup tables (0 unless a table-lookup kernel).
+    func tokenTableBytes(k: Int) -> Int { Int(usm_kernel_token_table_bytes(id, Int64(k))) }
 }
 
-/// The one list that drives dispatch, tests and benchmarks. Within a contract the first supported entry wins.
+/// The product kernels and quantizers of the C kernel table, which drives dispatch, tests and benchmarks. Within a
+/// contract the first supported entry wins.
 public enum KernelRegistry {
-    static let oneBit: [QuantScheme] = [.bin, .binNorm, .binAsym]
-
-    public static let all: [KernelDescriptor] = {
-        var list: [KernelDescriptor] = [
-            KernelDescriptor(
-                name: "w1a5-lut-vpermb-32x4-avx512vbmi", isa: .avx512vbmi, weightBits: 1, activationBits: 5,
-                schemes: [.bin, .binNorm],
-                summary: "activations within +-15, one scale per token, u8 weight scales: the w1a6 tables (sums within +-60), a chunk's two lookups added in bytes, one vpdpbusd with the rows' scale codes as its unsigned operand, so the int32 accumulator is sum_j s_j D_j over the whole row and no block needs f32 work (2 vpermb + 1 vpaddb + 1 vpdpbusd per 512 weights and token against 2 + 2); 2 row tiles x 4 tokens; GEMV and token tails 1 tile x 1 token, same arithmetic"),
-            KernelDescriptor(
-                name: "w1a6-lut-vpermb-32x4-avx512vbmi", isa: .avx512vbmi, weightBits: 1, activationBits: 6,
-                schemes: [.bin, .binNorm],
-                summary: "activations within +-31, so per token and 4 columns one byte table of the 16 signed sums sum (2 bit - 1) x; one vpermb per 4 weight bits of 16 rows (half the 8-bit form's lookups, no byte adds, no correction term), widened by vpdpbusd with ones into the int32 block dot D; 2 row tiles x 4 tokens per step (each token's 2 table registers serve 2 tiles); GEMV and token tails 1 tile x 1 token, same arithmetic; y bit-identical to the 32x2 kernel on the same activations"),
-            KernelDescriptor(
-                name: "w1a8-lut-vpermb-32x2-avx512vbmi", isa: .avx512vbmi, weightBits: 1, activationBits: 8,
-                schemes: [.bin, .binNorm],
-                summary: "same tables and lookups as the 16x4 kernel, register-blocked over 2 row tiles x 2 tokens (each weight load and index computation serves 2 tokens, each token's 4 table registers 2 tiles; tables of a token pair stay in L1); byte sums widened by vpdpbusd with 2 and 32, so D = 2P - S is formed in int32 and one f32 accumulator per row and token takes s * sx * D (no correction term); GEMV and token tails 1 tile x 1 token with the same arithmetic"),
-            KernelDescriptor(
-                name: "w1a8-lut-vpermb-16x4-avx512vbmi", isa: .avx512vbmi, weightBits: 1, activationBits: 8,
-                schemes: [.binAsym],
-                summary: "T-MAC style: per token and 4 columns the 16 subset sums of the activations' low nibbles and high parts as byte tables; 4 weight bits of 16 rows index them with vpermb (vpmultishiftqb unpacks 32 columns x 16 rows from one 64-byte load), byte sums over 64 columns, vpdpbusd with ones, exact int32 per block; 4 tokens per tile"),
-        ]
-        for abits in [5, 6, 8] {
-            list.append(KernelDescriptor(
-                name: "w1a\(abits)-xnor-popcnt-16x1-avx512vpopcntdq", isa: .avx512vbmi, weightBits: 1,
-                activationBits: abits, schemes: [.bin, .binNorm],
-                summary: "bit-serial GEMV on the table-lookup layout: the codes as a sign plane and \(abits - 1) magnitude bit planes (4 bytes each per 32 columns, in L1 at any K), per plane one vpternlogd (w xnor sign, and plane) and one vpopcntd for 16 rows x 32 columns, shift-adds per block to D = 2 sum 2^b count_b - sum |x|; \(abits == 5 ? "s_j D_j summed in int32 (vpmulld) and" : "") the table-lookup kernel's f32 operations, so the same bits; 1 tile x 1 token",
-                singleToken: true))
-        }
-        for (bits, schemes) in [(1, oneBit), (2, [QuantScheme.int2]), (4, [.int4]), (8, [.int8])] {
-            list.append(KernelDescriptor(
-                name: "w\(bits)a8-dpbusd-16x8-avx512vnni", isa: .avx512, weightBits: bits, activationBits: 8,
-                schemes: schemes,
-                summary: "\(bits)-bit codes of 16 rows x 4 columns expanded to bytes (\(bits == 1 ? "k-mask vmovdqu8" : bits == 8 ? "load" : "vpsrlvq+vpand")), vpdpbusd with broadcast int8 activations, 8 tokens per tile (8 accumulators at N=1), int32 per block, scales on the output"))
-            list.append(KernelDescriptor(
-                name: "w\(bits)a8-maddubs-16x2-avx2", isa: .avx2, weightBits: bits, activationBits: 8, schemes: schemes,
-                summary: bits == 8 ? "same layout, vpmaddubsw+vpmaddwd with the sign trick, 2 tokens per tile"
-                    : "same layout, vpmaddubsw+vpmaddwd, 2 tokens per tile below 8 tokens; from 8 tokens on the codes expanded to bytes once per 128 groups and 64 tokens (stack buffer), 4 tokens per pass, vpmaddubsw summed in int16 over runs of \(bits == 1 ? 64 : bits == 2 ? 32 : 8) groups"))
-            list.append(KernelDescriptor(
-                name: "w\(bits)a8-sdot-16x4-neondotprod", isa: .neonDotprod, weightBits: bits, activationBits: 8,
-                schemes: schemes,
-                summary: "same layout, codes expanded to bytes (\(bits == 1 ? "tbl+ushl+and" : bits == 8 ? "load, eor 0x80, + 128 S" : "ushr+and")), sdot by lane with 4 columns of int8 activations per 16-byte load, 4 tokens per tile (2 accumulator sets below 4), int32 per block"))
-            list.append(KernelDescriptor(
-                name: "w\(bits)a8-smlal-16x2-neon", isa: .neon, weightBits: bits, activationBits: 8, schemes: schemes,
-                summary: "same layout, smull/smlal int16 partial sums\(bits == 8 ? " widened every group" : " over up to 8 groups"), addp+sadalp to int32 per row, 2 tokens per tile"))
-            list.append(KernelDescriptor(
-                name: "w\(bits)a8-scalar-16x1-portable", isa: .portable, weightBits: bits, activationBits: 8,
-                schemes: schemes, summary: "same layout, scalar C"))
-        }
-        let all = QuantScheme.allCases
-        list.append(KernelDescriptor(name: "wf32af32-fma-16x8-avx512f", isa: .avx512, weightBits: 32, activationBits: 32,
-                                     schemes: all, summary: "f32 weights (dequantized at load) x f32 activations, vfmadd231ps, 16 rows x 8 tokens"))
-        list.append(KernelDescriptor(name: "wf32af32-fma-16x2-avx2", isa: .avx2, weightBits: 32, activationBits: 32,
-                                     schemes: all, summary: "f32, 2 x 8 rows x 2 tokens, vfmadd231ps ymm"))
-        list.append(KernelDescriptor(name: "wf32af32-fma-16x4-neon", isa: .neon, weightBits: 32, activationBits: 32,
-                                     schemes: all, summary: "f32, 16 rows x 4 tokens, fmla by lane, one in-order chain per output (bit-identical to the portable loop)"))
-        list.append(KernelDescriptor(name: "wf32af32-scalar-16x1-portable", isa: .portable, weightBits: 32,
-                                     activationBits: 32, schemes: all, summary: "f32, scalar C"))
-        return list
-    }()
+    /// Every product kernel, fastest first within a family and weight width.
+    public static let all: [KernelDescriptor] = KernelDescriptor.table.filter { $0.family != .quantizer }
 
     /// Activation quantizers (per token or per token and block, bit-exact with `ActivationQuantizer`).
-    public static let activationQuantizers: [KernelDescriptor] = [
-        KernelDescriptor(name: "a8-quant-avx512", isa: .avx512, weightBits: 0, activationBits: 8,
-                         schemes: QuantScheme.allCases, summary: "max|x|, vdivps, vcvtps2dq (round half even), clamp, vpmovdb; block maxima and sums of 16 blocks by one transposing tree each"),
-        KernelDescriptor(name: "a8-quant-avx2", isa: .avx2, weightBits: 0, activationBits: 8,
-                         schemes: QuantScheme.allCases, summary: "max|x|, vdivps, vcvtps2dq (round half even), clamp, vpackssdw/vpacksswb, block sums"),
-        KernelDescriptor(name: "a8-quant-neon", isa: .neon, weightBits: 0, activationBits: 8,
-                         schemes: QuantScheme.allCases, summary: "max|x|, fdiv, fcvtns (round half even), clamp, xtn, block sums"),
-        KernelDescriptor(name: "a8-quant-portable", isa: .portable, weightBits: 0, activationBits: 8,
-                         schemes: QuantScheme.allCases, summary: "scalar C"),
-    ]
+    public static let activationQuantizers: [KernelDescriptor] = KernelDescriptor.table.filter { $0.family == .quantizer }
 
     public static var supported: [KernelDescriptor] { all.filter(\.isSupported) }
 

@@ -39,28 +39,25 @@ public enum SingleTokenChoice: String, Sendable, CaseIterable {
     public static let tableBudget = 16 << 10
 }
 
-/// The 1-bit table-lookup kernels' products (AVX-512 VBMI): int8 activations split into low-nibble and high-part
-/// tables, or 6- and 5-bit codes in one table of signed sums. Each call builds its tokens' tables, 4 at a time, in its
-/// own scratch.
-enum TableLookup {
-    /// int8 activations; 6-bit codes; 5-bit codes with the weight scales folded in (same tables as 6-bit)
-    case eightBit, sixBit, fiveBit
+/// How a product's work is split over threads, fixed at load by its kernel's family.
+enum ProductSplit {
+    /// f32 kernel: contiguous row tiles (or token ranges when there are few tiles), finer parts than threads
+    case float
+    /// integer tile kernel: the same, finer parts than threads
+    case tiles
+    /// int8 table lookup: one part per thread, each with its own table scratch
+    case lookupParts
+    /// 6- and 5-bit table lookup: units of work (4 tokens x a row part) claimed as the threads go (usm_lut1a6_gemm)
+    case claimedUnits
 
-    init(activationBits: Int) { self = activationBits == 5 ? .fiveBit : activationBits == 6 ? .sixBit : .eightBit }
-
-    /// Bytes of one token's tables.
-    func tableBytes(k: Int) -> Int {
-        Int(self == .eightBit ? usm_lut1_table_bytes(Int64(k)) : usm_lut1a6_table_bytes(Int64(k)))
+    init(_ family: KernelFamily) {
+        switch family {
+        case .float: self = .float
+        case .lookup8: self = .lookupParts
+        case .lookup6, .lookup5: self = .claimedUnits
+        case .tiles, .popcount, .quantizer: self = .tiles
+        }
     }
-
-    /// Scratch bytes one call needs.
-    func scratchBytes(k: Int) -> Int {
-        Int(self == .eightBit ? usm_lut1_gemm_scratch(Int64(k)) : usm_lut1a6_gemm_scratch(Int64(k)))
-    }
-
-    /// The 5- and 6-bit products hand out their work in claimed units (usm_lut1a6_gemm); the int8 one takes a
-    /// fixed part of the rows or tokens.
-    var claimsUnits: Bool { self != .eightBit }
 
     /// Row parts per group of 4 tokens in the claimed units: up to 4, at least 8 tiles each.
     static func rowParts(tiles: Int) -> Int { max(1, min(4, tiles / 8)) }
@@ -101,10 +98,22 @@ public final class Workspace {
         return floats.withUnsafeMutableBufferPointer { $0 }
     }
 
-    func reserve(bytes nb: Int, meta nm: Int, sums ns: Int) {
-        Self.grow(&bytes, nb)
-        Self.grow(&meta, nm)
-        Self.grow(&sums, ns)
+    /// Grows the product scratch to at least these sizes and calls `body` with it: quantized activations (`bytes`),
+    /// their scales (`meta`), their block sums (`sums`) and the kernels' per-part scratch (`tables`).
+    func withProductScratch<R>(bytes nb: Int, meta nm: Int, sums ns: Int, tables nt: Int,
+                               _ body: (UnsafeMutablePointer<Int8>, UnsafeMutablePointer<Float>,
+                                        UnsafeMutablePointer<Int32>, UnsafeMutablePointer<UInt8>) -> R) -> R {
+        Self.grow(&bytes, max(nb, 1))
+        Self.grow(&meta, max(nm, 1))
+        Self.grow(&sums, max(ns, 1))
+        Self.grow(&tables, max(nt, 1))
+        return bytes.withUnsafeMutableBufferPointer { q in
+            meta.withUnsafeMutableBufferPointer { m in
+                sums.withUnsafeMutableBufferPointer { s in
+                    tables.withUnsafeMutableBufferPointer { t in body(q.baseAddress!, m.baseAddress!, s.baseAddress!, t.baseAddress!) }
+                }
+            }
+        }
     }
 
     /// Grows a scratch array `a` to at least `n` elements (zeros), geometrically: callers whose sizes creep up (a
@@ -175,8 +184,10 @@ public struct PreparedWeight: Sendable {
     let scaleU8: Bool
     let shift: Int32
     let offset: Int32
-    /// cached per-call choices (no string or registry look-ups on the hot path)
-    let lookup: TableLookup?
+    /// the plan resolved at load (no registry look-ups on the hot path): the kernel's id, how the product is split
+    /// over threads, and one call's scratch bytes (rounded to 64); the same for single-token products
+    let plan: (id: Int32, split: ProductSplit, scratch: Int)
+    let singleTokenPlan: (id: Int32, split: ProductSplit, scratch: Int)
     /// activation codes within ±activationMax (127; 31 or 15 for 1-bit layers under `.int6Binary`, `.int5Binary`)
     let activationMax: Int32
     let quantizerISA: Int32
@@ -202,17 +213,20 @@ public struct PreparedWeight: Sendable {
         kernel = KernelRegistry.select(for: l.scheme, activationBits: floatPath ? 32 : fiveBit ? 5 : sixBit ? 6 : 8,
                                        maxISA: isa, blockSize: l.blockSize)
         kernelName = kernel.name
-        lookup = kernel.needsBlocksOf32 ? TableLookup(activationBits: kernel.activationBits) : nil
         let wantsBitSerial = singleToken == .bitSerial
-            || (singleToken == .automatic && (lookup?.tableBytes(k: l.k) ?? 0) > SingleTokenChoice.tableBudget)
+            || (singleToken == .automatic && kernel.tokenTableBytes(k: l.k) > SingleTokenChoice.tableBudget)
         singleTokenKernel = floatPath || !wantsBitSerial ? nil : KernelRegistry.singleTokenKernel(beside: kernel, scheme: l.scheme)
         quantizerISA = KernelRegistry.activationQuantizer(maxISA: kernel.isa).isa.rawValue
-        nb = l.blocksPerRow
+        let nb = l.blocksPerRow
+        plan = (kernel.id, ProductSplit(kernel.family), (kernel.scratchBytes(k: l.k, nb: nb) + 63) / 64 * 64)
+        // a single-token kernel runs one part per thread, each with its own scratch
+        singleTokenPlan = singleTokenKernel.map { ($0.id, .lookupParts, ($0.scratchBytes(k: l.k, nb: nb) + 63) / 64 * 64) } ?? plan
+        self.nb = nb
         blockLength = l.blockLength
         groups = (l.k + 3) / 4
         blockGroups = (l.blockLength + 3) / 4
         activationBlock = activations.perBlock && !fiveBit && l.blockSize != 0 ? l.blockLength : 0
-        let (tiles, rows, k, nb) = (tiles, l.rows, l.k, nb)
+        let (tiles, rows, k) = (tiles, l.rows, l.k)
         if floatPath {
             bits = 32
             weights = AlignedBuffer(byteCount: tiles * k * 16 * 4)
@@ -346,7 +360,7 @@ public struct PreparedWeight: Sendable {
         x.withUnsafeBufferPointer { xp in
             y.withUnsafeMutableBufferPointer { yp in
                 p.withUnsafeMutableBufferPointer { pp in
-                    applyQuantized(xp.baseAddress!, n: n, y: yp.baseAddress!, workspace: workspace, dots: pp.baseAddress!)
+                    _ = applyQuantized(xp.baseAddress!, n: n, y: yp.baseAddress!, workspace: workspace, dots: pp.baseAddress!)
                 }
             }
         }
@@ -385,16 +399,19 @@ public struct PreparedWeight: Sendable {
     }
 
     private func applyFloat(_ x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>, threads: Int) {
-        let isa = kernel.isa.rawValue
+        let id = plan.id
         let parts = fineParts(parts(threads: threads, n: n), threads: threads)
         weights.withUnsafeBytes { wraw in
             withBias { bp in
-                let args = usm_fgemm_args(w: wraw.bindMemory(to: Float.self).baseAddress, x: x, bias: bp, y: y,
+                var args = usm_fgemm_args(w: wraw.bindMemory(to: Float.self).baseAddress, x: x, bias: bp, y: y,
                                           rows: Int64(rows), k: Int64(k), xstride: Int64(k), ystride: Int64(rows))
-                withUnsafePointer(to: args) { ap in
+                withUnsafePointer(to: &args) { ap in
                     parallelFor(parts, threads: threads) { i in
                         let r = partition(i, of: parts, n: n)
-                        usm_fgemm(isa, ap, Int64(r.tb), Int64(r.te), Int64(r.t0), Int64(r.t1))
+                        var c = usm_kernel_call()
+                        c.f = ap
+                        (c.tile_begin, c.tile_end, c.t_begin, c.t_end) = (Int64(r.tb), Int64(r.te), Int64(r.t0), Int64(r.t1))
+                        usm_kernel_run(id, &c)
                     }
                 }
             }
@@ -411,99 +428,93 @@ public struct PreparedWeight: Sendable {
         return body(nil)
     }
 
-    /// Returns whether the product applied the swish epilogue itself (`swish`: it is asked to where it can).
-    @discardableResult
-    private func applyQuantized(_ x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>, workspace ws: Workspace,
-                                dots: UnsafeMutablePointer<Int32>?, swish: Bool = false) -> Bool {
-        var fused = false
-        let qstride = roundUp(k, 64)
-        let nab = activationBlock == 0 ? 1 : nb
-        ws.reserve(bytes: n * qstride, meta: n * (nab + 2 * nb), sums: n * nb)
-        let (lookup, amax) = (lookup, activationMax)
-        let parts = parts(threads: ws.threads, n: n)
-        let single = n == 1 && singleTokenKernel != nil
-        let singleBits = Int32(singleTokenKernel?.activationBits ?? 8)
-        let scratch = single ? Int(usm_popcnt1_scratch(Int64(k), Int64(nb))) : lookup?.scratchBytes(k: k) ?? 0
-        let tableBytes = (scratch + 63) / 64 * 64
-        Workspace.grow(&ws.tables, parts * tableBytes)
-        let isa = kernel.isa.rawValue
-        let qisa = quantizerISA
-        let (k, nb, rows) = (k, nb, rows)
-        // from 32 tokens the quantizer splits the tokens over the threads, and the lookup product gives each thread
-        // its own tokens to match (below, one thread quantizes and the product splits the rows)
-        let tokenSplit = n >= 32
-        let qparts = tokenSplit ? min(ws.threads, n / 16) : 1
-        ws.tables.withUnsafeMutableBufferPointer { tabb in
-        ws.bytes.withUnsafeMutableBufferPointer { qb in
-            ws.meta.withUnsafeMutableBufferPointer { mb in
-                ws.sums.withUnsafeMutableBufferPointer { sb in
-                    let q = qb.baseAddress!, ascale = mb.baseAddress!, sx = ascale + n * nab, sxs = sx + n * nb
-                    let bsum = sb.baseAddress!
-                    parallelFor(qparts) { i in
-                        let t0 = n * i / qparts, t1 = n * (i + 1) / qparts
-                        usm_quantize_act(qisa, x + t0 * k, Int64(k), Int64(t1 - t0), Int64(k), Int64(activationBlock),
-                                         Int64(blockLength), Int64(nb), q + t0 * qstride, Int64(qstride),
-                                         ascale + t0 * nab, sx + t0 * nb, sxs + t0 * nb, bsum + t0 * nb, amax)
-                    }
-                    weights.withUnsafeBytes { wraw in
-                        scaleBytes.withUnsafeBytes { sp in
-                            fa.withUnsafeBufferPointer { fap in
-                                fb.withUnsafeBufferPointer { fbp in
-                                    withOptional(zpBytes) { zp in
-                                        withBias { bp in
-                                            let args = usm_qgemm_args(
-                                                w: wraw.bindMemory(to: UInt8.self).baseAddress,
-                                                scale: sp.baseAddress, corr: zp.map(UnsafeRawPointer.init) ?? sp.baseAddress,
-                                                fa: fap.baseAddress, fb: fbp.baseAddress, x: q, sx: sx, sxs: sxs,
-                                                bsum: bsum, bias: bp, y: y, dots: dots, rows: Int64(rows),
-                                                groups: Int64(groups), nb: Int64(nb), block_groups: Int64(blockGroups),
-                                                xstride: Int64(qstride), ystride: Int64(rows), bits: Int32(bits),
-                                                shift: shift, offset: offset, scale_u8: scaleU8 ? 1 : 0,
-                                                corr_i8: scaleU8 ? 1 : 0, corr_is_scale: zp == nil ? 1 : 0)
-                                            withUnsafePointer(to: args) { ap in
-                                                if !single, let lookup, lookup.claimsUnits {
-                                                    // units claimed as the threads go, each part's own tokens first
-                                                    // (tokenSplit) or its own rows (see usm_lut1a6_gemm)
-                                                    let fold: Int32 = lookup == .fiveBit ? 1 : 0
-                                                    let byRows: Int32 = tokenSplit ? 0 : 1
-                                                    let rparts = Int64(TableLookup.rowParts(tiles: tiles))
-                                                    let swishISA: Int32 = swish ? KernelISA.best.rawValue : -1
-                                                    withUnsafeTemporaryAllocation(of: Int64.self, capacity: parts) { next in
-                                                        next.initialize(repeating: 0)
-                                                        parallelFor(parts) { i in
-                                                            usm_lut1a6_gemm(ap, fold, tabb.baseAddress! + i * tableBytes, next.baseAddress!,
-                                                                            Int32(i), Int32(parts), byRows, rparts, 0, Int64(tiles),
-                                                                            0, Int64(n), swishISA)
-                                                        }
-                                                    }
-                                                    fused = swish
-                                                    return
-                                                }
-                                                // no per-part scratch: finer parts, claimed as the threads go
-                                                let parts = single || lookup != nil ? parts : fineParts(parts, threads: ws.threads)
-                                                parallelFor(parts, threads: ws.threads) { i in
-                                                    let r = partition(i, of: parts, n: n)
-                                                    if single {
-                                                        usm_popcnt1_gemv(ap, singleBits, tabb.baseAddress! + i * tableBytes,
-                                                                         Int64(r.tb), Int64(r.te), 0, 1)
-                                                    } else if lookup != nil {
-                                                        usm_lut1_gemm(ap, tabb.baseAddress! + i * tableBytes, Int64(r.tb),
-                                                                      Int64(r.te), Int64(r.t0), Int64(r.t1))
-                                                    } else {
-                                                        usm_qgemm(isa, ap, Int64(r.tb), Int64(r.te), Int64(r.t0), Int64(r.t1))
-                                                    }
-                                                }
-                                            }
-                                        }
-                                    }
-                                }
+    /// Calls `body` with the kernel arguments of this weight for quantized activations `q` (their scales and sums
+    /// as usm_quantize_act wrote them) and outputs `y`, `dots`.
+    private func withArguments<R>(q: UnsafePointer<Int8>, sx: UnsafePointer<Float>, sxs: UnsafePointer<Float>,
+                                  bsum: UnsafePointer<Int32>, y: UnsafeMutablePointer<Float>,
+                                  dots: UnsafeMutablePointer<Int32>?, _ body: (UnsafePointer<usm_qgemm_args>) -> R) -> R {
+        weights.withUnsafeBytes { wraw in
+            scaleBytes.withUnsafeBytes { sp in
+                fa.withUnsafeBufferPointer { fap in
+                    fb.withUnsafeBufferPointer { fbp in
+                        withOptional(zpBytes) { zp in
+                            withBias { bp in
+                                var args = usm_qgemm_args(
+                                    w: wraw.bindMemory(to: UInt8.self).baseAddress,
+                                    scale: sp.baseAddress, corr: zp.map(UnsafeRawPointer.init) ?? sp.baseAddress,
+                                    fa: fap.baseAddress, fb: fbp.baseAddress, x: q, sx: sx, sxs: sxs,
+                                    bsum: bsum, bias: bp, y: y, dots: dots, rows: Int64(rows),
+                                    groups: Int64(groups), nb: Int64(nb), block_groups: Int64(blockGroups),
+                                    xstride: Int64(roundUp(k, 64)), ystride: Int64(rows), bits: Int32(bits),
+                                    shift: shift, offset: offset, scale_u8: scaleU8 ? 1 : 0,
+                                    corr_i8: scaleU8 ? 1 : 0, corr_is_scale: zp == nil ? 1 : 0)
+                                return withUnsafePointer(to: &args, body)
                             }
                         }
                     }
                 }
             }
         }
+    }
+
+    /// Returns whether the product applied the swish epilogue itself (`swish`: it is asked to where it can).
+    @discardableResult
+    private func applyQuantized(_ x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>, workspace ws: Workspace,
+                                dots: UnsafeMutablePointer<Int32>?, swish: Bool = false) -> Bool {
+        let qstride = roundUp(k, 64)
+        let nab = activationBlock == 0 ? 1 : nb
+        let parts = parts(threads: ws.threads, n: n)
+        // one-token products of the table-lookup layout may go to the bit-serial kernel
+        let (id, split, scratch) = n == 1 ? singleTokenPlan : plan
+        let (k, nb, amax, qisa, threads) = (k, nb, activationMax, quantizerISA, ws.threads)
+        // from 32 tokens the quantizer splits the tokens over the threads, and the lookup product gives each thread
+        // its own tokens to match (below, one thread quantizes and the product splits the rows)
+        let tokenSplit = n >= 32
+        let qparts = tokenSplit ? min(ws.threads, n / 16) : 1
+        return ws.withProductScratch(bytes: n * qstride, meta: n * (nab + 2 * nb), sums: n * nb, tables: parts * scratch) {
+            q, meta, bsum, tables in
+            let ascale = meta, sx = meta + n * nab, sxs = sx + n * nb
+            parallelFor(qparts) { i in
+                let t0 = n * i / qparts, t1 = n * (i + 1) / qparts
+                usm_quantize_act(qisa, x + t0 * k, Int64(k), Int64(t1 - t0), Int64(k), Int64(activationBlock),
+                                 Int64(blockLength), Int64(nb), q + t0 * qstride, Int64(qstride),
+                                 ascale + t0 * nab, sx + t0 * nb, sxs + t0 * nb, bsum + t0 * nb, amax)
+            }
+            return withArguments(q: q, sx: sx, sxs: sxs, bsum: bsum, y: y, dots: dots) { ap in
+                var call = usm_kernel_call()
+                call.q = ap
+                switch split {
+                case .claimedUnits:
+                    // units claimed as the threads go, each part's own tokens first (tokenSplit) or its own rows
+                    call.by_rows = tokenSplit ? 0 : 1
+                    call.row_parts = Int64(ProductSplit.rowParts(tiles: tiles))
+                    call.swish_isa = swish ? KernelISA.best.rawValue : -1
+                    call.parts = Int32(parts)
+                    (call.tile_begin, call.tile_end, call.t_begin, call.t_end) = (0, Int64(tiles), 0, Int64(n))
+                    withUnsafeTemporaryAllocation(of: Int64.self, capacity: parts) { next in
+                        next.initialize(repeating: 0)
+                        call.next = next.baseAddress
+                        parallelFor(parts) { i in
+                            var c = call
+                            c.part = Int32(i)
+                            c.scratch = tables + i * scratch
+                            usm_kernel_run(id, &c)
+                        }
+                    }
+                    return swish
+                case .lookupParts, .tiles, .float:
+                    // per-part scratch: one part per thread; none: finer parts, claimed as the threads go
+                    let parts = split == .lookupParts ? parts : fineParts(parts, threads: threads)
+                    parallelFor(parts, threads: threads) { i in
+                        let r = partition(i, of: parts, n: n)
+                        var c = call
+                        c.scratch = scratch == 0 ? nil : tables + i * scratch
+                        (c.tile_begin, c.tile_end, c.t_begin, c.t_end) = (Int64(r.tb), Int64(r.te), Int64(r.t0), Int64(r.t1))
+                        usm_kernel_run(id, &c)
+                    }
+                    return false
+                }
+            }
         }
-        return fused
     }
 }

@@ -1,7 +1,8 @@
 // NEON kernels against the portable C path, for arm64 (run under qemu-aarch64 by scripts/check-neon.sh).
 // Not a SwiftPM target: built by the script together with Sources/CUSMKernels/{kernels,kernels_neon,pool}.c.
 //
-// Every check calls the public dispatch (usm_qgemm / usm_fgemm / usm_quantize_act) with USM_ISA_PORTABLE and with each
+// The arm64 entries of the kernel table are listed and matched to what the dispatch selects. Every check calls the
+// public dispatch (usm_qgemm / usm_fgemm / usm_quantize_act, which run the table's kernels) with USM_ISA_PORTABLE and with each
 // NEON tier, on identical inputs and identically pre-filled outputs, and compares whole output buffers (including the
 // parts a call must not write) bit for bit:
 //   usm_qgemm        dots (int32) and y (f32), with and without the dots output, whole and partial tile/token ranges
@@ -316,6 +317,23 @@ int main(int argc, char **argv) {
            usm_isa_supported(USM_ISA_NEON), usm_isa_supported(USM_ISA_NEON_DOTPROD));
     if (!usm_isa_supported(USM_ISA_NEON)) { printf("FAIL: NEON tier not reported on arm64\n"); return 1; }
     isa_list[n_isas++] = USM_ISA_NEON;
+    // every arm64 kernel of the table (usm_kernel_table.h) this CPU runs is what the dispatch checked below selects at
+    // its tier, and the dispatch at the dotprod tier falls back to a supported kernel
+    int listed = 0;
+    for (int32_t id = 0; id < usm_kernel_count(); id++) {
+        const usm_kernel_info *k = usm_kernel_at(id);
+        if (k->isa != USM_ISA_NEON && k->isa != USM_ISA_NEON_DOTPROD) continue;
+        const int32_t chosen = usm_kernel_select(k->family, k->weight_bits, k->activation_bits, k->isa);
+        const int32_t top = usm_kernel_select(k->family, k->weight_bits, k->activation_bits, USM_ISA_NEON_DOTPROD);
+        const int ok = usm_isa_supported(k->isa) ? chosen == id : chosen != id;
+        printf("kernel %-32s %s\n", k->ident, usm_isa_supported(k->isa) ? "checked" : "not supported here");
+        if (!ok || top < 0 || !usm_isa_supported(usm_kernel_at(top)->isa)) {
+            printf("FAIL: dispatch does not select %s as the table says\n", k->ident);
+            return 1;
+        }
+        listed++;
+    }
+    if (listed == 0) { printf("FAIL: the kernel table lists no arm64 kernel\n"); return 1; }
     // without dotprod, asking for it must fall back to the baseline NEON kernel (no SDOT executed) and stay exact
     isa_list[n_isas++] = USM_ISA_NEON_DOTPROD;
 

@@ -138,6 +138,88 @@ void usm_quantize_act(int32_t isa, const float *x, int64_t xstride, int64_t n, i
                       int64_t wblock, int64_t nb, int8_t *q, int64_t qstride, float *ascale, float *sx, float *sxs,
                       int32_t *bsum, int32_t qmax);
 
+/// Arguments of usm_quantize_act, for the quantizer kernels of the table.
+typedef struct usm_quant_args {
+    const float *x;
+    int64_t xstride, n, k, ablock, wblock, nb;
+    int8_t *q;
+    int64_t qstride;
+    float *ascale, *sx, *sxs;
+    int32_t *bsum;
+    int32_t qmax;
+} usm_quant_args;
+
+// ---------------------------------------------------------------------------------------------------------------
+// The kernel table (usm_kernel_table.h): every microkernel with its contract, called by id.
+
+/// How a kernel is called and what it computes.
+enum {
+    USM_FAMILY_QGEMM = 0,   ///< usm_qgemm's contract on the 16 x 4 tile layout (usm_repack_codes)
+    USM_FAMILY_LUT8 = 1,    ///< usm_lut1_gemm: int8 activations, table-lookup layout, scratch per call
+    USM_FAMILY_LUT6 = 2,    ///< usm_lut1a6_gemm fold 0: codes within +-31, claimed units of work
+    USM_FAMILY_LUT5 = 3,    ///< usm_lut1a6_gemm fold 1: codes within +-15, u8 scales folded into the integer dot
+    USM_FAMILY_POPCNT = 4,  ///< usm_popcnt1_gemv with the kernel's activation bits: one token, scratch per call
+    USM_FAMILY_FGEMM = 5,   ///< usm_fgemm's contract (f32 weights in tiles of 16 rows)
+    USM_FAMILY_QUANT = 6,   ///< usm_quantize_act's contract
+};
+/// Requirements and roles of a kernel.
+enum {
+    USM_KF_LUT_LAYOUT = 1,    ///< weights in the table-lookup layout (usm_repack_lut1): blocks a multiple of 32 columns or one per row
+    USM_KF_SINGLE_TOKEN = 2,  ///< runs one token at a time: dispatch uses it only for single-token products
+    USM_KF_U8_SCALES = 4,     ///< needs u8 scale codes without zero points, one activation scale per token, k <= 2^19
+};
+/// Schemes a kernel serves: bit i is the container's scheme code i (ModelFormat.md).
+enum {
+    USM_SCHEME_F32 = 1 << 0, USM_SCHEME_INT8 = 1 << 1, USM_SCHEME_INT4 = 1 << 2, USM_SCHEME_INT2 = 1 << 3,
+    USM_SCHEME_BIN = 1 << 4, USM_SCHEME_BIN_NORM = 1 << 5, USM_SCHEME_BIN_ASYM = 1 << 6,
+};
+
+/// One call of a kernel: the fields its family reads.
+typedef struct usm_kernel_call {
+    const usm_qgemm_args *q;      ///< QGEMM, LUT8, LUT6, LUT5, POPCNT
+    const usm_fgemm_args *f;      ///< FGEMM
+    const usm_quant_args *quant;  ///< QUANT (the range fields are not used)
+    uint8_t *scratch;             ///< LUT8, LUT6, LUT5, POPCNT: usm_kernel_scratch(id, k, nb) bytes of this call's own
+    int64_t *next;                ///< LUT6, LUT5: the product's unit counters (usm_lut1a6_gemm)
+    int32_t part, parts, by_rows; ///< LUT6, LUT5: this call's part of the claimed units
+    int64_t row_parts;            ///< LUT6, LUT5
+    int32_t swish_isa;            ///< LUT6, LUT5: swish applied to finished units at this tier, -1 none
+    int64_t tile_begin, tile_end, t_begin, t_end;
+} usm_kernel_call;
+
+#include "usm_kernel_table.h"
+
+enum {
+#define USM_KERNEL_ID(ident, ...) USM_K_##ident,
+    USM_KERNEL_TABLE(USM_KERNEL_ID)
+#undef USM_KERNEL_ID
+    USM_KERNEL_COUNT
+};
+
+/// Each kernel under its contract name; defined on every architecture: a kernel of another architecture's tier
+/// aborts with its name (dispatch never selects one, as its tier is never supported).
+#define USM_KERNEL_DECLARE(ident, ...) void usm_##ident(const usm_kernel_call *c);
+USM_KERNEL_TABLE(USM_KERNEL_DECLARE)
+#undef USM_KERNEL_DECLARE
+
+typedef struct usm_kernel_info {
+    const char *ident;    ///< the contract name with '_' for '-' (the C function is usm_<ident>)
+    const char *summary;
+    int32_t family, isa, weight_bits, activation_bits, rows, tokens, flags, schemes;
+} usm_kernel_info;
+
+int32_t usm_kernel_count(void);
+/// Entry `id` of the table (0 ..< usm_kernel_count()), NULL outside it.
+const usm_kernel_info *usm_kernel_at(int32_t id);
+/// Runs kernel `id`. Aborts with the kernel's name when the id is outside the table or the CPU lacks its tier.
+void usm_kernel_run(int32_t id, const usm_kernel_call *c);
+/// The first supported kernel of `family` for `weight_bits` and `activation_bits` at or below tier `max_isa`, -1 none.
+int32_t usm_kernel_select(int32_t family, int32_t weight_bits, int32_t activation_bits, int32_t max_isa);
+/// Scratch bytes one call of kernel `id` needs for a weight of `k` columns and `nb` blocks per row (0: none).
+int64_t usm_kernel_scratch(int32_t id, int64_t k, int64_t nb);
+/// Bytes of one token's lookup tables for the table-lookup kernels (0 for the others).
+int64_t usm_kernel_token_table_bytes(int32_t id, int64_t k);
+
 /// Returns the heap's free memory to the operating system where the C library can (glibc: malloc_trim); 1 if it
 /// released any. Loading a model decodes tensors into temporaries whose freed pages the allocator otherwise keeps.
 int32_t usm_release_free_heap(void);
