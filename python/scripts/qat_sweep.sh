@@ -7,6 +7,7 @@
 #
 # Runs go one after another (two cores fit one training) into /root/usm-data/ckpt/qat-RUN; a finished run
 # (step_STEPS.pt present) is skipped, an interrupted one resumes. Starts in the background; log: qat-sweep.log.
+export USM_DATA="${USM_DATA:-/root/usm-data}"  # the pipeline's data folder (usm_ref.train reads it)
 set -u
 cd "$(dirname "$0")/.." || exit 1
 if [ -z "${QAT_SWEEP_CHILD:-}" ]; then  # detach from the terminal/session so the sweep outlives it

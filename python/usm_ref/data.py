@@ -58,3 +58,11 @@ class FeatureStore:
     def feats(self, i: int) -> np.ndarray:
         a, off = self.where[i]
         return self.arrays[a][off:off + self.frames[i]]
+
+
+def data_root(*parts: str):
+    """A path under $USM_DATA (the data folder of the training pipeline), or None when the variable is unset: the
+    package has no built-in data location, so command-line tools then require the path as an argument."""
+    import os
+    root = os.environ.get("USM_DATA")
+    return os.path.join(root, *parts) if root else None

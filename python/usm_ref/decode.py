@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from .data import data_root
 from .model import ConformerRNNT
 
 
@@ -85,7 +86,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("ckpt")
     ap.add_argument("data", help="a manifest TSV, or a directory with transcripts.tsv (e.g. ../shared/data/asterisk-dev)")
-    ap.add_argument("--tokenizer", default="/root/usm-data/tokenizer/spm256.model")
+    ap.add_argument("--tokenizer", default=data_root("tokenizer", "spm256.model"),
+                    required=data_root() is None, help="SentencePiece model (default $USM_DATA/tokenizer/spm256.model)")
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()

@@ -14,6 +14,7 @@ import torch
 
 from .config import ModelConfig
 from .model import ConformerRNNT, expected_export_shapes
+from .data import data_root
 from .tokenizer import Tokenizer
 
 
@@ -35,7 +36,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("ckpt")
     ap.add_argument("out")
-    ap.add_argument("--tokenizer", default="/root/usm-data/tokenizer/spm256.model")
+    ap.add_argument("--tokenizer", default=data_root("tokenizer", "spm256.model"),
+                    required=data_root() is None, help="SentencePiece model (default $USM_DATA/tokenizer/spm256.model)")
     args = ap.parse_args()
     cfg, m, step = load_checkpoint(args.ckpt)
     W = m.state_dict_for_export()

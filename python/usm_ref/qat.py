@@ -143,15 +143,13 @@ class FakeQuantLinear(nn.Module):
 
 
 def apply_recipe(model: nn.Module, recipe: str, scale_format: str = "f32", block: int | None = None) -> int:
-    """Wraps the encoder matrices (Architecture.md section 7) of a ConformerRNNT in FakeQuantLinear. Returns the count."""
+    """Wraps the encoder matrices (Architecture.md section 7) of a ConformerRNNT in FakeQuantLinear. Returns the count.
+    (For any other model: usm_ref.toolkit.quantize_model with a name pattern or predicate.)"""
+    from .toolkit import select_linears, wrap_linears
+
     scheme, default_block, clip = RECIPES[recipe]
     b = default_block if block is None or default_block == 0 else block
-    count = 0
-    for layer in model.encoder.layers:
-        for parent in (layer.ffn1, layer.ffn2, layer.mhsa, layer.conv):
-            for name in ENCODER_MATRICES:
-                child = getattr(parent, name, None)
-                if isinstance(child, nn.Linear):
-                    setattr(parent, name, FakeQuantLinear(child, scheme, b, scale_format, clip))
-                    count += 1
-    return count
+    patterns = [f"encoder.layers.*.{part}.{name}" for part in ("ffn1", "ffn2", "mhsa", "conv") for name in ENCODER_MATRICES]
+    names = select_linears(model, include=patterns)
+    wrap_linears(model, names, scheme, b, clip, scale_format)
+    return len(names)

@@ -1,6 +1,6 @@
 """Float RNN-T training of the Conformer transducer on precomputed features.
 
-python -m usm_ref.train --exp /root/usm-data/ckpt/exp0        (resumes from <exp>/latest.pt if present)
+python -m usm_ref.train --data $USM_DATA --exp $USM_DATA/ckpt/exp0        (resumes from <exp>/latest.pt if present)
 
 Batches are bucketed by length (max padded frames per batch), SpecAugment on normalised features, AdamW with
 linear warmup + inverse-sqrt decay, gradient clipping, checkpoints every --ckpt-every steps, greedy-decode WER on
@@ -21,7 +21,7 @@ import torchaudio.functional as AF
 
 from . import qat
 from .config import ModelConfig, named_config
-from .data import FeatureStore
+from .data import FeatureStore, data_root
 from .decode import greedy_batch, wer
 from .model import ConformerRNNT
 from .tokenizer import Tokenizer
@@ -109,10 +109,11 @@ def evaluate(model, dev: FeatureStore, idx: list[int], tok: Tokenizer, bs: int =
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", default="/root/usm-data")
-    ap.add_argument("--exp", default="/root/usm-data/ckpt/exp0")
+    ap.add_argument("--data", default=data_root(), required=data_root() is None, help="data folder (default $USM_DATA)")
+    ap.add_argument("--exp", required=True, help="run folder: checkpoints and logs")
     ap.add_argument("--config", default="trained", help="named config or path to a JSON config")
-    ap.add_argument("--tokenizer", default="/root/usm-data/tokenizer/spm256.model")
+    ap.add_argument("--tokenizer", default=data_root("tokenizer", "spm256.model"),
+                    required=data_root() is None, help="SentencePiece model (default $USM_DATA/tokenizer/spm256.model)")
     ap.add_argument("--max-frames", type=int, default=6000, help="padded 10 ms frames per batch")
     ap.add_argument("--max-batch", type=int, default=48)
     ap.add_argument("--max-utt-frames", type=int, default=1000)
