@@ -60,16 +60,23 @@ static int claim_part(uint64_t gen, int32_t part) {
 // (docs/decisions/0008-thread-work-sharing.md). A late or slow thread's parts go to the other.
 static uint64_t run_parts(int32_t home) {
     uint64_t s = atomic_load_explicit(&job_state, memory_order_acquire);
+    const uint64_t gen = s >> 40;
     if (!(s & USM_JOB_MASKED)) {
+        // A claim is a compare-and-swap on the state just read, never a blind increment: once this job's last part
+        // is done its caller may return and publish another job, perhaps of the other layout, and an increment
+        // landing on that state would run a part it did not claim (twice, or past the job's parts) with a context
+        // whose caller may have returned.
         for (;;) {
-            s = atomic_fetch_add_explicit(&job_state, 1, memory_order_acq_rel);
-            uint32_t idx = (uint32_t)(s & 0xFFFFF), parts = (uint32_t)((s >> 20) & 0x7FFFF);
-            if (idx >= parts) return s >> 40;
-            job_fn(job_ctx, (int32_t)idx);
-            atomic_fetch_add_explicit(&job_done, 1, memory_order_release);
+            if ((s >> 40) != gen) return gen;  // another job is current: the caller (a worker) joins it afresh
+            const uint32_t idx = (uint32_t)(s & 0xFFFFF), parts = (uint32_t)((s >> 20) & 0x7FFFF);
+            if (idx >= parts) return gen;
+            if (atomic_compare_exchange_weak_explicit(&job_state, &s, s + 1, memory_order_acq_rel, memory_order_acquire)) {
+                job_fn(job_ctx, (int32_t)idx);
+                atomic_fetch_add_explicit(&job_done, 1, memory_order_release);
+                s = atomic_load_explicit(&job_state, memory_order_acquire);
+            }
         }
     }
-    const uint64_t gen = s >> 40;
     const int32_t parts = (int32_t)((s >> 32) & 0x7F);
     // the job's threads (its helpers and the caller), and this thread's own parts [lo, hi)
     const int32_t n = atomic_load_explicit(&job_helpers_max, memory_order_relaxed) + 1, h = home % n;

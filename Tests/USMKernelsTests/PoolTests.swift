@@ -21,6 +21,34 @@ import USMTestSupport
         }
     }
 
+    /// Jobs of more than 32 parts (one shared counter) and of at most 32 (a claim bit per part) alternate back to
+    /// back on more threads than CPUs, so workers are preempted between reading a job's layout and claiming a part
+    /// while the next job, of the other layout, starts: every part of every job still runs exactly once, with an index
+    /// inside the job, and no part of an earlier job runs once its call has returned. Whether a worker is preempted
+    /// at that point is up to the scheduler: a failure is always real, a pass is evidence rather than proof.
+    @Test func jobsOfBothLayoutsBackToBackRunEachPartOnce() {
+        let finished = Locked(true)
+        for round in 0..<6000 {
+            let parts = round % 2 == 0 ? 33 + round % 31 : 2 + round % 31
+            let threads = 2 + round % 15
+            let runs = Locked([Int](repeating: 0, count: parts))
+            let outside = Locked(0)
+            finished.withLock { $0 = false }
+            parallelFor(parts, threads: threads) { i in
+                if finished.withLock({ $0 }) || i < 0 || i >= parts { outside.withLock { $0 += 1 }; return }
+                runs.withLock { $0[i] += 1 }
+                if i % 4 == 0 { usleep(5) }  // parts long enough that workers take some
+            }
+            finished.withLock { $0 = true }
+            let counts = runs.withLock { $0 }
+            let wrong = outside.withLock { $0 }
+            if counts != [Int](repeating: 1, count: parts) || wrong != 0 {
+                Issue.record("round \(round): \(parts) parts on \(threads) threads ran \(counts), \(wrong) outside the job")
+                return
+            }
+        }
+    }
+
     /// Jobs of up to 32 parts: each thread takes its own share first (the caller the first half with 2 threads, the
     /// worker the second), so steps split the same way keep their rows on one core. Part 0 waits until part 2 has
     /// started, part 1 until part 3 has and part 3 until part 1 has (each at most 50 ms): with own shares first the
