@@ -11,16 +11,18 @@ let package = Package(
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.0", traits: ["MallocInterposer"]),
     ],
     targets: [
-        .executableTarget(
-            name: "FoundationBenchmarks",
-            dependencies: [
-                .product(name: "Benchmark", package: "benchmark"),
-                .product(name: "USMTensor", package: "usm-infer"),
-                .product(name: "USMKernels", package: "usm-infer"),
-                .product(name: "USMFormat", package: "usm-infer"),
-                .product(name: "USMModel", package: "usm-infer"),
-            ],
-            path: "Benchmarks/FoundationBenchmarks",
-            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]),
+        suite("FoundationBenchmarks", ["USMTensor", "USMKernels", "USMFormat", "USMModel"]),
+        suite("KernelBenchmarks", ["USMTensor", "USMKernels"]),
+        suite("RecognizerBenchmarks", ["USMAudio", "USMRecognizer"]),
     ]
 )
+
+/// A suite: an executable target under Benchmarks/NAME with package-benchmark's plugin and these library products.
+func suite(_ name: String, _ products: [String]) -> Target {
+    .executableTarget(
+        name: name,
+        dependencies: [.product(name: "Benchmark", package: "benchmark")]
+            + products.map { .product(name: $0, package: "usm-infer") },
+        path: "Benchmarks/\(name)",
+        plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")])
+}

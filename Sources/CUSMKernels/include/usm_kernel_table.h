@@ -38,6 +38,15 @@
     X(w##b##a8_scalar_16x1_portable, USM_FAMILY_QGEMM, PORTABLE, b, 8, 16, 1, 0, schemes, usm_qgemm_portable,       \
       "same layout, scalar C")
 
+// the bit-serial single-token kernel for activations of `a` bits (a - 1 magnitude planes)
+#define USM_KERNEL_POPCNT(X, a, flags, planes, note)                                                                \
+    X(w1a##a##_xnor_popcnt_16x1_avx512vpopcntdq, USM_FAMILY_POPCNT, AVX512VBMI, 1, a, 16, 1,                        \
+      USM_KF_LUT_LAYOUT | USM_KF_SINGLE_TOKEN | flags, USM_SCHEMES_SYMMETRIC_ONE_BIT, usm_popcnt1_gemv,               \
+      "bit-serial GEMV on the table-lookup layout: the codes as a sign plane and " #planes " magnitude bit planes "  \
+      "(4 bytes each per 32 columns, in L1 at any K), per plane one vpternlogd (w xnor sign, and plane) and one "     \
+      "vpopcntd for 16 rows x 32 columns, shift-adds per block to D = 2 sum 2^b count_b - sum |x|" note "; the "     \
+      "table-lookup kernel's f32 operations, so the same bits; 1 tile x 1 token")
+
 #define USM_LOW_BIT_AVX2_NOTE(run)                                                                                   \
     "same layout, vpmaddubsw+vpmaddwd, 2 tokens per tile below 8 tokens; from 8 tokens on the codes expanded to "    \
     "bytes once per 128 groups and 64 tokens (stack buffer), 4 tokens per pass, vpmaddubsw summed in int16 over "    \
@@ -72,22 +81,9 @@
       "byte tables; 4 weight bits of 16 rows index them with vpermb (vpmultishiftqb unpacks 32 columns x 16 rows "   \
       "from one 64-byte load), byte sums over 64 columns, vpdpbusd with ones, exact int32 per block; 4 tokens per "  \
       "tile")                                                                                                        \
-    X(w1a5_xnor_popcnt_16x1_avx512vpopcntdq, USM_FAMILY_POPCNT, AVX512VBMI, 1, 5, 16, 1,                            \
-      USM_KF_LUT_LAYOUT | USM_KF_SINGLE_TOKEN | USM_KF_U8_SCALES, USM_SCHEMES_SYMMETRIC_ONE_BIT, usm_popcnt1_gemv,    \
-      "bit-serial GEMV on the table-lookup layout: the codes as a sign plane and 4 magnitude bit planes (4 bytes "   \
-      "each per 32 columns, in L1 at any K), per plane one vpternlogd (w xnor sign, and plane) and one vpopcntd for " \
-      "16 rows x 32 columns, shift-adds per block to D = 2 sum 2^b count_b - sum |x|; s_j D_j summed in int32 "      \
-      "(vpmulld) and the table-lookup kernel's f32 operations, so the same bits; 1 tile x 1 token")                  \
-    X(w1a6_xnor_popcnt_16x1_avx512vpopcntdq, USM_FAMILY_POPCNT, AVX512VBMI, 1, 6, 16, 1,                            \
-      USM_KF_LUT_LAYOUT | USM_KF_SINGLE_TOKEN, USM_SCHEMES_SYMMETRIC_ONE_BIT, usm_popcnt1_gemv,                       \
-      "bit-serial GEMV on the table-lookup layout: the codes as a sign plane and 5 magnitude bit planes, per plane " \
-      "one vpternlogd and one vpopcntd for 16 rows x 32 columns, shift-adds per block to D = 2 sum 2^b count_b - "   \
-      "sum |x|; the table-lookup kernel's f32 operations, so the same bits; 1 tile x 1 token")                       \
-    X(w1a8_xnor_popcnt_16x1_avx512vpopcntdq, USM_FAMILY_POPCNT, AVX512VBMI, 1, 8, 16, 1,                            \
-      USM_KF_LUT_LAYOUT | USM_KF_SINGLE_TOKEN, USM_SCHEMES_SYMMETRIC_ONE_BIT, usm_popcnt1_gemv,                       \
-      "bit-serial GEMV on the table-lookup layout: the codes as a sign plane and 7 magnitude bit planes, per plane " \
-      "one vpternlogd and one vpopcntd for 16 rows x 32 columns, shift-adds per block to D = 2 sum 2^b count_b - "   \
-      "sum |x|; the table-lookup kernel's f32 operations, so the same bits; 1 tile x 1 token")                       \
+    USM_KERNEL_POPCNT(X, 5, USM_KF_U8_SCALES, 4, "; s_j D_j summed in int32 (vpmulld)")                        \
+    USM_KERNEL_POPCNT(X, 6, 0, 5, "")                                                                                \
+    USM_KERNEL_POPCNT(X, 8, 0, 7, "")                                                                                \
     USM_KERNEL_TILES(X, 1, USM_SCHEMES_ONE_BIT, "k-mask vmovdqu8", USM_LOW_BIT_AVX2_NOTE(64), "tbl+ushl+and",        \
                      USM_LOW_BIT_NEON_NOTE)                                                                          \
     USM_KERNEL_TILES(X, 2, USM_SCHEME_INT2, "vpsrlvq+vpand", USM_LOW_BIT_AVX2_NOTE(32), "ushr+and",                  \
