@@ -87,9 +87,10 @@ public enum ChannelSelection: Sendable, Equatable {
     case channel(Int)
 }
 
-/// An audio file opened with libsndfile (WAV, FLAC, OGG/Vorbis, Opus, MP3 and the rest it supports), read in
-/// blocks so long files need bounded memory.
+/// An audio file opened with libsndfile (WAV, FLAC, OGG/Vorbis, Opus, MP3 and the rest it supports), from a path or
+/// from the file's bytes in memory, read in blocks so long files need bounded memory.
 public final class AudioFileReader {
+    /// The file's path, or for bytes in memory the name the caller gave them (used in messages).
     public let path: String
     public let sampleRate: Int
     public let channels: Int
@@ -99,17 +100,39 @@ public final class AudioFileReader {
     public let limits: AudioLimits
     private var handle: OpaquePointer?
     private let selection: ChannelSelection
+    /// The bytes libsndfile reads through its virtual I/O (nil for a file): kept alive as long as the handle.
+    private let memory: MemoryFile?
 
     /// Opens a regular file (anything else is refused without reading from it) and checks its header against
     /// `limits` before any sample is read.
-    public init(path: String, channels selection: ChannelSelection = .mix, limits: AudioLimits = AudioLimits()) throws(AudioError) {
-        self.path = path
-        self.limits = limits
+    public convenience init(path: String, channels selection: ChannelSelection = .mix, limits: AudioLimits = AudioLimits()) throws(AudioError) {
         let fd: Int32
         do { fd = try RegularFile.open(path).fd } catch { throw AudioError(.cannotOpen, path: path, error.detail) }
         var info = SF_INFO()
         // sf_open_fd owns the descriptor from here (closes it on failure too).
-        guard let h = sf_open_fd(fd, Int32(SFM_READ), &info, 1) else {
+        let h = sf_open_fd(fd, Int32(SFM_READ), &info, 1)
+        try self.init(label: path, handle: h, info: info, memory: nil, channels: selection, limits: limits)
+    }
+
+    /// Opens an audio file's bytes held in memory (an upload, a database blob): the same formats, checks and errors
+    /// as a file, without writing it anywhere. `name` stands for the path in messages.
+    public convenience init(bytes: [UInt8], name: String = "<memory>", channels selection: ChannelSelection = .mix,
+                            limits: AudioLimits = AudioLimits()) throws(AudioError) {
+        let memory = MemoryFile(bytes)
+        var info = SF_INFO()
+        var io = MemoryFile.virtualIO
+        let h = sf_open_virtual(&io, Int32(SFM_READ), &info, Unmanaged.passUnretained(memory).toOpaque())
+        try self.init(label: name, handle: h, info: info, memory: memory, channels: selection, limits: limits)
+    }
+
+    /// Takes over `handle` (nil: libsndfile refused to open; its error is reported) and checks the header.
+    private init(label: String, handle h: OpaquePointer?, info: SF_INFO, memory: MemoryFile?, channels selection: ChannelSelection,
+                 limits: AudioLimits) throws(AudioError) {
+        self.path = label
+        self.limits = limits
+        self.memory = memory
+        let path = label
+        guard let h else {
             let code = sf_error(nil)
             let msg = String(cString: sf_strerror(nil))
             throw AudioError(code == Int32(SF_ERR_SYSTEM) ? .readFailed : .unsupportedFormat, path: path, msg)
@@ -183,6 +206,47 @@ public final class AudioFileReader {
     }
 }
 
+/// Bytes read as a file through libsndfile's virtual I/O: a read position over an immutable array. The callbacks
+/// receive it as libsndfile's `user_data`, unretained: the reader that opened it holds it while the handle lives.
+final class MemoryFile {
+    let bytes: [UInt8]
+    var position = 0
+
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    static func from(_ user: UnsafeMutableRawPointer?) -> MemoryFile { Unmanaged<MemoryFile>.fromOpaque(user!).takeUnretainedValue() }
+
+    /// Read-only (`write` writes nothing); seeks behave as `lseek` on a file of these bytes: any position from 0 on
+    /// (a read past the end reads nothing), a negative or overflowing one fails (-1) and leaves the position.
+    static let virtualIO = SF_VIRTUAL_IO(
+        get_filelen: { user in sf_count_t(MemoryFile.from(user).bytes.count) },
+        seek: { offset, whence, user in
+            let m = MemoryFile.from(user)
+            let base: Int
+            switch whence {
+            case SEEK_CUR: base = m.position
+            case SEEK_END: base = m.bytes.count
+            case SEEK_SET: base = 0
+            default: return -1
+            }
+            let (target, overflow) = base.addingReportingOverflow(Int(offset))
+            guard !overflow, target >= 0 else { return -1 }
+            m.position = target
+            return sf_count_t(target)
+        },
+        read: { ptr, count, user in
+            let m = MemoryFile.from(user)
+            let n = m.position >= m.bytes.count ? 0 : max(0, min(Int(count), m.bytes.count - m.position))
+            if n > 0, let ptr {
+                m.bytes.withUnsafeBytes { src in ptr.copyMemory(from: src.baseAddress! + m.position, byteCount: n) }
+                m.position += n
+            }
+            return sf_count_t(n)
+        },
+        write: { _, _, _ in 0 },
+        tell: { user in sf_count_t(MemoryFile.from(user).position) })
+}
+
 /// Sample-rate conversion with libsamplerate (sinc, medium quality: 97 dB SNR, 90% bandwidth), streaming: feed
 /// blocks, then finish.
 public final class Resampler {
@@ -246,7 +310,18 @@ extension Audio {
     /// Reads a file, mixes (or picks) channels and resamples to `sampleRate`.
     public static func load(path: String, sampleRate: Int, channels: ChannelSelection = .mix,
                             limits: AudioLimits = AudioLimits()) throws(AudioError) -> Audio {
-        let reader = try AudioFileReader(path: path, channels: channels, limits: limits)
+        try load(try AudioFileReader(path: path, channels: channels, limits: limits), sampleRate: sampleRate)
+    }
+
+    /// Reads an audio file's bytes held in memory (any format `load(path:)` reads), mixes (or picks) channels and
+    /// resamples to `sampleRate`. `name` stands for the path in messages.
+    public static func load(bytes: [UInt8], name: String = "<memory>", sampleRate: Int, channels: ChannelSelection = .mix,
+                            limits: AudioLimits = AudioLimits()) throws(AudioError) -> Audio {
+        try load(try AudioFileReader(bytes: bytes, name: name, channels: channels, limits: limits), sampleRate: sampleRate)
+    }
+
+    static func load(_ reader: AudioFileReader, sampleRate: Int) throws(AudioError) -> Audio {
+        let path = reader.path
         let raw = try reader.readAll()
         guard !raw.isEmpty else { throw AudioError(.empty, path: path, "no audio samples") }
         if let bad = raw.firstIndex(where: { !$0.isFinite }) {

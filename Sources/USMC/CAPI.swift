@@ -191,6 +191,18 @@ public func usm_transcribe_file(_ r: OpaquePointer?, _ path: UnsafePointer<CChar
     return deliver({ () throws(RecognizerError) in try recognizer(r).transcribe(file: p) }, out, error)
 }
 
+@_cdecl("usm_transcribe_encoded")
+public func usm_transcribe_encoded(_ r: OpaquePointer?, _ bytes: UnsafePointer<UInt8>?, _ count: Int,
+                                   _ name: UnsafePointer<CChar>?,
+                                   _ out: UnsafeMutablePointer<UnsafeMutablePointer<usm_result>?>?,
+                                   _ error: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> usm_status {
+    guard let r else { return fail(.usage, "recognizer is NULL", error) }
+    guard let bytes else { return fail(.usage, "bytes is NULL", error) }
+    let copy = Array(UnsafeBufferPointer(start: bytes, count: count))
+    let label = name.map { String(cString: $0) } ?? "<memory>"
+    return deliver({ () throws(RecognizerError) in try recognizer(r).transcribe(bytes: copy, name: label) }, out, error)
+}
+
 @_cdecl("usm_stream_create")
 public func usm_stream_create(_ r: OpaquePointer?, _ rate: Int32, _ out: UnsafeMutablePointer<OpaquePointer?>?,
                               _ error: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> usm_status {

@@ -341,6 +341,20 @@ public final class Recognizer: Sendable {
                            progress: ((Double) -> Void)? = nil) throws(RecognizerError) -> Transcript {
         let reader: AudioFileReader
         do { reader = try AudioFileReader(path: path, channels: channels, limits: options.limits.audio) } catch { throw .audio(error) }
+        return try transcribe(reader: reader, search: search, progress: progress)
+    }
+
+    /// Offline recognition of an audio file's bytes held in memory (any format `transcribe(file:)` reads: an upload,
+    /// a blob), with the same limits and errors; nothing is written to disk. `name` stands for the path in messages.
+    public func transcribe(bytes: [UInt8], name: String = "<memory>", channels: ChannelSelection = .mix,
+                           search: SearchMethod? = nil, progress: ((Double) -> Void)? = nil) throws(RecognizerError) -> Transcript {
+        let reader: AudioFileReader
+        do { reader = try AudioFileReader(bytes: bytes, name: name, channels: channels, limits: options.limits.audio) } catch { throw .audio(error) }
+        return try transcribe(reader: reader, search: search, progress: progress)
+    }
+
+    func transcribe(reader: AudioFileReader, search: SearchMethod?, progress: ((Double) -> Void)?) throws(RecognizerError) -> Transcript {
+        let path = reader.path
         let stream = try makeOfflineStream(search: search, inputSampleRate: reader.sampleRate)
         // short enough to hold whole: read it all, then run it layer by layer; else stream it block by block. A
         // model that cannot stream is always given the whole utterance.

@@ -63,6 +63,26 @@ int main(int argc, char **argv) {
     if (res && res->n_words > 0) CHECK(res->words[0].end > res->words[0].start, "word times");
     usm_result_free(res); res = NULL;
 
+    /* the file's bytes, decoded from memory; bytes that are no audio name the caller's label */
+    FILE *fp = fopen(wav, "rb");
+    CHECK(fp != NULL, "open %s", wav);
+    if (!fp) return 1;
+    fseek(fp, 0, SEEK_END);
+    long size = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    uint8_t *bytes = malloc((size_t)size);
+    CHECK(bytes && fread(bytes, 1, (size_t)size, fp) == (size_t)size, "read %s", wav);
+    fclose(fp);
+    CHECK(usm_transcribe_encoded(r, bytes, (size_t)size, "sample.wav", &res, &err) == USM_OK && res && strcmp(res->text, expected) == 0,
+          "encoded '%s' %s", res ? res->text : "", err ? err : "");
+    usm_result_free(res); res = NULL;
+    CHECK(usm_transcribe_encoded(r, bytes, 16, "upload.wav", &res, &err) == USM_ERR_INVALID_DATA && res == NULL && err &&
+          strstr(err, "upload.wav"), "cut to 16 bytes: %s", err ? err : "");
+    usm_string_free(err); err = NULL;
+    CHECK(usm_transcribe_encoded(r, NULL, 0, NULL, &res, &err) == USM_ERR_USAGE, "NULL bytes");
+    usm_string_free(err); err = NULL;
+    free(bytes);
+
     size_t n = 0; int rate = 0;
     int16_t *s = read_wav(wav, &n, &rate);
     CHECK(s && n > 0 && rate == 16000, "read %s", wav);

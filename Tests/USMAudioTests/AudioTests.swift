@@ -67,6 +67,41 @@ func power(_ x: [Float], _ rate: Int, _ hz: Double) -> Double {
         #expect(total == 8000)
     }
 
+    /// An audio file's bytes in memory read as the file does: the same header, frames and samples in blocks of any
+    /// size, the same limits; malformed bytes are typed errors that carry the caller's name.
+    @Test func bytesInMemoryReadAsTheFileDoes() throws {
+        let left = tone(440, rate: 22050, seconds: 0.7), right = tone(1000, rate: 22050, seconds: 0.7, amplitude: 0.25)
+        let path = try writeWAV([left, right], rate: 22050, name: "memory.wav")
+        defer { unlink(path) }
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        let file = try AudioFileReader(path: path), memory = try AudioFileReader(bytes: bytes, name: "upload.wav")
+        #expect(memory.path == "upload.wav")
+        #expect(memory.sampleRate == file.sampleRate && memory.channels == file.channels && memory.frames == file.frames)
+        #expect(memory.formatName == file.formatName)
+        var blocks: [Float] = []
+        while true {
+            let b = try memory.read(maxFrames: 777)
+            if b.isEmpty { break }
+            blocks += b
+        }
+        #expect(blocks == (try file.readAll()))
+        #expect(try AudioFileReader(bytes: bytes, channels: .channel(1)).readAll() == (try AudioFileReader(path: path, channels: .channel(1)).readAll()))
+        #expect(try Audio.load(bytes: bytes, sampleRate: 16000).samples == (try Audio.load(path: path, sampleRate: 16000).samples))
+
+        #expect { try AudioFileReader(bytes: bytes, limits: AudioLimits(maxChannels: 1)) } throws: { e in
+            (e as? AudioError)?.kind == .limitExceeded
+        }
+        for bad in [[UInt8](), Array(bytes.prefix(20)), (0..<3000).map { UInt8(truncatingIfNeeded: $0 &* 2654435761 >> 7) }] {
+            #expect { try AudioFileReader(bytes: bad, name: "upload.bin") } throws: { e in
+                guard let e = e as? AudioError else { return false }
+                return e.kind == .unsupportedFormat && e.description.hasPrefix("upload.bin: ")
+            }
+        }
+        // a header that promises more data than there is: the samples that are there, then the end
+        let cut = Array(bytes.prefix(44 + 4 * 1000))
+        #expect(try AudioFileReader(bytes: cut).readAll().count == 1000)
+    }
+
     @Test func limitsAndErrorKinds() throws {
         let x = tone(300, rate: 8000, seconds: 0.1)
         let path = try writeWAV([x], rate: 8000, name: "low.wav")

@@ -103,6 +103,31 @@ import USMRecognizer
         #expect(throws: RecognizerError.self) { try r.transcribe(file: path, channels: .channel(2)) }
     }
 
+    /// Bytes in memory give the file's transcript, token for token (WAV at another rate and channel count, and MP3,
+    /// whose decoder seeks), and bad bytes the file's errors with the caller's name in place of a path.
+    @Test func bytesInMemoryGiveTheFilesTranscript() throws {
+        let r = try Recognizer(path: Fixtures.modelPath)
+        let path = Fixtures.tempPath("memory.wav")
+        try Fixtures.writeWAV(try Resampler.resample(try Fixtures.audio(), from: 16000, to: 22050), rate: 22050, channels: 2, to: path)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let mp3 = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/golden.mp3").path
+        for file in [path, mp3] {
+            let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: file)))
+            let fromFile = try r.transcribe(file: file), fromBytes = try r.transcribe(bytes: bytes, name: "upload")
+            #expect(fromBytes.tokens == fromFile.tokens && fromBytes.text == fromFile.text, "\(file)")
+            #expect(fromBytes.timings.audioSeconds == fromFile.timings.audioSeconds)
+        }
+        #expect { try r.transcribe(bytes: Array("not audio at all".utf8), name: "notes.txt") } throws: { e in
+            guard case .audio(let a) = e as? RecognizerError else { return false }
+            return a.kind == .unsupportedFormat && a.path == "notes.txt"
+        }
+        let limited = try Recognizer(path: Fixtures.modelPath, options: RecognizerOptions(limits: RecognizerLimits(maxAudioSeconds: 0.5)))
+        #expect { try limited.transcribe(bytes: [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))) } throws: { e in
+            if case .limitExceeded = e as? RecognizerError { return true }
+            return false
+        }
+    }
+
     /// MP3 through libsndfile (made from the golden audio with sox, 64 kbit/s).
     @Test func mp3() throws {
         let mp3 = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/golden.mp3").path

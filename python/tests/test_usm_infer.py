@@ -53,6 +53,9 @@ def test_file_samples_stream_and_threads_agree_with_the_cli():
         t.join()
     assert out == [expected] * 4
     assert usm_infer.Recognizer(open(MODEL, "rb").read()).transcribe(np.asarray(audio), sample_rate=rate).text == expected
+    # the file's bytes, decoded from memory
+    data = open(SAMPLE, "rb").read()
+    assert r.transcribe(data).text == expected and r.transcribe(memoryview(data)).text == expected
 
 
 def test_errors_carry_statuses():
@@ -66,3 +69,8 @@ def test_errors_carry_statuses():
     with pytest.raises(usm_infer.USMError) as e:
         r.transcribe([0.0, float("nan")], sample_rate=16000)
     assert e.value.status == 65
+    with pytest.raises(usm_infer.USMError) as e:
+        r.transcribe(b"not audio at all", name="notes.txt")
+    assert e.value.status == 65 and "notes.txt" in str(e.value)
+    with pytest.raises(ValueError):
+        r.transcribe(b"RIFF", sample_rate=16000)

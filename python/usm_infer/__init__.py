@@ -107,6 +107,7 @@ def _load():
         "usm_recognizer_sample_rate": ([P], ctypes.c_int32),
         "usm_transcribe_f32": ([P, ctypes.POINTER(ctypes.c_float), ctypes.c_size_t, ctypes.c_int32, R, ctypes.POINTER(ctypes.c_void_p)], ctypes.c_int),
         "usm_transcribe_file": ([P, ctypes.c_char_p, R, ctypes.POINTER(ctypes.c_void_p)], ctypes.c_int),
+        "usm_transcribe_encoded": ([P, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, R, ctypes.POINTER(ctypes.c_void_p)], ctypes.c_int),
         "usm_result_free": ([ctypes.POINTER(_Result)], None),
         "usm_stream_create": ([P, ctypes.c_int32, ctypes.POINTER(P), ctypes.POINTER(ctypes.c_void_p)], ctypes.c_int),
         "usm_stream_accept_f32": ([P, ctypes.POINTER(ctypes.c_float), ctypes.c_size_t, ctypes.POINTER(ctypes.c_void_p)], ctypes.c_int),
@@ -120,8 +121,8 @@ def _load():
     for name, (args, res) in sigs.items():
         f = getattr(lib, name)
         f.argtypes, f.restype = args, res
-    if lib.usm_api_version() != 1:
-        raise OSError(f"libusm API version {lib.usm_api_version()}, this package speaks 1")
+    if lib.usm_api_version() < 2:
+        raise OSError(f"libusm API version {lib.usm_api_version()}, this package needs 2 or later")
     _lib = lib
     return lib
 
@@ -205,12 +206,19 @@ class Recognizer(_Handle):
     def sample_rate(self) -> int:
         return _load().usm_recognizer_sample_rate(self._h)
 
-    def transcribe(self, audio, sample_rate: int | None = None) -> Result:
-        """A file path (any format libsndfile reads), or mono samples in [-1, 1] at `sample_rate`."""
+    def transcribe(self, audio, sample_rate: int | None = None, name: str | None = None) -> Result:
+        """A file path (any format libsndfile reads); an audio file's contents as bytes (an upload, a blob: decoded
+        from memory, `name` stands for the path in errors); or mono samples in [-1, 1] at `sample_rate`."""
         lib = _load()
         out, err = ctypes.POINTER(_Result)(), ctypes.c_void_p()
         if isinstance(audio, (str, os.PathLike)):
             _check(lib.usm_transcribe_file(self._h, os.fsencode(audio), ctypes.byref(out), ctypes.byref(err)), err)
+        elif isinstance(audio, (bytes, bytearray, memoryview)):
+            if sample_rate is not None:
+                raise ValueError("bytes are an encoded audio file (its header gives the rate); pass samples as floats")
+            data = bytes(audio)
+            label = None if name is None else os.fsencode(name)
+            _check(lib.usm_transcribe_encoded(self._h, data, len(data), label, ctypes.byref(out), ctypes.byref(err)), err)
         else:
             if sample_rate is None:
                 raise ValueError("sample_rate is required for samples")

@@ -18,7 +18,8 @@
 extern "C" {
 #endif
 
-#define USM_API_VERSION 1
+/* 2: usm_transcribe_encoded */
+#define USM_API_VERSION 2
 
 typedef enum usm_status {
     USM_OK = 0,
@@ -86,6 +87,10 @@ usm_status usm_transcribe_s16(usm_recognizer *recognizer, const int16_t *samples
                               usm_result **out, char **error);
 /* Offline recognition of an audio file (WAV, FLAC, MP3, OGG, ... at any rate and channel count, mixed to mono). */
 usm_status usm_transcribe_file(usm_recognizer *recognizer, const char *path, usm_result **out, char **error);
+/* Offline recognition of an audio file's bytes held in memory (any format usm_transcribe_file reads), copied before
+ * it returns; nothing is written to disk. name (may be NULL) stands for the path in error messages. */
+usm_status usm_transcribe_encoded(usm_recognizer *recognizer, const uint8_t *bytes, size_t count, const char *name,
+                                  usm_result **out, char **error);
 void usm_result_free(usm_result *result);
 
 /* Streams: feed audio as it arrives, read partial results, finish for the final one. */
