@@ -151,6 +151,32 @@ import USMTensor
         #expect(one.tokens.map(\.id) == (try Self.ints(g, "probe.tokens")))
     }
 
+    /// NeMo's default TDT beam search (`BeamTDTInfer`), widths 2 and 4, on the probe: the same pieces, and NeMo's
+    /// timestamps (the frame each piece's duration lands on) from each piece's frame and duration; whole and chunked.
+    @Test func tdtBeamSearchMatchesNeMoOnTheProbe() throws {
+        let model = "fastconformer-tdt"
+        let m = try Self.load(model), g = try Self.golden(model)
+        let probe = try Self.values(g, "probe.encoder"), d = m.frameWidth, frames = probe.count / d
+        for width in [2, 4] {
+            let expected = try Self.ints(g, "probe.beam\(width).tokens")
+            let ws = Workspace()
+            let whole = m.tdtBeam(probe, width: width, workspace: ws)
+            #expect(expected.count >= 3, "beam \(width)")
+            #expect(whole.tokens.map(\.id) == expected, "beam \(width)")
+            #expect(zip(whole.tokens, whole.durations).map { $0.frame + $1 } == (try Self.ints(g, "probe.beam\(width).token_frames")),
+                    "beam \(width)")
+            #expect(whole.framesCut == 0, "beam \(width): \(whole.mostExpansions) expansions")
+            var stream = m.makeDecoderStream(method: .beam(width: width), workspace: ws)
+            var at = 0
+            for size in [3, 1, 8, 2, 17, 30] where at < frames {
+                let n = min(size, frames - at)
+                stream.decode(Array(probe[(at * d)..<((at + n) * d)]), workspace: ws)
+                at += n
+            }
+            #expect(stream.tokens == whole.tokens, "beam \(width): chunked decoding")
+        }
+    }
+
     @Test func recognizerRunsImportedModelsOfflineOnly() throws {
         for model in Self.models {
             let r = try Recognizer(path: Self.path(model + ".usm"), options: RecognizerOptions(activations: .float))
@@ -162,15 +188,7 @@ import USMTensor
                 #expect(t.timings.features + t.timings.encoder + t.timings.decoder <= t.timings.total * 1.001 + 1e-4, "\(t.timings)")
             }
             #expect { try r.makeStream() } throws: { e in "\(e)".contains("whole utterances only") }
-            if model.hasSuffix("tdt") {
-                // NeMo's TDT beam searches are other algorithms: refused, with the reason
-                #expect { try r.transcribe(samples: [0, 0], sampleRate: 16000, search: .beam(width: 4)) } throws: { e in
-                    guard case .invalidOptions(let m)? = e as? RecognizerError else { return false }
-                    return m.contains("greedy")
-                }
-            } else {
-                _ = try r.transcribe(file: Self.path(Self.clips[0]), search: .beam(width: 4))  // accepted
-            }
+            _ = try r.transcribe(file: Self.path(Self.clips[0]), search: .beam(width: 4))  // accepted (RNN-T and TDT)
         }
     }
 

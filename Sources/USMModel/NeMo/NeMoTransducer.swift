@@ -93,20 +93,20 @@ public struct NeMoTransducer: TransducerModel {
     }
     public var lookAheadSeconds: Double { 0 }
     public func utteranceFrameLimit(context: ContextPrecision) -> Int { Int.max / 4 }
-    /// Greedy for every decoder; beam (NeMo's default beam search, `BeamTransducerSearch`) for RNN-T decoders. A
-    /// beam of width 1 is greedy, as NeMo switches to greedy search for it.
-    public func supports(_ method: SearchMethod) -> Bool {
-        switch method {
-        case .greedy: true
-        case .beam(let width): width == 1 || config.durations.isEmpty
-        }
-    }
+    /// Greedy, and beam: NeMo's default beam search of the decoder's kind (`BeamTransducerSearch` for RNN-T,
+    /// `TDTBeamSearch` for TDT). A beam of width 1 is greedy, as NeMo switches to greedy search for it.
+    public func supports(_ method: SearchMethod) -> Bool { true }
 
     public func makeEncoderStream(maxChunkSeconds: Double, contextPrecision: ContextPrecision) -> any EncoderStream {
         NeMoEncoderStream(model: self)
     }
 
     public func makeDecoderStream(method: SearchMethod, workspace: Workspace) -> any DecoderStream {
+        if case .beam(let width) = method, width > 1, !config.durations.isEmpty {
+            let beam = TDTBeamSearch(blank: config.blankId, durations: config.durations, width: width)
+            return NeMoTDTBeamDecoderStream(model: self, search: beam,
+                                            state: beam.start(predictor: predictor, joint: joint, workspace: workspace))
+        }
         if case .beam(let width) = method, width > 1 {
             let beam = BeamTransducerSearch(blank: config.blankId, width: width)
             return NeMoBeamDecoderStream(model: self, search: beam,
@@ -142,6 +142,14 @@ public struct NeMoTransducer: TransducerModel {
     /// Beam search (`BeamTransducerSearch`, RNN-T decoders) over `[n, dim]` encoder frames, all at once.
     public func beam(_ frames: [Float], width: Int, workspace ws: Workspace) -> BeamTransducerSearch.State {
         let search = BeamTransducerSearch(blank: config.blankId, width: width)
+        var s = search.start(predictor: predictor, joint: joint, workspace: ws)
+        search.decode(frames, count: frames.count / frameWidth, state: &s, predictor: predictor, joint: joint, workspace: ws)
+        return s
+    }
+
+    /// TDT beam search (`TDTBeamSearch`) over `[n, dim]` encoder frames, all at once.
+    public func tdtBeam(_ frames: [Float], width: Int, workspace ws: Workspace) -> TDTBeamSearch.State {
+        let search = TDTBeamSearch(blank: config.blankId, durations: config.durations, width: width)
         var s = search.start(predictor: predictor, joint: joint, workspace: ws)
         search.decode(frames, count: frames.count / frameWidth, state: &s, predictor: predictor, joint: joint, workspace: ws)
         return s
@@ -207,6 +215,20 @@ struct NeMoBeamDecoderStream: DecoderStream {
     let model: NeMoTransducer
     let search: BeamTransducerSearch
     var state: BeamTransducerSearch.State
+
+    mutating func decode(_ frames: [Float], workspace: Workspace) {
+        search.decode(frames, count: frames.count / model.frameWidth, state: &state, predictor: model.predictor,
+                      joint: model.joint, workspace: workspace)
+    }
+
+    var tokens: [EmittedToken] { state.tokens }
+    var frames: Int { state.framesSeen }
+}
+
+struct NeMoTDTBeamDecoderStream: DecoderStream {
+    let model: NeMoTransducer
+    let search: TDTBeamSearch
+    var state: TDTBeamSearch.State
 
     mutating func decode(_ frames: [Float], workspace: Workspace) {
         search.decode(frames, count: frames.count / model.frameWidth, state: &state, predictor: model.predictor,
