@@ -52,14 +52,10 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
         return e
     }
 
-    /// A recognition failure: the client's audio (400) or the server's fault (500).
-    /// `upload` names the client's file in place of the server's temporary path in the message.
-    static func recognition(_ error: RecognizerError, upload: String? = nil) -> APIError {
-        var message = "\(error)"
-        if let upload {
-            message = message.replacingOccurrences(of: #"/[^ :]*/usm-server-[0-9A-F-]+(\.[a-z0-9]+)?"#, with: upload,
-                                                   options: .regularExpression)
-        }
+    /// A recognition failure: the client's audio (400) or the server's fault (500). An upload's errors name it by
+    /// the client's file name (it is decoded from memory, so no server path exists to leak).
+    static func recognition(_ error: RecognizerError) -> APIError {
+        let message = "\(error)"
         switch error.exitStatus {
         case .invalidData, .cannotOpen, .usage:
             // the upload is the only input a request brings: audio that cannot be read or is over a limit

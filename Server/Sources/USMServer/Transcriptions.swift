@@ -54,22 +54,20 @@ enum Transcriptions {
         }
         // `language` and `prompt` are accepted: the models are English-only and take no prompt
 
-        let ext = fileExtension(upload.fileName)
+        // decoded from memory (libsndfile's virtual I/O): nothing of the upload reaches the disk
+        let bytes = [UInt8](file.readableBytesView)
+        let uploadName = upload.fileName ?? "upload"
         let transcript: Transcript
         do {
             transcript = try await state.pool.run { () throws -> Transcript in
-                let path = try TemporaryFile.write(file, extension: ext)
-                defer { unlink(path) }
-                return try recognizer.transcribe(file: path)
+                try recognizer.transcribe(bytes: bytes, name: uploadName)
             }
         } catch let e as RecognizerError {
-            throw APIError.recognition(e, upload: upload.fileName ?? "upload")
+            throw APIError.recognition(e)
         } catch RecognitionPool.PoolError.queueFull {
             throw APIError.queueFull()
         } catch RecognitionPool.PoolError.shutDown {
             throw APIError.notReady("the server is shutting down")
-        } catch let e as TemporaryFile.Failure {
-            throw APIError(.internalServerError, "cannot store the upload: \(e.message)", type: "server_error")
         }
         state.metrics.recognized(model: name, kind: "upload", timings: transcript.timings)
         return TranscriptionResponse.make(transcript, format: format, granularities: granularities, model: name)
@@ -169,40 +167,5 @@ enum Transcriptions {
             return v
         }
         return nil
-    }
-
-    /// The upload's extension (letters and digits, at most 8), a hint for readers that go by name.
-    static func fileExtension(_ name: String?) -> String {
-        guard let name, let dot = name.lastIndex(of: ".") else { return "" }
-        let ext = name[name.index(after: dot)...]
-        guard (1...8).contains(ext.count), ext.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) }) else { return "" }
-        return "." + ext.lowercased()
-    }
-}
-
-/// A private regular file holding an upload, for `Recognizer.transcribe(file:)` (libsndfile reads files).
-enum TemporaryFile {
-    struct Failure: Error { var message: String }
-
-    static func write(_ buffer: ByteBuffer, extension ext: String) throws(Failure) -> String {
-        let dir = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
-        let path = "\(dir)/usm-server-\(UUID().uuidString)\(ext)"
-        let fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw Failure(message: "\(path): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        let failed: Int32? = buffer.withUnsafeReadableBytes { raw -> Int32? in
-            var done = 0
-            while done < raw.count {
-                let n = Foundation.write(fd, raw.baseAddress! + done, raw.count - done)
-                if n < 0 { if errno == EINTR { continue }; return errno }
-                done += n
-            }
-            return nil
-        }
-        if let failed {
-            unlink(path)
-            throw Failure(message: "\(path): \(String(cString: strerror(failed)))")
-        }
-        return path
     }
 }
