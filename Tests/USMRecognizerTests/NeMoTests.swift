@@ -110,24 +110,31 @@ import USMTensor
         #expect(hyp.tokens.map(\.frame) == (try Self.ints(g, "probe.token_frames")), "\(model)")
         if !m.config.durations.isEmpty { #expect(hyp.durations == (try Self.ints(g, "probe.token_durations"))) }
         // frames in chunks give the same result as all at once (a TDT skip carries over a chunk's end)
-        let probe = try Self.values(g, "probe.encoder"), d = m.frameWidth
-        let ws = Workspace()
-        var stream = m.makeDecoderStream(method: .greedy, workspace: ws)
+        let probe = try Self.values(g, "probe.encoder")
+        let stream = Self.decodeInChunks(m, .greedy, probe, sizes: [1, 5, 2, 13, 7, 20], workspace: Workspace())
+        #expect(stream.frames == probe.count / m.frameWidth)
+        #expect(stream.tokens == hyp.tokens, "\(model): chunked decoding")
+    }
+
+    /// `frames` decoded by a decoder stream of `method` in chunks of `sizes` frames, then the rest.
+    static func decodeInChunks(_ m: NeMoTransducer, _ method: SearchMethod, _ frames: [Float], sizes: [Int] = [3, 1, 8, 2, 17, 30],
+                               workspace ws: Workspace) -> any DecoderStream {
+        var stream = m.makeDecoderStream(method: method, workspace: ws)
+        let d = m.frameWidth, total = frames.count / d
         var at = 0
-        for size in [1, 5, 2, 13, 7, 20] where at < probe.count / d {
-            let n = min(size, probe.count / d - at)
-            stream.decode(Array(probe[(at * d)..<((at + n) * d)]), workspace: ws)
+        for size in sizes + [total] where at < total {
+            let n = min(size, total - at)
+            stream.decode(Array(frames[(at * d)..<((at + n) * d)]), workspace: ws)
             at += n
         }
-        #expect(at == probe.count / d)
-        #expect(stream.tokens == hyp.tokens, "\(model): chunked decoding")
+        return stream
     }
 
     /// NeMo's default beam search (BeamRNNTInfer, score_norm) on the probe, widths 2 and 4: the best hypothesis's
     /// tokens and frames are NeMo's; frames in chunks give the same; no frame reached the expansion bound.
     @Test(arguments: models.filter { !$0.hasSuffix("tdt") }) func beamSearchMatchesNeMoOnTheProbe(model: String) throws {
         let m = try Self.load(model), g = try Self.golden(model)
-        let probe = try Self.values(g, "probe.encoder"), d = m.frameWidth, frames = probe.count / d
+        let probe = try Self.values(g, "probe.encoder")
         for width in [2, 4] {
             let expected = try Self.ints(g, "probe.beam\(width).tokens")
             let ws = Workspace()
@@ -136,13 +143,7 @@ import USMTensor
             #expect(whole.tokens.map(\.id) == expected, "\(model) beam \(width)")
             #expect(whole.tokens.map(\.frame) == (try Self.ints(g, "probe.beam\(width).token_frames")), "\(model) beam \(width)")
             #expect(whole.framesCut == 0, "\(model) beam \(width): \(whole.mostExpansions) expansions")
-            var stream = m.makeDecoderStream(method: .beam(width: width), workspace: ws)
-            var at = 0
-            for size in [3, 1, 8, 2, 17, 30] where at < frames {
-                let n = min(size, frames - at)
-                stream.decode(Array(probe[(at * d)..<((at + n) * d)]), workspace: ws)
-                at += n
-            }
+            let stream = Self.decodeInChunks(m, .beam(width: width), probe, workspace: ws)
             #expect(stream.tokens == whole.tokens, "\(model) beam \(width): chunked decoding")
         }
         // width 1 is greedy search, as in NeMo
@@ -156,7 +157,7 @@ import USMTensor
     @Test func tdtBeamSearchMatchesNeMoOnTheProbe() throws {
         let model = "fastconformer-tdt"
         let m = try Self.load(model), g = try Self.golden(model)
-        let probe = try Self.values(g, "probe.encoder"), d = m.frameWidth, frames = probe.count / d
+        let probe = try Self.values(g, "probe.encoder")
         for width in [2, 4] {
             let expected = try Self.ints(g, "probe.beam\(width).tokens")
             let ws = Workspace()
@@ -166,13 +167,7 @@ import USMTensor
             #expect(zip(whole.tokens, whole.durations).map { $0.frame + $1 } == (try Self.ints(g, "probe.beam\(width).token_frames")),
                     "beam \(width)")
             #expect(whole.framesCut == 0, "beam \(width): \(whole.mostExpansions) expansions")
-            var stream = m.makeDecoderStream(method: .beam(width: width), workspace: ws)
-            var at = 0
-            for size in [3, 1, 8, 2, 17, 30] where at < frames {
-                let n = min(size, frames - at)
-                stream.decode(Array(probe[(at * d)..<((at + n) * d)]), workspace: ws)
-                at += n
-            }
+            let stream = Self.decodeInChunks(m, .beam(width: width), probe, workspace: ws)
             #expect(stream.tokens == whole.tokens, "beam \(width): chunked decoding")
         }
     }

@@ -102,17 +102,12 @@ public struct NeMoTransducer: TransducerModel {
     }
 
     public func makeDecoderStream(method: SearchMethod, workspace: Workspace) -> any DecoderStream {
-        if case .beam(let width) = method, width > 1, !config.durations.isEmpty {
-            let beam = TDTBeamSearch(blank: config.blankId, durations: config.durations, width: width)
-            return NeMoTDTBeamDecoderStream(model: self, search: beam,
-                                            state: beam.start(predictor: predictor, joint: joint, workspace: workspace))
+        guard case .beam(let width) = method, width > 1 else { return NeMoSearchStream(model: self, search: search, workspace: workspace) }
+        if config.durations.isEmpty {
+            return NeMoSearchStream(model: self, search: BeamTransducerSearch(blank: config.blankId, width: width), workspace: workspace)
         }
-        if case .beam(let width) = method, width > 1 {
-            let beam = BeamTransducerSearch(blank: config.blankId, width: width)
-            return NeMoBeamDecoderStream(model: self, search: beam,
-                                         state: beam.start(predictor: predictor, joint: joint, workspace: workspace))
-        }
-        return NeMoDecoderStream(model: self, state: search.start(predictor: predictor, joint: joint, workspace: workspace))
+        return NeMoSearchStream(model: self, search: TDTBeamSearch(blank: config.blankId, durations: config.durations, width: width),
+                                workspace: workspace)
     }
 
     /// Features, subsampling output (before xscaling) and encoder output of one utterance, for parity tests.
@@ -141,15 +136,15 @@ public struct NeMoTransducer: TransducerModel {
 
     /// Beam search (`BeamTransducerSearch`, RNN-T decoders) over `[n, dim]` encoder frames, all at once.
     public func beam(_ frames: [Float], width: Int, workspace ws: Workspace) -> BeamTransducerSearch.State {
-        let search = BeamTransducerSearch(blank: config.blankId, width: width)
-        var s = search.start(predictor: predictor, joint: joint, workspace: ws)
-        search.decode(frames, count: frames.count / frameWidth, state: &s, predictor: predictor, joint: joint, workspace: ws)
-        return s
+        run(BeamTransducerSearch(blank: config.blankId, width: width), frames, ws)
     }
 
     /// TDT beam search (`TDTBeamSearch`) over `[n, dim]` encoder frames, all at once.
     public func tdtBeam(_ frames: [Float], width: Int, workspace ws: Workspace) -> TDTBeamSearch.State {
-        let search = TDTBeamSearch(blank: config.blankId, durations: config.durations, width: width)
+        run(TDTBeamSearch(blank: config.blankId, durations: config.durations, width: width), frames, ws)
+    }
+
+    func run<S: TransducerSearchStage>(_ search: S, _ frames: [Float], _ ws: Workspace) -> S.State {
         var s = search.start(predictor: predictor, joint: joint, workspace: ws)
         search.decode(frames, count: frames.count / frameWidth, state: &s, predictor: predictor, joint: joint, workspace: ws)
         return s
@@ -157,8 +152,7 @@ public struct NeMoTransducer: TransducerModel {
 
     /// Greedy search over `[n, dim]` encoder frames: tokens, their frames and (TDT) durations.
     public func greedy(_ frames: [Float], workspace ws: Workspace) -> (tokens: [EmittedToken], durations: [Int]) {
-        var s = search.start(predictor: predictor, joint: joint, workspace: ws)
-        search.decode(frames, count: frames.count / frameWidth, state: &s, predictor: predictor, joint: joint, workspace: ws)
+        let s = run(search, frames, ws)
         return (s.tokens, s.durations)
     }
 }
@@ -198,37 +192,17 @@ struct NeMoEncoderStream: EncoderStream {
     var bufferBytes: Int { samples.capacity * 4 }
 }
 
-struct NeMoDecoderStream: DecoderStream {
+/// A search stage decoding frames as they arrive (the NeMo models' decoders: greedy, RNN-T beam, TDT beam).
+struct NeMoSearchStream<Search: TransducerSearchStage>: DecoderStream {
     let model: NeMoTransducer
-    var state: GreedyTransducerSearch.State
+    let search: Search
+    var state: Search.State
 
-    mutating func decode(_ frames: [Float], workspace: Workspace) {
-        model.search.decode(frames, count: frames.count / model.frameWidth, state: &state, predictor: model.predictor,
-                            joint: model.joint, workspace: workspace)
+    init(model: NeMoTransducer, search: Search, workspace: Workspace) {
+        self.model = model
+        self.search = search
+        state = search.start(predictor: model.predictor, joint: model.joint, workspace: workspace)
     }
-
-    var tokens: [EmittedToken] { state.tokens }
-    var frames: Int { state.framesSeen }
-}
-
-struct NeMoBeamDecoderStream: DecoderStream {
-    let model: NeMoTransducer
-    let search: BeamTransducerSearch
-    var state: BeamTransducerSearch.State
-
-    mutating func decode(_ frames: [Float], workspace: Workspace) {
-        search.decode(frames, count: frames.count / model.frameWidth, state: &state, predictor: model.predictor,
-                      joint: model.joint, workspace: workspace)
-    }
-
-    var tokens: [EmittedToken] { state.tokens }
-    var frames: Int { state.framesSeen }
-}
-
-struct NeMoTDTBeamDecoderStream: DecoderStream {
-    let model: NeMoTransducer
-    let search: TDTBeamSearch
-    var state: TDTBeamSearch.State
 
     mutating func decode(_ frames: [Float], workspace: Workspace) {
         search.decode(frames, count: frames.count / model.frameWidth, state: &state, predictor: model.predictor,

@@ -20,7 +20,7 @@ import USMKernels
 /// NeMo's loop has no bound on the expansions of one frame; here a frame ends after `maxExpansions` of them with the
 /// kept list cut to its `width` best (NeMo would go on). Contract: frames may arrive in any number of chunks; each
 /// frame is searched once all earlier ones are, so the result is the one of all frames at once.
-public struct TDTBeamSearch: Sendable {
+public struct TDTBeamSearch: TransducerSearchStage {
     public let blank: Int
     public let width: Int
     public let durations: [Int]
@@ -36,15 +36,12 @@ public struct TDTBeamSearch: Sendable {
         var durations: [Int]
         /// the frame the hypothesis waits at
         var frame: Int
-        /// the predictor state after `tokens`, less `pending` (fed when the hypothesis is expanded)
-        var predictor: LSTMPredictor.State
-        var projected: [Float]
-        var pending: Int?
+        var predictor: PredictorCursor
     }
 
-    public struct State: Sendable {
+    public struct State: TransducerSearchState {
         var kept: [Hypothesis]
-        var framesSeen = 0
+        public internal(set) var framesSeen = 0
         /// frames that ended at `maxExpansions`
         public internal(set) var framesCut = 0
         /// the most expansions one frame took
@@ -76,9 +73,7 @@ public struct TDTBeamSearch: Sendable {
     }
 
     public func start(predictor: LSTMPredictor, joint: TransducerJoint, workspace ws: Workspace) -> State {
-        let p = predictor.start(workspace: ws)
-        return State(kept: [Hypothesis(score: 0, tokens: [], durations: [], frame: 0, predictor: p,
-                                       projected: joint.projectPredictor(p.output, workspace: ws), pending: nil)])
+        State(kept: [Hypothesis(score: 0, tokens: [], durations: [], frame: 0, predictor: .start(predictor, joint, ws))])
     }
 
     /// Decodes `[n, dim]` encoder frames that follow the ones decoded so far.
@@ -97,12 +92,8 @@ public struct TDTBeamSearch: Sendable {
                 var mi = 0
                 for i in open.indices where open[i].score > open[mi].score { mi = i }
                 var h = open.remove(at: mi)
-                if let k = h.pending {
-                    h.predictor = predictor.step(token: k, from: h.predictor, workspace: ws)
-                    h.projected = joint.projectPredictor(h.predictor.output, workspace: ws)
-                    h.pending = nil
-                }
-                let logits = joint.logits(projected, row: r, predictor: h.projected, workspace: ws)
+                h.predictor.catchUp(predictor, joint, ws)
+                let logits = joint.logits(projected, row: r, predictor: h.predictor.projected, workspace: ws)
                 let lp = BeamTransducerSearch.logSoftmax(Array(logits[0...blank]))
                 let dlp = BeamTransducerSearch.logSoftmax(Array(logits[(blank + 1)..<(blank + 1 + durations.count)]))
                 let topPieces = Self.top(Array(lp[0..<blank]), pieces)
@@ -115,8 +106,7 @@ public struct TDTBeamSearch: Sendable {
                 for p in Self.top(pairs, pieces) {
                     let k = topPieces[p % pieces], d = durations[topDurations[p / pieces]]
                     let next = Hypothesis(score: h.score + pairs[p], tokens: h.tokens + [EmittedToken(id: k, frame: t)],
-                                          durations: h.durations + [d], frame: h.frame + d, predictor: h.predictor,
-                                          projected: h.projected, pending: k)
+                                          durations: h.durations + [d], frame: h.frame + d, predictor: h.predictor.appending(k))
                     if d == 0 { open.append(next) } else { kept.append(next) }
                 }
                 for var di in topDurations {

@@ -112,6 +112,48 @@ public struct TransducerJoint: Sendable {
     }
 }
 
+/// A transducer search stage: a state from the predictor's start, then frames decoded into it in any number of
+/// chunks (the result is the one of all frames at once); the state names the best hypothesis so far.
+public protocol TransducerSearchStage: Sendable {
+    associatedtype State: TransducerSearchState
+    func start(predictor: LSTMPredictor, joint: TransducerJoint, workspace: Workspace) -> State
+    /// Decodes `[n, dim]` encoder frames that follow the ones decoded so far.
+    func decode(_ frames: [Float], count n: Int, state: inout State, predictor: LSTMPredictor, joint: TransducerJoint,
+                workspace: Workspace)
+}
+
+public protocol TransducerSearchState: Sendable {
+    /// The best hypothesis so far, each piece at the frame where it was emitted.
+    var tokens: [EmittedToken] { get }
+    /// Encoder frames decoded so far.
+    var framesSeen: Int { get }
+}
+
+/// A beam hypothesis's predictor: its state after the hypothesis's pieces less `pending`, the last piece, which is
+/// fed when the hypothesis is first expanded (so pieces that are never expanded cost no predictor step), and the
+/// joint's projection of its output.
+struct PredictorCursor: Sendable {
+    var state: LSTMPredictor.State
+    var projected: [Float]
+    var pending: Int?
+
+    static func start(_ predictor: LSTMPredictor, _ joint: TransducerJoint, _ ws: Workspace) -> PredictorCursor {
+        let p = predictor.start(workspace: ws)
+        return PredictorCursor(state: p, projected: joint.projectPredictor(p.output, workspace: ws), pending: nil)
+    }
+
+    /// The cursor after one more piece, fed later.
+    func appending(_ piece: Int) -> PredictorCursor { PredictorCursor(state: state, projected: projected, pending: piece) }
+
+    /// Feeds the pending piece, if any.
+    mutating func catchUp(_ predictor: LSTMPredictor, _ joint: TransducerJoint, _ ws: Workspace) {
+        guard let k = pending else { return }
+        state = predictor.step(token: k, from: state, workspace: ws)
+        projected = joint.projectPredictor(state.output, workspace: ws)
+        pending = nil
+    }
+}
+
 /// Search stage: greedy transducer decoding as NeMo's `greedy_batch` (label looping) does it, for RNN-T and TDT
 /// (docs/nemo-import.md section 3.5). Per frame `t` (from 0): `k = argmax` over pieces + blank; TDT: `d` = the
 /// duration of the largest duration logit; RNN-T: `d = 1` for the blank, else 0. A blank moves `t` by `max(d, 1)`
@@ -120,22 +162,22 @@ public struct TransducerJoint: Sendable {
 ///
 /// Contract: frames may arrive in any number of chunks; the result is the one of all frames at once (a move past
 /// the frames received so far carries over to the next chunk).
-public struct GreedyTransducerSearch: Sendable {
+public struct GreedyTransducerSearch: TransducerSearchStage {
     public let blank: Int
     /// durations of the TDT duration logits (after the blank); empty for RNN-T
     public let durations: [Int]
     public let maxSymbols: Int
 
-    public struct State: Sendable {
+    public struct State: TransducerSearchState {
         var predictor: LSTMPredictor.State
         var projectedPredictor: [Float]
         /// the next frame to look at (absolute)
         var t = 0
         var lastEmitFrame = -1
         var symbolsAtFrame = 0
-        var framesSeen = 0
-        var tokens: [EmittedToken] = []
-        var durations: [Int] = []
+        public internal(set) var framesSeen = 0
+        public internal(set) var tokens: [EmittedToken] = []
+        public internal(set) var durations: [Int] = []
     }
 
     public func start(predictor: LSTMPredictor, joint: TransducerJoint, workspace ws: Workspace) -> State {
@@ -187,7 +229,7 @@ public struct GreedyTransducerSearch: Sendable {
 /// NeMo's loop has no bound on the expansions of one frame; here a frame ends after `maxExpansions` of them with the
 /// best `width` hypotheses kept so far (NeMo would go on). Contract: frames may arrive in any number of chunks; each
 /// frame is searched alone, so the result is the one of all frames at once.
-public struct BeamTransducerSearch: Sendable {
+public struct BeamTransducerSearch: TransducerSearchStage {
     public let blank: Int
     public let width: Int
     public let maxExpansions: Int
@@ -195,15 +237,12 @@ public struct BeamTransducerSearch: Sendable {
     struct Hypothesis: Sendable {
         var score: Double
         var tokens: [EmittedToken]
-        /// the predictor state after `tokens`, less `pending` (fed when the hypothesis is expanded)
-        var predictor: LSTMPredictor.State
-        var projected: [Float]
-        var pending: Int?
+        var predictor: PredictorCursor
     }
 
-    public struct State: Sendable {
+    public struct State: TransducerSearchState {
         var kept: [Hypothesis]
-        var framesSeen = 0
+        public internal(set) var framesSeen = 0
         /// frames that ended at `maxExpansions`
         public internal(set) var framesCut = 0
         /// the most expansions one frame took
@@ -226,9 +265,7 @@ public struct BeamTransducerSearch: Sendable {
     }
 
     public func start(predictor: LSTMPredictor, joint: TransducerJoint, workspace ws: Workspace) -> State {
-        let p = predictor.start(workspace: ws)
-        return State(kept: [Hypothesis(score: 0, tokens: [], predictor: p,
-                                       projected: joint.projectPredictor(p.output, workspace: ws), pending: nil)])
+        State(kept: [Hypothesis(score: 0, tokens: [], predictor: .start(predictor, joint, ws))])
     }
 
     /// Decodes `[n, dim]` encoder frames that follow the ones decoded so far.
@@ -246,22 +283,17 @@ public struct BeamTransducerSearch: Sendable {
                 var mi = 0
                 for i in open.indices where open[i].score > open[mi].score { mi = i }
                 var h = open.remove(at: mi)
-                if let k = h.pending {
-                    h.predictor = predictor.step(token: k, from: h.predictor, workspace: ws)
-                    h.projected = joint.projectPredictor(h.predictor.output, workspace: ws)
-                    h.pending = nil
-                }
-                let logits = joint.logits(projected, row: r, predictor: h.projected, workspace: ws)
+                h.predictor.catchUp(predictor, joint, ws)
+                let logits = joint.logits(projected, row: r, predictor: h.predictor.projected, workspace: ws)
                 let lp = Self.logSoftmax(Array(logits[0...blank]))
                 // the best pieces, descending (ties: the lower id first)
                 var order = Array(0..<blank)
                 order.sort { lp[$0] > lp[$1] || (lp[$0] == lp[$1] && $0 < $1) }
                 for k in order.prefix(pieces) {
                     open.append(Hypothesis(score: h.score + Double(lp[k]), tokens: h.tokens + [EmittedToken(id: k, frame: frame)],
-                                           predictor: h.predictor, projected: h.projected, pending: k))
+                                           predictor: h.predictor.appending(k)))
                 }
-                kept.append(Hypothesis(score: h.score + Double(lp[blank]), tokens: h.tokens, predictor: h.predictor,
-                                       projected: h.projected, pending: nil))
+                kept.append(Hypothesis(score: h.score + Double(lp[blank]), tokens: h.tokens, predictor: h.predictor))
                 let bestOpen = open.map(\.score).max() ?? -Double.infinity
                 let above = Self.ascending(kept.filter { $0.score > bestOpen })
                 if above.count >= width {
