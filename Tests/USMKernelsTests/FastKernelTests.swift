@@ -67,7 +67,8 @@ import USMTensor
         for (k, wblock) in cases {
             let n = 4
             var x = pseudoRandom(n * k, seed: UInt64(k + wblock))
-            for c in 0..<k { x[k + c] *= 1e-40; x[3 * k + c] = 0 }
+            // token 1 subnormal (about 1e-40), token 3 zero
+            for c in 0..<k { x[k + c] *= Float.leastNormalMagnitude * 1e-2; x[3 * k + c] = 0 }
             for c in 0..<min(k, 64) { x[2 * k + c] = 0 }
             let wb = min(wblock, k), nb = (k + wb - 1) / wb, qstride = (k + 63) / 64 * 64
             for perBlock in [false, true] {
