@@ -461,39 +461,28 @@ def golden(name):
                         prev = i
                     probe["ctc_tokens"] = ctc
                     tensors["probe.ctc_tokens"] = f32(np.array(ctc if ctc else [-1], np.float32))
-                if name.endswith("tdt"):
-                    # NeMo's default TDT beam search (BeamTDTInfer, search_type "default", score_norm) on the same
-                    # probe, best hypothesis; its timestamps are the frame each token's duration lands on
-                    from nemo.collections.asr.parts.submodules.tdt_beam_decoding import BeamTDTInfer
-                    for width in (2, 4):
+                # NeMo's default beam search of the decoder's kind (BeamRNNTInfer, or BeamTDTInfer for TDT;
+                # search_type "default", score_norm) on the same probe, best hypothesis; TDT timestamps are the
+                # frame each token's duration lands on
+                for width in (2, 4):
+                    if name.endswith("tdt"):
+                        from nemo.collections.asr.parts.submodules.tdt_beam_decoding import BeamTDTInfer
                         beam = BeamTDTInfer(model.decoder, model.joint, durations=list(model.cfg.model_defaults.tdt_durations),
                                             beam_size=width, search_type="default", score_norm=True,
                                             return_best_hypothesis=True)
-                        best = beam(encoder_output=e, encoded_lengths=el)[0][0]
-                        ys = best.y_sequence.tolist() if torch.is_tensor(best.y_sequence) else list(best.y_sequence)
-                        blank_id = model.decoder.blank_idx
-                        btoks = [int(t) for t in ys if int(t) != blank_id]
-                        bts = best.timestamp.tolist() if torch.is_tensor(best.timestamp) else list(best.timestamp)
-                        bframes = [int(t) for t in bts if int(t) >= 0]
-                        probe[f"beam{width}"] = {"tokens": btoks, "token_frames": bframes, "score": float(best.score)}
-                        tensors[f"probe.beam{width}.tokens"] = f32(np.array(btoks if btoks else [-1], np.float32))
-                        tensors[f"probe.beam{width}.token_frames"] = f32(np.array(bframes or [-1], np.float32))
-                if not name.endswith("tdt"):
-                    # NeMo's default transducer beam search (BeamRNNTInfer, search_type "default", score_norm) on
-                    # the same probe, best hypothesis
-                    from nemo.collections.asr.parts.submodules.rnnt_beam_decoding import BeamRNNTInfer
-                    for width in (2, 4):
+                    else:
+                        from nemo.collections.asr.parts.submodules.rnnt_beam_decoding import BeamRNNTInfer
                         beam = BeamRNNTInfer(model.decoder, model.joint, beam_size=width, search_type="default",
                                              score_norm=True, return_best_hypothesis=True)
-                        best = beam(encoder_output=e, encoded_lengths=el)[0][0]
-                        ys = best.y_sequence.tolist() if torch.is_tensor(best.y_sequence) else list(best.y_sequence)
-                        blank_id = model.decoder.blank_idx
-                        btoks = [int(t) for t in ys if int(t) != blank_id]
-                        bts = best.timestamp.tolist() if torch.is_tensor(best.timestamp) else list(best.timestamp)
-                        bframes = [int(t) for t in bts if int(t) >= 0]
-                        probe[f"beam{width}"] = {"tokens": btoks, "token_frames": bframes, "score": float(best.score)}
-                        tensors[f"probe.beam{width}.tokens"] = f32(np.array(btoks if btoks else [-1], np.float32))
-                        tensors[f"probe.beam{width}.token_frames"] = f32(np.array(bframes or [-1], np.float32))
+                    best = beam(encoder_output=e, encoded_lengths=el)[0][0]
+                    ys = best.y_sequence.tolist() if torch.is_tensor(best.y_sequence) else list(best.y_sequence)
+                    blank_id = model.decoder.blank_idx
+                    btoks = [int(t) for t in ys if int(t) != blank_id]
+                    bts = best.timestamp.tolist() if torch.is_tensor(best.timestamp) else list(best.timestamp)
+                    bframes = [int(t) for t in bts if int(t) >= 0]
+                    probe[f"beam{width}"] = {"tokens": btoks, "token_frames": bframes, "score": float(best.score)}
+                    tensors[f"probe.beam{width}.tokens"] = f32(np.array(btoks if btoks else [-1], np.float32))
+                    tensors[f"probe.beam{width}.token_frames"] = f32(np.array(bframes or [-1], np.float32))
                 break
     print(name, "probe", probe, flush=True)
     import nemo
