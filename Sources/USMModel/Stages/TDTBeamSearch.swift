@@ -96,14 +96,14 @@ public struct TDTBeamSearch: TransducerSearchStage {
                 let logits = joint.logits(projected, row: r, predictor: h.predictor.projected, workspace: ws)
                 let lp = BeamTransducerSearch.logSoftmax(Array(logits[0...blank]))
                 let dlp = BeamTransducerSearch.logSoftmax(Array(logits[(blank + 1)..<(blank + 1 + durations.count)]))
-                let topPieces = Self.top(Array(lp[0..<blank]), pieces)
-                let topDurations = Self.top(dlp, durationCount)
+                let topPieces = BeamOrder.top(Array(lp[0..<blank]), pieces)
+                let topDurations = BeamOrder.top(dlp, durationCount)
                 // pairs (duration i, piece j) at i * pieces + j, as torch.cartesian_prod lays them out
                 var pairs = [Float](repeating: 0, count: topDurations.count * pieces)
                 for (i, di) in topDurations.enumerated() {
                     for (j, pj) in topPieces.enumerated() { pairs[i * pieces + j] = dlp[di] + lp[pj] }
                 }
-                for p in Self.top(pairs, pieces) {
+                for p in BeamOrder.top(pairs, pieces) {
                     let k = topPieces[p % pieces], d = durations[topDurations[p / pieces]]
                     let next = Hypothesis(score: h.score + pairs[p], tokens: h.tokens + [EmittedToken(id: k, frame: t)],
                                           durations: h.durations + [d], frame: h.frame + d, predictor: h.predictor.appending(k))
@@ -142,22 +142,8 @@ public struct TDTBeamSearch: TransducerSearchStage {
         s.framesSeen += n
     }
 
-    /// The indices of the `k` largest values, descending (ties: the lower index first).
-    static func top(_ x: [Float], _ k: Int) -> [Int] {
-        Array(x.indices.sorted { x[$0] > x[$1] || (x[$0] == x[$1] && $0 < $1) }.prefix(k))
-    }
-
-    /// Sorted by score, ascending; equal scores keep their order (Python's stable `sorted`).
-    static func ascending(_ hyps: [Hypothesis]) -> [Hypothesis] {
-        hyps.enumerated().sorted { $0.element.score < $1.element.score || ($0.element.score == $1.element.score && $0.offset < $1.offset) }
-            .map(\.element)
-    }
-
-    /// Sorted by score, descending; equal scores keep their order (Python's stable `sorted(reverse=True)`).
-    static func descending(_ hyps: [Hypothesis]) -> [Hypothesis] {
-        hyps.enumerated().sorted { $0.element.score > $1.element.score || ($0.element.score == $1.element.score && $0.offset < $1.offset) }
-            .map(\.element)
-    }
+    static func ascending(_ hyps: [Hypothesis]) -> [Hypothesis] { BeamOrder.stable(hyps, by: \.score, descending: false) }
+    static func descending(_ hyps: [Hypothesis]) -> [Hypothesis] { BeamOrder.stable(hyps, by: \.score, descending: true) }
 
     /// NeMo's `merge_duplicate_hypotheses`: in descending score order, a hypothesis with the pieces and frame of an
     /// earlier one adds its probability to it (log-sum-exp, in f32) and is dropped.

@@ -286,10 +286,7 @@ public struct BeamTransducerSearch: TransducerSearchStage {
                 h.predictor.catchUp(predictor, joint, ws)
                 let logits = joint.logits(projected, row: r, predictor: h.predictor.projected, workspace: ws)
                 let lp = Self.logSoftmax(Array(logits[0...blank]))
-                // the best pieces, descending (ties: the lower id first)
-                var order = Array(0..<blank)
-                order.sort { lp[$0] > lp[$1] || (lp[$0] == lp[$1] && $0 < $1) }
-                for k in order.prefix(pieces) {
+                for k in BeamOrder.top(Array(lp[0..<blank]), pieces) {
                     open.append(Hypothesis(score: h.score + Double(lp[k]), tokens: h.tokens + [EmittedToken(id: k, frame: frame)],
                                            predictor: h.predictor.appending(k)))
                 }
@@ -314,11 +311,7 @@ public struct BeamTransducerSearch: TransducerSearchStage {
         s.framesSeen += n
     }
 
-    /// Sorted by score, ascending; equal scores keep their order (Python's stable `sorted`).
-    static func ascending(_ hyps: [Hypothesis]) -> [Hypothesis] {
-        hyps.enumerated().sorted { $0.element.score < $1.element.score || ($0.element.score == $1.element.score && $0.offset < $1.offset) }
-            .map(\.element)
-    }
+    static func ascending(_ hyps: [Hypothesis]) -> [Hypothesis] { BeamOrder.stable(hyps, by: \.score, descending: false) }
 
     /// log_softmax in f32 (max subtracted, the sum of exponentials in f32, as torch computes it on CPU).
     static func logSoftmax(_ x: [Float]) -> [Float] {
@@ -327,6 +320,23 @@ public struct BeamTransducerSearch: TransducerSearchStage {
         for v in x { sum += Foundation.exp(v - m) }
         let l = Foundation.log(sum)
         return x.map { $0 - m - l }
+    }
+}
+
+/// The orders NeMo's beam searches rely on, as Python gives them.
+enum BeamOrder {
+    /// The indices of the `k` largest values, descending (ties: the lower index first), as torch's `topk`.
+    static func top(_ x: [Float], _ k: Int) -> [Int] {
+        Array(x.indices.sorted { x[$0] > x[$1] || (x[$0] == x[$1] && $0 < $1) }.prefix(k))
+    }
+
+    /// Sorted by `key`, ascending or descending; equal keys keep their order (Python's stable `sorted`, with or
+    /// without `reverse=True`).
+    static func stable<H, K: Comparable>(_ items: [H], by key: (H) -> K, descending: Bool) -> [H] {
+        items.enumerated().sorted { a, b in
+            let ka = key(a.element), kb = key(b.element)
+            return ka == kb ? a.offset < b.offset : (descending ? ka > kb : ka < kb)
+        }.map(\.element)
     }
 }
 
