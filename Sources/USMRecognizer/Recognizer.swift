@@ -533,6 +533,26 @@ public final class RecognitionStream {
         return false
     }
 
+    /// Whether the endpoint rules could find the end of the utterance anywhere within the next `seconds` of input,
+    /// however it is cut into `accept` calls. When false, accepting that input in one call gives the same result
+    /// as accepting it in pieces with `isEndpoint` false between them: a server that has fallen behind can hand a
+    /// stream's backlog over at once. Conservative: under beam search (whose best hypothesis may drop its last
+    /// token) it says true whenever a trailing-silence rule is set.
+    public func endpointPossible(withinNext seconds: Double) -> Bool {
+        let horizon = audioSeconds + max(0, seconds)
+        if let max = endpoint.maxUtterance, horizon >= max { return true }
+        guard let silence = endpoint.trailingSilence else { return false }
+        guard search == .greedy else { return true }
+        // Decoded frames stay behind the input by the encoder's look-ahead (every layer's right context; two frames
+        // are left for rounding), and the last token only moves later: a token found in the new input lies at or
+        // after the frames decoded now.
+        let model = recognizer.model
+        let spf = model.secondsPerFrame
+        let decodedBound = horizon - model.lookAheadSeconds + 2 * spf
+        let lastTokenFrame = decoder.tokens.last?.frame ?? decoder.frames
+        return decodedBound - Double(lastTokenFrame + 1) * spf >= silence
+    }
+
     /// Offline: `samples` are the whole utterance (on a new or reset stream), run through the encoder layer by layer
     /// when they are short enough (`ConformerModel.encodeUtterance`: one layer's look-ahead buffers live instead of
     /// every layer's), else as `accept` then `finish`. The same result either way.

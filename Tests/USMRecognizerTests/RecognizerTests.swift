@@ -69,6 +69,49 @@ import USMRecognizer
         #expect(stream.isEndpoint, "0.56 s of audio passes a 0.5 s utterance limit")
     }
 
+    /// `endpointPossible(withinNext:)` never says false where an endpoint then falls: speech and silence streamed in
+    /// 50 and 100 ms chunks under several trailing-silence and utterance limits, each answer (for the next 1-8
+    /// chunks) checked against the endpoints those chunks gave, one by one.
+    @Test func endpointPossibleNeverMissesAnEndpoint() throws {
+        // the bundled model, which stops emitting in silence (the tiny fixture model does not)
+        let root = Fixtures.golden.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let r = try Recognizer(path: root.appendingPathComponent("Models/usm-infer-default.usm").path)
+        let speech = try Audio.load(path: root.appendingPathComponent("Models/sample.wav").path, sampleRate: 16000).samples
+        let silence = [Float](repeating: 0, count: 32000)
+        let audio = speech + silence + speech + Array(silence.prefix(12000)) + speech + silence
+        var endpoints = 0, silenceEndpoints = 0, falseAnswers = 0
+        for rules in [EndpointRules(trailingSilence: 0.3, maxUtterance: nil), EndpointRules(trailingSilence: 0.8, maxUtterance: 4),
+                      EndpointRules(trailingSilence: nil, maxUtterance: 1.5)] {
+            for chunk in [800, 1600] {
+                let stream = try r.makeStream(endpoint: rules)
+                let chunks = stride(from: 0, to: audio.count, by: chunk).map { Array(audio[$0..<min($0 + chunk, audio.count)]) }
+                var claims: [(from: Int, to: Int)] = []  // "no endpoint at chunks from..<to"
+                for (i, c) in chunks.enumerated() {
+                    var seconds = 0.0
+                    for h in 1...8 where i + h <= chunks.count {
+                        seconds += Double(chunks[i + h - 1].count) / 16000
+                        if !stream.endpointPossible(withinNext: seconds) {
+                            claims.append((i, i + h))
+                            falseAnswers += 1
+                        }
+                    }
+                    try stream.accept(samples: c)
+                    if stream.isEndpoint {
+                        endpoints += 1
+                        if rules.maxUtterance.map({ stream.audioSeconds < $0 }) ?? true { silenceEndpoints += 1 }
+                        let wrong = claims.filter { $0.from <= i && i < $0.to }
+                        #expect(wrong.isEmpty, "\(rules), \(chunk)-sample chunks: an endpoint at chunk \(i) was ruled out by \(wrong)")
+                        _ = stream.finish()
+                        stream.reset()
+                        claims = []
+                    }
+                }
+            }
+        }
+        #expect(silenceEndpoints >= 4 && endpoints >= 8 && falseAnswers > 100,
+                "the check saw \(endpoints) endpoints (\(silenceEndpoints) after silence) and \(falseAnswers) answers of false")
+    }
+
     @Test func badInputsAreTypedErrors() throws {
         #expect(throws: RecognizerError.self) { try Recognizer(path: "/nonexistent/model.usm") }
         #expect(throws: RecognizerError.self) { try Recognizer(bytes: Array("not a model".utf8)) }

@@ -20,9 +20,9 @@ public struct SpeechServer: Sendable {
     /// The routes any request may reach.
     static let routes: Set<String> = ["/health", "/ready", "/metrics", "/v1/models", "/v1/audio/transcriptions", "/v1/audio/stream"]
 
-    func makeRouter() -> Router<BasicRequestContext> {
+    func makeRouter() -> Router<ServerRequestContext> {
         let state = self.state
-        let router = Router(context: BasicRequestContext.self)
+        let router = Router(context: ServerRequestContext.self)
         router.add(middleware: APIMiddleware(state: state))
         router.get("/health") { _, _ in Responses.json(["status": "ok"]) }
         router.get("/ready") { _, _ -> Response in
@@ -40,8 +40,8 @@ public struct SpeechServer: Sendable {
             }
             return Responses.json(["object": "list", "data": models])
         }
-        router.post("/v1/audio/transcriptions") { request, _ in
-            try await Transcriptions.handle(request, state: state)
+        router.post("/v1/audio/transcriptions") { request, context in
+            try await Transcriptions.handle(request, state: state, watch: await context.clientWatch)
         }
         // a stream request that was not upgraded: say why (the same checks as the upgrade), else that it needs one
         router.get("/v1/audio/stream") { request, _ -> Response in
@@ -82,8 +82,10 @@ public struct SpeechServer: Sendable {
             server: .http1WebSocketUpgrade(
                 webSocketRouter: makeWebSocketRouter(),
                 // an HTTP connection that sends nothing for idleTimeout while its request is being read, or between
-                // requests, is closed (a stalled upload cannot hold a connection, nor stall a graceful shutdown)
-                configuration: .init(http1: .init(idleTimeout: .milliseconds(Int64(c.idleTimeout * 1000))),
+                // requests, is closed (a stalled upload cannot hold a connection, nor stall a graceful shutdown);
+                // each connection's ClientWatchHandler cancels its request's work when the client goes
+                configuration: .init(http1: .init(additionalChannelHandlers: [ClientWatchHandler()],
+                                                  idleTimeout: .milliseconds(Int64(c.idleTimeout * 1000))),
                                      ws: .init(maxFrameSize: c.maxMessageBytes, closeTimeout: .seconds(5)))),
             configuration: .init(address: .hostname(c.host, port: c.port), serverName: "usm-server"),
             services: [ReadinessService(state: state, logger: logger)],
@@ -118,7 +120,7 @@ public struct SpeechServer: Sendable {
 
 /// Every HTTP request: bearer auth on `/v1/`, errors in OpenAI's JSON shape, request metrics.
 struct APIMiddleware: RouterMiddleware {
-    typealias Context = BasicRequestContext
+    typealias Context = ServerRequestContext
     let state: ServerState
 
     static func authorized(_ request: Request, state: ServerState) -> Bool {

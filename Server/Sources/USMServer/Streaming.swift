@@ -99,11 +99,11 @@ struct StreamSession {
 
     enum Event: Sendable { case audio(ByteBuffer), finish, closed, idle, shutdown, bad(String) }
 
-    /// What one chunk gave.
+    /// What a run of chunks gave: the final of each utterance an endpoint ended, with the chunk it ended at, and
+    /// the partial after the last chunk where it changed.
     struct Step: Sendable {
         var partial: String?
-        var endpointFinal: [String: SendableJSON] = [:]
-        var ended: Bool = false
+        var endpoints: [(chunk: Int, final: [String: SendableJSON])] = []
     }
 
     func run(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async throws {
@@ -121,7 +121,7 @@ struct StreamSession {
             try await fail(outbound, APIError.recognition(error), code: .unacceptableData)
             return
         }
-        let (events, sink) = AsyncStream.makeStream(of: Event.self)
+        let sink = EventQueue()
         let lastActivity = NIOLockedValueBox(ContinuousClock.now)
         let maxMessage = state.configuration.maxMessageBytes
         let idle = state.configuration.idleTimeout
@@ -156,86 +156,118 @@ struct StreamSession {
                         if quiet > idle { sink.yield(.idle); return }
                     }
                 }
-                try await consume(events, box: box, outbound: outbound)
+                try await consume(sink, box: box, outbound: outbound)
                 sink.finish()
                 group.cancelAll()
             }
         }
     }
 
-    /// Handles events one at a time until the stream ends.
-    private func consume(_ events: AsyncStream<Event>, box: StreamBox, outbound: WebSocketOutboundWriter) async throws {
+    /// Handles events until the stream ends. The audio messages that arrived while the previous ones were being
+    /// recognized go to the pool as one job (a server under load takes one job per backlog, not per message). In
+    /// it, consecutive chunks among which the library rules out an endpoint (`endpointPossible(withinNext:)`) are
+    /// accepted in one call (larger matrix products), the others one by one, so results and endpoints are those of
+    /// the chunks sent one at a time; then an ack per chunk, endpoint and final messages where they fell, and one
+    /// partial for the whole run.
+    private func consume(_ events: EventQueue, box: StreamBox, outbound: WebSocketOutboundWriter) async throws {
         var decoder = PCMDecoder(encoding: parameters.encoding)
         let maxSamples = Int(state.configuration.maxStreamSeconds * Double(parameters.sampleRate))
         var total = 0
         var chunks = 0
         let model = parameters.model
         let metrics = state.metrics
-        for await event in events {
-            switch event {
-            case .audio(let buffer):
-                let samples = decoder.decode(buffer)
-                total += samples.count
-                if total > maxSamples {
-                    try await fail(outbound, APIError.badRequest("the stream is longer than \(state.configuration.maxStreamSeconds) s (--max-stream-seconds)",
-                                                                 code: "stream_too_long"), code: .policyViolation)
-                    return
-                }
-                let step: Step
-                do {
-                    step = try await state.pool.run(mayExceedQueue: true) { () throws -> Step in
-                        try box.stream.accept(samples: samples)
-                        var step = Step()
-                        if box.stream.isEndpoint {
-                            step.endpointFinal = Self.final(box, last: false, metrics: metrics, model: model)
+        for await batch in events.batches {
+            var i = 0
+            while i < batch.count {
+                let event = batch[i]
+                i += 1
+                switch event {
+                case .audio(let first):
+                    var pieces = [decoder.decode(first)]
+                    while i < batch.count, case .audio(let b) = batch[i] {
+                        pieces.append(decoder.decode(b))
+                        i += 1
+                    }
+                    let run = pieces
+                    let rate = Double(parameters.sampleRate)
+                    var ends: [Int] = []
+                    for p in run {
+                        total += p.count
+                        ends.append(total)
+                    }
+                    if total > maxSamples {
+                        try await fail(outbound, APIError.badRequest("the stream is longer than \(state.configuration.maxStreamSeconds) s (--max-stream-seconds)",
+                                                                     code: "stream_too_long"), code: .policyViolation)
+                        return
+                    }
+                    let step: Step
+                    do {
+                        step = try await state.pool.run(mayExceedQueue: true) { () throws -> Step in
+                            var step = Step()
+                            var k = 0
+                            while k < run.count {
+                                // the chunks from k on go in as one call while no endpoint can fall among them (the
+                                // encoder's frames and the greedy tokens do not depend on how input is cut)
+                                var j = k + 1, seconds = Double(run[k].count) / rate
+                                while j < run.count, !box.stream.endpointPossible(withinNext: seconds + Double(run[j].count) / rate) {
+                                    seconds += Double(run[j].count) / rate
+                                    j += 1
+                                }
+                                try box.stream.accept(samples: j == k + 1 ? run[k] : Array(run[k..<j].joined()))
+                                if box.stream.isEndpoint {
+                                    step.endpoints.append((chunk: j - 1, final: Self.final(box, last: false, metrics: metrics, model: model)))
+                                }
+                                k = j
+                            }
+                            let text = box.stream.partial.text
+                            if text != box.lastPartial {
+                                box.lastPartial = text
+                                step.partial = text
+                            }
                             return step
                         }
-                        let text = box.stream.partial.text
-                        if text != box.lastPartial {
-                            box.lastPartial = text
-                            step.partial = text
-                        }
-                        return step
+                    } catch let e as RecognizerError {
+                        try await fail(outbound, APIError.recognition(e), code: .unacceptableData)
+                        return
+                    } catch {
+                        try await fail(outbound, APIError.notReady("the server is shutting down"), code: .goingAway)
+                        return
                     }
-                } catch let e as RecognizerError {
-                    try await fail(outbound, APIError.recognition(e), code: .unacceptableData)
-                    return
-                } catch {
-                    try await fail(outbound, APIError.notReady("the server is shutting down"), code: .goingAway)
-                    return
-                }
-                if parameters.acks {
-                    try await send(outbound, ["type": "ack", "chunk": chunks, "seconds": ms(Double(total) / Double(parameters.sampleRate))])
-                }
-                chunks += 1
-                if let p = step.partial {
-                    try await send(outbound, ["type": "partial", "text": p, "utterance": box.utterance])
-                    metrics.streamMessage(kind: "partial")
-                }
-                if !step.endpointFinal.isEmpty {
-                    let u = step.endpointFinal["utterance"]?.value as? Int ?? 0
-                    try await send(outbound, ["type": "endpoint", "utterance": u, "time": step.endpointFinal["end"]?.value ?? 0])
-                    metrics.streamMessage(kind: "endpoint")
-                    try await send(outbound, step.endpointFinal.mapValues(\.value))
+                    for k in run.indices {
+                        if parameters.acks {
+                            try await send(outbound, ["type": "ack", "chunk": chunks, "seconds": ms(Double(ends[k]) / Double(parameters.sampleRate))])
+                        }
+                        chunks += 1
+                        for (chunk, final) in step.endpoints where chunk == k {
+                            let u = final["utterance"]?.value as? Int ?? 0
+                            try await send(outbound, ["type": "endpoint", "utterance": u, "time": final["end"]?.value ?? 0])
+                            metrics.streamMessage(kind: "endpoint")
+                            try await send(outbound, final.mapValues(\.value))
+                            metrics.streamMessage(kind: "final")
+                        }
+                    }
+                    if let p = step.partial {
+                        try await send(outbound, ["type": "partial", "text": p, "utterance": box.utterance])
+                        metrics.streamMessage(kind: "partial")
+                    }
+                case .finish, .shutdown, .idle:
+                    let final = try await state.pool.run(mayExceedQueue: true) { () -> [String: SendableJSON] in
+                        Self.final(box, last: true, metrics: metrics, model: model)
+                    }
+                    try await send(outbound, final.mapValues(\.value))
                     metrics.streamMessage(kind: "final")
+                    switch event {
+                    case .idle: try await outbound.close(.policyViolation, reason: "idle timeout")
+                    case .shutdown: try await outbound.close(.goingAway, reason: "server shutting down")
+                    default: try await outbound.close(.normalClosure, reason: nil)
+                    }
+                    return
+                case .bad(let m):
+                    try await fail(outbound, APIError.badRequest(m), code: .unacceptableData)
+                    return
+                case .closed:
+                    return  // the client went away: its stream ends unfinished, nothing to send
                 }
-            case .finish, .shutdown, .idle:
-                let final = try await state.pool.run(mayExceedQueue: true) { () -> [String: SendableJSON] in
-                    Self.final(box, last: true, metrics: metrics, model: model)
-                }
-                try await send(outbound, final.mapValues(\.value))
-                metrics.streamMessage(kind: "final")
-                switch event {
-                case .idle: try await outbound.close(.policyViolation, reason: "idle timeout")
-                case .shutdown: try await outbound.close(.goingAway, reason: "server shutting down")
-                default: try await outbound.close(.normalClosure, reason: nil)
-                }
-                return
-            case .bad(let m):
-                try await fail(outbound, APIError.badRequest(m), code: .unacceptableData)
-                return
-            case .closed:
-                return  // the client went away: its stream ends unfinished, nothing to send
             }
         }
     }
@@ -270,6 +302,37 @@ struct StreamSession {
     }
 
     private func metrics(kind: String) { state.metrics.streamMessage(kind: kind) }
+}
+
+/// A session's events in arrival order. Producers add events one at a time; the session takes everything that has
+/// arrived whenever it is ready for more (`batches`), so a backlog is handled in one go.
+final class EventQueue: Sendable {
+    private let pending = NIOLockedValueBox<[StreamSession.Event]>([])
+    private let wakeups: AsyncStream<Void>
+    private let wake: AsyncStream<Void>.Continuation
+
+    init() {
+        // one wake-up is enough whatever arrived: the consumer takes all of it
+        (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    func yield(_ event: StreamSession.Event) {
+        pending.withLockedValue { $0.append(event) }
+        wake.yield()
+    }
+
+    func finish() { wake.finish() }
+
+    /// Every event that arrived since the last batch, once there is at least one; ends after `finish()`.
+    var batches: AsyncCompactMapSequence<AsyncStream<Void>, [StreamSession.Event]> {
+        wakeups.compactMap { [pending] in
+            let batch = pending.withLockedValue { p -> [StreamSession.Event] in
+                defer { p.removeAll(keepingCapacity: true) }
+                return p
+            }
+            return batch.isEmpty ? nil : batch
+        }
+    }
 }
 
 /// A JSON value built on a pool thread and sent from the session (plain strings, numbers, bools, arrays, objects).

@@ -19,7 +19,9 @@ struct Upload {
 
 /// `POST /v1/audio/transcriptions`: OpenAI's request shape, answered by one offline recognition on the pool.
 enum Transcriptions {
-    static func handle(_ request: Request, state: ServerState) async throws -> Response {
+    /// `watch`: the connection's; when its client goes, an upload still waiting for a recognition slot leaves the
+    /// queue (a recognition already running finishes: the library's offline call is not interruptible).
+    static func handle(_ request: Request, state: ServerState, watch: ClientWatch?) async throws -> Response {
         if let e = state.unavailable() { throw e }
         let boundary = try multipartBoundary(request.headers[.contentType])
         let limit = state.configuration.maxBodyBytes
@@ -58,10 +60,15 @@ enum Transcriptions {
         let bytes = [UInt8](file.readableBytesView)
         let uploadName = upload.fileName ?? "upload"
         let transcript: Transcript
+        let recognize = { @Sendable () async throws -> Transcript in
+            try await state.pool.run { () throws -> Transcript in try recognizer.transcribe(bytes: bytes, name: uploadName) }
+        }
         do {
-            transcript = try await state.pool.run { () throws -> Transcript in
-                try recognizer.transcribe(bytes: bytes, name: uploadName)
-            }
+            if let watch { transcript = try await watch.cancellingOnDisconnect(recognize) } else { transcript = try await recognize() }
+        } catch is CancellationError {
+            // nobody reads this answer; it is counted in the metrics as nginx's "client closed request"
+            throw APIError(.init(code: 499, reasonPhrase: "Client Closed Request"), "the client closed the connection",
+                           code: "client_closed_request")
         } catch let e as RecognizerError {
             throw APIError.recognition(e)
         } catch RecognitionPool.PoolError.queueFull {

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import HummingbirdWSClient
 import NIOCore
+import NIOPosix
 import Testing
 import USMRecognizer
 @testable import USMServer
@@ -176,6 +177,45 @@ enum Offline {
         await s.stop()
     }
 
+    /// An upload queued behind a running one leaves the queue as soon as its client closes the connection (or shuts
+    /// down its sending half) instead of being recognized for nobody; the running upload is not disturbed.
+    @Test func disconnectedClientLeavesTheQueue() async throws {
+        let s = try await RunningServer.start { $0.maxConcurrent = 1; $0.maxQueue = 4 }
+        let long = wav(testSignal(seconds: 60))
+        let running = Task { try await transcribe(s, file: ("long.wav", long)) }
+        let pool = s.server.state.pool
+        for _ in 0..<400 where pool.depth.running == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(pool.depth.running == 1)
+        // a short upload, so that it is read and queued well before the long one ends
+        let short = wav(testSignal(seconds: 1))
+        for mode in [CloseMode.all, .output] {
+            let m = Multipart(file: ("queued.wav", short))
+            var request = ByteBuffer()
+            request.writeString("POST /v1/audio/transcriptions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: \(m.contentType)\r\n"
+                                + "Content-Length: \(m.body.readableBytes)\r\n\r\n")
+            request.writeImmutableBuffer(m.body)
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connect(host: "127.0.0.1", port: s.port).get()
+            try await channel.writeAndFlush(request).get()
+            for _ in 0..<1000 where pool.depth.waiting == 0 { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(pool.depth.waiting == 1, "the upload waits for the running one (\(mode))")
+            try await channel.close(mode: mode)
+            for _ in 0..<500 where pool.depth.waiting > 0 { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(pool.depth.waiting == 0 && pool.depth.running == 1, "it left the queue, the first still runs (\(mode))")
+            if mode == .output { try? await channel.close() }
+        }
+        let r = try await running.value
+        #expect(r.status == 200 && r.json?["text"] is String)
+        // both queued uploads ended as "client closed request", neither was recognized
+        let metrics = try await http(.GET, "\(s.base)/metrics").body
+        let closed = metrics.split(separator: "\n").first {
+            $0.hasPrefix("usm_http_requests_total") && $0.contains("status=\"499\"")
+        }
+        #expect(closed?.hasSuffix(" 2") == true, "\(closed ?? "no 499 requests")")
+        #expect(pool.depth.running == 0 && pool.depth.waiting == 0)
+        await s.stop()
+    }
+
     @Test func gracefulShutdownFinishesInFlight() async throws {
         let s = try await RunningServer.start()
         let long = wav(testSignal(seconds: 20))
@@ -299,3 +339,4 @@ enum Offline {
         await s.stop()
     }
 }
+
