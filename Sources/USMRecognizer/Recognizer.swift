@@ -405,6 +405,14 @@ public struct EndpointRules: Sendable, Equatable {
         self.trailingSilence = trailingSilence
         self.maxUtterance = maxUtterance
     }
+
+    /// Whether the rules end an utterance of `audio` seconds of input, decoded up to `decoded` seconds, whose last
+    /// token ends at `lastTokenEnd` seconds (nil: no token yet).
+    func reached(audio: Double, decoded: Double, lastTokenEnd: Double?) -> Bool {
+        if let maxUtterance, audio >= maxUtterance { return true }
+        if let trailingSilence, let lastTokenEnd { return decoded - lastTokenEnd >= trailingSilence }
+        return false
+    }
 }
 
 /// One streaming request: feed audio with `accept`, read `partial`, end with `finish`. Holds all per-request state;
@@ -524,13 +532,9 @@ public final class RecognitionStream {
 
     /// Whether the endpoint rules say the utterance has ended.
     public var isEndpoint: Bool {
-        let secondsPerFrame = recognizer.model.secondsPerFrame
-        let decoded = Double(decoder.frames) * secondsPerFrame
-        if let max = endpoint.maxUtterance, audioSeconds >= max { return true }
-        if let silence = endpoint.trailingSilence, let last = decoder.tokens.last {
-            return decoded - Double(last.frame + 1) * secondsPerFrame >= silence
-        }
-        return false
+        let spf = recognizer.model.secondsPerFrame
+        return endpoint.reached(audio: audioSeconds, decoded: Double(decoder.frames) * spf,
+                                lastTokenEnd: decoder.tokens.last.map { Double($0.frame + 1) * spf })
     }
 
     /// Whether the endpoint rules could find the end of the utterance anywhere within the next `seconds` of input,
@@ -539,18 +543,17 @@ public final class RecognitionStream {
     /// stream's backlog over at once. Conservative: under beam search (whose best hypothesis may drop its last
     /// token) it says true whenever a trailing-silence rule is set.
     public func endpointPossible(withinNext seconds: Double) -> Bool {
-        let horizon = audioSeconds + max(0, seconds)
-        if let max = endpoint.maxUtterance, horizon >= max { return true }
-        guard let silence = endpoint.trailingSilence else { return false }
-        guard search == .greedy else { return true }
-        // Decoded frames stay behind the input by the encoder's look-ahead (every layer's right context; two frames
-        // are left for rounding), and the last token only moves later: a token found in the new input lies at or
-        // after the frames decoded now.
+        if endpoint.trailingSilence != nil && search != .greedy { return true }
+        // The rules at the end of that input, with the decoded time at its bound and the last token at its earliest:
+        // decoded frames stay behind the input by the encoder's look-ahead (every layer's right context; two frames
+        // are left for rounding), and the last token only moves later (a token found in the new input lies at or
+        // after the frames decoded now).
         let model = recognizer.model
         let spf = model.secondsPerFrame
-        let decodedBound = horizon - model.lookAheadSeconds + 2 * spf
+        let horizon = audioSeconds + max(0, seconds)
         let lastTokenFrame = decoder.tokens.last?.frame ?? decoder.frames
-        return decodedBound - Double(lastTokenFrame + 1) * spf >= silence
+        return endpoint.reached(audio: horizon, decoded: horizon - model.lookAheadSeconds + 2 * spf,
+                                lastTokenEnd: Double(lastTokenFrame + 1) * spf)
     }
 
     /// Offline: `samples` are the whole utterance (on a new or reset stream), run through the encoder layer by layer

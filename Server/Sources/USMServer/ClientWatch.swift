@@ -15,8 +15,6 @@ final class ClientWatch: Sendable {
 
     private let state = NIOLockedValueBox(State())
 
-    var isGone: Bool { state.withLockedValue { $0.gone } }
-
     /// Runs every registered callback once, the first time.
     func markGone() {
         let callbacks: [@Sendable () -> Void] = state.withLockedValue { s in

@@ -190,6 +190,7 @@ struct StreamSession {
                     }
                     let run = pieces
                     let rate = Double(parameters.sampleRate)
+                    let seconds = run.map { Double($0.count) / rate }
                     var ends: [Int] = []
                     for p in run {
                         total += p.count
@@ -208,9 +209,9 @@ struct StreamSession {
                             while k < run.count {
                                 // the chunks from k on go in as one call while no endpoint can fall among them (the
                                 // encoder's frames and the greedy tokens do not depend on how input is cut)
-                                var j = k + 1, seconds = Double(run[k].count) / rate
-                                while j < run.count, !box.stream.endpointPossible(withinNext: seconds + Double(run[j].count) / rate) {
-                                    seconds += Double(run[j].count) / rate
+                                var j = k + 1, span = seconds[k]
+                                while j < run.count, !box.stream.endpointPossible(withinNext: span + seconds[j]) {
+                                    span += seconds[j]
                                     j += 1
                                 }
                                 try box.stream.accept(samples: j == k + 1 ? run[k] : Array(run[k..<j].joined()))
@@ -235,7 +236,7 @@ struct StreamSession {
                     }
                     for k in run.indices {
                         if parameters.acks {
-                            try await send(outbound, ["type": "ack", "chunk": chunks, "seconds": ms(Double(ends[k]) / Double(parameters.sampleRate))])
+                            try await send(outbound, ["type": "ack", "chunk": chunks, "seconds": ms(Double(ends[k]) / rate)])
                         }
                         chunks += 1
                         for (chunk, final) in step.endpoints where chunk == k {
