@@ -5,11 +5,14 @@
 #   bash scripts/fuzz.sh [SECONDS] [TARGET...]
 # The build by hand (in Fuzz/): swift build -c release --sanitize fuzzer --sanitize address -Xswiftc -sanitize=fuzzer,address
 # Environment: FUZZ_WORK (default .build-fuzz-work) holds each target's growing corpus and the crash artifacts;
-# FUZZ_RUNS=N runs N executions per target instead of a time limit (the long campaign: docs/fuzzing.md).
+# FUZZ_RUNS=N runs N executions per target instead of a time limit (the long campaign: docs/fuzzing.md);
+# FUZZ_MAX_LEN=BYTES caps the inputs libFuzzer makes (default 1 MiB); test models larger than it are not copied
+# into the container targets' corpus (the campaign keeps to the tiny seed models of Fuzz/Seeds/Models: faster).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 seconds="${1:-60}"
+max_len="${FUZZ_MAX_LEN:-1048576}"
 shift || true
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=(FuzzContainer FuzzContainerFile FuzzMetadata FuzzTokenizer FuzzAudio)
@@ -31,9 +34,9 @@ for t in "${targets[@]}"; do
   [ -d "Fuzz/Seeds/$t" ] && cp -n Fuzz/Seeds/$t/* "$corpus/" 2>/dev/null || true
   case "$t" in
     FuzzContainer|FuzzContainerFile)
-      for m in Tests/USMModelTests/Golden/golden-int4.usm Tests/USMModelTests/Golden/golden-exp5.usm \
+      for m in Fuzz/Seeds/Models/*.usm Tests/USMModelTests/Golden/golden-int4.usm Tests/USMModelTests/Golden/golden-exp5.usm \
                Tests/USMModelTests/Golden/golden-exp2.usm Tests/USMModelTests/Golden/small-exp5.usm; do
-        cp -n "$m" "$corpus/" 2>/dev/null || true
+        [ "$(stat -c %s "$m")" -le "$max_len" ] && cp -n "$m" "$corpus/" 2>/dev/null || true
       done ;;
   esac
   # crash regressions: each must now run clean
@@ -47,7 +50,7 @@ for t in "${targets[@]}"; do
   limit=(-max_total_time="$seconds")
   [ -n "${FUZZ_RUNS:-}" ] && limit=(-runs="$FUZZ_RUNS")
   echo "== $t: ${FUZZ_RUNS:+$FUZZ_RUNS runs}${FUZZ_RUNS:-$seconds s}"
-  if ! "$bin/$t" "${limit[@]}" -rss_limit_mb=4096 -timeout=30 -max_len=1048576 -print_final_stats=1 \
+  if ! "$bin/$t" "${limit[@]}" -rss_limit_mb=4096 -timeout=30 -max_len="$max_len" -print_final_stats=1 \
        -artifact_prefix="$work/crashes/$t/" "$corpus" 2>"$work/$t.log"; then
     echo "$t: CRASH (see $work/$t.log and $work/crashes/$t/)"
     tail -40 "$work/$t.log"

@@ -91,7 +91,15 @@ public struct ConformerConfig: Codable, Sendable, Equatable {
         predictor: Predictor(embedDim: 256, layers: 1, hidden: 320),
         joint: Joint(dim: 320), vocabSize: 256)
 
-    public static let named: [String: ConformerConfig] = ["usm-1b": usm1b, "small": small, "trained": trained]
+    /// A model of a few KB: the fuzz targets' container seeds (Fuzz/Seeds), where every input is a whole model.
+    public static let tiny = ConformerConfig(
+        frontend: Frontend(melBins: 16),
+        subsampling: Subsampling(channels: 2, layers: 2),
+        encoder: Encoder(layers: 1, dim: 16, heads: 2, ffnDim: 32, convKernel: 3, leftContext: 5, rightContext: 2),
+        predictor: Predictor(embedDim: 8, layers: 1, hidden: 16),
+        joint: Joint(dim: 16), vocabSize: 16)
+
+    public static let named: [String: ConformerConfig] = ["usm-1b": usm1b, "small": small, "trained": trained, "tiny": tiny]
 
     // MARK: validation and JSON
 

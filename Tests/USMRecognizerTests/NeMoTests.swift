@@ -290,4 +290,18 @@ import USMTensor
             #expect(t.timings.audioSeconds > 3)
         }
     }
+
+    /// Every named shape small enough to build here (the fuzz seeds' tiny ones) synthesizes at a sub-channel recipe,
+    /// loads as the NeMo stages and recognizes a clip.
+    @Test func tinyNamedShapesLoadAndRecognize() throws {
+        let tiny = NeMoShape.named.filter { $0.value.tensors.reduce(0) { $0 + $1.elements } < 100_000 }
+        #expect(Set(tiny.keys) == ["tiny-fastconformer-tdt", "tiny-conformer-rnnt"])
+        for (name, shape) in tiny {
+            let w = try ModelPacker.synthesize(nemo: shape, name: name, recipe: try Recipe.named("exp5"), scaleFormat: .int8PerTensor,
+                                               blockSize: 16, seed: 1, level: 1, blankBias: 4)
+            let r = try Recognizer(bytes: try w.serialize())
+            #expect(r.model is NeMoTransducer, "\(name)")
+            #expect(try r.transcribe(file: Self.path(Self.clips[0])).timings.audioSeconds > 3, "\(name)")
+        }
+    }
 }

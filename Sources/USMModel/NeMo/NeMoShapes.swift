@@ -40,6 +40,13 @@ public struct NeMoShape: Sendable, Equatable {
         "parakeet-tdt-0.6b-v3": NeMoShape(fast: true, tdt: true, features: 128, dim: 1024, layers: 24, heads: 8, ffnDim: 4096,
                                           convKernel: 9, subsamplingLayers: 3, subsamplingChannels: 256, predictorHidden: 640,
                                           predictorLayers: 2, jointHidden: 640, vocab: 8192, durations: [0, 1, 2, 3, 4]),
+        // Models of a few KB: the fuzz targets' container seeds (Fuzz/Seeds), one per subsampling and decoder kind.
+        "tiny-fastconformer-tdt": NeMoShape(fast: true, tdt: true, features: 16, dim: 16, layers: 1, heads: 2, ffnDim: 32,
+                                            convKernel: 3, subsamplingLayers: 3, subsamplingChannels: 4, predictorHidden: 16,
+                                            predictorLayers: 1, jointHidden: 16, vocab: 15, durations: [0, 1, 2]),
+        "tiny-conformer-rnnt": NeMoShape(fast: false, tdt: false, features: 16, dim: 16, layers: 1, heads: 2, ffnDim: 32,
+                                         convKernel: 3, subsamplingLayers: 2, subsamplingChannels: 4, predictorHidden: 16,
+                                         predictorLayers: 2, jointHidden: 16, vocab: 15, durations: []),
     ]
 
     /// The `architecture` object of the importer for this shape (FastConformer or Conformer defaults elsewhere).
