@@ -80,6 +80,6 @@ let package = Package(
         .testTarget(name: "USMCommandLineTests", dependencies: ["USMTestSupport", "USMRecognizer", "USMAudio", "USMFormat", "USMModel", "USMTensor", "usm-infer", "usm-bench", "usm-pack"]),
         .testTarget(name: "USMKernelsTests", dependencies: ["USMKernels", "USMTensor", "CUSMKernels", "USMTestSupport"]),
         .testTarget(name: "USMFormatTests", dependencies: ["USMFormat", "USMTensor"], exclude: ["Golden"]),
-        .testTarget(name: "USMModelTests", dependencies: ["USMModel", "USMFormat", "USMTensor", "USMKernels"], exclude: ["Golden"]),
+        .testTarget(name: "USMModelTests", dependencies: ["USMModel", "USMFormat", "USMTensor", "USMKernels", "USMTestSupport"], exclude: ["Golden"]),
     ]
 )

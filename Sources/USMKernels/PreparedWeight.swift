@@ -93,6 +93,14 @@ public final class Workspace {
         return context.withUnsafeMutableBufferPointer { $0.baseAddress! }
     }
 
+    package var batch: [Float] = []
+
+    /// Scratch of `n` floats for the layer calls of a batch of streams (kept between calls).
+    package func batchScratch(_ n: Int) -> UnsafeMutablePointer<Float> {
+        Self.grow(&batch, n)
+        return batch.withUnsafeMutableBufferPointer { $0.baseAddress! }
+    }
+
     package func floatScratch(_ n: Int) -> UnsafeMutableBufferPointer<Float> {
         if floats.count < n { floats = [Float](repeating: 0, count: n) }
         return floats.withUnsafeMutableBufferPointer { $0 }

@@ -40,10 +40,20 @@ public protocol TransducerModel: Sendable {
     func makeDecoderStream(method: SearchMethod, workspace: Workspace) -> any DecoderStream
     /// Whether the decoder runs `method` (a recognizer refuses the others rather than run another search).
     func supports(_ method: SearchMethod) -> Bool
+    /// Feeds non-final chunks to several of this model's streams at once: stream i takes `samples[i]` and hands its
+    /// frames to `sinks[i]`, the same frames as `streams[i].encode(samples[i], final: false, ...)`. A model may run
+    /// the streams' stages together (larger products); the default feeds them one after another.
+    func encode(batch streams: inout [any EncoderStream], samples: [[Float]], workspace: Workspace,
+                frames sinks: [(UnsafeBufferPointer<Float>) -> Void])
 }
 
 extension TransducerModel {
     public func supports(_ method: SearchMethod) -> Bool { true }
+
+    public func encode(batch streams: inout [any EncoderStream], samples: [[Float]], workspace: Workspace,
+                       frames sinks: [(UnsafeBufferPointer<Float>) -> Void]) {
+        for i in streams.indices { streams[i].encode(samples[i], final: false, workspace: workspace, frames: sinks[i]) }
+    }
 }
 
 /// One stream's encoder: samples in, frames out, the same frames whatever the chunking (for models whose
@@ -141,6 +151,45 @@ extension ConformerModel: TransducerModel {
     public func makeDecoderStream(method: SearchMethod, workspace: Workspace) -> any DecoderStream {
         ConformerDecoderStream(model: self, state: makeDecoderState(method: method, workspace: workspace))
     }
+
+    /// The layers run over the new frames of every stream together (`encode(batch:samples:workspace:frames:)` on
+    /// the states); streams of another model type go one after another.
+    public func encode(batch streams: inout [any EncoderStream], samples: [[Float]], workspace: Workspace,
+                       frames sinks: [(UnsafeBufferPointer<Float>) -> Void]) {
+        guard streams.allSatisfy({ $0 is ConformerEncoderStream }) else {
+            for i in streams.indices { streams[i].encode(samples[i], final: false, workspace: workspace, frames: sinks[i]) }
+            return
+        }
+        // each state is moved out of its stream (a placeholder takes its place), so nothing shares its buffers
+        // while the batch writes them
+        var states: [EncoderState] = []
+        states.reserveCapacity(streams.count)
+        for i in streams.indices {
+            var s: any EncoderStream = MovedEncoderStream()
+            swap(&s, &streams[i])
+            states.append((s as! ConformerEncoderStream).state)
+        }
+        encode(batch: &states, samples: samples, workspace: workspace, frames: sinks)
+        for i in streams.indices.reversed() { streams[i] = ConformerEncoderStream(model: self, state: states.removeLast()) }
+    }
+}
+
+/// What holds a stream's place while its state is moved out for a batch (so nothing else shares its buffers):
+/// never used as a stream (encoding traps).
+public struct MovedEncoderStream: EncoderStream {
+    public init() {}
+    public mutating func encode(_ samples: [Float], final: Bool, workspace: Workspace,
+                                frames sink: @escaping (UnsafeBufferPointer<Float>) -> Void) {
+        preconditionFailure("a moved encoder stream")
+    }
+    public mutating func encodeUtterance(_ samples: [Float], workspace: Workspace, into out: inout [Float]) {
+        preconditionFailure("a moved encoder stream")
+    }
+    public mutating func reset() {}
+    public var bufferBytes: Int { 0 }
+    public var featureSeconds: Double { 0 }
+    public var encoderSeconds: Double { 0 }
+    public var layerTypeSeconds: LayerTypeSeconds { LayerTypeSeconds() }
 }
 
 /// `EncoderState` with its model, as an `EncoderStream`.

@@ -467,6 +467,77 @@ public final class RecognitionStream {
         timings.total += (ContinuousClock().now - start).seconds
     }
 
+    /// Feeds several streams, each its samples, with the results of calling `accept(samples:)` on each in turn: the
+    /// same frames, tokens, partial results and endpoints. The streams of one recognizer go through the encoder's
+    /// layers together (`TransducerModel.encode(batch:samples:workspace:frames:)`: larger products, which cost less
+    /// per stream than one stream after another when each brings a short chunk, as on a server with many live
+    /// streams). Returns each item's error (nil: accepted), the one `accept` would have thrown. The streams must not
+    /// be used by another thread during the call. Streams of another recognizer than the first item's, chunks
+    /// longer than `RecognizerOptions.maxBlockSeconds`, and a stream's second and later items are fed one by one,
+    /// in order.
+    public static func accept(batch: [(stream: RecognitionStream, samples: [Float])]) -> [RecognizerError?] {
+        var errors = [RecognizerError?](repeating: nil, count: batch.count)
+        guard let recognizer = batch.first?.stream.recognizer else { return errors }
+        let clock = ContinuousClock()
+        var members: [RecognitionStream] = [], inputs: [[Float]] = [], seen = Set<ObjectIdentifier>()
+        var later: [(index: Int, stream: RecognitionStream, samples: [Float])] = []
+        for (i, item) in batch.enumerated() {
+            let s = item.stream
+            if seen.contains(ObjectIdentifier(s)) {
+                later.append((i, s, item.samples))
+                continue
+            }
+            let start = clock.now
+            do throws(RecognizerError) {
+                guard s.finished == nil else { throw .invalidState("audio after finish(); call reset() to start a new utterance") }
+                let samples = try s.resampled(item.samples, last: false)
+                let block = max(1, Int(s.recognizer.options.maxBlockSeconds * Double(s.recognizer.model.sampleRate)))
+                if s.recognizer === recognizer && samples.count <= block {
+                    seen.insert(ObjectIdentifier(s))
+                    members.append(s)
+                    inputs.append(samples)
+                } else {
+                    s.run(samples, final: false)
+                }
+            } catch {
+                errors[i] = error
+            }
+            s.timings.total += (clock.now - start).seconds
+        }
+        if !members.isEmpty {
+            let start = clock.now
+            var encoders: [any EncoderStream] = []
+            for s in members {
+                var e: any EncoderStream = MovedEncoderStream()
+                swap(&e, &s.encoder)
+                encoders.append(e)
+                s.frames.removeAll(keepingCapacity: true)
+            }
+            let rows = decodeRows * recognizer.model.frameWidth
+            let sinks: [(UnsafeBufferPointer<Float>) -> Void] = members.map { s in
+                { [unowned s] slice in
+                    s.frames.append(contentsOf: slice)
+                    if s.frames.count >= rows { s.decodeFrames() }
+                }
+            }
+            recognizer.model.encode(batch: &encoders, samples: inputs, workspace: members[0].workspace, frames: sinks)
+            for (k, s) in members.enumerated().reversed() {
+                swap(&encoders[k], &s.encoder)
+                _ = encoders.popLast()
+                s.decodeFrames()
+                s.timings.features = s.encoder.featureSeconds
+                s.timings.encoder = s.encoder.encoderSeconds
+                s.timings.layerTypes = s.encoder.layerTypeSeconds
+            }
+            let seconds = (clock.now - start).seconds, all = inputs.reduce(0) { $0 + $1.count }
+            for (s, x) in zip(members, inputs) { s.timings.total += seconds * Double(x.count) / Double(max(all, 1)) }
+        }
+        for (i, s, samples) in later {
+            do throws(RecognizerError) { try s.accept(samples: samples) } catch { errors[i] = error }
+        }
+        return errors
+    }
+
     /// Checks and counts input samples and brings them to the model's rate (`last`: no more will come).
     private func resampled(_ samples: [Float], last: Bool) throws(RecognizerError) -> [Float] {
         if let bad = samples.firstIndex(where: { !$0.isFinite }) { throw .badSamples("sample \(bad) is not finite") }

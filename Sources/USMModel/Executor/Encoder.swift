@@ -333,6 +333,8 @@ struct LayerScratch {
     let x: UnsafeMutablePointer<Float>
     /// `[rows, max(ffn_dim, 2 * dim)]`
     let h: UnsafeMutablePointer<Float>
+    /// `[rows, dim]`: the inputs of a batched layer call gathered (one stream's calls read their input in place)
+    var gather: UnsafeMutablePointer<Float>? = nil
 }
 
 /// Per-stream scratch of the encoder: every temporary of an `encode` call, allocated when the state is made, for
@@ -830,38 +832,70 @@ extension ConformerModel {
     func runLayer(_ l: Int, input x: UnsafeMutablePointer<Float>, rows n: Int, output out: UnsafeMutablePointer<Float>,
                   state s: inout LayerState, final: Bool, slice cap: Int = layerSlice, scratch ls: LayerScratch,
                   workspace ws: Workspace, timing: inout LayerTypeSeconds) -> Int {
+        var calls = [LayerCall(input: x, rows: n, output: out)]
+        var states = [LayerState(dim: 1)]
+        swap(&states[0], &s)
+        defer { swap(&states[0], &s) }
+        runLayer(l, calls: &calls, states: &states, final: final, slice: cap, scratch: ls, workspace: ws, timing: &timing)
+        return calls[0].produced
+    }
+
+    /// One Conformer block for several streams at once: call i feeds `states[i]` its `rows` new input rows and
+    /// gets the rows that became computable in its `output` (counted in `produced`), exactly as a call of that
+    /// stream alone would (the row-wise stages and the products run over the rows of every call together; the
+    /// products and norms are batch invariant). Each call's rows and output follow the one-stream contract above;
+    /// the scratch holds the rows of every call together (each call's `max(rows, slice)` with `final`, else its
+    /// `rows`), and `ls.gather` those of the inputs when there is more than one call.
+    func runLayer(_ l: Int, calls: inout [LayerCall], states s: inout [LayerState], final: Bool, slice cap: Int = layerSlice,
+                  scratch ls: LayerScratch, workspace ws: Workspace, timing: inout LayerTypeSeconds) {
         var watch = LayerStopwatch()
         func lap(_ keyPath: WritableKeyPath<LayerTypeSeconds, Double>) { watch.lap(keyPath, into: &timing) }
+        precondition(calls.count == s.count && !calls.isEmpty)
         let w = layers[l]
+        let a = w.attention
         let e = config.encoder
         let d = e.dim, dh = config.headDim, heads = e.heads
         let halfK = (e.convKernel - 1) / 2
+        let b = calls.count
+        // rows of each call taken by a stage, and their offset in the scratch
+        var rows = [Int](repeating: 0, count: b)
 
-        // Per-frame stage: FFN1 and the key/value projections.
-        // New rows are written straight into the layer's f32 context buffers (into scratch, then stored, at f16 or
-        // int8).
+        // Per-frame stage: FFN1 and the key/value projections on the new rows of every call. x1 goes to `ls.x`,
+        // from which its rows are stored (its norm is taken from the f32 values, before any rounding to f16/int8).
+        let n = calls.reduce(0) { $0 + $1.rows }
         if n > 0 {
-            let a = w.attention
-            s.x1.appendRows(n, scratch: ls.x) { x1 in
-                ffn(w.ffn1, x, n, x1, ls, ws)
-                lap(\.ffn)
-                layerNorm(x1, ls.t, n, a.normScale, a.normBias, ws)
+            var x = calls[0].input
+            if b > 1 {
+                x = ls.gather!
+                var at = 0
+                for c in calls where c.rows > 0 {
+                    (x + at * d).update(from: c.input, count: c.rows * d)
+                    at += c.rows
+                }
             }
-            s.k.appendRows(n, scratch: ls.o) { mm(a.key, ls.t, n, $0, ws) }
-            s.v.appendRows(n, scratch: ls.o) { mm(a.value, ls.t, n, $0, ws) }
+            ffn(w.ffn1, x, n, ls.x, ls, ws)
+            lap(\.ffn)
+            layerNorm(ls.x, ls.t, n, a.normScale, a.normBias, ws)
+            for i in 0..<b { rows[i] = calls[i].rows }
+            store(ls.x, rows, d) { s[$0].x1.append($1, count: $2) }
+            mm(a.key, ls.t, n, ls.o, ws)
+            store(ls.o, rows, d) { s[$0].k.append($1, count: $2) }
+            mm(a.value, ls.t, n, ls.o, ws)
+            store(ls.o, rows, d) { s[$0].v.append($1, count: $2) }
         }
-        let end = s.x1.end
 
-        // Attention for the frames whose right context is available.
-        let attEnd = final ? min(end, s.attended + cap) : max(s.attended, end - e.rightContext)
-        if attEnd > s.attended {
-            let m = attEnd - s.attended
-            let a = w.attention
-            // the queries of the frames attended now, from x1 (row-wise norm and batch-invariant products: the same
-            // values as projecting them when they arrived); x1's rows are read in place (or widened from f16 into
-            // ls.x, which is free until x2 is written there)
-            let x1 = s.x1, rows = s.attended..<attEnd
-            x1.withRows(rows, scratch: ls.x) { layerNorm($0, ls.o, m, a.normScale, a.normBias, ws) }
+        // Attention for the frames whose right context is available. x1's rows are copied (or widened) into `ls.x`
+        // for their queries and the residual.
+        var m = 0
+        for i in 0..<b {
+            let end = s[i].x1.end
+            let attEnd = final ? min(end, s[i].attended + cap) : max(s[i].attended, end - e.rightContext)
+            rows[i] = max(attEnd - s[i].attended, 0)
+            if rows[i] > 0 { s[i].x1.copyRows(s[i].attended..<attEnd, into: ls.x + m * d) }
+            m += rows[i]
+        }
+        if m > 0 {
+            layerNorm(ls.x, ls.o, m, a.normScale, a.normBias, ws)
             mm(a.query, ls.o, m, ls.q, ws)
             a.queryScale.withUnsafeBufferPointer { qs in
                 let scale = qs.baseAddress!
@@ -873,75 +907,118 @@ extension ConformerModel {
                 }
             }
             // keys, values and positions kept as f16 or int8 are widened a head at a time in the threads' scratch
-            let kvRows = s.k.count
-            precondition(s.v.base == s.k.base && s.v.count == kvRows)
-            let widened = s.k.storage != .float32
-            let scratchCount = LocalAttention.scratchCount(left: e.leftContext, right: e.rightContext, headDim: dh,
-                                                           keyRows: widened ? kvRows : 0, positions: a.positionsWiden)
-            s.k.withAttentionRows { k in
-                s.v.withAttentionRows { v in
-                    a.withPositions { p in
-                        a.u.withUnsafeBufferPointer { u in
-                            a.v.withUnsafeBufferPointer { vb in
-                                LocalAttention.apply(queries: ls.q, keys: k, values: v, keyRows: kvRows, keyBase: s.k.base,
-                                                     positions: p, u: u.baseAddress!, v: vb.baseAddress!, heads: heads,
-                                                     headDim: dh, range: s.attended..<attEnd, end: end, left: e.leftContext,
-                                                     right: e.rightContext, out: ls.t,
-                                                     scratch: ws.attentionScratch(perThread: scratchCount),
-                                                     threads: ws.threads)
+            var at = 0
+            for i in 0..<b where rows[i] > 0 {
+                let kvRows = s[i].k.count
+                precondition(s[i].v.base == s[i].k.base && s[i].v.count == kvRows)
+                let widened = s[i].k.storage != .float32
+                let scratchCount = LocalAttention.scratchCount(left: e.leftContext, right: e.rightContext, headDim: dh,
+                                                               keyRows: widened ? kvRows : 0, positions: a.positionsWiden)
+                let range = s[i].attended..<(s[i].attended + rows[i]), end = s[i].x1.end, keyBase = s[i].k.base
+                s[i].k.withAttentionRows { k in
+                    s[i].v.withAttentionRows { v in
+                        a.withPositions { p in
+                            a.u.withUnsafeBufferPointer { u in
+                                a.v.withUnsafeBufferPointer { vb in
+                                    LocalAttention.apply(queries: ls.q + at * d, keys: k, values: v, keyRows: kvRows, keyBase: keyBase,
+                                                         positions: p, u: u.baseAddress!, v: vb.baseAddress!, heads: heads,
+                                                         headDim: dh, range: range, end: end, left: e.leftContext,
+                                                         right: e.rightContext, out: ls.t + at * d,
+                                                         scratch: ws.attentionScratch(perThread: scratchCount),
+                                                         threads: ws.threads)
+                                }
                             }
                         }
                     }
                 }
+                at += rows[i]
             }
             mm(a.out, ls.t, m, ls.o, ws)
-            s.x2.appendRows(m, scratch: ls.x) { x2 in
-                // x2 = x1 + attention (x1 widened into ls.x first where it is not f32: then in place)
-                x1.withRows(rows, scratch: ls.x) { Elementwise.addScaled($0, ls.o, 1, x2, m * d, threads: ws.threads) }
-                lap(\.attention)
-                layerNorm(x2, ls.t, m, w.conv.normScale, w.conv.normBias, ws)
-            }
+            Elementwise.addScaled(ls.x, ls.o, 1, ls.x, m * d, threads: ws.threads)  // x2 = x1 + attention
+            lap(\.attention)
+            layerNorm(ls.x, ls.t, m, w.conv.normScale, w.conv.normBias, ws)
+            store(ls.x, rows, d) { s[$0].x2.append($1, count: $2) }
             mm(w.conv.pointwise1, ls.t, m, ls.h, ws)
-            s.g.appendRows(m, scratch: ls.q) { Elementwise.glu(ls.h, rows: m, d: d, $0, threads: ws.threads) }
-            s.attended = attEnd
+            Elementwise.glu(ls.h, rows: m, d: d, ls.q, threads: ws.threads)
+            store(ls.q, rows, d) { s[$0].g.append($1, count: $2) }
+            for i in 0..<b { s[i].attended += rows[i] }
             lap(\.conv)
         }
-        s.x1.drop(before: s.attended)
-        s.k.drop(before: s.attended - (e.leftContext - 1))
-        s.v.drop(before: s.attended - (e.leftContext - 1))
+        for i in 0..<b {
+            s[i].x1.drop(before: s[i].attended)
+            s[i].k.drop(before: s[i].attended - (e.leftContext - 1))
+            s[i].v.drop(before: s[i].attended - (e.leftContext - 1))
+        }
         lap(\.attention)
 
         // Conv module, FFN2 and the final norm for frames whose conv context is available.
-        let convEnd = final && s.attended == end ? min(s.attended, s.convolved + cap) : max(s.convolved, s.attended - halfK)
-        guard convEnd > s.convolved else { return 0 }
-        let m = convEnd - s.convolved
-        let cw = w.conv
-        let first = s.convolved, valid = s.attended
-        s.g.withAllRows(scratch: ws.contextScratch((s.g.end - s.g.base) * d)) { g in
-            cw.depthwiseTapMajor.withUnsafeBufferPointer { dw in
-                cw.bnScale.withUnsafeBufferPointer { bs in
-                    cw.bnBias.withUnsafeBufferPointer { bb in
-                        Elementwise.depthwiseBNSwish(g, rowStride: d, base: s.g.base, end: valid, first: first,
-                                                     count: m, weights: dw.baseAddress!, kernel: e.convKernel,
-                                                     bnScale: bs.baseAddress!, bnBias: bb.baseAddress!, d: d, ls.q, outStride: d,
-                                                     threads: ws.threads)
+        m = 0
+        for i in 0..<b {
+            let end = s[i].x1.end, (attended, convolved) = (s[i].attended, s[i].convolved)
+            let convEnd = final && attended == end ? min(attended, convolved + cap) : max(convolved, attended - halfK)
+            rows[i] = max(convEnd - convolved, 0)
+            calls[i].produced = rows[i]
+            guard rows[i] > 0 else { continue }
+            let cw = w.conv, count = rows[i], at = m
+            s[i].g.withAllRows(scratch: ws.contextScratch((s[i].g.end - s[i].g.base) * d)) { g in
+                cw.depthwiseTapMajor.withUnsafeBufferPointer { dw in
+                    cw.bnScale.withUnsafeBufferPointer { bs in
+                        cw.bnBias.withUnsafeBufferPointer { bb in
+                            Elementwise.depthwiseBNSwish(g, rowStride: d, base: s[i].g.base, end: attended, first: convolved,
+                                                         count: count, weights: dw.baseAddress!, kernel: e.convKernel,
+                                                         bnScale: bs.baseAddress!, bnBias: bb.baseAddress!, d: d, ls.q + at * d,
+                                                         outStride: d, threads: ws.threads)
+                        }
                     }
                 }
             }
+            s[i].x2.copyRows(convolved..<convEnd, into: ls.x + at * d)
+            m += count
         }
-        mm(cw.pointwise2, ls.q, m, ls.o, ws)
-        s.x2.withRows(first..<convEnd, scratch: ls.x) { x2 in
-            Elementwise.addScaled(x2, ls.o, 1, ls.x, m * d, threads: ws.threads)  // x3 (in place when x2 was widened into ls.x)
+        guard m > 0 else { return }
+        mm(w.conv.pointwise2, ls.q, m, ls.o, ws)
+        Elementwise.addScaled(ls.x, ls.o, 1, ls.x, m * d, threads: ws.threads)  // x3 = x2 + conv module
+        for i in 0..<b where rows[i] > 0 {
+            s[i].convolved += rows[i]
+            s[i].x2.drop(before: s[i].convolved)
+            s[i].g.drop(before: s[i].convolved - halfK)
         }
-        s.convolved = convEnd
-        s.x2.drop(before: s.convolved)
-        s.g.drop(before: s.convolved - halfK)
         lap(\.conv)
         ffn(w.ffn2, ls.x, m, ls.x, ls, ws)
-        layerNorm(ls.x, out, m, w.finalScale, w.finalBias, ws)
+        if b == 1 {
+            layerNorm(ls.x, calls[0].output, m, w.finalScale, w.finalBias, ws)
+        } else {
+            layerNorm(ls.x, ls.t, m, w.finalScale, w.finalBias, ws)
+            var at = 0
+            for i in 0..<b where rows[i] > 0 {
+                calls[i].output.update(from: ls.t + at * d, count: rows[i] * d)
+                at += rows[i]
+            }
+        }
         lap(\.ffn)
-        return m
     }
+
+    /// Hands each call's consecutive rows of `[sum(rows), d]` at `p` to `body(call, rows, count)` (calls without rows
+    /// are skipped).
+    @inline(__always)
+    private func store(_ p: UnsafeMutablePointer<Float>, _ rows: [Int], _ d: Int, _ body: (Int, UnsafePointer<Float>, Int) -> Void) {
+        var at = 0
+        for (i, r) in rows.enumerated() where r > 0 {
+            body(i, p + at * d, r)
+            at += r
+        }
+    }
+}
+
+/// One stream's part of a batched layer call (`ConformerModel.runLayer(_:calls:...)`).
+struct LayerCall {
+    /// `[rows, dim]` new input rows
+    let input: UnsafeMutablePointer<Float>
+    let rows: Int
+    /// room for the rows that become computable (`rows`, or a slice when final)
+    let output: UnsafeMutablePointer<Float>
+    /// rows written to `output`
+    var produced = 0
 }
 
 extension Duration {
