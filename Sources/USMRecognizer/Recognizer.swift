@@ -257,6 +257,19 @@ public final class Recognizer: Sendable {
             if spares.count < Self.maxSpareEncoders && held + bytes <= Self.maxSpareBytes { spares.append(s) }
         }
     }
+    /// Workspaces of batches (`RecognitionStream.accept(batch:)`) that have ended, for the next ones: a batch's
+    /// scratch grows with its streams, so it is kept here (as many as batches ran at once) rather than in a stream.
+    private let spareBatchWorkspaces = Mutex<[BatchWorkspace]>([])
+
+    /// A workspace for a batch (`threads` as the recognizer's options say); give it back with `recycle(_:)`.
+    func takeBatchWorkspace() -> BatchWorkspace {
+        spareBatchWorkspaces.withLock { $0.popLast() } ?? BatchWorkspace(Workspace(threads: options.threads))
+    }
+
+    func recycle(_ workspace: BatchWorkspace) {
+        spareBatchWorkspaces.withLock { $0.append(workspace) }
+    }
+
     public let options: RecognizerOptions
     public let loadReport: LoadReport
     /// Models from this size in memory up count as large (`RecognizerOptions.mapLargeBlocks`).
@@ -415,6 +428,12 @@ public struct EndpointRules: Sendable, Equatable {
     }
 }
 
+/// A batch's workspace, held by one batch at a time (taken from and given back to its recognizer's spares).
+final class BatchWorkspace: @unchecked Sendable {  // @unchecked: used by the one batch that took it
+    let workspace: Workspace
+    init(_ workspace: Workspace) { self.workspace = workspace }
+}
+
 /// One streaming request: feed audio with `accept`, read `partial`, end with `finish`. Holds all per-request state;
 /// use it from one thread at a time.
 public final class RecognitionStream {
@@ -520,7 +539,9 @@ public final class RecognitionStream {
                     if s.frames.count >= rows { s.decodeFrames() }
                 }
             }
-            recognizer.model.encode(batch: &encoders, samples: inputs, workspace: members[0].workspace, frames: sinks)
+            let workspace = recognizer.takeBatchWorkspace()
+            recognizer.model.encode(batch: &encoders, samples: inputs, workspace: workspace.workspace, frames: sinks)
+            recognizer.recycle(workspace)
             for (k, s) in members.enumerated().reversed() {
                 swap(&encoders[k], &s.encoder)
                 _ = encoders.popLast()

@@ -38,6 +38,8 @@ public struct ServerConfiguration: Sendable {
     public var maxConcurrent: Int
     /// Uploads that may wait for a free recognition slot; one more is refused with 429.
     public var maxQueue: Int
+    /// Stream chunks that one recognition thread feeds together at most (1: each alone; see `RecognitionPool`).
+    public var maxBatch: Int
     /// Request bodies over this are refused with 413.
     public var maxBodyBytes: Int
     /// Audio longer than this (per upload, per stream utterance) is refused with 400 (nil: no bound).
@@ -57,7 +59,7 @@ public struct ServerConfiguration: Sendable {
     public var maxMessageBytes: Int
 
     public init(host: String = "127.0.0.1", port: Int = 8080, models: [ModelSpec], options: RecognizerOptions = RecognizerOptions(),
-                maxConcurrent: Int = ProcessInfo.processInfo.activeProcessorCount, maxQueue: Int = 64,
+                maxConcurrent: Int = ProcessInfo.processInfo.activeProcessorCount, maxQueue: Int = 64, maxBatch: Int = 64,
                 maxBodyBytes: Int = 64 << 20, maxAudioSeconds: Double? = 3600, maxStreamSeconds: Double = 4 * 3600,
                 maxStreams: Int = 256, idleTimeout: Double = 30, token: String? = nil,
                 endpoint: EndpointRules = EndpointRules(), maxMessageBytes: Int = 1 << 20) {
@@ -67,6 +69,7 @@ public struct ServerConfiguration: Sendable {
         self.options = options
         self.maxConcurrent = max(1, maxConcurrent)
         self.maxQueue = max(0, maxQueue)
+        self.maxBatch = max(1, maxBatch)
         self.maxBodyBytes = maxBodyBytes
         self.maxAudioSeconds = maxAudioSeconds
         self.maxStreamSeconds = maxStreamSeconds

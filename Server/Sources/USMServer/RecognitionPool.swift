@@ -1,4 +1,5 @@
 import Foundation
+import USMRecognizer
 
 /// Runs recognitions, which are CPU-bound and synchronous, on threads of its own (never on NIO's event loops or
 /// Swift's cooperative threads): `maxConcurrent` threads take jobs from one first-come queue, a thread going from
@@ -6,13 +7,26 @@ import Foundation
 /// uploads wait beyond the threads; one more is refused (`PoolError.queueFull`, answered with 429). Stream chunks
 /// wait whatever the queue holds (`mayExceedQueue`): a stream admitted at upgrade is never dropped mid-utterance for
 /// load. A job whose task is cancelled before a thread takes it leaves the queue.
+/// A job may bring a stream's chunk to feed first (`run(feeding:)`): a thread that takes such a job also takes the
+/// other queued jobs with chunks for streams of the same recognizer (up to `maxBatch` in all) and feeds all their
+/// chunks in one `RecognitionStream.accept(batch:)` (the encoder's layers run over the frames of every stream
+/// together), then runs each job's body in queue order.
 public final class RecognitionPool: @unchecked Sendable {
     // @unchecked: every mutable property below is read and written with `condition` locked
     public enum PoolError: Error { case queueFull, shutDown }
 
+    /// Samples for a stream, which the job that brings them owns until its body has run.
+    public struct Chunk: @unchecked Sendable {  // the stream is used by one job at a time (its session awaits each)
+        let stream: RecognitionStream
+        let samples: [Float]
+        public init(stream: RecognitionStream, samples: [Float]) { (self.stream, self.samples) = (stream, samples) }
+    }
+
     private struct Job {
         var id: UInt64
-        var run: () -> Void
+        var chunk: Chunk?
+        /// runs the body with the error of feeding the chunk (nil: fed, or none)
+        var run: (RecognizerError?) -> Void
         var fail: (any Error) -> Void
     }
 
@@ -20,6 +34,8 @@ public final class RecognitionPool: @unchecked Sendable {
 
     public let maxConcurrent: Int
     public let maxQueue: Int
+    /// Stream chunks one thread feeds together at most (1: each alone).
+    public let maxBatch: Int
     private let condition = NSCondition()
     private var queue: [Job] = []
     private var running = 0
@@ -28,11 +44,16 @@ public final class RecognitionPool: @unchecked Sendable {
     private var threadsAlive = 0
     /// Called with (running, waiting) whenever they change (metrics gauges).
     private let onChange: @Sendable (Int, Int) -> Void
+    /// Called with the number of chunks fed together, for every feeding.
+    private let onBatch: @Sendable (Int) -> Void
 
-    public init(maxConcurrent: Int, maxQueue: Int, onChange: @escaping @Sendable (Int, Int) -> Void = { _, _ in }) {
+    public init(maxConcurrent: Int, maxQueue: Int, maxBatch: Int = 64, onChange: @escaping @Sendable (Int, Int) -> Void = { _, _ in },
+                onBatch: @escaping @Sendable (Int) -> Void = { _ in }) {
         self.maxConcurrent = max(1, maxConcurrent)
         self.maxQueue = max(0, maxQueue)
+        self.maxBatch = max(1, maxBatch)
         self.onChange = onChange
+        self.onBatch = onBatch
         threadsAlive = self.maxConcurrent
         for i in 0..<self.maxConcurrent {
             let t = Thread { [self] in work() }
@@ -57,6 +78,13 @@ public final class RecognitionPool: @unchecked Sendable {
 
     /// Runs `body` on a pool thread once one is free.
     public func run<T: Sendable>(mayExceedQueue: Bool = false, _ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await run(mayExceedQueue: mayExceedQueue, feeding: nil) { (_: RecognizerError?) in try body() }
+    }
+
+    /// Feeds `chunk` to its stream (with the chunks of other queued jobs for the same recognizer, see the type), then
+    /// runs `body` on the same pool thread with the error that feeding gave (nil: fed).
+    public func run<T: Sendable>(mayExceedQueue: Bool = false, feeding chunk: Chunk?,
+                                 _ body: @escaping @Sendable (RecognizerError?) throws -> T) async throws -> T {
         let id: UInt64 = locked {
             nextID += 1
             return nextID
@@ -67,7 +95,8 @@ public final class RecognitionPool: @unchecked Sendable {
                     if closed { return .closed }
                     if Task.isCancelled { return .cancelled }
                     if !mayExceedQueue && running + queue.count >= maxConcurrent + maxQueue { return .full }
-                    queue.append(Job(id: id, run: { c.resume(with: Result { try body() }) }, fail: { c.resume(throwing: $0) }))
+                    queue.append(Job(id: id, chunk: chunk, run: { fed in c.resume(with: Result { try body(fed) }) },
+                                     fail: { c.resume(throwing: $0) }))
                     condition.signal()
                     return .queued
                 }
@@ -92,7 +121,8 @@ public final class RecognitionPool: @unchecked Sendable {
         return result
     }
 
-    /// A pool thread: takes the first queued job, runs it, takes the next; ends once the pool is closed and empty.
+    /// A pool thread: takes the first queued job (with the queued jobs whose chunks it can feed together with that
+    /// job's), runs it, takes the next; ends once the pool is closed and empty.
     private func work() {
         while true {
             condition.lock()
@@ -103,12 +133,28 @@ public final class RecognitionPool: @unchecked Sendable {
                 condition.unlock()
                 return
             }
-            let job = queue.removeFirst()
-            running += 1
+            var jobs = [queue.removeFirst()]
+            if let first = jobs[0].chunk?.stream.recognizer, maxBatch > 1 {
+                var i = 0
+                while i < queue.count && jobs.count < maxBatch {
+                    if let c = queue[i].chunk, c.stream.recognizer === first {
+                        jobs.append(queue.remove(at: i))
+                    } else {
+                        i += 1
+                    }
+                }
+            }
+            running += jobs.count
             condition.unlock()
             report()
-            job.run()
-            locked { running -= 1 }
+            // every job taken with the first has a chunk when the first has one
+            var fed = [RecognizerError?](repeating: nil, count: jobs.count)
+            if jobs[0].chunk != nil {
+                fed = RecognitionStream.accept(batch: jobs.map { ($0.chunk!.stream, $0.chunk!.samples) })
+                onBatch(jobs.count)
+            }
+            for (job, error) in zip(jobs, fed) { job.run(error) }
+            locked { running -= jobs.count }
             report()
         }
     }

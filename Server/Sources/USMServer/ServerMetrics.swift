@@ -40,6 +40,14 @@ public final class ServerMetrics: Sendable {
         }
     }
 
+    static let batchBuckets: [Double] = [1, 2, 4, 8, 16, 32, 64, 128]
+
+    /// Stream chunks fed together by one recognition thread.
+    func batch(streams: Int) {
+        registry.makeValueHistogram(name: "usm_stream_batch_size", labels: [], buckets: Self.batchBuckets,
+                                    help: "Stream chunks fed together (one pass of the encoder over all of them)").record(Double(streams))
+    }
+
     func streamMessage(kind: String) {
         registry.makeCounter(name: "usm_stream_messages_total", labels: [("type", kind)], help: "WebSocket messages sent, by type").increment()
     }

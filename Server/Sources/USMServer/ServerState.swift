@@ -21,10 +21,11 @@ public final class ServerState: Sendable {
         self.configuration = configuration
         let metrics = ServerMetrics()
         self.metrics = metrics
-        pool = RecognitionPool(maxConcurrent: configuration.maxConcurrent, maxQueue: configuration.maxQueue) { running, waiting in
-            metrics.running.set(Double(running))
-            metrics.queueDepth.set(Double(waiting))
-        }
+        pool = RecognitionPool(maxConcurrent: configuration.maxConcurrent, maxQueue: configuration.maxQueue, maxBatch: configuration.maxBatch,
+                               onChange: { running, waiting in
+                                   metrics.running.set(Double(running))
+                                   metrics.queueDepth.set(Double(waiting))
+                               }, onBatch: { metrics.batch(streams: $0) })
     }
 
     public var phase: Phase { phaseBox.withLockedValue { $0 } }

@@ -201,24 +201,34 @@ struct StreamSession {
                                                                      code: "stream_too_long"), code: .policyViolation)
                         return
                     }
+                    // the chunks from k on go in as one call while no endpoint can fall among them (the encoder's
+                    // frames and the greedy tokens do not depend on how input is cut); returns the end of that run
+                    @Sendable func piece(from k: Int) -> Int {
+                        var j = k + 1, span = seconds[k]
+                        while j < run.count, !box.stream.endpointPossible(withinNext: span + seconds[j]) {
+                            span += seconds[j]
+                            j += 1
+                        }
+                        return j
+                    }
+                    @Sendable func joined(_ r: Range<Int>) -> [Float] { r.count == 1 ? run[r.lowerBound] : Array(run[r].joined()) }
+                    // the first piece is fed by the pool, with the pieces of other streams waiting then
+                    let firstEnd = piece(from: 0)
                     let step: Step
                     do {
-                        step = try await state.pool.run(mayExceedQueue: true) { () throws -> Step in
+                        let chunk = RecognitionPool.Chunk(stream: box.stream, samples: joined(0..<firstEnd))
+                        step = try await state.pool.run(mayExceedQueue: true, feeding: chunk) { (fed: RecognizerError?) throws -> Step in
+                            if let fed { throw fed }
                             var step = Step()
-                            var k = 0
-                            while k < run.count {
-                                // the chunks from k on go in as one call while no endpoint can fall among them (the
-                                // encoder's frames and the greedy tokens do not depend on how input is cut)
-                                var j = k + 1, span = seconds[k]
-                                while j < run.count, !box.stream.endpointPossible(withinNext: span + seconds[j]) {
-                                    span += seconds[j]
-                                    j += 1
-                                }
-                                try box.stream.accept(samples: j == k + 1 ? run[k] : Array(run[k..<j].joined()))
+                            var end = firstEnd  // chunks fed so far
+                            while true {
                                 if box.stream.isEndpoint {
-                                    step.endpoints.append((chunk: j - 1, final: Self.final(box, last: false, metrics: metrics, model: model)))
+                                    step.endpoints.append((chunk: end - 1, final: Self.final(box, last: false, metrics: metrics, model: model)))
                                 }
-                                k = j
+                                guard end < run.count else { break }
+                                let next = piece(from: end)
+                                try box.stream.accept(samples: joined(end..<next))
+                                end = next
                             }
                             let text = box.stream.partial.text
                             if text != box.lastPartial {

@@ -27,6 +27,8 @@ struct USMServerCommand: AsyncParsableCommand {
     @Option(help: "Recognitions running at once (default: the number of cores).")
     var maxConcurrent = ProcessInfo.processInfo.activeProcessorCount
     @Option(help: "Uploads that may wait for a recognition slot; more are refused with 429.") var maxQueue = 64
+    @Option(help: "Stream chunks one recognition thread feeds together at most (the encoder runs over all of them at once; 1: each alone).")
+    var maxBatch = 64
     @Option(help: "Largest request body in bytes (413 above).") var maxBodyBytes = 64 << 20
     @Option(help: "Longest audio of one upload or stream utterance in seconds (0: no bound).") var maxAudioSeconds = 3600.0
     @Option(help: "Longest WebSocket stream in seconds of audio, all utterances together.") var maxStreamSeconds = 14400.0
@@ -43,6 +45,7 @@ struct USMServerCommand: AsyncParsableCommand {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535") }
         guard maxConcurrent >= 1 && maxConcurrent <= 1024 else { throw ValidationError("--max-concurrent must be in 1...1024") }
         guard maxQueue >= 0 else { throw ValidationError("--max-queue must be 0 or more") }
+        guard maxBatch >= 1 && maxBatch <= 4096 else { throw ValidationError("--max-batch must be in 1...4096") }
         guard maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be 1024 or more") }
         guard maxAudioSeconds >= 0, maxStreamSeconds > 0, idleTimeout > 0, endpointSilence >= 0, maxUtterance >= 0 else {
             throw ValidationError("durations must be positive (0 where it means no bound)")
@@ -78,6 +81,7 @@ struct USMServerCommand: AsyncParsableCommand {
         }
         let config = ServerConfiguration(
             host: host, port: port, models: specs, options: recognizer.options, maxConcurrent: maxConcurrent, maxQueue: maxQueue,
+            maxBatch: maxBatch,
             maxBodyBytes: maxBodyBytes, maxAudioSeconds: maxAudioSeconds > 0 ? maxAudioSeconds : nil,
             maxStreamSeconds: maxStreamSeconds, maxStreams: maxStreams, idleTimeout: idleTimeout,
             token: token ?? ProcessInfo.processInfo.environment["USM_SERVER_TOKEN"].flatMap { $0.isEmpty ? nil : $0 },
