@@ -79,20 +79,13 @@ extension ConformerModel {
     }
 
     /// The frontend and the subsampling convs of one stream's chunk (their rows left in its `scratch.convOut`, as
-    /// `encode` leaves them); returns the rows.
+    /// `encode` leaves them), their time counted as `encode` counts it; returns the rows.
     private func subsample(_ samples: [Float], state: inout EncoderState, workspace: Workspace) -> Int {
         precondition(!state.finished, "encode after the final chunk")
-        let clock = ContinuousClock()
-        let t0 = clock.now
-        state.scratch.features.removeAll(keepingCapacity: true)
-        let n = frontend.process(samples, state: &state.frontend, into: &state.scratch.features)
-        state.featureFrames += n
-        state.convInputs[0].append(state.scratch.features)
-        let t1 = clock.now
-        let rows = subsampleConvs(state: &state, final: false, workspace: workspace)
-        state.featureSeconds += (t1 - t0).seconds
-        state.layerTypeSeconds.subsampling += (clock.now - t1).seconds
-        state.encoderSeconds += (clock.now - t1).seconds
+        let (rows, t1) = featuresAndConvs(samples, state: &state, final: false, workspace: workspace)
+        let seconds = (ContinuousClock.now - t1).seconds
+        state.layerTypeSeconds.subsampling += seconds
+        state.encoderSeconds += seconds
         return rows
     }
 }

@@ -554,13 +554,7 @@ extension ConformerModel {
                 into out: inout [Float], sink: ((UnsafeBufferPointer<Float>) -> Void)?) {
         precondition(!state.finished, "encode after the final chunk")
         let clock = ContinuousClock()
-        let t0 = clock.now
-        state.scratch.features.removeAll(keepingCapacity: true)
-        let n = frontend.process(samples, state: &state.frontend, into: &state.scratch.features)
-        state.featureFrames += n
-        state.convInputs[0].append(state.scratch.features)
-        let t1 = clock.now
-        let n0 = subsampleConvs(state: &state, final: final, workspace: workspace)
+        let (n0, t1) = featuresAndConvs(samples, state: &state, final: final, workspace: workspace)
         let e = config.encoder
         let d = e.dim
         state.scratch.ensure(inputRows: n0 + 1, layerOutputs: !layerMajor)
@@ -658,9 +652,24 @@ extension ConformerModel {
             return emitted
         }
         state.framesOut += rows
-        state.featureSeconds += (t1 - t0).seconds
         state.encoderSeconds += (clock.now - t1).seconds - sinkSeconds
         if final { state.finished = true }
+    }
+
+    /// The frontend on `samples`, then the subsampling convs on what is buffered (their rows left in
+    /// `state.scratch.convOut`); counts the feature frames and the frontend's time. Returns the conv rows and when
+    /// the convs started.
+    func featuresAndConvs(_ samples: [Float], state: inout EncoderState, final: Bool,
+                          workspace: Workspace) -> (rows: Int, convStart: ContinuousClock.Instant) {
+        let clock = ContinuousClock()
+        let t0 = clock.now
+        state.scratch.features.removeAll(keepingCapacity: true)
+        let n = frontend.process(samples, state: &state.frontend, into: &state.scratch.features)
+        state.featureFrames += n
+        state.convInputs[0].append(state.scratch.features)
+        let t1 = clock.now
+        state.featureSeconds += (t1 - t0).seconds
+        return (subsampleConvs(state: &state, final: final, workspace: workspace), t1)
     }
 
     /// Features to subsampled, projected frames (allocates; the encoder's own path uses the stream's scratch).
