@@ -532,13 +532,7 @@ public final class RecognitionStream {
                 encoders.append(e)
                 s.frames.removeAll(keepingCapacity: true)
             }
-            let rows = decodeRows * recognizer.model.frameWidth
-            let sinks: [(UnsafeBufferPointer<Float>) -> Void] = members.map { s in
-                { [unowned s] slice in
-                    s.frames.append(contentsOf: slice)
-                    if s.frames.count >= rows { s.decodeFrames() }
-                }
-            }
+            let sinks = members.map { $0.frameSink() }
             let workspace = recognizer.takeBatchWorkspace()
             recognizer.model.encode(batch: &encoders, samples: inputs, workspace: workspace.workspace, frames: sinks)
             recognizer.recycle(workspace)
@@ -546,9 +540,7 @@ public final class RecognitionStream {
                 swap(&encoders[k], &s.encoder)
                 _ = encoders.popLast()
                 s.decodeFrames()
-                s.timings.features = s.encoder.featureSeconds
-                s.timings.encoder = s.encoder.encoderSeconds
-                s.timings.layerTypes = s.encoder.layerTypeSeconds
+                s.takeEncoderTimings()
             }
             let seconds = (clock.now - start).seconds, all = inputs.reduce(0) { $0 + $1.count }
             for (s, x) in zip(members, inputs) { s.timings.total += seconds * Double(x.count) / Double(max(all, 1)) }
@@ -589,15 +581,25 @@ public final class RecognitionStream {
                 // frames are decoded as they come, `decodeRows` at a time, so a final flush (every frame the layers
                 // held back) never collects all of them
                 frames.removeAll(keepingCapacity: true)
-                let rows = Self.decodeRows * model.frameWidth
-                encoder.encode(piece, final: final && last, workspace: workspace) { [unowned self] slice in
-                    frames.append(contentsOf: slice)
-                    if frames.count >= rows { decodeFrames() }
-                }
+                encoder.encode(piece, final: final && last, workspace: workspace, frames: frameSink())
             }
             decodeFrames()
             start = end
         } while start < samples.count
+        takeEncoderTimings()
+    }
+
+    /// Where the encoder hands this stream's frames: collected and decoded `decodeRows` at a time.
+    private func frameSink() -> (UnsafeBufferPointer<Float>) -> Void {
+        let rows = Self.decodeRows * recognizer.model.frameWidth
+        return { [unowned self] slice in
+            frames.append(contentsOf: slice)
+            if frames.count >= rows { decodeFrames() }
+        }
+    }
+
+    /// The encoder's stage times into this stream's timings.
+    private func takeEncoderTimings() {
         timings.features = encoder.featureSeconds
         timings.encoder = encoder.encoderSeconds
         timings.layerTypes = encoder.layerTypeSeconds
