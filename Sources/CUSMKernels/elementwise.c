@@ -174,7 +174,8 @@ EWI void ew_lstm_body(const float *gates, float *c, float *h, int64_t hidden) {
 // mix runs the two queries together. Scores sit in S[n][x] for key js + x (js = i - (left - 1)); the softmax sums
 // lane t = key i + n - (left - 1) + t in 16-float vectors. Every sum runs in the same order whichever tile a query or
 // key falls in, so within a tier the bits depend only on i, never on how the frames were chunked. Head dims that are
-// not a multiple of 8 read their last chunk zero-padded.
+// not a multiple of 8 read their last chunk in place at dh - 8 against q's last 8 dims with those below the
+// chunk zeroed (head dims under 8: zero-padded loads).
 
 typedef float usm_v8f __attribute__((vector_size(32)));
 EWI usm_v8f ew_ld8(const float *p) { usm_v8f v; memcpy(&v, p, 32); return v; }
@@ -199,15 +200,15 @@ EWI usm_v8f ew_add_pairs(usm_v8f a, usm_v8f b, const int level) {  // one level 
     return __builtin_shufflevector(a, b, 0, 1, 2, 3, 8, 9, 10, 11) + __builtin_shufflevector(a, b, 4, 5, 6, 7, 12, 13, 14, 15);
 }
 
-// o[n][c] = sum over keys j in [jlo, jhi] of S[n][j - js] v_j[8 (c0 + c) ...] for CP chunks of 8 dims (TAIL: one
-// chunk of dh - 8 c0 < 8 dims, zero-padded)
+// o[n][c] = sum over keys j in [jlo, jhi] of S[n][j - js] v_j[off + 8 c ...] for CP chunks of 8 dims from dim `off`
+// (TAIL: one chunk of nt < 8 dims, zero-padded). Each lane's sum runs over j in the same order whatever CP and off
+// are, so a chunk that overlaps dims already written writes the same values again.
 EWI void ew_att_mix8(const int CP, const int TAIL, const float *S, int64_t sw, const float *v, int64_t kvs, int64_t kbase,
-                     int64_t js, int64_t jlo, int64_t jhi, int64_t c0, int64_t dh, int nq, float *out, int64_t os) {
+                     int64_t js, int64_t jlo, int64_t jhi, int64_t off, int64_t nt, int nq, float *out, int64_t os) {
     usm_v8f o[2][4];
     for (int n = 0; n < 2; n++)
         for (int c = 0; c < CP; c++) o[n][c] = (usm_v8f){0};
-    const float *vj = v + (jlo - kbase) * kvs + 8 * c0, *a = S + (jlo - js);
-    const int64_t nt = dh - 8 * c0;
+    const float *vj = v + (jlo - kbase) * kvs + off, *a = S + (jlo - js);
     for (int64_t j = jlo; j <= jhi; j++, vj += kvs, a++) {
         usm_v8f x[4];
         for (int c = 0; c < CP; c++) x[c] = TAIL ? ew_ld8n(vj, nt) : ew_ld8(vj + 8 * c);
@@ -219,24 +220,35 @@ EWI void ew_att_mix8(const int CP, const int TAIL, const float *S, int64_t sw, c
     }
     for (int n = 0; n < nq; n++)
         for (int c = 0; c < CP; c++) {
-            if (TAIL) ew_st8n(out + n * os + 8 * c0, o[n][c], nt);
-            else ew_st8(out + n * os + 8 * (c0 + c), o[n][c]);
+            if (TAIL) ew_st8n(out + n * os + off, o[n][c], nt);
+            else ew_st8(out + n * os + off + 8 * c, o[n][c]);
         }
 }
 
-// acc[4n + m] += (q_n + u) . k_m + (q_n + v) . pos_(n - m) over one chunk of 8 dims at c8 (TAIL: zero-padded loads)
-EWI void ew_att_chunk8(const int TAIL, int64_t nt, const float *qu, const float *qv, int64_t dp, const float *const km[4],
-                       const float *const pd[5], int64_t c8, usm_v8f acc[8]) {
+// acc[4n + m] += (q_n + u) . k_m + (q_n + v) . pos_(n - m) over one chunk of 8 dims: q's at qc (rows dp apart), the
+// keys' and positions' at kc (TAIL: nt < 8 dims, zero-padded loads)
+EWI void ew_att_chunk8(const int TAIL, int64_t nt, const float *qu, const float *qv, int64_t dp, int64_t qc,
+                       const float *const km[4], const float *const pd[5], int64_t kc, usm_v8f acc[8]) {
     usm_v8f kk[4], pp[5];
-    for (int m = 0; m < 4; m++) kk[m] = TAIL ? ew_ld8n(km[m] + c8, nt) : ew_ld8(km[m] + c8);
-    for (int d = 0; d < 5; d++) pp[d] = TAIL ? ew_ld8n(pd[d] + c8, nt) : ew_ld8(pd[d] + c8);
+    for (int m = 0; m < 4; m++) kk[m] = TAIL ? ew_ld8n(km[m] + kc, nt) : ew_ld8(km[m] + kc);
+    for (int d = 0; d < 5; d++) pp[d] = TAIL ? ew_ld8n(pd[d] + kc, nt) : ew_ld8(pd[d] + kc);
     for (int n = 0; n < 2; n++) {
-        const usm_v8f a = ew_ld8(qu + n * dp + c8), b = ew_ld8(qv + n * dp + c8);
+        const usm_v8f a = ew_ld8(qu + n * dp + qc), b = ew_ld8(qv + n * dp + qc);
         for (int m = 0; m < 4; m++) {
             acc[4 * n + m] = acc[4 * n + m] + a * kk[m];
             acc[4 * n + m] = acc[4 * n + m] + b * pp[n - m + 3];
         }
     }
+}
+
+// The keys EW_ATT_AHEAD rows ahead of the score loop and the values of the rows it scores (used by the mix after the
+// softmax) are prefetched on a call's first query pair: without it the attention of a server's many streams waits
+// on DRAM for most of its loads.
+#define EW_ATT_AHEAD 8
+EWI void ew_att_prefetch(const float *p, int64_t n) {
+    const char *c = (const char *)p;
+    for (int64_t o = 0; o < n * 4; o += 64) __builtin_prefetch(c + o);
+    __builtin_prefetch(c + n * 4 - 1);
 }
 
 EWI void ew_attention_body(const float *q, int64_t qs, const float *k, const float *v, int64_t kvs, int64_t kbase,
@@ -245,6 +257,10 @@ EWI void ew_attention_body(const float *q, int64_t qs, const float *k, const flo
                            float *scratch) {
     const int64_t w = left + right, G = (w + 15) / 16, sw = 16 * G + 16, CF = dh / 8, dp = 8 * ((dh + 7) / 8);
     float *qu = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63), *qv = qu + 2 * dp, *S = qv + 2 * dp;
+    // head dims past a multiple of 8 (dh > 8): the last chunk is read at dh - 8 (in place, no padding), against q's
+    // last 8 dims with the dims below 8 CF zeroed (tu, tv)
+    const int overlap = dh > 8 && dh % 8 != 0, nt = (int)(dh - 8 * CF);
+    float *tu = S + 2 * sw, *tv = tu + 16;
     usm_v16f iota;
     for (int z = 0; z < 16; z++) iota[z] = (float)z;
     for (int64_t i = i0; i < i1; i += 2) {
@@ -255,12 +271,22 @@ EWI void ew_attention_body(const float *q, int64_t qs, const float *k, const flo
                 qu[n * dp + c] = c < dh ? qi[c] + u[c] : 0.0f;
                 qv[n * dp + c] = c < dh ? qi[c] + vb[c] : 0.0f;
             }
+            for (int z = 0; z < 8 && overlap; z++) {
+                const int64_t c = dh - 8 + z;
+                tu[n * 8 + z] = c >= 8 * CF ? qu[n * dp + c] : 0.0f;
+                tv[n * 8 + z] = c >= 8 * CF ? qv[n * dp + c] : 0.0f;
+            }
         }
         const int64_t js = i - (left - 1);
         const int64_t jlo = js > 0 ? js : 0, jhi = i + nq - 1 + right < end - 1 ? i + nq - 1 + right : end - 1;
         for (int64_t j = jlo; j <= jhi; j += 4) {
             const float *km[4], *pd[5];
             for (int m = 0; m < 4; m++) km[m] = k + ((j + m <= jhi ? j + m : jhi) - kbase) * kvs;
+            if (i == i0)  // a stream's context rows come from DRAM once per call: ask for them ahead of use
+                for (int m = 0; m < 4 && j + m <= jhi; m++) {
+                    if (j + m + EW_ATT_AHEAD <= jhi) ew_att_prefetch(km[m] + EW_ATT_AHEAD * kvs, dh);
+                    ew_att_prefetch(v + (j + m - kbase) * kvs, dh);
+                }
             for (int d = -3; d <= 1; d++) {  // d = n - m
                 int64_t r = i - j + d + right;
                 r = r < 0 ? 0 : r > w - 1 ? w - 1 : r;
@@ -268,8 +294,9 @@ EWI void ew_attention_body(const float *q, int64_t qs, const float *k, const flo
             }
             usm_v8f acc[8];
             for (int t = 0; t < 8; t++) acc[t] = (usm_v8f){0};
-            for (int64_t c = 0; c < CF; c++) ew_att_chunk8(0, 8, qu, qv, dp, km, pd, 8 * c, acc);
-            if (8 * CF < dh) ew_att_chunk8(1, dh - 8 * CF, qu, qv, dp, km, pd, 8 * CF, acc);
+            for (int64_t c = 0; c < CF; c++) ew_att_chunk8(0, 8, qu, qv, dp, 8 * c, km, pd, 8 * c, acc);
+            if (overlap) ew_att_chunk8(0, 8, tu, tv, 8, 0, km, pd, dh - 8, acc);
+            else if (nt > 0) ew_att_chunk8(1, nt, qu, qv, dp, 8 * CF, km, pd, 8 * CF, acc);
             // lane 4n + m of the tree's result is the score of query i + n and key j + m
             const usm_v8f l01 = ew_add_pairs(acc[0], acc[1], 0), l23 = ew_add_pairs(acc[2], acc[3], 0);
             const usm_v8f l45 = ew_add_pairs(acc[4], acc[5], 0), l67 = ew_add_pairs(acc[6], acc[7], 0);
@@ -301,14 +328,16 @@ EWI void ew_attention_body(const float *q, int64_t qs, const float *k, const flo
         // out_(i + n) = sum over keys j in [jlo, jhi] of S[n][j - js] v_j: 4 chunks of 8 dims per pass, then the rest
         float *oi = out + (i - i0) * os;
         int64_t c0 = 0;
-        for (; c0 + 4 <= CF; c0 += 4) ew_att_mix8(4, 0, S, sw, v, kvs, kbase, js, jlo, jhi, c0, dh, nq, oi, os);
+        for (; c0 + 4 <= CF; c0 += 4) ew_att_mix8(4, 0, S, sw, v, kvs, kbase, js, jlo, jhi, 8 * c0, 8, nq, oi, os);
         switch (CF - c0) {
-        case 1: ew_att_mix8(1, 0, S, sw, v, kvs, kbase, js, jlo, jhi, c0, dh, nq, oi, os); break;
-        case 2: ew_att_mix8(2, 0, S, sw, v, kvs, kbase, js, jlo, jhi, c0, dh, nq, oi, os); break;
-        case 3: ew_att_mix8(3, 0, S, sw, v, kvs, kbase, js, jlo, jhi, c0, dh, nq, oi, os); break;
+        case 1: ew_att_mix8(1, 0, S, sw, v, kvs, kbase, js, jlo, jhi, 8 * c0, 8, nq, oi, os); break;
+        case 2: ew_att_mix8(2, 0, S, sw, v, kvs, kbase, js, jlo, jhi, 8 * c0, 8, nq, oi, os); break;
+        case 3: ew_att_mix8(3, 0, S, sw, v, kvs, kbase, js, jlo, jhi, 8 * c0, 8, nq, oi, os); break;
         default: break;
         }
-        if (8 * CF < dh) ew_att_mix8(1, 1, S, sw, v, kvs, kbase, js, jlo, jhi, CF, dh, nq, oi, os);
+        // the overlapping chunk rewrites dims [dh - 8, 8 CF) with the values they have
+        if (overlap) ew_att_mix8(1, 0, S, sw, v, kvs, kbase, js, jlo, jhi, dh - 8, 8, nq, oi, os);
+        else if (nt > 0) ew_att_mix8(1, 1, S, sw, v, kvs, kbase, js, jlo, jhi, 8 * CF, nt, nq, oi, os);
     }
 }
 
