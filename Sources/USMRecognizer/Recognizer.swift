@@ -23,6 +23,8 @@ public enum RecognizerError: Error, Sendable, CustomStringConvertible {
     case invalidOptions(String)
     /// The input goes past a limit of `RecognizerLimits` (audio duration, sample rate).
     case limitExceeded(String)
+    /// The caller's `isCancelled` said to stop before the recognition ended.
+    case cancelled
 
     public var description: String {
         switch self {
@@ -33,6 +35,7 @@ public enum RecognizerError: Error, Sendable, CustomStringConvertible {
         case .invalidState(let m): "stream: \(m)"
         case .invalidOptions(let m): "options: \(m)"
         case .limitExceeded(let m): "limit exceeded: \(m)"
+        case .cancelled: "cancelled by the caller"
         }
     }
 }
@@ -46,7 +49,7 @@ extension RecognizerError: ExitStatusProviding {
         case .modelMismatch(let e): e.exitStatus
         case .audio(let e): e.exitStatus
         case .badSamples, .limitExceeded: .invalidData
-        case .invalidState: .internalError
+        case .invalidState, .cancelled: .internalError
         case .invalidOptions: .usage
         }
     }
@@ -350,23 +353,29 @@ public final class Recognizer: Sendable {
     }
 
     /// Offline recognition of an audio file (WAV, FLAC, MP3 and what libsndfile reads), read in blocks.
+    /// `isCancelled` is asked before each block of at most 10 s of audio is recognized and before the last step
+    /// (a file short enough to be recognized whole is one step); once it says true the call throws `.cancelled`.
     public func transcribe(file path: String, channels: ChannelSelection = .mix, search: SearchMethod? = nil,
-                           progress: ((Double) -> Void)? = nil) throws(RecognizerError) -> Transcript {
+                           progress: ((Double) -> Void)? = nil,
+                           isCancelled: () -> Bool = { false }) throws(RecognizerError) -> Transcript {
         let reader: AudioFileReader
         do { reader = try AudioFileReader(path: path, channels: channels, limits: options.limits.audio) } catch { throw .audio(error) }
-        return try transcribe(reader: reader, search: search, progress: progress)
+        return try transcribe(reader: reader, search: search, progress: progress, isCancelled: isCancelled)
     }
 
     /// Offline recognition of an audio file's bytes held in memory (any format `transcribe(file:)` reads: an upload,
-    /// a blob), with the same limits and errors; nothing is written to disk. `name` stands for the path in messages.
+    /// a blob), with the same limits, errors and cancellation; nothing is written to disk. `name` stands for the path
+    /// in messages.
     public func transcribe(bytes: [UInt8], name: String = "<memory>", channels: ChannelSelection = .mix,
-                           search: SearchMethod? = nil, progress: ((Double) -> Void)? = nil) throws(RecognizerError) -> Transcript {
+                           search: SearchMethod? = nil, progress: ((Double) -> Void)? = nil,
+                           isCancelled: () -> Bool = { false }) throws(RecognizerError) -> Transcript {
         let reader: AudioFileReader
         do { reader = try AudioFileReader(bytes: bytes, name: name, channels: channels, limits: options.limits.audio) } catch { throw .audio(error) }
-        return try transcribe(reader: reader, search: search, progress: progress)
+        return try transcribe(reader: reader, search: search, progress: progress, isCancelled: isCancelled)
     }
 
-    func transcribe(reader: AudioFileReader, search: SearchMethod?, progress: ((Double) -> Void)?) throws(RecognizerError) -> Transcript {
+    func transcribe(reader: AudioFileReader, search: SearchMethod?, progress: ((Double) -> Void)?,
+                    isCancelled: () -> Bool) throws(RecognizerError) -> Transcript {
         let path = reader.path
         let stream = try makeOfflineStream(search: search, inputSampleRate: reader.sampleRate)
         // short enough to hold whole: read it all, then run it layer by layer; else stream it block by block. A
@@ -376,6 +385,7 @@ public final class Recognizer: Sendable {
         var all: [Float] = []
         var done = 0
         while true {
+            if isCancelled() { throw .cancelled }
             let block: [Float]
             do { block = try reader.read(maxFrames: reader.sampleRate * 10) } catch { throw .audio(error) }
             if block.isEmpty { break }
@@ -398,6 +408,7 @@ public final class Recognizer: Sendable {
             }
         }
         guard done > 0 else { throw .audio(AudioError(.empty, path: path, "no audio samples")) }
+        if isCancelled() { throw .cancelled }
         if whole {
             let t = try stream.finish(utterance: all)
             progress?(1)

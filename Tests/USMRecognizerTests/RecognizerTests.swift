@@ -171,6 +171,30 @@ import USMRecognizer
         }
     }
 
+    /// `isCancelled` is asked before every block and before the last step: never true, the transcript is the one
+    /// without it; true at any of those points, the call throws `.cancelled`.
+    @Test func cancellationStopsAtEveryCheck() throws {
+        let r = try Recognizer(path: Fixtures.modelPath)
+        let clip = try Fixtures.audio()
+        let path = Fixtures.tempPath("cancel.wav")
+        try Fixtures.writeWAV(Array(repeating: clip, count: 18).flatMap { $0 }, rate: 16000, channels: 1, to: path)  // about 25 s
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        var checks = 0
+        let plain = try r.transcribe(bytes: bytes), asked = try r.transcribe(bytes: bytes, isCancelled: { checks += 1; return false })
+        #expect(asked.tokens == plain.tokens && !plain.tokens.isEmpty)
+        #expect(checks >= 4, "three blocks of 10 s, the end of the file, the last step: \(checks)")
+        func cancelled(_ body: () throws -> Transcript) -> Bool {
+            do { _ = try body() } catch RecognizerError.cancelled { return true } catch { Issue.record("\(error)") }
+            return false
+        }
+        for k in 0..<checks {
+            var n = 0
+            #expect(cancelled { try r.transcribe(bytes: bytes, isCancelled: { defer { n += 1 }; return n == k }) }, "check \(k)")
+        }
+        #expect(cancelled { try r.transcribe(file: path, isCancelled: { true }) })
+    }
+
     /// MP3 through libsndfile (made from the golden audio with sox, 64 kbit/s).
     @Test func mp3() throws {
         let mp3 = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/golden.mp3").path

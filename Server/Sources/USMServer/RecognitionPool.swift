@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import USMRecognizer
 
 /// Runs recognitions, which are CPU-bound and synchronous, on threads of its own (never on NIO's event loops or
@@ -182,4 +183,11 @@ public final class RecognitionPool: @unchecked Sendable {
             }
         }
     }
+}
+
+/// Set once from any thread (a task's cancellation handler), read by a recognition running on a pool thread.
+final class StopFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .relaxed) }
+    var isSet: Bool { value.load(ordering: .relaxed) }
 }

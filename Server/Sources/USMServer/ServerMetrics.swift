@@ -40,6 +40,19 @@ public final class ServerMetrics: Sendable {
         }
     }
 
+    /// An upload's recognition that stopped part way because its client went away.
+    func cancelledRecognition(model: String) {
+        registry.makeCounter(name: "usm_recognitions_cancelled_total", labels: [("model", model)],
+                             help: "Upload recognitions stopped part way because the client went away, by model").increment()
+    }
+
+    /// A stream chunk recognized: the time from its message's arrival to the end of its recognition (waiting for
+    /// the stream's previous chunks and for a recognition thread included; sending the results not).
+    func chunkRecognized(after latency: Duration) {
+        registry.makeDurationHistogram(name: "usm_stream_chunk_latency_seconds", labels: [], buckets: Self.latencyBuckets,
+                                       help: "From a stream chunk's arrival to the end of its recognition").record(latency)
+    }
+
     static let batchBuckets: [Double] = [1, 2, 4, 8, 16, 32, 64, 128]
 
     /// Stream chunks fed together by one recognition thread.

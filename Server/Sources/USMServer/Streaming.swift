@@ -97,7 +97,8 @@ struct StreamSession {
     let parameters: StreamParameters
     let logger: Logger
 
-    enum Event: Sendable { case audio(ByteBuffer), finish, closed, idle, shutdown, bad(String) }
+    /// `audio`: a binary message and when it arrived
+    enum Event: Sendable { case audio(ByteBuffer, ContinuousClock.Instant), finish, closed, idle, shutdown, bad(String) }
 
     /// What a run of chunks gave: the final of each utterance an endpoint ended, with the chunk it ended at, and
     /// the partial after the last chunk where it changed.
@@ -136,7 +137,7 @@ struct StreamSession {
                         for try await message in inbound.messages(maxSize: maxMessage) {
                             lastActivity.withLockedValue { $0 = .now }
                             switch message {
-                            case .binary(let b): sink.yield(.audio(b))
+                            case .binary(let b): sink.yield(.audio(b, .now))
                             case .text(let t):
                                 let obj = (try? JSONSerialization.jsonObject(with: Data(t.utf8))) as? [String: Any]
                                 if obj?["type"] as? String == "finish" { sink.yield(.finish) } else {
@@ -182,10 +183,12 @@ struct StreamSession {
                 let event = batch[i]
                 i += 1
                 switch event {
-                case .audio(let first):
+                case .audio(let first, let firstArrival):
                     var pieces = [decoder.decode(first)]
-                    while i < batch.count, case .audio(let b) = batch[i] {
+                    var arrivals = [firstArrival]
+                    while i < batch.count, case .audio(let b, let arrival) = batch[i] {
                         pieces.append(decoder.decode(b))
+                        arrivals.append(arrival)
                         i += 1
                     }
                     let run = pieces
@@ -244,6 +247,8 @@ struct StreamSession {
                         try await fail(outbound, APIError.notReady("the server is shutting down"), code: .goingAway)
                         return
                     }
+                    let recognized = ContinuousClock.now
+                    for arrival in arrivals { metrics.chunkRecognized(after: recognized - arrival) }
                     for k in run.indices {
                         if parameters.acks {
                             try await send(outbound, ["type": "ack", "chunk": chunks, "seconds": ms(Double(ends[k]) / rate)])

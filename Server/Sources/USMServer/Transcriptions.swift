@@ -61,7 +61,18 @@ enum Transcriptions {
         let uploadName = upload.fileName ?? "upload"
         let transcript: Transcript
         let recognize = { @Sendable () async throws -> Transcript in
-            try await state.pool.run { () throws -> Transcript in try recognizer.transcribe(bytes: bytes, name: uploadName) }
+            // a recognition already running stops at its next block once the request's task is cancelled
+            let stop = StopFlag()
+            return try await withTaskCancellationHandler {
+                try await state.pool.run { () throws -> Transcript in
+                    do {
+                        return try recognizer.transcribe(bytes: bytes, name: uploadName, isCancelled: { stop.isSet })
+                    } catch RecognizerError.cancelled {
+                        state.metrics.cancelledRecognition(model: name)
+                        throw CancellationError()
+                    }
+                }
+            } onCancel: { stop.set() }
         }
         do {
             if let watch { transcript = try await watch.cancellingOnDisconnect(recognize) } else { transcript = try await recognize() }

@@ -216,6 +216,31 @@ enum Offline {
         await s.stop()
     }
 
+    /// An upload already being recognized stops at its next block once its client closes the connection: the thread
+    /// is free again long before the audio would have been recognized, and the next upload is served.
+    @Test func disconnectedClientStopsItsRunningUpload() async throws {
+        let s = try await RunningServer.start { $0.maxConcurrent = 1; $0.maxQueue = 4 }
+        let pool = s.server.state.pool
+        let m = Multipart(file: ("long.wav", wav(testSignal(seconds: 300))))
+        var request = ByteBuffer()
+        request.writeString("POST /v1/audio/transcriptions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: \(m.contentType)\r\n"
+                            + "Content-Length: \(m.body.readableBytes)\r\n\r\n")
+        request.writeImmutableBuffer(m.body)
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: s.port).get()
+        try await channel.writeAndFlush(request).get()
+        for _ in 0..<1000 where pool.depth.running == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(pool.depth.running == 1, "the upload is being recognized")
+        try await channel.close()
+        for _ in 0..<1000 where pool.depth.running > 0 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(pool.depth.running == 0, "the recognition stopped")
+        let metrics = try await http(.GET, "\(s.base)/metrics").body
+        let cancelled = metrics.split(separator: "\n").first { $0.hasPrefix("usm_recognitions_cancelled_total") }
+        #expect(cancelled?.hasSuffix(" 1") == true, "\(cancelled ?? "no cancelled recognitions")")
+        let next = try await transcribe(s, file: ("short.wav", wav(testSignal(seconds: 1))))
+        #expect(next.status == 200)
+        await s.stop()
+    }
+
     @Test func gracefulShutdownFinishesInFlight() async throws {
         let s = try await RunningServer.start()
         let long = wav(testSignal(seconds: 20))
@@ -255,6 +280,10 @@ enum Offline {
         // the server counts the stream closed once its session ends, which may be just after the client has the close
         for _ in 0..<500 where s.server.state.openStreams != 0 { try await Task.sleep(for: .milliseconds(10)) }
         #expect(s.server.state.openStreams == 0)
+        // every audio message's time from arrival to recognized is in the chunk latency histogram
+        let metrics = try await http(.GET, "\(s.base)/metrics").body
+        let count = metrics.split(separator: "\n").first { $0.hasPrefix("usm_stream_chunk_latency_seconds_count") }
+        #expect(count.flatMap { Int($0.split(separator: " ").last ?? "") } == log.sentAudioMessages, "\(count ?? "no chunk latency")")
         await s.stop()
     }
 

@@ -155,6 +155,10 @@ final class StreamLog: @unchecked Sendable {
     private let lock = NSLock()
     private var messages: [[String: Any]] = []
     private var texts: [String] = []
+    private var sent = 0
+    /// Binary messages `stream` sent.
+    var sentAudioMessages: Int { lock.withLock { sent } }
+    func sentAudio() { lock.withLock { sent += 1 } }
     func add(_ s: String) {
         let m = (try? JSONSerialization.jsonObject(with: Data(s.utf8))) as? [String: Any]
         lock.withLock {
@@ -182,6 +186,7 @@ func stream(_ server: RunningServer, query: String, bytes: [UInt8], chunks: [Int
                 while at < bytes.count {
                     let n = min(chunks[k % chunks.count], bytes.count - at)
                     try await outbound.write(.binary(ByteBuffer(bytes: bytes[at..<(at + n)])))
+                    log.sentAudio()
                     at += n
                     k += 1
                     if pause > .zero { try await Task.sleep(for: pause) }
