@@ -10,6 +10,9 @@ public final class ServerMetrics: Sendable {
     let queueDepth: Gauge
     let running: Gauge
     let ready: Gauge
+    /// recorded once per stream chunk and per batch: made once, not looked up in the registry on every call
+    let chunkLatency: DurationHistogram
+    let batchSize: ValueHistogram
 
     static let latencyBuckets: [Duration] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120].map { .milliseconds(Int($0 * 1000)) }
     static let rtfBuckets: [Double] = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2]
@@ -19,6 +22,10 @@ public final class ServerMetrics: Sendable {
         queueDepth = registry.makeGauge(name: "usm_queue_depth", labels: [], help: "Recognitions waiting for a free slot")
         running = registry.makeGauge(name: "usm_recognitions_running", labels: [], help: "Recognitions running now")
         ready = registry.makeGauge(name: "usm_ready", labels: [], help: "1 once every model is loaded and until shutdown begins")
+        chunkLatency = registry.makeDurationHistogram(name: "usm_stream_chunk_latency_seconds", labels: [], buckets: Self.latencyBuckets,
+                                                      help: "From a stream chunk's arrival to the end of its recognition")
+        batchSize = registry.makeValueHistogram(name: "usm_stream_batch_size", labels: [], buckets: Self.batchBuckets,
+                                                help: "Stream chunks fed together (one pass of the encoder over all of them)")
     }
 
     /// One answered HTTP request.
@@ -49,16 +56,14 @@ public final class ServerMetrics: Sendable {
     /// A stream chunk recognized: the time from its message's arrival to the end of its recognition (waiting for
     /// the stream's previous chunks and for a recognition thread included; sending the results not).
     func chunkRecognized(after latency: Duration) {
-        registry.makeDurationHistogram(name: "usm_stream_chunk_latency_seconds", labels: [], buckets: Self.latencyBuckets,
-                                       help: "From a stream chunk's arrival to the end of its recognition").record(latency)
+        chunkLatency.record(latency)
     }
 
     static let batchBuckets: [Double] = [1, 2, 4, 8, 16, 32, 64, 128]
 
     /// Stream chunks fed together by one recognition thread.
     func batch(streams: Int) {
-        registry.makeValueHistogram(name: "usm_stream_batch_size", labels: [], buckets: Self.batchBuckets,
-                                    help: "Stream chunks fed together (one pass of the encoder over all of them)").record(Double(streams))
+        batchSize.record(Double(streams))
     }
 
     func streamMessage(kind: String) {
