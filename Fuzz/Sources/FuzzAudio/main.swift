@@ -26,10 +26,16 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     guard let resampler = try? Resampler(from: reader.sampleRate, to: 16000) else { return 0 }
     var state = FrontendState()
     var features: [Float] = []
-    var total = 0
+    // Every block up to 30 s is decoded (the readers' paths); only the first two blocks go on through the resampler
+    // and the frontend: their paths (block boundaries, the state carried between calls) are all reached by then,
+    // and sinc resampling of whole long inputs took half of the target's time without adding coverage.
+    var total = 0, blocks = 0
     while total < 16000 * 30, let block = try? reader.read(maxFrames: 4096), !block.isEmpty {
         total += block.count
-        guard block.allSatisfy({ $0.isFinite }), let out = try? resampler.process(block) else { break }
+        guard block.allSatisfy({ $0.isFinite }) else { break }
+        blocks += 1
+        if blocks > 2 { continue }
+        guard let out = try? resampler.process(block) else { break }
         _ = frontend.process(out, state: &state, into: &features)
         features.removeAll(keepingCapacity: true)
     }
