@@ -246,10 +246,16 @@ public final class Recognizer: Sendable {
     static let maxSpareEncoders = 4
     static let maxSpareBytes = 32 << 20
 
-    func takeEncoderState() -> any EncoderStream {
-        spareEncoders.withLock { $0.popLast() } ?? model.makeEncoderStream(maxChunkSeconds: options.maxBlockSeconds,
+    /// A spare encoder state, or a new one whose buffers are sized for chunks of `chunkSeconds` (they grow, once, to
+    /// the largest chunk a stream brings).
+    func takeEncoderState(chunkSeconds: Double) -> any EncoderStream {
+        spareEncoders.withLock { $0.popLast() } ?? model.makeEncoderStream(maxChunkSeconds: min(chunkSeconds, options.maxBlockSeconds),
                                                                             contextPrecision: options.contextPrecision)
     }
+    /// What a live stream's new encoder state is sized for: clients send 20-200 ms chunks, and a state sized for
+    /// `maxBlockSeconds` (2 s) held about 4 MB of buffers at the bundled model's shape where 100 ms chunks use
+    /// about a third of that.
+    static let streamChunkSeconds = 0.1
 
     func recycle(_ state: consuming any EncoderStream) {
         var s = state
@@ -482,7 +488,7 @@ public final class RecognitionStream {
         self.inputSampleRate = inputSampleRate
         workspace = Workspace(threads: recognizer.options.threads)
         let model = recognizer.model
-        encoder = recognizer.takeEncoderState()
+        encoder = recognizer.takeEncoderState(chunkSeconds: offline ? recognizer.options.maxBlockSeconds : Recognizer.streamChunkSeconds)
         decoder = model.makeDecoderStream(method: search, workspace: workspace)
         if inputSampleRate != model.sampleRate {
             do { resampler = try Resampler(from: inputSampleRate, to: model.sampleRate) } catch { throw .audio(error) }

@@ -115,7 +115,8 @@ import USMKernels
         func state() -> EncoderState { model.makeEncoderState(contextPrecision: context) }
         var offline = state()
         let whole = model.encode(audio, state: &offline, final: true, workspace: ws)
-        var streaming = state()
+        // sized for 10 ms chunks: every larger chunk (and the whole clip after the reset below) grows its buffers
+        var streaming = model.makeEncoderState(maxChunkSeconds: 0.01, contextPrecision: context)
         var pieces: [Float] = []
         var start = 0
         while start < audio.count {
@@ -152,6 +153,29 @@ import USMKernels
         model.decode(whole, state: &d1, workspace: ws)
         model.decode(pieces, state: &d2, workspace: ws)
         #expect(d1.tokens == d2.tokens)
+    }
+
+    /// A state holds buffers for the chunks it is sized for, and grows them for a larger chunk: sized for 100 ms
+    /// chunks it holds less than a third of what a state sized for 2 s does after the same 100 ms chunks, and gives the
+    /// same frames, also when a chunk of 2 s follows.
+    @Test func stateBuffersFollowTheChunks() throws {
+        let (_, golden) = try Self.load("exp5")
+        let model = try ConformerModel(container: try Container.read(path: Self.dir.appendingPathComponent("small-exp5.usm").path))
+        let audio = try #require(golden.tensor("audio")).floatValues
+        let ws = Workspace()
+        var small = model.makeEncoderState(maxChunkSeconds: 0.1), large = model.makeEncoderState(maxChunkSeconds: 2)
+        let chunk = model.config.sampleRate / 10
+        var start = 0
+        while start < audio.count {
+            let piece = Array(audio[start..<min(start + chunk, audio.count)])
+            #expect(model.encode(piece, state: &small, final: false, workspace: ws) == model.encode(piece, state: &large, final: false, workspace: ws))
+            start += chunk
+        }
+        #expect(small.bufferBytes > 0 && 3 * small.bufferBytes < large.bufferBytes, "\(small.bufferBytes) against \(large.bufferBytes) bytes")
+        let before = small.bufferBytes
+        let long = Array([[Float]](repeating: audio, count: 2).joined().prefix(2 * model.config.sampleRate))
+        #expect(model.encode(long, state: &small, final: true, workspace: ws) == model.encode(long, state: &large, final: true, workspace: ws))
+        #expect(small.bufferBytes > before)
     }
 
     /// Context rows kept as f16 change the trained model's frames by the rounding of the kept values only: within

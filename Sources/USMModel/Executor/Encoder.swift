@@ -339,8 +339,8 @@ struct LayerScratch {
 
 /// Per-stream scratch of the encoder: every temporary of an `encode` call, allocated when the state is made, for
 /// chunks of up to `maxChunkSeconds` of audio (the frames that chunk yields; the layers take and give at most a
-/// slice of `layerSlice` rows per call). A longer chunk grows the buffers once (an allocation on that call only);
-/// steady-state calls allocate nothing here.
+/// slice of `layerSlice` rows per call, and a final flush `streamFlushSlice` rows). A longer chunk grows the buffers
+/// once (an allocation on that call only); steady-state calls allocate nothing here.
 struct EncoderScratch: Sendable {
     /// rows of the first layer's input (the subsampled frames of one call)
     private(set) var inputRows = 0
@@ -391,7 +391,14 @@ struct EncoderScratch: Sendable {
         Workspace.grow(&convPass, passCount)
         convOut.reserveCapacity(t * sub.channels * f)  // the last conv's rows of one chunk
         layers = c.encoder.layers
-        (inputRows, stepRows) = (t + 1, ConformerModel.layerSlice + 1)
+        (inputRows, stepRows) = (t + 1, Self.stepRows(inputRows: t, slice: ConformerModel.layerSlice,
+                                                      flushSlice: ConformerModel.streamFlushSlice))
+    }
+
+    /// Rows a layer call takes or gives at most when a call brings `inputRows` rows, the layers take them in slices
+    /// of `slice` and a final flush gives `flushSlice` per call (`ConformerModel.runLayer`'s contract), plus one.
+    static func stepRows(inputRows: Int, slice: Int, flushSlice: Int) -> Int {
+        max(min(inputRows, slice), flushSlice) + 1
     }
 
     /// Makes the arena hold `inputRows` input rows, slices of `stepRows` and, with `layerOutputs`, the depth-first
@@ -444,7 +451,8 @@ public struct EncoderState: Sendable {
         self.contextPrecision = contextPrecision
         let c = model.config
         let e = c.encoder
-        scratch = EncoderScratch(config: c, maxChunkSeconds: maxChunkSeconds)
+        let scratch = EncoderScratch(config: c, maxChunkSeconds: maxChunkSeconds)
+        self.scratch = scratch
         let featureFrames = EncoderScratch.featureFrames(c, seconds: maxChunkSeconds)
         convInputs = [FrameBuffer(width: c.frontend.melBins, reserveRows: featureFrames + 2)]
             + model.convs.dropLast().enumerated().map { i, conv in
@@ -452,7 +460,7 @@ public struct EncoderState: Sendable {
             }
         convDone = [Int](repeating: 0, count: model.convs.count)
         layers = (0..<e.layers).map { _ in
-            LayerState(dim: e.dim, heads: e.heads, rows: ConformerModel.layerSlice + 1, left: e.leftContext,
+            LayerState(dim: e.dim, heads: e.heads, rows: scratch.stepRows, left: e.leftContext,
                        right: e.rightContext, halfKernel: (e.convKernel - 1) / 2, precision: contextPrecision)
         }
         frontend.pending.reserveCapacity(Int(maxChunkSeconds * Double(c.sampleRate)) + c.frontend.windowSize)
@@ -557,7 +565,10 @@ extension ConformerModel {
         let (n0, t1) = featuresAndConvs(samples, state: &state, final: final, workspace: workspace)
         let e = config.encoder
         let d = e.dim
-        state.scratch.ensure(inputRows: n0 + 1, layerOutputs: !layerMajor)
+        let slice = Self.layerSlice
+        let flushSlice = layerMajor ? Self.layerSlice : Self.streamFlushSlice
+        state.scratch.ensure(inputRows: n0 + 1, stepRows: EncoderScratch.stepRows(inputRows: n0, slice: slice, flushSlice: flushSlice),
+                             layerOutputs: !layerMajor)
         // move the scratch out of the state while its pointers are in use (the layers' states stay in `state`)
         var scratch = EncoderScratch()
         swap(&scratch, &state.scratch)
@@ -569,8 +580,6 @@ extension ConformerModel {
         }
         let stepRows = scratch.stepRows
         var emitted = 0, sinkSeconds = 0.0
-        let slice = Self.layerSlice
-        let flushSlice = layerMajor ? Self.layerSlice : Self.streamFlushSlice
         let rows: Int = scratch.withLayerScratch { input, outputs, ls in
             conv.withUnsafeBufferPointer { project($0.baseAddress!, n0, input, workspace) }
             state.layerTypeSeconds.subsampling += (clock.now - t1).seconds
