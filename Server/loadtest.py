@@ -85,8 +85,11 @@ async def streams(args, rate, pcm, headers):
     base = args.url.replace("http://", "ws://").rstrip("/")
     url = f"{base}/v1/audio/stream?sample_rate={rate}&encoding=pcm_s16le&acks=1" + (f"&model={args.model}" if args.model else "")
 
-    async def one(session):
+    async def one(session, k):
         nonlocal finals
+        if args.stagger:
+            # independent clients: stream k's chunks go out k / streams of a chunk period after stream 0's
+            await asyncio.sleep(k / args.streams * args.chunk_ms / 1000)
         async with session.ws_connect(url, headers=headers, max_msg_size=1 << 22) as ws:
             sent = []
 
@@ -123,7 +126,7 @@ async def streams(args, rate, pcm, headers):
     timeout = aiohttp.ClientTimeout(total=args.max_seconds)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         t0 = time.perf_counter()
-        results = await asyncio.gather(*(one(session) for _ in range(args.streams)), return_exceptions=True)
+        results = await asyncio.gather(*(one(session, k) for k in range(args.streams)), return_exceptions=True)
         wall = time.perf_counter() - t0
     failures = [repr(r) for r in results if isinstance(r, BaseException)]
     return {
@@ -161,6 +164,9 @@ async def main():
     p.add_argument("--concurrency", type=int, default=4, help="uploads at once")
     p.add_argument("--streams", type=int, default=4, help="concurrent real-time streams (at most 1000)")
     p.add_argument("--chunk-ms", type=int, default=100)
+    p.add_argument("--stagger", action="store_true",
+                   help="spread the streams' start over one chunk period, as independent clients would be (by default "
+                        "they start together, so every chunk period a chunk of every stream arrives at once)")
     p.add_argument("--max-seconds", type=float, default=300, help="each phase stops after this long")
     p.add_argument("--rounds", type=int, default=1, help="run the stream phase this many times (a soak; at most 100)")
     p.add_argument("--server-pid", type=int, default=None,

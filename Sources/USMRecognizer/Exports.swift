@@ -17,3 +17,5 @@ public typealias SearchMethod = USMModel.SearchMethod
 public typealias ChannelSelection = USMAudio.ChannelSelection
 /// Bounds on what an audio file's header may make the reader do (`RecognizerLimits.audio`).
 public typealias AudioLimits = USMAudio.AudioLimits
+/// The process heap (`Heap.releaseFree()`: give its free pages back to the operating system).
+public typealias Heap = USMKernels.Heap

@@ -47,14 +47,18 @@ public final class RecognitionPool: @unchecked Sendable {
     private let onChange: @Sendable (Int, Int) -> Void
     /// Called with the number of chunks fed together, for every feeding.
     private let onBatch: @Sendable (Int) -> Void
+    /// Called on a pool thread that has just finished its jobs and found nothing running or queued (the pool is
+    /// idle until the next job comes); a job that comes meanwhile waits for it only if no other thread is free.
+    private let onIdle: @Sendable () -> Void
 
     public init(maxConcurrent: Int, maxQueue: Int, maxBatch: Int = 64, onChange: @escaping @Sendable (Int, Int) -> Void = { _, _ in },
-                onBatch: @escaping @Sendable (Int) -> Void = { _ in }) {
+                onBatch: @escaping @Sendable (Int) -> Void = { _ in }, onIdle: @escaping @Sendable () -> Void = {}) {
         self.maxConcurrent = max(1, maxConcurrent)
         self.maxQueue = max(0, maxQueue)
         self.maxBatch = max(1, maxBatch)
         self.onChange = onChange
         self.onBatch = onBatch
+        self.onIdle = onIdle
         threadsAlive = self.maxConcurrent
         for i in 0..<self.maxConcurrent {
             let t = Thread { [self] in work() }
@@ -155,8 +159,12 @@ public final class RecognitionPool: @unchecked Sendable {
                 onBatch(jobs.count)
             }
             for (job, error) in zip(jobs, fed) { job.run(error) }
-            locked { running -= jobs.count }
+            let idle = locked {
+                running -= jobs.count
+                return running == 0 && queue.isEmpty
+            }
             report()
+            if idle { onIdle() }
         }
     }
 

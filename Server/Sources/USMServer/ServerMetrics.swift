@@ -13,8 +13,10 @@ public final class ServerMetrics: Sendable {
     /// recorded once per stream chunk and per batch: made once, not looked up in the registry on every call
     let chunkLatency: DurationHistogram
     let batchSize: ValueHistogram
+    let heapRelease: DurationHistogram
 
     static let latencyBuckets: [Duration] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120].map { .milliseconds(Int($0 * 1000)) }
+    static let releaseBuckets: [Duration] = [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1].map { .microseconds(Int($0 * 1e6)) }
     static let rtfBuckets: [Double] = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2]
 
     public init() {
@@ -26,6 +28,8 @@ public final class ServerMetrics: Sendable {
                                                       help: "From a stream chunk's arrival to the end of its recognition")
         batchSize = registry.makeValueHistogram(name: "usm_stream_batch_size", labels: [], buckets: Self.batchBuckets,
                                                 help: "Stream chunks fed together (one pass of the encoder over all of them)")
+        heapRelease = registry.makeDurationHistogram(name: "usm_heap_release_seconds", labels: [], buckets: Self.releaseBuckets,
+                                                     help: "Free heap pages given back to the system when recognition went idle (at most every 10 s)")
     }
 
     /// One answered HTTP request.
@@ -51,6 +55,11 @@ public final class ServerMetrics: Sendable {
     func cancelledRecognition(model: String) {
         registry.makeCounter(name: "usm_recognitions_cancelled_total", labels: [("model", model)],
                              help: "Upload recognitions stopped part way because the client went away, by model").increment()
+    }
+
+    /// Free heap pages given back to the operating system, and how long that took.
+    func heapReleased(seconds: Double) {
+        heapRelease.record(.nanoseconds(Int64(seconds * 1e9)))
     }
 
     /// A stream chunk recognized: the time from its message's arrival to the end of its recognition (waiting for

@@ -25,7 +25,10 @@ public final class ServerState: Sendable {
                                onChange: { running, waiting in
                                    metrics.running.set(Double(running))
                                    metrics.queueDepth.set(Double(waiting))
-                               }, onBatch: { metrics.batch(streams: $0) })
+                               }, onBatch: { metrics.batch(streams: $0) },
+                               onIdle: { [release = HeapRelease(every: .seconds(10))] in
+                                   if let seconds = release.ifDue() { metrics.heapReleased(seconds: seconds) }
+                               })
     }
 
     public var phase: Phase { phaseBox.withLockedValue { $0 } }
@@ -135,5 +138,30 @@ struct ReadinessService: Service {
         }
         try? await gracefulShutdown()
         state.setPhase(.draining)
+    }
+}
+
+/// Gives the heap's free pages back to the operating system (`Heap.releaseFree`, glibc's `malloc_trim`) when the
+/// recognition pool goes idle, at most once per `interval`. Streams come and go with buffers of different sizes;
+/// glibc keeps the pages of what they freed resident, so without this the server's RSS crept up toward the peak of
+/// its heap over a soak (docs/benchmarks/2026-12-08-server-stream-memory.md).
+final class HeapRelease: Sendable {
+    let interval: Duration
+    private let last = NIOLockedValueBox<ContinuousClock.Instant?>(nil)
+
+    init(every interval: Duration) { self.interval = interval }
+
+    /// Releases if the last release is at least `interval` ago (or there was none); returns the seconds it took,
+    /// or nil if it was not due.
+    func ifDue() -> Double? {
+        let now = ContinuousClock.now
+        let due = last.withLockedValue { t -> Bool in
+            if let t, now - t < interval { return false }
+            t = now
+            return true
+        }
+        guard due else { return nil }
+        Heap.releaseFree()
+        return (ContinuousClock.now - now).seconds
     }
 }

@@ -66,3 +66,39 @@ import USMRecognizer
         await pool.shutdown()
     }
 }
+
+/// `RecognitionPool`'s idle hook and what the server hangs on it.
+@Suite struct PoolIdleTests {
+    final class Count: @unchecked Sendable {  // @unchecked: `n` is read and written under `lock`
+        private let lock = NSLock()
+        private var n = 0
+        func add() { lock.withLock { n += 1 } }
+        var value: Int { lock.withLock { n } }
+    }
+
+    /// The hook runs when a thread finishes and nothing else runs or waits: not while another job still runs.
+    @Test func idleIsCalledOnlyWhenNothingRunsOrWaits() async throws {
+        let idle = Count()
+        let pool = RecognitionPool(maxConcurrent: 2, maxQueue: 16, onIdle: { idle.add() })
+        let gate = DispatchSemaphore(value: 0)
+        let blocker = Task { try await pool.run { gate.wait() } }
+        for _ in 0..<500 where pool.depth.running == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(try await pool.run { 7 } == 7)  // on the other thread, while the blocker runs
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(idle.value == 0)
+        gate.signal()
+        try await blocker.value
+        for _ in 0..<500 where idle.value == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(idle.value == 1)
+        await pool.shutdown()
+    }
+
+    /// A release is due at first, then not again until its interval has passed.
+    @Test func heapReleaseIsRateLimited() async throws {
+        let release = HeapRelease(every: .milliseconds(200))
+        #expect(release.ifDue() != nil)
+        #expect(release.ifDue() == nil)
+        try await Task.sleep(for: .milliseconds(250))
+        #expect(release.ifDue() != nil)
+    }
+}
