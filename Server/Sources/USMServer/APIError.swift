@@ -24,6 +24,9 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
 
     public var description: String { "\(status.code) \(message)" }
 
+    /// At capacity or not ready (429, 503): the same request may succeed later.
+    var retryLater: Bool { status == .tooManyRequests || status == .serviceUnavailable }
+
     static func badRequest(_ m: String, param: String? = nil, code: String? = nil) -> APIError {
         APIError(.badRequest, m, param: param, code: code)
     }

@@ -57,14 +57,19 @@ public struct SpeechServer: Sendable {
         let logger = self.logger
         let router = Router(context: BasicWebSocketRequestContext.self)
         router.ws("/v1/audio/stream") { request, _ in
-            // refused upgrades fall through to the HTTP route above, which answers with the error
-            guard APIMiddleware.authorized(request, state: state),
-                  (try? StreamParameters(request: request, state: state)) != nil else { return .dontUpgrade }
+            // A refused upgrade reaches the client as a bare 400 (hummingbird-websocket answers every refused
+            // handshake so; the same request as plain HTTP says why). That is for what the client must fix (its
+            // token, its query). At capacity or while not ready the upgrade goes ahead and the socket says so: an
+            // error message, then close 1013 (try again later).
+            guard APIMiddleware.authorized(request, state: state) else { return .dontUpgrade }
+            do throws(APIError) { _ = try StreamParameters(request: request, state: state) } catch {
+                if !error.retryLater { return .dontUpgrade }
+            }
             return .upgrade([:])
         } onUpgrade: { inbound, outbound, context in
             let params: StreamParameters
-            do { params = try StreamParameters(request: context.request, state: state) } catch {
-                try await outbound.close(.policyViolation, reason: "\(error)")
+            do throws(APIError) { params = try StreamParameters(request: context.request, state: state) } catch {
+                try await StreamSession.refuse(outbound, error, metrics: state.metrics)
                 return
             }
             try await StreamSession(state: state, parameters: params, logger: logger).run(inbound: inbound, outbound: outbound)

@@ -107,10 +107,19 @@ struct StreamSession {
         var endpoints: [(chunk: Int, final: [String: SendableJSON])] = []
     }
 
+    /// A stream that cannot start: the error as an `error` message, then a close: 1013 (try again later) when the
+    /// server is at capacity or not ready, else 1008 (policy violation).
+    static func refuse(_ outbound: WebSocketOutboundWriter, _ error: APIError, metrics: ServerMetrics) async throws {
+        var body = error.body
+        body["type"] = "error"
+        try await outbound.write(.text(jsonText(body)))
+        metrics.streamMessage(kind: "error")
+        try await outbound.close(error.retryLater ? .unknown(1013) : .policyViolation, reason: String(error.message.prefix(100)))
+    }
+
     func run(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async throws {
         guard state.openStream() else {
-            try await send(outbound, ["type": "error", "error": APIError.queueFull().body["error"] as Any])
-            try await outbound.close(.unknown(1013), reason: "too many streams")
+            try await Self.refuse(outbound, .queueFull(), metrics: state.metrics)
             return
         }
         defer { state.closeStream() }

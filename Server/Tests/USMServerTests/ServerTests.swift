@@ -357,6 +357,25 @@ enum Offline {
         await s.stop()
     }
 
+    /// Past `maxStreams` the upgrade goes ahead and the socket says why: an error message with the 429 body's code,
+    /// then close 1013 (try again later), which a WebSocket client sees (a refused handshake is a bare 400).
+    @Test func streamsPastTheLimitAreToldToRetry() async throws {
+        let s = try await RunningServer.start {
+            $0.maxStreams = 1
+            $0.idleTimeout = 2
+        }
+        let first = Task { try await stream(s, query: "", bytes: [], finish: false, log: StreamLog()) }
+        for _ in 0..<500 where s.server.state.openStreams == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(s.server.state.openStreams == 1)
+        let log = StreamLog()
+        let close = try await stream(s, query: "", bytes: [], finish: false, log: log)
+        #expect(close?.closeCode == .unknown(1013))
+        let e = try #require(log.of("error").first)
+        #expect((e["error"] as? [String: Any])?["code"] as? String == "queue_full")
+        _ = try? await first.value  // ends at the idle timeout
+        await s.stop()
+    }
+
     @Test func badTextMessageAndNonFiniteSamples() async throws {
         let s = try await RunningServer.start()
         let log = StreamLog()
