@@ -118,9 +118,18 @@ async def streams(args, rate, pcm, headers):
                 if delay > 0:
                     await asyncio.sleep(delay)
                 sent.append(time.perf_counter())
-                await ws.send_bytes(pcm[at:at + chunk])
+                if ws.closed:
+                    break  # the server refused the stream (at capacity) or ended it
+                try:
+                    await ws.send_bytes(pcm[at:at + chunk])
+                except ConnectionResetError:  # aiohttp's ClientConnectionResetError: closed while sending
+                    break
             sent.append(time.perf_counter())
-            await ws.send_str('{"type":"finish"}')
+            if not ws.closed:
+                try:
+                    await ws.send_str('{"type":"finish"}')
+                except ConnectionResetError:
+                    pass
             await task
 
     timeout = aiohttp.ClientTimeout(total=args.max_seconds)
@@ -130,8 +139,11 @@ async def streams(args, rate, pcm, headers):
         results = await asyncio.gather(*(one(session, k) for k in range(args.streams)), return_exceptions=True)
         wall = time.perf_counter() - t0
     failures = [repr(r) for r in results if isinstance(r, BaseException)]
+    # streams the server turned away at capacity or while not ready (an error message, then close 1013)
+    refused = [e for e in errors if e.get("error", {}).get("code") in ("queue_full", "not_ready")]
+    errors = [e for e in errors if e not in refused]
     return {
-        "streams": args.streams, "chunk_ms": args.chunk_ms, "finished": finals, "errors": len(errors) + len(failures),
+        "streams": args.streams, "chunk_ms": args.chunk_ms, "finished": finals, "refused": len(refused), "errors": len(errors) + len(failures),
         "wall_s": wall, "chunk_p50_ms": pct(chunk_lat, 50) * 1000, "chunk_p95_ms": pct(chunk_lat, 95) * 1000,
         "chunk_p99_ms": pct(chunk_lat, 99) * 1000, "final_p50_ms": pct(final_lat, 50) * 1000,
         "final_p99_ms": pct(final_lat, 99) * 1000, "failures": failures[:3],
@@ -210,9 +222,9 @@ async def main():
         print()
         print(f"audio {out['audio_seconds']:.1f} s per stream, sent at real-time pace: a wall time well past it means the "
               "load generator itself fell behind")
-        print("| streams | chunk ms | wall s | finished | errors | chunk p50 ms | p95 ms | p99 ms | final p50 ms | final p99 ms |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
-        print(f"| {s['streams']} | {s['chunk_ms']} | {s['wall_s']:.1f} | {s['finished']} | {s['errors']} | {s['chunk_p50_ms']:.1f} "
+        print("| streams | chunk ms | wall s | finished | refused | errors | chunk p50 ms | p95 ms | p99 ms | final p50 ms | final p99 ms |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        print(f"| {s['streams']} | {s['chunk_ms']} | {s['wall_s']:.1f} | {s['finished']} | {s['refused']} | {s['errors']} | {s['chunk_p50_ms']:.1f} "
               f"| {s['chunk_p95_ms']:.1f} | {s['chunk_p99_ms']:.1f} | {s['final_p50_ms']:.1f} | {s['final_p99_ms']:.1f} |")
         if s["failures"]:
             print("failures:", s["failures"])
