@@ -252,9 +252,8 @@ public final class Recognizer: Sendable {
         spareEncoders.withLock { $0.popLast() } ?? model.makeEncoderStream(maxChunkSeconds: min(chunkSeconds, options.maxBlockSeconds),
                                                                             contextPrecision: options.contextPrecision)
     }
-    /// What a live stream's new encoder state is sized for: clients send 20-200 ms chunks, and a state sized for
-    /// `maxBlockSeconds` (2 s) held about 4 MB of buffers at the bundled model's shape where 100 ms chunks use
-    /// about a third of that.
+    /// The chunk a live stream's new encoder state is sized for (clients send 20-200 ms chunks); a larger chunk
+    /// grows it. Offline requests size theirs for `maxBlockSeconds`, the blocks they are fed in.
     static let streamChunkSeconds = 0.1
 
     func recycle(_ state: consuming any EncoderStream) {
