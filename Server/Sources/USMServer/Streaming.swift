@@ -107,14 +107,15 @@ struct StreamSession {
         var endpoints: [(chunk: Int, final: [String: SendableJSON])] = []
     }
 
-    /// A stream that cannot start: the error as an `error` message, then a close: 1013 (try again later) when the
-    /// server is at capacity or not ready, else 1008 (policy violation).
-    static func refuse(_ outbound: WebSocketOutboundWriter, _ error: APIError, metrics: ServerMetrics) async throws {
+    /// The error as an `error` message, then a close with `code`; without one, 1013 (try again later) when the
+    /// server is at capacity or not ready, else 1008 (policy violation): a stream that cannot start.
+    static func refuse(_ outbound: WebSocketOutboundWriter, _ error: APIError, code: WebSocketErrorCode? = nil,
+                       metrics: ServerMetrics) async throws {
         var body = error.body
         body["type"] = "error"
         try await outbound.write(.text(jsonText(body)))
         metrics.streamMessage(kind: "error")
-        try await outbound.close(error.retryLater ? .unknown(1013) : .policyViolation, reason: String(error.message.prefix(100)))
+        try await outbound.close(code ?? (error.retryLater ? .unknown(1013) : .policyViolation), reason: String(error.message.prefix(100)))
     }
 
     func run(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async throws {
@@ -319,11 +320,7 @@ struct StreamSession {
     }
 
     private func fail(_ outbound: WebSocketOutboundWriter, _ error: APIError, code: WebSocketErrorCode) async throws {
-        var body = error.body
-        body["type"] = "error"
-        try await send(outbound, body)
-        metrics(kind: "error")
-        try await outbound.close(code, reason: String(error.message.prefix(100)))
+        try await Self.refuse(outbound, error, code: code, metrics: state.metrics)
     }
 
     private func metrics(kind: String) { state.metrics.streamMessage(kind: kind) }
