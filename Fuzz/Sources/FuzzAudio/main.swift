@@ -27,8 +27,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     var state = FrontendState()
     var features: [Float] = []
     // Every block up to 30 s is decoded (the readers' paths); only the first two blocks go on through the resampler
-    // and the frontend: their paths (block boundaries, the state carried between calls) are all reached by then,
-    // and sinc resampling of whole long inputs took half of the target's time without adding coverage.
+    // and the frontend: their paths (block boundaries, the state carried between calls) are all reached by then.
     var total = 0, blocks = 0
     while total < 16000 * 30, let block = try? reader.read(maxFrames: 4096), !block.isEmpty {
         total += block.count
